@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// Launcher: the compiled code lives in dist/ (built by `npm ci` or `npm run build`).
+// A closed pipe (`fleetts list-units | head`) ends the command quietly, as it does for Unix tools.
+process.stdout.on('error', (err) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+let main;
+try {
+  main = await import(entry.href);
+} catch (err) {
+  if (err.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist/cli/main.js')) throw err;
+  process.stderr.write(
+    'fleetts: not built yet: run `npm ci` (or `npm run build`) in the fleetts folder first\n',
+  );
+  process.exit(1);
+}
+process.exitCode = await main.run(process.argv.slice(2));
