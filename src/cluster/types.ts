@@ -1,19 +1,10 @@
 // The shared vocabulary of fleetts (DESIGN.md): every layer above `unit/` speaks in these types.
 // Ids are branded strings so that a MachineId can never be passed where a UnitName is expected.
 
-declare const brand: unique symbol;
-export type Brand<T, B extends string> = T & { readonly [brand]: B };
+import type { MachineId, UnitHash, UnitName } from '../lib/ids.js';
 
-/** A machine id: 32 lowercase hex characters as in /etc/machine-id, or any [A-Za-z0-9_-]{1,64}. */
-export type MachineId = Brand<string, 'MachineId'>;
-/** A full unit name with its type suffix: `web@1.unit`, `lb.service`. Validated by `unit/names`. */
-export type UnitName = Brand<string, 'UnitName'>;
-/** The content hash of a unit file's exact text (hex sha256). */
-export type UnitHash = Brand<string, 'UnitHash'>;
-
-export const asMachineId = (s: string): MachineId => s as MachineId;
-export const asUnitName = (s: string): UnitName => s as UnitName;
-export const asUnitHash = (s: string): UnitHash => s as UnitHash;
+export type { Brand, MachineId, UnitHash, UnitName } from '../lib/ids.js';
+export { asMachineId, asUnitHash, asUnitName } from '../lib/ids.js';
 
 /** fleet's target states: known but not placed → placed but not running → placed and started. */
 export type TargetState = 'inactive' | 'loaded' | 'launched';
@@ -48,3 +39,56 @@ export const NO_PLACEMENT: Placement = {
   global: false,
   replaces: [],
 };
+
+/** A host running fleetd, as registered in etcd under its membership lease. */
+export interface Machine {
+  readonly id: MachineId;
+  /** The host's public IP (what units and peers use to reach it). */
+  readonly ip: string;
+  /** Configured metadata merged with dynamic metadata set through the registry. */
+  readonly metadata: Metadata;
+  /** Where this host's fleetd API listens for other hosts (e.g. `http://10.0.0.2:4003`), if it does. */
+  readonly apiAddress?: string;
+  readonly version: string;
+  /** ISO-8601 time the fleetd process started. */
+  readonly startedAt: string;
+}
+
+/** The desired state of one unit: its file (by hash) and target state, as the user set them. */
+export interface Unit {
+  readonly name: UnitName;
+  readonly hash: UnitHash;
+  readonly target: TargetState;
+}
+
+/** A unit placed on a machine, written only by the engine leader. */
+export interface Assignment {
+  readonly unit: UnitName;
+  readonly machine: MachineId;
+  readonly hash: UnitHash;
+  /** What the agent should do with it: keep it loaded (not running) or launched (running). */
+  readonly target: Exclude<TargetState, 'inactive'>;
+}
+
+/** systemd's load state. */
+export type LoadState = 'loaded' | 'not-found' | 'error';
+/** systemd's active state. */
+export type ActiveState = 'active' | 'activating' | 'deactivating' | 'inactive' | 'failed';
+
+/** What an agent observes of one unit on its machine; bound to the agent's lease in etcd. */
+export interface UnitStatus {
+  readonly unit: UnitName;
+  readonly machine: MachineId;
+  readonly hash: UnitHash;
+  readonly load: LoadState;
+  readonly active: ActiveState;
+  /** systemd's sub-state: running, exited, dead, auto-restart, start-pre, stop-sigterm, … */
+  readonly sub: string;
+  readonly pid?: number;
+  readonly containerId?: string;
+  /** ISO-8601 time of the last change of active state. */
+  readonly since: string;
+  readonly lastExit?: { readonly code?: number; readonly signal?: string; readonly at: string };
+  /** Why the unit is failed or not loaded, in words. */
+  readonly reason?: string;
+}

@@ -1,0 +1,122 @@
+// Time as an input (STYLE.md rule 5): the only module that touches Date.now/setTimeout. Real code
+// gets `systemClock`; simulations and pure tests get a `FakeClock` that moves only when told.
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds on a monotonic clock (never goes back; unrelated to wall time). */
+  monotonic(): number;
+  /** Wall-clock milliseconds since the epoch (for timestamps shown to people). */
+  now(): number;
+  /** Calls `fn` once after `ms` milliseconds unless cancelled. */
+  setTimer(ms: number, fn: () => void): Timer;
+  /** Resolves after `ms` milliseconds (rejects with the signal's reason when aborted). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  monotonic: () => performance.now(),
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+  sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason as Error);
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(t);
+        reject(signal?.reason as Error);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+};
+
+interface Pending {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that only moves through `advance`; timers fire in time order, ties in creation order. */
+export class FakeClock implements Clock {
+  #mono = 0;
+  #epoch: number;
+  #seq = 0;
+  #timers: Pending[] = [];
+
+  constructor(startEpochMs = Date.UTC(2026, 0, 1)) {
+    this.#epoch = startEpochMs;
+  }
+
+  monotonic(): number {
+    return this.#mono;
+  }
+
+  now(): number {
+    return this.#epoch + this.#mono;
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const p: Pending = { at: this.#mono + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
+    this.#timers.push(p);
+    return {
+      cancel: () => {
+        p.cancelled = true;
+      },
+    };
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason as Error);
+      const timer = this.setTimer(ms, () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      const onAbort = (): void => {
+        timer.cancel();
+        reject(signal?.reason as Error);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Number of timers still pending. */
+  get pending(): number {
+    return this.#timers.filter((t) => !t.cancelled).length;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers in order; after each timer, awaits pending
+   * microtasks so that promise chains started by a timer run before the next one fires.
+   */
+  async advance(ms: number): Promise<void> {
+    const target = this.#mono + ms;
+    for (;;) {
+      await flushMicrotasks();
+      this.#timers = this.#timers.filter((t) => !t.cancelled);
+      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.#timers[0];
+      if (next === undefined || next.at > target) break;
+      this.#timers.shift();
+      this.#mono = next.at;
+      next.fn();
+    }
+    this.#mono = target;
+    await flushMicrotasks();
+  }
+}
+
+/** Lets every already-queued promise continuation run (a few macrotask-free turns). */
+export async function flushMicrotasks(turns = 20): Promise<void> {
+  for (let i = 0; i < turns; i++) await Promise.resolve();
+}

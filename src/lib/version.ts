@@ -1,0 +1,8 @@
+// The fleetts version, read once from package.json (two levels up from both src/lib and dist/lib).
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export const VERSION: string = pkg.version;
