@@ -1,0 +1,140 @@
+// Every byte fleetts stores in etcd is defined here: one versioned zod schema per kind of value
+// (`{v: 1, …}`). Decoding never throws at callers that list many keys: a corrupt value becomes a
+// `DecodeProblem` naming its key, which the caller reports and skips (one bad key must not stop
+// the engine).
+import { z } from 'zod';
+import { RegistryError } from './registry-error.js';
+
+const metadata = z.record(z.string(), z.string());
+const iso = z.string().min(1);
+const hash = z.string().regex(/^[0-9a-f]{8,128}$/, 'a lowercase hex hash');
+
+export const machineValue = z.object({
+  v: z.literal(1),
+  ip: z.string(),
+  /** Configured metadata (from fleetd's config); dynamic metadata lives in machine-metadata/<id>. */
+  metadata,
+  apiAddress: z.string().optional(),
+  version: z.string(),
+  startedAt: iso,
+});
+
+export const machineMetadataValue = z.object({ v: z.literal(1), metadata });
+
+export const unitValue = z.object({
+  v: z.literal(1),
+  hash,
+  target: z.enum(['inactive', 'loaded', 'launched']),
+});
+
+export const unitFileValue = z.object({ v: z.literal(1), text: z.string() });
+
+export const assignmentValue = z.object({
+  v: z.literal(1),
+  hash,
+  target: z.enum(['loaded', 'launched']),
+});
+
+export const statusValue = z.object({
+  v: z.literal(1),
+  hash,
+  load: z.enum(['loaded', 'not-found', 'error']),
+  active: z.enum(['active', 'activating', 'deactivating', 'inactive', 'failed']),
+  sub: z.string(),
+  pid: z.number().int().optional(),
+  containerId: z.string().optional(),
+  since: iso,
+  lastExit: z
+    .object({ code: z.number().int().optional(), signal: z.string().optional(), at: iso })
+    .optional(),
+  reason: z.string().optional(),
+});
+
+export const unschedulableValue = z.object({
+  v: z.literal(1),
+  hash,
+  /** One line for `list-units`. */
+  reason: z.string(),
+  /** machine id → why that machine was rejected. */
+  machines: z.record(z.string(), z.string()),
+});
+
+export const leaderValue = z.object({ v: z.literal(1), candidate: z.string(), since: iso });
+
+export const serviceValue = z.object({
+  v: z.literal(1),
+  address: z.string(),
+  machine: z.string().optional(),
+  unit: z.string().optional(),
+  since: iso,
+});
+
+export const codecs = {
+  machine: machineValue,
+  machineMetadata: machineMetadataValue,
+  unit: unitValue,
+  unitFile: unitFileValue,
+  assignment: assignmentValue,
+  status: statusValue,
+  unschedulable: unschedulableValue,
+  leader: leaderValue,
+  service: serviceValue,
+} as const;
+
+export type ValueKind = keyof typeof codecs;
+export type StoredValue<K extends ValueKind> = z.infer<(typeof codecs)[K]>;
+
+/** A stored value that did not decode; callers report it and skip the key. */
+export interface DecodeProblem {
+  readonly key: string;
+  readonly message: string;
+}
+
+export type Decoded<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: DecodeProblem };
+
+/** Serializes a value after validating it (a bug that builds a bad value fails here, not in a reader). */
+export function encodeValue<K extends ValueKind>(kind: K, value: StoredValue<K>): string {
+  const parsed = codecs[kind].safeParse(value);
+  if (!parsed.success) {
+    throw new RegistryError(
+      'invalid',
+      `refusing to store an invalid ${kind} value: ${z.prettifyError(parsed.error)}`,
+    );
+  }
+  return JSON.stringify(parsed.data);
+}
+
+export function decodeValue<K extends ValueKind>(kind: K, key: string, raw: string): Decoded<StoredValue<K>> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return problem(key, `not JSON: ${JSON.stringify(raw.slice(0, 80))}`);
+  }
+  if (typeof json === 'object' && json !== null && 'v' in json && json.v !== 1) {
+    return problem(
+      key,
+      `unsupported ${kind} value version ${JSON.stringify(json.v)} (this fleetts reads v1)`,
+    );
+  }
+  const parsed = codecs[kind].safeParse(json);
+  if (!parsed.success)
+    return problem(key, `bad ${kind} value: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+  return { ok: true, value: parsed.data as StoredValue<K> };
+}
+
+/** For single-key reads, where a corrupt value is the answer's error. */
+export function decodeOrThrow<K extends ValueKind>(kind: K, key: string, raw: string): StoredValue<K> {
+  const decoded = decodeValue(kind, key, raw);
+  if (!decoded.ok) throw corruptError(decoded.problem);
+  return decoded.value;
+}
+
+export function corruptError(p: DecodeProblem): RegistryError {
+  return new RegistryError('corrupt', `corrupt value at etcd key ${p.key}: ${p.message}`);
+}
+
+function problem(key: string, message: string): { ok: false; problem: DecodeProblem } {
+  return { ok: false, problem: { key, message } };
+}

@@ -1,0 +1,380 @@
+// The Kv primitives on a real etcd through microsoft/etcd3, and the one place etcd3's errors are
+// translated into RegistryError. Every unary call has a deadline (a partitioned etcd must surface
+// as `unavailable`, not hang); keepalives share one stream and time out on the registry's Clock.
+import { readFileSync } from 'node:fs';
+import {
+  ClientClosedError,
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  GRPCInvalidArgumentError,
+  type ICompare,
+  type IDuplexStream,
+  type IKeyValue,
+  type ILeaseKeepAliveRequest,
+  type ILeaseKeepAliveResponse,
+  type IOptions,
+  type IRequestOp,
+  type IWatchResponse,
+  type Watcher,
+} from 'etcd3';
+import type { Clock, Timer } from '../lib/clock.js';
+import type {
+  Compare,
+  KeyValue,
+  Kv,
+  KvWatch,
+  LeaseId,
+  Revision,
+  TxnOp,
+  TxnOpResult,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+  WatchHandlers,
+} from './kv.js';
+import { RegistryError } from './registry-error.js';
+
+export interface EtcdConnectionOptions {
+  /** Client URLs, e.g. `['http://127.0.0.1:2379']` (https when TLS is configured). */
+  readonly endpoints: readonly string[];
+  /** Client-certificate TLS: PEM file paths (CA alone for server-only TLS). */
+  readonly tls?: { readonly caFile: string; readonly certFile?: string; readonly keyFile?: string };
+  /** etcd's built-in authentication. */
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** Deadline of each unary call (default 5000 ms). */
+  readonly requestTimeoutMs?: number;
+  /** etcd's `--max-txn-ops` on the server (default 128). */
+  readonly maxTxnOps?: number;
+}
+
+export class EtcdKv implements Kv {
+  readonly maxTxnOps: number;
+  readonly #client: Etcd3;
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  readonly #endpoints: string;
+  #keepalive: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> | undefined;
+  readonly #waiting = new Map<
+    LeaseId,
+    { resolve: (ttl: number) => void; reject: (e: Error) => void; timer: Timer }[]
+  >();
+  #closed = false;
+
+  constructor(options: EtcdConnectionOptions, clock: Clock) {
+    if (options.endpoints.length === 0) throw new RegistryError('invalid', 'no etcd endpoints configured');
+    this.#clock = clock;
+    this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.maxTxnOps = options.maxTxnOps ?? 128;
+    this.#endpoints = options.endpoints.join(',');
+    const config: IOptions = { hosts: [...options.endpoints] };
+    if (options.tls !== undefined) {
+      const { caFile, certFile, keyFile } = options.tls;
+      config.credentials = {
+        rootCertificate: readPem(caFile, 'CA certificate'),
+        ...(certFile === undefined ? {} : { certChain: readPem(certFile, 'client certificate') }),
+        ...(keyFile === undefined ? {} : { privateKey: readPem(keyFile, 'client key') }),
+      };
+    }
+    if (options.auth !== undefined)
+      config.auth = { username: options.auth.username, password: options.auth.password };
+    this.#client = new Etcd3(config);
+  }
+
+  async range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
+    const res = await this.#call('range', () =>
+      this.#client.kv.range(
+        { key: Buffer.from(key), ...(end === undefined ? {} : { range_end: Buffer.from(end) }) },
+        this.#deadline(),
+      ),
+    );
+    return { revision: Number(res.header.revision), kvs: res.kvs.map(toKeyValue) };
+  }
+
+  async txn(request: TxnRequest): Promise<TxnResult> {
+    const ops = (list: readonly TxnOp[]): IRequestOp[] => list.map(toRequestOp);
+    const res = await this.#call('txn', () =>
+      this.#client.kv.txn(
+        {
+          compare: request.compare.map(toCompare),
+          success: ops(request.success),
+          failure: ops(request.failure ?? []),
+        },
+        this.#deadline(),
+      ),
+    );
+    const branch = res.succeeded ? request.success : (request.failure ?? []);
+    const results: TxnOpResult[] = branch.map((op, i) => {
+      const r = res.responses[i];
+      switch (op.kind) {
+        case 'range':
+          return { kind: 'range', kvs: (r?.response_range?.kvs ?? []).map(toKeyValue) };
+        case 'put':
+          return { kind: 'put' };
+        case 'delete':
+          return { kind: 'delete', deleted: Number(r?.response_delete_range?.deleted ?? 0) };
+      }
+    });
+    return { succeeded: res.succeeded, revision: Number(res.header.revision), results };
+  }
+
+  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch {
+    if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
+    let cancelled = false;
+    // etcd3's watcher reconnects by itself and resumes after the last revision it delivered;
+    // what reaches 'error' is final (e.g. the start revision was compacted).
+    const watcher: Watcher = this.#client
+      .watch()
+      .inRange({ start: Buffer.from(key), end: Buffer.from(end) })
+      .startRevision(String(startRevision))
+      .watcher();
+    watcher.on('data', (res: IWatchResponse) => {
+      if (cancelled || res.events.length === 0) return;
+      const events: WatchEvent[] = res.events.map((e) => ({
+        type: e.type === 'Delete' ? 'delete' : 'put',
+        kv: toKeyValue(e.kv),
+      }));
+      handlers.onEvents(events);
+    });
+    watcher.on('error', (error: Error) => {
+      if (cancelled) return;
+      cancelled = true;
+      watcher.cancel().catch(() => undefined);
+      handlers.onError(translateEtcdError(error, `watch ${key}`, this.#endpoints));
+    });
+    return {
+      cancel: () => {
+        if (cancelled) return;
+        cancelled = true;
+        watcher.removeAllListeners('data');
+        watcher.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  async leaseGrant(ttlSeconds: number): Promise<LeaseId> {
+    const res = await this.#call('lease grant', () =>
+      this.#client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, this.#deadline()),
+    );
+    return String(res.ID);
+  }
+
+  async leaseKeepAlive(id: LeaseId, options: { timeoutMs: number }): Promise<number> {
+    if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
+    let stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+    try {
+      stream = await this.#keepaliveStream();
+    } catch (error) {
+      this.#keepalive = undefined;
+      throw translateEtcdError(error, 'lease keepalive', this.#endpoints);
+    }
+    return new Promise<number>((resolve, reject) => {
+      const list = this.#waiting.get(id) ?? [];
+      const entry = {
+        resolve,
+        reject,
+        timer: this.#clock.setTimer(options.timeoutMs, () => {
+          const l = this.#waiting.get(id);
+          if (l !== undefined) l.splice(l.indexOf(entry), 1);
+          reject(
+            new RegistryError(
+              'unavailable',
+              `etcd at ${this.#endpoints} did not answer a keepalive for lease ${id} within ${options.timeoutMs} ms`,
+            ),
+          );
+          // A stuck stream is replaced: the next keepalive opens a fresh one.
+          this.#resetKeepalive(stream);
+        }),
+      };
+      list.push(entry);
+      this.#waiting.set(id, list);
+      try {
+        stream.write({ ID: id });
+      } catch (error) {
+        this.#failKeepalives(stream, error);
+      }
+    });
+  }
+
+  async leaseRevoke(id: LeaseId): Promise<void> {
+    try {
+      await this.#call('lease revoke', () =>
+        this.#client.leaseClient.leaseRevoke({ ID: id }, this.#deadline()),
+      );
+    } catch (error) {
+      if (error instanceof RegistryError && error.code === 'lease_lost') return;
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#keepalive?.then(
+      (s) => s.end(),
+      () => undefined,
+    );
+    this.#keepalive = undefined;
+    this.#client.close();
+  }
+
+  #deadline(): { deadline: number } {
+    return { deadline: this.#clock.now() + this.#timeoutMs };
+  }
+
+  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
+    try {
+      return await fn();
+    } catch (error) {
+      throw translateEtcdError(error, what, this.#endpoints);
+    }
+  }
+
+  #keepaliveStream(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
+    if (this.#keepalive !== undefined) return this.#keepalive;
+    const opening = this.#client.leaseClient.leaseKeepAlive().then((stream) => {
+      stream.on('data', (res: ILeaseKeepAliveResponse) => {
+        const entry = this.#waiting.get(String(res.ID))?.shift();
+        if (entry === undefined) return;
+        entry.timer.cancel();
+        entry.resolve(Number(res.TTL));
+      });
+      stream.on('error', (error: Error) => this.#failKeepalives(stream, error));
+      stream.on('end', () => this.#failKeepalives(stream, new Error('keepalive stream ended')));
+      return stream;
+    });
+    this.#keepalive = opening;
+    return opening;
+  }
+
+  #failKeepalives(
+    stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>,
+    error: unknown,
+  ): void {
+    this.#resetKeepalive(stream);
+    const translated = translateEtcdError(error, 'lease keepalive', this.#endpoints);
+    for (const entries of this.#waiting.values()) {
+      for (const entry of entries.splice(0)) {
+        entry.timer.cancel();
+        entry.reject(translated);
+      }
+    }
+  }
+
+  #resetKeepalive(stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>): void {
+    const current = this.#keepalive;
+    if (current === undefined) return;
+    void current.then(
+      (s) => {
+        if (s !== stream) return;
+        if (this.#keepalive === current) this.#keepalive = undefined;
+        try {
+          s.cancel();
+        } catch {
+          // already closed
+        }
+      },
+      () => undefined,
+    );
+  }
+}
+
+/** etcd3's errors → RegistryError; anything unknown is treated as etcd being unavailable. */
+export function translateEtcdError(error: unknown, what: string, endpoints: string): RegistryError {
+  if (error instanceof RegistryError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof EtcdLeaseInvalidError || message.includes('requested lease not found')) {
+    return new RegistryError('lease_lost', `${what}: the lease no longer exists in etcd (${message})`, {
+      cause: error,
+    });
+  }
+  if (
+    error instanceof EtcdPermissionDeniedError ||
+    error instanceof EtcdAuthenticationFailedError ||
+    error instanceof EtcdInvalidAuthTokenError
+  ) {
+    return new RegistryError(
+      'denied',
+      `${what}: etcd at ${endpoints} refused: ${message}; check the etcd user and its role`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (error instanceof ClientClosedError)
+    return new RegistryError('closed', `${what}: the etcd connection was closed`, { cause: error });
+  if (error instanceof GRPCInvalidArgumentError || /too many operations|duplicate key/.test(message)) {
+    return new RegistryError('invalid', `${what}: etcd rejected the request: ${message}`, { cause: error });
+  }
+  if (/compacted/.test(message)) {
+    return new RegistryError('unavailable', `${what}: the revision was compacted (${message}); re-read`, {
+      cause: error,
+    });
+  }
+  return new RegistryError('unavailable', `${what}: etcd at ${endpoints} is unavailable: ${message}`, {
+    cause: error,
+  });
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new RegistryError('invalid', `cannot read the etcd ${what} ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function toKeyValue(kv: IKeyValue): KeyValue {
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    version: Number(kv.version),
+    lease: String(kv.lease),
+  };
+}
+
+const COMPARE_RESULT = { '==': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Greater' } as const;
+
+function toCompare(c: Compare): ICompare {
+  const base: ICompare = { key: Buffer.from(c.key), result: COMPARE_RESULT[c.op] };
+  switch (c.target) {
+    case 'create':
+      return { ...base, target: 'Create', create_revision: c.revision, ...rangeEnd(c.end) };
+    case 'mod':
+      return { ...base, target: 'Mod', mod_revision: c.revision, ...rangeEnd(c.end) };
+    case 'version':
+      return { ...base, target: 'Version', version: c.version, ...rangeEnd(c.end) };
+    case 'value':
+      return { ...base, target: 'Value', value: Buffer.from(c.value) };
+    case 'lease':
+      return { ...base, target: 'Lease', lease: c.lease };
+  }
+}
+
+function rangeEnd(end: string | undefined): { range_end?: Buffer } {
+  return end === undefined ? {} : { range_end: Buffer.from(end) };
+}
+
+function toRequestOp(op: TxnOp): IRequestOp {
+  switch (op.kind) {
+    case 'put':
+      return {
+        request_put: {
+          key: Buffer.from(op.key),
+          value: Buffer.from(op.value),
+          ...(op.lease === undefined ? {} : { lease: op.lease }),
+        },
+      };
+    case 'delete':
+      return { request_delete_range: { key: Buffer.from(op.key), ...rangeEnd(op.end) } };
+    case 'range':
+      return { request_range: { key: Buffer.from(op.key), ...rangeEnd(op.end) } };
+  }
+}

@@ -1,0 +1,35 @@
+// The registry on a real etcd: the composition root (daemon/, dev/) builds one per fleetd process
+// from its configuration. All logic lives in KvRegistry; this only connects it to etcd.
+import type { Clock } from '../lib/clock.js';
+import { systemClock } from '../lib/clock.js';
+import type { EtcdConnectionOptions } from './etcd-kv.js';
+import { EtcdKv } from './etcd-kv.js';
+import { KvRegistry } from './kv-registry.js';
+import type { LeaseOptions } from './registry.js';
+
+export type { EtcdConnectionOptions } from './etcd-kv.js';
+
+export interface EtcdRegistryOptions extends EtcdConnectionOptions {
+  /** Key prefix (default `/fleetts/v1/`); several clusters can share one etcd under different prefixes. */
+  readonly prefix?: string;
+  /** Defaults for membership, leadership and announcer leases (docs/registry.md). */
+  readonly lease?: LeaseOptions;
+  /** Only tests pass another clock: etcd's own leases run on real time. */
+  readonly clock?: Clock;
+}
+
+export class EtcdRegistry extends KvRegistry {
+  constructor(options: EtcdRegistryOptions) {
+    const clock = options.clock ?? systemClock;
+    super({
+      kv: new EtcdKv(options, clock),
+      clock,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+      ...(options.lease === undefined ? {} : { lease: options.lease }),
+    });
+  }
+}
+
+export function createEtcdRegistry(options: EtcdRegistryOptions): EtcdRegistry {
+  return new EtcdRegistry(options);
+}

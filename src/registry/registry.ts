@@ -1,0 +1,294 @@
+// The registry: the narrow interface through which the engine, agents, API and discovery read and
+// write the cluster's only shared state (etcd). Implementations: `createEtcdRegistry` (real etcd)
+// and `createMemoryRegistry` (etcd's semantics in memory, on a fake clock, for simulations).
+import type {
+  Assignment,
+  Machine,
+  MachineId,
+  Metadata,
+  TargetState,
+  Unit,
+  UnitHash,
+  UnitName,
+  UnitStatus,
+} from '../cluster/types.js';
+import type { DecodeProblem } from './codec.js';
+import type { LeaseId, Revision } from './kv.js';
+import type { Leadership, LeadershipOptions, Fence } from './leadership.js';
+
+export type { Revision, LeaseId } from './kv.js';
+export type { DecodeProblem } from './codec.js';
+
+/** A unit as stored, with the revision of its last change (for optimistic plan checks). */
+export interface UnitRecord extends Unit {
+  readonly modRevision: Revision;
+}
+
+/** A machine as registered, with the revision its current membership key was created at. */
+export interface MachineRecord extends Machine {
+  /** Changes when the machine re-registers (a new fleetd process, a new lease). */
+  readonly createRevision: Revision;
+  /** Metadata from fleetd's configuration only (`metadata` is this with dynamic metadata merged over). */
+  readonly configuredMetadata: Metadata;
+}
+
+/** Why the last scheduling pass could not place a unit: a summary and each machine's reason. */
+export interface Unschedulable {
+  readonly unit: UnitName;
+  readonly hash: UnitHash;
+  readonly reason: string;
+  readonly machines: Readonly<Record<string, string>>;
+}
+
+/** One live backend of a service, announced under its announcer's lease. */
+export interface ServiceInstance {
+  readonly service: string;
+  readonly instance: string;
+  /** `host:port` clients connect to. */
+  readonly address: string;
+  readonly machine?: MachineId;
+  readonly unit?: UnitName;
+  /** ISO-8601 time the announcer last (re)wrote the key, i.e. since when it is healthy. */
+  readonly since: string;
+}
+
+/**
+ * The whole cluster read at ONE etcd revision. Collections are sorted by key: machines and units
+ * by id/name, assignments by machine then unit, statuses by unit then machine.
+ */
+export interface ClusterSnapshot {
+  readonly revision: Revision;
+  readonly machines: ReadonlyMap<MachineId, MachineRecord>;
+  readonly units: ReadonlyMap<UnitName, UnitRecord>;
+  readonly assignments: readonly Assignment[];
+  readonly statuses: readonly UnitStatus[];
+  readonly unschedulable: ReadonlyMap<UnitName, Unschedulable>;
+  /** Texts of the unit files the units reference (see SnapshotOptions), by hash. */
+  readonly unitFiles: ReadonlyMap<UnitHash, string>;
+  /** Keys whose values did not decode; they are left out of the collections above. */
+  readonly problems: readonly DecodeProblem[];
+}
+
+export interface SnapshotOptions {
+  /** `referenced` (default): the texts of every unit's file; `none`: no texts. */
+  readonly unitFiles?: 'referenced' | 'none';
+  /** Hashes the caller already holds (unit files are immutable): their texts are not read. */
+  readonly knownUnitFiles?: ReadonlySet<UnitHash>;
+}
+
+/** The state of a key range as a whole, handed to level-triggered watchers on every change. */
+export interface WatchedSet<T> {
+  readonly revision: Revision;
+  readonly items: readonly T[];
+  readonly problems: readonly DecodeProblem[];
+}
+
+export interface Subscription {
+  close(): void;
+}
+
+/** What an engine can be woken by (each is a tree of the layout). */
+export type WakeTopic = 'machines' | 'units' | 'statuses' | 'assignments' | 'unschedulable';
+
+/**
+ * Why a watch woke its owner. The engine must NOT decide from these (level-triggered: it re-reads
+ * a snapshot); they exist for logs and for skipping needless passes.
+ */
+export type WakeReason =
+  | { readonly kind: 'machine_joined'; readonly machine: MachineId }
+  | { readonly kind: 'machine_left'; readonly machine: MachineId }
+  | { readonly kind: 'machine_changed'; readonly machine: MachineId }
+  | { readonly kind: 'unit_changed'; readonly unit: UnitName }
+  | { readonly kind: 'status_changed'; readonly unit: UnitName; readonly machine: MachineId }
+  | { readonly kind: 'assignment_changed'; readonly unit: UnitName; readonly machine: MachineId }
+  | { readonly kind: 'unschedulable_changed'; readonly unit: UnitName }
+  /** The watch was re-established after an error (anything may have changed). */
+  | { readonly kind: 'resync' };
+
+export interface Wake {
+  readonly revision: Revision;
+  readonly reasons: readonly WakeReason[];
+}
+
+export interface LeaseOptions {
+  /** Lease TTL; rounded up to whole seconds (etcd's unit), at least 2 s (etcd's usual minimum). */
+  readonly ttlMs?: number;
+  /** How often a keepalive is sent. */
+  readonly keepaliveMs?: number;
+}
+
+export interface RegisterOptions extends LeaseOptions {
+  readonly resumeLeaseId?: LeaseId;
+}
+
+/** Why a lease ended. `unrenewed`: no keepalive was acknowledged for a whole TTL. */
+export type LeaseLoss =
+  | { readonly kind: 'revoked' }
+  /** Keepalives stopped without revoking (registry closed, or `release()`): it expires by itself. */
+  | { readonly kind: 'released' }
+  | { readonly kind: 'expired' }
+  | { readonly kind: 'unrenewed'; readonly sinceMs: number }
+  | { readonly kind: 'key_deleted'; readonly key: string };
+
+/** A lease kept alive in the background until closed or lost. */
+export interface LeaseHandle {
+  readonly leaseId: LeaseId;
+  readonly ttlMs: number;
+  /**
+   * Monotonic time (the registry's Clock) at which the last acknowledged keepalive (or the grant)
+   * was SENT. etcd cannot expire the lease before `renewedAt() + ttlMs`, so a holder that must
+   * stop work before its keys vanish self-fences on a deadline shorter than that.
+   */
+  renewedAt(): number;
+  /** Aborted (reason: LeaseLoss) when the lease is lost or closed. */
+  readonly signal: AbortSignal;
+  /** Calls `fn` once when the lease is lost (not on close); returns an unsubscribe function. */
+  onLost(fn: (loss: LeaseLoss) => void): () => void;
+  /** Stops keepalives and revokes the lease (its keys are deleted at once). Idempotent. */
+  close(): Promise<void>;
+  /** Stops keepalives without revoking: the keys stay until the lease expires (or is resumed). */
+  release(): void;
+}
+
+/** What a fleetd registers about itself; `metadata` is its configured metadata. */
+export type MachineRegistration = Omit<Machine, 'metadata'> & { readonly metadata: Metadata };
+
+/** A machine's membership: `machines/<id>` bound to a kept lease. */
+export interface Membership extends LeaseHandle {
+  readonly machineId: MachineId;
+  /** The revision the membership key was created at (changes on every registration). */
+  readonly createRevision: Revision;
+}
+
+/** One change of a plan, applied by `writeAssignments`. */
+export type AssignmentChange =
+  | { readonly kind: 'assign'; readonly assignment: Assignment }
+  | { readonly kind: 'unassign'; readonly unit: UnitName; readonly machine: MachineId }
+  | { readonly kind: 'mark_unschedulable'; readonly record: Unschedulable }
+  | { readonly kind: 'clear_unschedulable'; readonly unit: UnitName };
+
+/**
+ * What the plan was computed from: each change to unit U is applied only if U's key still has the
+ * snapshot's mod revision (or is still absent when U is not in `units`). A ClusterSnapshot is one.
+ */
+export interface PlanBasis {
+  readonly units: ReadonlyMap<UnitName, { readonly modRevision: Revision }>;
+}
+
+export interface WriteResult {
+  /** The store revision after the last transaction. */
+  readonly revision: Revision;
+  readonly transactions: number;
+}
+
+export interface Registry {
+  // ——— reads ———
+  /** Everything the engine needs, read at one revision. */
+  snapshot(options?: SnapshotOptions): Promise<ClusterSnapshot>;
+  /** `undefined` when no such unit. Throws `corrupt` when its value does not decode. */
+  getUnit(name: UnitName): Promise<UnitRecord | undefined>;
+  /** The exact submitted text, or `undefined` when no such file (never submitted or collected). */
+  getUnitFile(hash: UnitHash): Promise<string | undefined>;
+  /** Live machines with merged metadata (corrupt entries skipped, reported in `problems`). */
+  listMachines(): Promise<WatchedSet<MachineRecord>>;
+  /** Statuses of one unit on every machine, or of all units. */
+  listStatuses(unit?: UnitName): Promise<WatchedSet<UnitStatus>>;
+  listServiceInstances(service: string): Promise<WatchedSet<ServiceInstance>>;
+  /** The current engine leader's candidate id and since when, if any. */
+  getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined>;
+
+  // ——— units (desired state; written by the API) ———
+  /**
+   * Submits a unit: writes `unit-files/<hash>` and `units/<name>` in one transaction. Idempotent
+   * for the same name and hash (the stored target is then left alone and returned). Throws
+   * `exists` when the name holds another hash (units are immutable: destroy first), `invalid`
+   * when `hash` is not the sha256 of `text`.
+   */
+  createUnit(unit: Unit, text: string): Promise<UnitRecord>;
+  /** Sets a unit's target state. Throws `not_found`; `conflict` when `expectHash` no longer holds. */
+  setTargetState(
+    name: UnitName,
+    target: TargetState,
+    options?: { expectHash?: UnitHash },
+  ): Promise<UnitRecord>;
+  /**
+   * Deletes a unit (its assignments are removed by the engine's next pass) and collects its unit
+   * file if no other unit references it. Returns false when there was no such unit.
+   */
+  deleteUnit(name: UnitName): Promise<boolean>;
+  /** Deletes every unit file no unit references (safe against concurrent submits). Returns how many. */
+  collectUnitFiles(): Promise<number>;
+
+  // ——— membership (agents) ———
+  /**
+   * Registers this machine under a kept lease: a new one, or `resumeLeaseId` (the lease of this
+   * host's previous fleetd process, kept in its state dir) when that lease is still alive, so that a
+   * quick restart keeps the same membership and its units stay put. Throws `machine_id_taken`
+   * when `machines/<id>` is held by any other live lease (another host with the same machine id,
+   * or a previous process whose lease was not resumed: it expires within one TTL).
+   */
+  register(machine: MachineRegistration, options?: RegisterOptions): Promise<Membership>;
+  /**
+   * Merges `patch` into a machine's dynamic metadata (`null` deletes a key). Dynamic metadata is
+   * persistent: it survives the machine's re-registration and overrides configured values.
+   */
+  patchMachineMetadata(machine: MachineId, patch: Readonly<Record<string, string | null>>): Promise<Metadata>;
+
+  // ——— assignments (written by the engine leader; each agent watches only its own) ———
+  /**
+   * Applies a plan as fenced transactions of at most `maxTxnOps` operations, each comparing the
+   * leader key (`fenced` when `fence` is stale) and the basis revisions of the units it touches
+   * (`conflict`, recoverable: re-plan). Changes to one unit go in one transaction (unless there
+   * are more than fit); unassignments go before assignments, so a partly applied plan never holds
+   * more assignments of a unit than the plan did. Transactions already committed stay committed.
+   */
+  writeAssignments(
+    fence: Fence,
+    changes: readonly AssignmentChange[],
+    basis: PlanBasis,
+  ): Promise<WriteResult>;
+  /**
+   * Calls `onChange` with the machine's full assignment set now and after every change (level-
+   * triggered; re-lists by itself after a watch error). Resolves once the first call was made.
+   */
+  watchAssignments(
+    machine: MachineId,
+    onChange: (set: WatchedSet<Assignment>) => void,
+  ): Promise<Subscription>;
+
+  // ——— statuses (agents; bound to their membership lease) ———
+  putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision>;
+  deleteStatus(unit: UnitName, machine: MachineId): Promise<void>;
+
+  // ——— services (discovery) ———
+  /** A kept lease for announcers (each announcer owns one; its keys die with it). */
+  openLease(options?: LeaseOptions): Promise<LeaseHandle>;
+  announce(lease: Pick<LeaseHandle, 'leaseId'>, instance: ServiceInstance): Promise<Revision>;
+  withdraw(service: string, instance: string): Promise<void>;
+  /** Level-triggered like `watchAssignments`. */
+  watchServiceInstances(
+    service: string,
+    onChange: (set: WatchedSet<ServiceInstance>) => void,
+  ): Promise<Subscription>;
+
+  // ——— engine ———
+  /**
+   * Calls `onWake` after changes in the given trees since `fromRevision` (a snapshot's revision,
+   * so that nothing between the snapshot and the watch is missed), once per batch of etcd events:
+   * coalesce further in the caller. After a watch error it re-establishes itself and wakes with
+   * a `resync` reason.
+   */
+  watchCluster(
+    topics: readonly WakeTopic[],
+    fromRevision: Revision,
+    onWake: (wake: Wake) => void,
+  ): Subscription;
+  /** Leader election for the engine over the same store (see leadership.ts). */
+  leadership(options: LeadershipOptions): Leadership;
+
+  /**
+   * Closes watches and the connection. Leases still held are released, not revoked: their keys
+   * expire after one TTL unless a successor resumes them (close the handles first to revoke).
+   */
+  close(): Promise<void>;
+}

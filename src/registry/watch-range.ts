@@ -1,0 +1,136 @@
+// Watches that never silently stop: list at revision R, watch from R+1, and when a watch ends with
+// an error (its revision compacted, the stream cancelled) re-list and watch again from the new
+// revision, retrying with backoff while etcd is unreachable. Both level-triggered set watchers and
+// the engine's wake-up watch are built on it.
+import type { Clock, Timer } from '../lib/clock.js';
+import type { KeyRange } from './keys.js';
+import type { KeyValue, Kv, KvWatch, Revision, WatchEvent } from './kv.js';
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5000;
+
+export interface RangeWatchOptions {
+  readonly kv: Kv;
+  readonly clock: Clock;
+  readonly range: KeyRange;
+  /** Watch from `after + 1`. */
+  readonly after: Revision;
+  readonly onEvents: (events: readonly WatchEvent[]) => void;
+  /** Re-reads whatever the owner derives from the range; resolves with the revision read at. */
+  readonly resync: () => Promise<Revision>;
+}
+
+export class RangeWatch {
+  readonly #o: RangeWatchOptions;
+  #watch: KvWatch | undefined;
+  #timer: Timer | undefined;
+  #closed = false;
+  #retryMs = RETRY_MIN_MS;
+
+  constructor(options: RangeWatchOptions) {
+    this.#o = options;
+    this.#start(options.after);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#timer?.cancel();
+    this.#watch?.cancel();
+    this.#watch = undefined;
+  }
+
+  #start(after: Revision): void {
+    if (this.#closed) return;
+    const { kv, range } = this.#o;
+    this.#watch = kv.watch(range.start, range.end, after + 1, {
+      onEvents: (events) => {
+        if (this.#closed) return;
+        this.#retryMs = RETRY_MIN_MS;
+        this.#o.onEvents(events);
+      },
+      onError: () => {
+        if (this.#closed) return;
+        this.#watch?.cancel();
+        this.#watch = undefined;
+        this.#retry();
+      },
+    });
+  }
+
+  #retry(): void {
+    if (this.#closed) return;
+    this.#timer = this.#o.clock.setTimer(this.#retryMs, () => {
+      this.#o.resync().then(
+        (revision) => this.#start(revision),
+        () => {
+          this.#retryMs = Math.min(RETRY_MAX_MS, this.#retryMs * 2);
+          this.#retry();
+        },
+      );
+    });
+  }
+}
+
+/**
+ * A level-triggered view of a key range: `onChange` gets the whole decoded set after the initial
+ * list and after every batch of changes. Resolves once the first `onChange` was made.
+ */
+export async function watchRangeSet<T>(options: {
+  readonly kv: Kv;
+  readonly clock: Clock;
+  readonly range: KeyRange;
+  readonly decode: (
+    kv: KeyValue,
+  ) => { ok: true; value: T } | { ok: false; problem: { key: string; message: string } };
+  readonly onChange: (set: {
+    revision: Revision;
+    items: T[];
+    problems: { key: string; message: string }[];
+  }) => void;
+}): Promise<{ close(): void }> {
+  const { kv, range } = options;
+  const current = new Map<string, KeyValue>();
+  let revision = 0;
+  let closed = false;
+  const emit = (): void => {
+    if (closed) return;
+    const items: T[] = [];
+    const problems: { key: string; message: string }[] = [];
+    for (const key of [...current.keys()].sort()) {
+      const decoded = options.decode(current.get(key) as KeyValue);
+      if (decoded.ok) items.push(decoded.value);
+      else problems.push(decoded.problem);
+    }
+    options.onChange({ revision, items, problems });
+  };
+  const list = async (): Promise<Revision> => {
+    const res = await kv.range(range.start, range.end);
+    current.clear();
+    for (const item of res.kvs) current.set(item.key, item);
+    revision = res.revision;
+    emit();
+    return res.revision;
+  };
+  const after = await list();
+  const watch = new RangeWatch({
+    kv,
+    clock: options.clock,
+    range,
+    after,
+    resync: list,
+    onEvents: (events) => {
+      for (const event of events) {
+        if (event.type === 'put') current.set(event.kv.key, event.kv);
+        else current.delete(event.kv.key);
+        revision = Math.max(revision, event.kv.modRevision);
+      }
+      emit();
+    },
+  });
+  return {
+    close() {
+      closed = true;
+      watch.close();
+    },
+  };
+}

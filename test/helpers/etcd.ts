@@ -1,0 +1,148 @@
+// Test harness: a real, throwaway etcd on loopback (random ports, temp data dir) for tests that
+// need the real thing. One per test file (`useEtcd(test)`); each test takes its own key prefix.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestFn } from 'ava';
+
+export interface RunningEtcd {
+  /** `http://127.0.0.1:PORT`, for etcd3's `hosts`. */
+  readonly endpoint: string;
+  readonly dataDir: string;
+  /** Stops etcd gracefully (SIGTERM) and removes its data dir. */
+  stop(): Promise<void>;
+  /** Kills etcd at once (SIGKILL), as a crash would, and removes its data dir. */
+  kill(): Promise<void>;
+}
+
+/** Fails (never skips) when the binary is missing: etcd is a declared test dependency. */
+export async function startEtcd(
+  options: { binary?: string; startTimeoutMs?: number } = {},
+): Promise<RunningEtcd> {
+  const binary = options.binary ?? process.env['FLEETTS_ETCD_BIN'] ?? 'etcd';
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const dataDir = await mkdtemp(join(tmpdir(), 'fleetts-etcd-'));
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name',
+    'default',
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `default=${peer}`,
+    '--log-level',
+    'error',
+    '--logger',
+    'zap',
+  ];
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, error }));
+    child.once('exit', (code) => resolve({ code }));
+  });
+
+  const cleanup = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+  for (;;) {
+    const early = await Promise.race([exited, delay(100).then(() => undefined)]);
+    if (early !== undefined) {
+      await rm(dataDir, { recursive: true, force: true });
+      if (early.error !== undefined && (early.error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new Error(
+          `etcd is not installed: '${binary}' was not found on PATH. Install it (Debian: apt-get install etcd-server, ` +
+            `or run scripts/ensure-deps.sh) or set FLEETTS_ETCD_BIN; registry tests need a real etcd.`,
+        );
+      }
+      throw new Error(
+        `etcd exited during start-up (code ${String(early.code)}): ${early.error?.message ?? stderr}`,
+      );
+    }
+    if (await healthy(client)) break;
+    if (Date.now() > deadline) {
+      await cleanup('SIGKILL');
+      throw new Error(`etcd did not become healthy at ${client} within the start timeout: ${stderr}`);
+    }
+  }
+  return {
+    endpoint: client,
+    dataDir,
+    stop: () => cleanup('SIGTERM'),
+    kill: () => cleanup('SIGKILL'),
+  };
+}
+
+/**
+ * Starts one etcd for the whole test file and stops it after; `etcd()` returns it inside tests.
+ * A start failure fails every test of the file with the reason.
+ */
+export function useEtcd<C>(test: TestFn<C>): () => RunningEtcd {
+  let running: RunningEtcd | undefined;
+  let failure: unknown;
+  test.before(async () => {
+    try {
+      running = await startEtcd();
+    } catch (error) {
+      failure = error;
+    }
+  });
+  test.after.always(async () => {
+    await running?.stop();
+  });
+  return () => {
+    if (running === undefined) throw failure instanceof Error ? failure : new Error('etcd did not start');
+    return running;
+  };
+}
+
+/** A fresh key prefix per test, so that tests sharing one etcd never see each other's keys. */
+export function randomPrefix(): string {
+  return `/fleetts-test/${randomBytes(6).toString('hex')}/`;
+}
+
+async function healthy(client: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
+    const body = (await res.json()) as { health?: unknown };
+    return res.ok && body.health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

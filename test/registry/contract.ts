@@ -1,0 +1,701 @@
+// The registry contract: ONE suite run against the in-memory registry (fake clock) and a real etcd,
+// so that the simulation's registry cannot drift from the real one.
+import type { ExecutionContext, TestFn } from 'ava';
+import { createHash } from 'node:crypto';
+import type { Assignment, UnitHash, UnitName, UnitStatus } from '../../src/cluster/types.js';
+import { asMachineId, asUnitHash, asUnitName } from '../../src/cluster/types.js';
+import type { LeaderTerm } from '../../src/registry/leadership.js';
+import type {
+  AssignmentChange,
+  LeaseOptions,
+  MachineRegistration,
+  Registry,
+  Wake,
+  WatchedSet,
+} from '../../src/registry/registry.js';
+import type { Kv } from '../../src/registry/kv.js';
+import { isRegistryError } from '../../src/registry/registry-error.js';
+
+export interface ContractEnv {
+  /** A new connection (as another fleetd would have) to the same store, under this test's prefix. */
+  connect(options?: { lease?: LeaseOptions }): Registry;
+  /** Lets time pass: advances the fake clock, or sleeps on real etcd. */
+  pass(ms: number): Promise<void>;
+  /** From now on, this connection's keepalives never reach the store (a frozen/partitioned host). */
+  dropKeepalives(registry: Registry): void;
+  /** Writes a raw value at `<prefix><relativeKey>` (to plant corrupt data). */
+  rawPut(relativeKey: string, value: string): Promise<void>;
+  /** A raw Kv connection to the same store and this test's key prefix (closed with the env). */
+  kv(): { kv: Kv; prefix: string };
+  /** Compacts the store's history up to its current revision. */
+  compact(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Short leases so that expiry tests on real etcd take seconds (2 s is etcd's minimum TTL). */
+export const TEST_LEASE: LeaseOptions = { ttlMs: 2000, keepaliveMs: 500 };
+
+export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEnv>): void {
+  const withEnv =
+    (fn: (t: ExecutionContext, env: ContractEnv) => Promise<void>) =>
+    async (t: ExecutionContext): Promise<void> => {
+      const env = await makeEnv();
+      try {
+        await fn(t, env);
+      } finally {
+        await env.close();
+      }
+    };
+
+  test(
+    'kv: compares on missing keys and ranges, txn limits and leases behave as etcd',
+    withEnv(async (t, env) => {
+      const { kv, prefix } = env.kv();
+      const a = prefix + 'a';
+      const end = prefix + 'z';
+      const put = await kv.txn({ compare: [], success: [{ kind: 'put', key: a, value: '1' }] });
+      const noop = await kv.txn({ compare: [], success: [{ kind: 'delete', key: prefix + 'missing' }] });
+      // (Whether the revision moved cannot be asserted here: other tests share the real etcd.)
+      t.true(noop.revision >= put.revision);
+      t.deepEqual(noop.results, [{ kind: 'delete', deleted: 0 }]);
+      const read = await kv.range(a);
+      t.like(read.kvs[0], {
+        key: a,
+        value: '1',
+        createRevision: put.revision,
+        modRevision: put.revision,
+        version: 1,
+        lease: '0',
+      });
+
+      const cases: [string, Parameters<Kv['txn']>[0]['compare'][number], boolean][] = [
+        [
+          'missing key has version 0',
+          { target: 'version', key: prefix + 'nope', op: '==', version: 0 },
+          true,
+        ],
+        [
+          'missing key has create revision 0',
+          { target: 'create', key: prefix + 'nope', op: '==', revision: 0 },
+          true,
+        ],
+        [
+          'missing key fails any value compare',
+          { target: 'value', key: prefix + 'nope', op: '!=', value: 'x' },
+          false,
+        ],
+        [
+          'range: every key unchanged since',
+          { target: 'mod', key: prefix, end, op: '<', revision: put.revision + 1 },
+          true,
+        ],
+        [
+          'range: a key changed at the revision',
+          { target: 'mod', key: prefix, end, op: '<', revision: put.revision },
+          false,
+        ],
+        [
+          'empty range compares as a zero key',
+          { target: 'mod', key: prefix + 'x', end: prefix + 'y', op: '>', revision: 0 },
+          false,
+        ],
+        ['lease of an unleased key is 0', { target: 'lease', key: a, op: '==', lease: '0' }, true],
+      ];
+      for (const [what, compare, expected] of cases) {
+        const res = await kv.txn({ compare: [compare], success: [] });
+        t.is(res.succeeded, expected, what);
+      }
+
+      const tooMany = await t.throwsAsync(
+        kv.txn({
+          compare: [],
+          success: Array.from({ length: kv.maxTxnOps + 1 }, (_, i) => ({
+            kind: 'put' as const,
+            key: `${prefix}k${i}`,
+            value: '',
+          })),
+        }),
+      );
+      t.true(isRegistryError(tooMany, 'invalid'), tooMany.message);
+      const dup = await t.throwsAsync(
+        kv.txn({
+          compare: [],
+          success: [
+            { kind: 'put', key: a, value: '1' },
+            { kind: 'put', key: a, value: '2' },
+          ],
+        }),
+      );
+      t.true(isRegistryError(dup, 'invalid'), dup.message);
+      const noLease = await t.throwsAsync(
+        kv.txn({ compare: [], success: [{ kind: 'put', key: a, value: '1', lease: '12345' }] }),
+      );
+      t.true(isRegistryError(noLease, 'lease_lost'), noLease.message);
+
+      const lease = await kv.leaseGrant(2);
+      t.is(await kv.leaseKeepAlive(lease, { timeoutMs: 2000 }), 2);
+      await kv.leaseRevoke(lease);
+      t.is(await kv.leaseKeepAlive(lease, { timeoutMs: 2000 }), 0, 'a revoked lease renews to TTL 0');
+      await kv.leaseRevoke(lease);
+    }),
+  );
+
+  // Serial: ava runs serial tests before concurrent ones, so compaction cannot disturb the others.
+  test.serial(
+    'a watch whose start revision was compacted resyncs instead of going silent',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const first = await r.snapshot();
+      const a = unit('c1.service', 'c1');
+      await r.createUnit(a.unit, a.text);
+      await r.setTargetState(a.unit.name, 'loaded');
+      await env.compact();
+      const wakes: Wake[] = [];
+      const sub = r.watchCluster(['units'], first.revision, (w) => wakes.push(w));
+      await eventually(env, () => wakes.some((w) => w.reasons.some((x) => x.kind === 'resync')), 5000);
+      const b = unit('c2.service', 'c2');
+      await r.createUnit(b.unit, b.text);
+      await eventually(
+        env,
+        () => wakes.some((w) => w.reasons.some((x) => x.kind === 'unit_changed' && x.unit === b.unit.name)),
+        3000,
+      );
+      t.pass();
+      sub.close();
+    }),
+  );
+
+  test(
+    'units: create is idempotent per content, refuses other content and bad hashes',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const a = unit('web.service', 'A');
+      const created = await r.createUnit(a.unit, a.text);
+      t.like(created, { name: a.unit.name, hash: a.unit.hash, target: 'launched' });
+      t.true(created.modRevision > 0);
+      t.deepEqual(await r.getUnit(a.unit.name), created);
+      t.is(await r.getUnitFile(a.unit.hash), a.text);
+
+      const again = await r.createUnit({ ...a.unit, target: 'inactive' }, a.text);
+      t.is(again.target, 'launched', 'resubmitting the same content leaves the target alone');
+      t.is(again.modRevision, created.modRevision);
+
+      const b = unit('web.service', 'B');
+      const exists = await t.throwsAsync(r.createUnit(b.unit, b.text));
+      t.true(isRegistryError(exists, 'exists'));
+      t.regex(exists.message, /web\.service already exists with different content.*destroy it first/);
+
+      const bad = await t.throwsAsync(
+        r.createUnit({ ...b.unit, name: asUnitName('x.service') }, 'other text'),
+      );
+      t.true(isRegistryError(bad, 'invalid'));
+      t.regex(bad.message, /is not the sha256 of its text/);
+      t.is(await r.getUnit(asUnitName('x.service')), undefined);
+    }),
+  );
+
+  test(
+    'units: target state changes, missing units and stale hashes are reported',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const a = unit('db.service', 'db');
+      const created = await r.createUnit(a.unit, a.text);
+      const loaded = await r.setTargetState(a.unit.name, 'loaded');
+      t.is(loaded.target, 'loaded');
+      t.true(loaded.modRevision > created.modRevision);
+      const same = await r.setTargetState(a.unit.name, 'loaded');
+      t.is(same.modRevision, loaded.modRevision, 'setting the current target writes nothing');
+
+      const missing = await t.throwsAsync(r.setTargetState(asUnitName('nope.service'), 'launched'));
+      t.true(isRegistryError(missing, 'not_found'));
+      t.regex(missing.message, /unit nope\.service does not exist/);
+
+      const stale = await t.throwsAsync(
+        r.setTargetState(a.unit.name, 'launched', { expectHash: asUnitHash('ab'.repeat(32)) }),
+      );
+      t.true(isRegistryError(stale, 'conflict'));
+      t.true(isRegistryError(stale) && stale.recoverable);
+    }),
+  );
+
+  test(
+    'units: delete collects the unit file only when no other unit references it',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const one = unit('a@1.service', 'same text');
+      const two = { unit: { ...one.unit, name: asUnitName('a@2.service') }, text: one.text };
+      const other = unit('b.service', 'other text');
+      await r.createUnit(one.unit, one.text);
+      await r.createUnit(two.unit, two.text);
+      await r.createUnit(other.unit, other.text);
+
+      t.true(await r.deleteUnit(one.unit.name));
+      t.is(await r.getUnit(one.unit.name), undefined);
+      t.is(await r.getUnitFile(one.unit.hash), one.text, 'still referenced by a@2');
+
+      t.true(await r.deleteUnit(two.unit.name));
+      t.is(await r.getUnitFile(one.unit.hash), undefined, 'collected with its last reference');
+      t.is(await r.getUnitFile(other.unit.hash), other.text);
+      t.false(await r.deleteUnit(two.unit.name), 'deleting a missing unit says so');
+      t.is(await r.collectUnitFiles(), 0);
+    }),
+  );
+
+  test(
+    'snapshot: one revision, merged metadata, every kind of record, corrupt keys reported and skipped',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const m1 = await r.register(machine('m1', { region: 'eu' }));
+      const a = unit('web.service', 'web');
+      const created = await r.createUnit(a.unit, a.text);
+      await r.patchMachineMetadata(asMachineId('m1'), { disk: 'ssd' });
+      await r.putStatus(m1, status('web.service', 'm1', a.unit.hash));
+      const leadership = r.leadership({ candidate: 'm1', ...TEST_LEASE });
+      const term = await leadership.campaign();
+      const basis = await r.snapshot();
+      await r.writeAssignments(
+        term.fence,
+        [
+          {
+            kind: 'assign',
+            assignment: {
+              unit: a.unit.name,
+              machine: asMachineId('m1'),
+              hash: a.unit.hash,
+              target: 'launched',
+            },
+          },
+          {
+            kind: 'mark_unschedulable',
+            record: {
+              unit: asUnitName('z.service'),
+              hash: a.unit.hash,
+              reason: 'no machine',
+              machines: { m1: 'conflict' },
+            },
+          },
+        ],
+        basis,
+      );
+      await env.rawPut('units/broken.service', '{"v":1,"hash":42}');
+      await env.rawPut('machines/m9', 'not json');
+
+      const s = await r.snapshot();
+      t.deepEqual([...s.machines.keys()], [asMachineId('m1')]);
+      t.deepEqual(s.machines.get(asMachineId('m1'))?.metadata, { region: 'eu', disk: 'ssd' });
+      t.deepEqual(s.machines.get(asMachineId('m1'))?.configuredMetadata, { region: 'eu' });
+      t.deepEqual([...s.units.values()], [created]);
+      t.deepEqual(s.assignments, [
+        { unit: a.unit.name, machine: asMachineId('m1'), hash: a.unit.hash, target: 'launched' },
+      ]);
+      t.deepEqual(s.statuses, [status('web.service', 'm1', a.unit.hash)]);
+      t.deepEqual(s.unschedulable.get(asUnitName('z.service'))?.machines, { m1: 'conflict' });
+      t.is(s.unitFiles.get(a.unit.hash), a.text);
+      t.true(s.revision >= created.modRevision);
+      t.deepEqual(s.problems.map((p) => p.key.replace(/^.*\/(units|machines)\//, '$1/')).sort(), [
+        'machines/m9',
+        'units/broken.service',
+      ]);
+      t.regex(s.problems.find((p) => p.key.endsWith('broken.service'))?.message ?? '', /bad unit value/);
+
+      const cached = await r.snapshot({ knownUnitFiles: new Set([a.unit.hash]) });
+      t.is(cached.unitFiles.size, 0, 'known unit files are not read again');
+      await leadership.close();
+      await term.resign();
+      await m1.close();
+    }),
+  );
+
+  test(
+    'watchCluster from a snapshot revision misses nothing written in between and wakes per batch',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const w = env.connect({ lease: TEST_LEASE });
+      const s = await r.snapshot();
+      // Written after the snapshot but BEFORE the watch exists.
+      const a = unit('early.service', 'early');
+      await w.createUnit(a.unit, a.text);
+      const wakes: Wake[] = [];
+      const sub = r.watchCluster(['machines', 'units'], s.revision, (wake) => wakes.push(wake));
+      await eventually(env, () => wakes.length >= 1);
+      t.deepEqual(wakes[0]?.reasons, [{ kind: 'unit_changed', unit: a.unit.name }]);
+
+      const m = await w.register(machine('m2'));
+      await eventually(env, () => wakes.some((x) => x.reasons.some((y) => y.kind === 'machine_joined')));
+      await w.putStatus(m, status('early.service', 'm2', a.unit.hash));
+      await m.close();
+      await eventually(env, () => wakes.some((x) => x.reasons.some((y) => y.kind === 'machine_left')));
+      t.false(
+        wakes.some((x) => x.reasons.some((y) => y.kind === 'status_changed')),
+        'statuses were not among the watched topics',
+      );
+      sub.close();
+    }),
+  );
+
+  test(
+    'membership: a lease that is no longer renewed expires and removes the machine',
+    withEnv(async (t, env) => {
+      const engine = env.connect({ lease: TEST_LEASE });
+      const host = env.connect({ lease: TEST_LEASE });
+      const start = await engine.snapshot();
+      const wakes: Wake[] = [];
+      const sub = engine.watchCluster(['machines'], start.revision, (w) => wakes.push(w));
+      const m = await host.register(machine('m3'));
+      await host.putStatus(m, status('x.service', 'm3', asUnitHash('cd'.repeat(32))));
+      t.deepEqual(
+        (await engine.listMachines()).items.map((x) => x.id),
+        [asMachineId('m3')],
+      );
+      let lost: unknown;
+      m.onLost((loss) => (lost = loss));
+      const renewed = m.renewedAt();
+
+      await env.pass(1200);
+      t.false(m.signal.aborted, 'keepalives hold the lease past its first TTL/2');
+      t.true(m.renewedAt() > renewed, 'keepalives are acknowledged');
+
+      env.dropKeepalives(host);
+      await eventually(env, async () => (await engine.listMachines()).items.length === 0, 8000);
+      t.deepEqual((await engine.listStatuses()).items, [], 'statuses bound to the lease went with it');
+      await eventually(env, () => m.signal.aborted, 4000);
+      // Whichever the host notices first: its own deadline passing or the key's deletion.
+      t.true(
+        ['unrenewed', 'key_deleted', 'expired'].includes((lost as { kind: string }).kind),
+        JSON.stringify(lost),
+      );
+      await eventually(env, () =>
+        wakes.some((w) => w.reasons.some((x) => x.kind === 'machine_left' && x.machine === 'm3')),
+      );
+      sub.close();
+    }),
+  );
+
+  test(
+    'membership: a machine id held by a live lease cannot be registered again',
+    withEnv(async (t, env) => {
+      const first = env.connect({ lease: TEST_LEASE });
+      const second = env.connect({ lease: TEST_LEASE });
+      const m = await first.register(machine('m4'));
+      const taken = await t.throwsAsync(second.register(machine('m4', {}, '10.0.0.9')));
+      t.true(isRegistryError(taken, 'machine_id_taken'));
+      t.regex(taken.message, /machine id m4 is already registered by a live fleetd/);
+      t.is((await first.listMachines()).items[0]?.ip, '10.0.0.1', 'the holder is untouched');
+      await m.close();
+      t.true(m.signal.aborted);
+      const again = await second.register(machine('m4', {}, '10.0.0.9'));
+      t.is((await first.listMachines()).items[0]?.ip, '10.0.0.9');
+      t.true(again.createRevision > m.createRevision);
+      await again.close();
+    }),
+  );
+
+  test(
+    'membership: a restarted fleetd resumes its released lease and keeps its membership',
+    withEnv(async (t, env) => {
+      const observer = env.connect({ lease: TEST_LEASE });
+      const old = env.connect({ lease: TEST_LEASE });
+      const m = await old.register(machine('m6'));
+      await old.putStatus(m, status('s.service', 'm6', asUnitHash('56'.repeat(32))));
+      const start = await observer.snapshot();
+      const wakes: Wake[] = [];
+      const sub = observer.watchCluster(['machines', 'statuses'], start.revision, (w) => wakes.push(w));
+      await old.close(); // a restart: keepalives stop, nothing is revoked
+      t.like(m.signal.reason, { kind: 'released' });
+
+      const successor = env.connect({ lease: TEST_LEASE });
+      const again = await successor.register(machine('m6', { new: 'config' }), { resumeLeaseId: m.leaseId });
+      t.is(again.leaseId, m.leaseId);
+      t.is(again.createRevision, m.createRevision, 'the membership key was never recreated');
+      await env.pass(2500); // longer than the TTL: the successor keeps the lease alive
+      const machines = await observer.listMachines();
+      t.deepEqual(
+        machines.items.map((x) => x.metadata),
+        [{ new: 'config' }],
+      );
+      t.is((await observer.listStatuses()).items.length, 1, "the old process's statuses survive");
+      t.false(
+        wakes.some((w) => w.reasons.some((r) => r.kind === 'machine_left')),
+        'the engine never saw the machine leave',
+      );
+
+      const stale = await t.throwsAsync(
+        env.connect({ lease: TEST_LEASE }).register(machine('m6'), { resumeLeaseId: '999999' }),
+      );
+      t.true(isRegistryError(stale, 'machine_id_taken'), 'a dead lease id falls back to a new lease');
+      sub.close();
+      await again.close();
+    }),
+  );
+
+  test(
+    'membership: dynamic metadata merges over configured metadata and survives re-registration',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const id = asMachineId('m5');
+      const m = await r.register(machine('m5', { region: 'eu', disk: 'hdd' }));
+      t.deepEqual(await r.patchMachineMetadata(id, { disk: 'ssd', gpu: 'yes' }), { disk: 'ssd', gpu: 'yes' });
+      t.deepEqual(await r.patchMachineMetadata(id, { gpu: null, zone: 'a' }), { disk: 'ssd', zone: 'a' });
+      const merged = { region: 'eu', disk: 'ssd', zone: 'a' };
+      t.deepEqual((await r.listMachines()).items[0]?.metadata, merged);
+      await m.close();
+      t.deepEqual((await r.listMachines()).items, []);
+      const again = await r.register(machine('m5', { region: 'eu', disk: 'hdd' }));
+      t.deepEqual((await r.listMachines()).items[0]?.metadata, merged, 'dynamic metadata outlives the lease');
+      await again.close();
+    }),
+  );
+
+  test(
+    'leadership: one leader; when its lease expires another leads and the deposed one is fenced',
+    withEnv(async (t, env) => {
+      const ra = env.connect({ lease: TEST_LEASE });
+      const rb = env.connect({ lease: TEST_LEASE });
+      const la = ra.leadership({ candidate: 'a', ...TEST_LEASE });
+      const lb = rb.leadership({ candidate: 'b', ...TEST_LEASE });
+      const termA = await la.campaign();
+      let termB: LeaderTerm | undefined;
+      const campaignB = lb.campaign().then((term) => (termB = term));
+      await env.pass(1500);
+      t.is(termB, undefined, 'a follower waits while the leader holds the key');
+      t.deepEqual((await rb.getLeader())?.candidate, 'a');
+      const basis = await ra.snapshot();
+      const change: AssignmentChange = {
+        kind: 'assign',
+        assignment: {
+          unit: asUnitName('u.service'),
+          machine: asMachineId('m1'),
+          hash: asUnitHash('ef'.repeat(32)),
+          target: 'launched',
+        },
+      };
+      await ra.writeAssignments(termA.fence, [change], basis);
+
+      env.dropKeepalives(ra);
+      await eventually(env, () => termB !== undefined, 8000);
+      await campaignB;
+      t.is((await rb.getLeader())?.candidate, 'b');
+      t.true(termB !== undefined && termB.fence.createRevision > termA.fence.createRevision);
+      await eventually(env, () => termA.signal.aborted, 4000);
+      t.true(['lease_lost', 'key_changed'].includes((termA.signal.reason as { kind: string }).kind));
+
+      // The deposed leader's plan, even if it has not noticed, cannot land.
+      const fenced = await t.throwsAsync(
+        rb.writeAssignments(
+          termA.fence,
+          [{ kind: 'unassign', unit: change.assignment.unit, machine: asMachineId('m1') }],
+          basis,
+        ),
+      );
+      t.true(isRegistryError(fenced, 'fenced'));
+      t.regex(fenced.message, /engine a is no longer leader.*0 of 1 transactions of the plan were applied/);
+      t.is((await rb.snapshot()).assignments.length, 1);
+
+      // A resigning leader hands over at once (well within a TTL).
+      const rc = env.connect({ lease: TEST_LEASE });
+      const lc = rc.leadership({ candidate: 'c', ...TEST_LEASE });
+      let termC: LeaderTerm | undefined;
+      const campaignC = lc.campaign().then((term) => (termC = term));
+      await env.pass(100);
+      await termB?.resign();
+      t.true(termB?.signal.aborted);
+      await eventually(env, () => termC !== undefined, 1000);
+      await campaignC;
+      t.is((await rc.getLeader())?.candidate, 'c');
+      await Promise.all([la.close(), lb.close(), lc.close()]);
+    }),
+  );
+
+  test(
+    'writeAssignments: batches above the txn limit, keeps a unit in one txn, and detects stale plans',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const leadership = r.leadership({ candidate: 'e', ...TEST_LEASE });
+      const term = await leadership.campaign();
+      const hash = asUnitHash('12'.repeat(32));
+      const changes: AssignmentChange[] = [];
+      for (let i = 0; i < 300; i++) {
+        changes.push({
+          kind: 'assign',
+          assignment: {
+            unit: asUnitName(`w@${i}.service`),
+            machine: asMachineId(`m${i % 3}`),
+            hash,
+            target: 'launched',
+          },
+        });
+      }
+      // A global unit on 200 machines: more ops than one txn holds, split in order.
+      for (let i = 0; i < 200; i++) {
+        changes.push({
+          kind: 'assign',
+          assignment: {
+            unit: asUnitName('g.service'),
+            machine: asMachineId(`h${i}`),
+            hash,
+            target: 'loaded',
+          },
+        });
+      }
+      const basis = await r.snapshot();
+      const result = await r.writeAssignments(term.fence, changes, basis);
+      t.is(result.transactions, 4, '500 ops in txns of at most 128 ops (and 128 compares)');
+      const after = await r.snapshot();
+      t.is(after.assignments.length, 500);
+
+      const dup = await t.throwsAsync(
+        r.writeAssignments(
+          term.fence,
+          [changes[0] as AssignmentChange, changes[0] as AssignmentChange],
+          after,
+        ),
+      );
+      t.true(isRegistryError(dup, 'invalid'));
+
+      // A unit changed after the plan's snapshot: the plan must be recomputed.
+      const u = unit('w@1.service', 'w1');
+      await r.createUnit(u.unit, u.text);
+      const stale = await t.throwsAsync(
+        r.writeAssignments(
+          term.fence,
+          [{ kind: 'unassign', unit: u.unit.name, machine: asMachineId('m1') }],
+          after,
+        ),
+      );
+      t.true(isRegistryError(stale, 'conflict'));
+      t.true(isRegistryError(stale) && stale.recoverable);
+      t.regex(stale.message, /unit w@1\.service changed since the plan's snapshot/);
+      const fresh = await r.snapshot();
+      await r.writeAssignments(
+        term.fence,
+        [{ kind: 'unassign', unit: u.unit.name, machine: asMachineId('m1') }],
+        fresh,
+      );
+      t.is((await r.snapshot()).assignments.length, 499);
+      await term.resign();
+      await leadership.close();
+    }),
+  );
+
+  test(
+    'watchAssignments: each machine sees only its own assignments, level-triggered',
+    withEnv(async (t, env) => {
+      const engine = env.connect({ lease: TEST_LEASE });
+      const agent1 = env.connect({ lease: TEST_LEASE });
+      const agent2 = env.connect({ lease: TEST_LEASE });
+      const leadership = engine.leadership({ candidate: 'e', ...TEST_LEASE });
+      const term = await leadership.campaign();
+      const hash = asUnitHash('34'.repeat(32));
+      const assign = (u: string, m: string): AssignmentChange => ({
+        kind: 'assign',
+        assignment: { unit: asUnitName(u), machine: asMachineId(m), hash, target: 'launched' },
+      });
+      await engine.writeAssignments(term.fence, [assign('pre.service', 'm1')], await engine.snapshot());
+
+      const seen1: WatchedSet<Assignment>[] = [];
+      const seen2: WatchedSet<Assignment>[] = [];
+      const s1 = await agent1.watchAssignments(asMachineId('m1'), (s) => seen1.push(s));
+      const s2 = await agent2.watchAssignments(asMachineId('m10'), (s) => seen2.push(s));
+      t.deepEqual(names(seen1.at(-1)), ['pre.service'], 'the first call carries the current set');
+      t.deepEqual(names(seen2.at(-1)), [], 'm10 is not confused with m1 (key prefixes end with /)');
+
+      await engine.writeAssignments(
+        term.fence,
+        [assign('a.service', 'm1'), assign('b.service', 'm10')],
+        await engine.snapshot(),
+      );
+      await eventually(env, () => names(seen1.at(-1)).length === 2 && names(seen2.at(-1)).length === 1);
+      t.deepEqual(names(seen1.at(-1)), ['a.service', 'pre.service']);
+      t.deepEqual(names(seen2.at(-1)), ['b.service']);
+      const calls2 = seen2.length;
+      await engine.writeAssignments(
+        term.fence,
+        [{ kind: 'unassign', unit: asUnitName('pre.service'), machine: asMachineId('m1') }],
+        await engine.snapshot(),
+      );
+      await eventually(env, () => names(seen1.at(-1)).length === 1);
+      t.deepEqual(names(seen1.at(-1)), ['a.service']);
+      await env.pass(200);
+      t.is(seen2.length, calls2, "another machine's change does not wake m10");
+      s1.close();
+      s2.close();
+      await term.resign();
+      await leadership.close();
+    }),
+  );
+
+  test(
+    'services: announced instances live as long as the announcer lease',
+    withEnv(async (t, env) => {
+      const lb = env.connect({ lease: TEST_LEASE });
+      const sidekick = env.connect({ lease: TEST_LEASE });
+      const seen: string[][] = [];
+      const sub = await lb.watchServiceInstances('web', (s) =>
+        seen.push(s.items.map((i) => `${i.instance}=${i.address}`)),
+      );
+      const lease = await sidekick.openLease();
+      await sidekick.announce(lease, {
+        service: 'web',
+        instance: '1',
+        address: '10.0.0.1:80',
+        machine: asMachineId('m1'),
+        since: '2026-01-01T00:00:00.000Z',
+      });
+      await sidekick.announce(lease, {
+        service: 'webx',
+        instance: '1',
+        address: '10.0.0.2:80',
+        since: '2026-01-01T00:00:00.000Z',
+      });
+      await eventually(env, () => seen.at(-1)?.length === 1);
+      t.deepEqual(seen.at(-1), ['1=10.0.0.1:80']);
+      t.like((await lb.listServiceInstances('web')).items[0], { machine: 'm1', address: '10.0.0.1:80' });
+      await lease.close();
+      await eventually(env, () => seen.at(-1)?.length === 0);
+      t.deepEqual((await lb.listServiceInstances('webx')).items, []);
+      sub.close();
+    }),
+  );
+}
+
+/** Polls `cond`, letting time pass between tries, until it holds or `budgetMs` of time passed. */
+async function eventually(
+  env: ContractEnv,
+  cond: () => boolean | Promise<boolean>,
+  budgetMs = 3000,
+): Promise<void> {
+  for (let waited = 0; ; waited += 50) {
+    if (await cond()) return;
+    if (waited >= budgetMs) throw new Error(`condition not met within ${budgetMs} ms: ${cond.toString()}`);
+    await env.pass(50);
+  }
+}
+
+function unit(
+  name: string,
+  text: string,
+): { unit: { name: UnitName; hash: UnitHash; target: 'launched' }; text: string } {
+  const hash = asUnitHash(createHash('sha256').update(text).digest('hex'));
+  return { unit: { name: asUnitName(name), hash, target: 'launched' }, text };
+}
+
+function machine(id: string, metadata: Record<string, string> = {}, ip = '10.0.0.1'): MachineRegistration {
+  return { id: asMachineId(id), ip, metadata, version: '0.1.0', startedAt: '2026-01-01T00:00:00.000Z' };
+}
+
+function status(u: string, m: string, hash: UnitHash): UnitStatus {
+  return {
+    unit: asUnitName(u),
+    machine: asMachineId(m),
+    hash,
+    load: 'loaded',
+    active: 'active',
+    sub: 'running',
+    pid: 42,
+    since: '2026-01-01T00:00:00.000Z',
+  };
+}
+
+function names(set: WatchedSet<Assignment> | undefined): string[] {
+  return (set?.items ?? []).map((a) => a.unit);
+}
