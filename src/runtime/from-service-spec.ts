@@ -1,0 +1,112 @@
+// ServiceSpec (parsed at submit, host-independent) → ProcessUnitConfig (final, for this host): the
+// host's specifiers (%H %m %b), EnvironmentFile= read now, `$VAR` expansion in Exec lines. The agent
+// calls this just before `runtime.start`; a problem becomes the unit's failure reason.
+
+import type { UnitHash, UnitName } from '../cluster/types.js';
+import { expandExecArgs, parseEnvironmentFile, type ExecCommand } from '../unit/exec.js';
+import type { ServiceSpec } from '../unit/service.js';
+import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
+import type { ExecStep, ProcessUnitConfig, RestartPolicy } from './runtime.js';
+
+export interface ProcessConfigInput {
+  readonly unit: UnitName;
+  readonly hash: UnitHash;
+  readonly spec: ServiceSpec;
+  /** Every specifier, host ones included. */
+  readonly specifiers: SpecifierContext;
+  /** The agent's environment for every unit (FLEETTS_MACHINE_ID…); Environment= and files override it. */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** Reads an EnvironmentFile=; undefined when it does not exist. */
+  readonly readFile: (path: string) => string | undefined;
+}
+
+export type ProcessConfigResult =
+  | { readonly kind: 'ok'; readonly config: ProcessUnitConfig; readonly warnings: readonly string[] }
+  | { readonly kind: 'error'; readonly reason: string };
+
+/** Builds the runtime config; a missing EnvironmentFile= or a bad specifier is an `error` with a reason. */
+export function processConfigFromServiceSpec(input: ProcessConfigInput): ProcessConfigResult {
+  const { spec, specifiers } = input;
+  const warnings: string[] = [];
+  try {
+    const env: Record<string, string> = { ...input.baseEnv };
+    for (const [k, v] of Object.entries(spec.environment)) {
+      env[k] = expandSpecifiers(v, specifiers, { where: 'Environment=' });
+    }
+    for (const file of spec.environmentFiles) {
+      const path = expandSpecifiers(file.path, specifiers, { where: 'EnvironmentFile=' });
+      const text = input.readFile(path);
+      if (text === undefined) {
+        if (file.optional) continue;
+        return { kind: 'error', reason: `EnvironmentFile=${path}: no such file` };
+      }
+      Object.assign(
+        env,
+        parseEnvironmentFile(text, (line, message) =>
+          warnings.push(`EnvironmentFile=${path} line ${line}: ${message}`),
+        ),
+      );
+    }
+    const steps = (key: string, commands: readonly ExecCommand[]): ExecStep[] =>
+      commands.map((cmd) => {
+        const expanded: ExecCommand = {
+          ...cmd,
+          path: expandSpecifiers(cmd.path, specifiers, { where: `${key}=` }),
+          argv: cmd.argv.map((w) => expandSpecifiers(w, specifiers, { where: `${key}=` })),
+        };
+        return {
+          path: expanded.path,
+          argv: expandExecArgs(expanded, env),
+          ignoreFailure: cmd.ignoreFailure,
+          privileged: cmd.privileged,
+        };
+      });
+    const wd = spec.workingDirectory;
+    const config: ProcessUnitConfig = {
+      kind: 'process',
+      unit: input.unit,
+      hash: input.hash,
+      type: spec.type,
+      execStartPre: steps('ExecStartPre', spec.execStartPre),
+      execStart: steps('ExecStart', spec.execStart),
+      execStartPost: steps('ExecStartPost', spec.execStartPost),
+      execStop: steps('ExecStop', spec.execStop),
+      execStopPost: steps('ExecStopPost', spec.execStopPost),
+      execReload: steps('ExecReload', spec.execReload),
+      // fleetts has no watchdog, so on-watchdog never fires.
+      restart: spec.restart === 'on-watchdog' ? 'no' : (spec.restart satisfies RestartPolicy | 'on-watchdog'),
+      restartSecMs: spec.restartMs,
+      startLimitBurst: spec.startLimitBurst,
+      startLimitIntervalMs: spec.startLimitIntervalMs,
+      timeoutStartMs: finiteOrZero(spec.timeoutStartMs),
+      timeoutStopMs: finiteOrZero(spec.timeoutStopMs),
+      killSignal: spec.killSignal,
+      killMode: spec.killMode,
+      env,
+      remainAfterExit: spec.remainAfterExit,
+      successExitStatus: spec.successExitStatus,
+      ...(wd === undefined
+        ? {}
+        : {
+            workingDirectory: {
+              path: expandSpecifiers(wd.path, specifiers, { where: 'WorkingDirectory=' }),
+              optional: wd.optional,
+            },
+          }),
+      ...(spec.user === undefined
+        ? {}
+        : { user: expandSpecifiers(spec.user, specifiers, { where: 'User=' }) }),
+      ...(spec.group === undefined
+        ? {}
+        : { group: expandSpecifiers(spec.group, specifiers, { where: 'Group=' }) }),
+    };
+    return { kind: 'ok', config, warnings };
+  } catch (err) {
+    return { kind: 'error', reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The runtime's "no timeout" is 0; the parser's is Infinity (which JSON cannot carry). */
+function finiteOrZero(ms: number): number {
+  return Number.isFinite(ms) ? ms : 0;
+}

@@ -1,0 +1,431 @@
+// The process runtime: runs `[Service]` units without systemd, one detached supervisor process per
+// unit (supervisor-main.ts) that outlives fleetd. This side spawns supervisors, signals them, and
+// watches their status files; a new fleetd adopts the supervisors an old one left running.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  watch,
+} from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
+import type { UnitName } from '../cluster/types.js';
+import { readJournal } from './journal-reader.js';
+import { identify, isAlive } from './proc.js';
+import { chooseTracking, removeUnitCgroup, unitCgroupPids } from './process-tree.js';
+import {
+  RuntimeError,
+  type ChangeListener,
+  type JournalOptions,
+  type ObservedUnit,
+  type ProcessUnitConfig,
+  type Runtime,
+} from './runtime.js';
+import {
+  parseSupervisorStatus,
+  unitPaths,
+  writeFileAtomic,
+  type JournalLimits,
+  type ProcessIdentity,
+  type SupervisorConfig,
+  type SupervisorStatus,
+  type TrackingConfig,
+  type UnitPaths,
+} from './supervisor-protocol.js';
+
+export interface ProcessRuntimeDeps {
+  /** Where unit state, status and journals live (e.g. /var/lib/fleetts); must survive fleetd restarts. */
+  readonly stateDir: string;
+  readonly clock?: Clock;
+  /** Per-unit journal bound; default 1 MiB × 2 files. */
+  readonly journal?: JournalLimits;
+  /** `auto`: a cgroup when one can be created, else the /proc scan (see process-tree.ts). */
+  readonly tracking?: 'auto' | 'proc-scan';
+  /**
+   * The units' cgroups go under `<hierarchy>/<cgroupRoot>/<unit>`; default
+   * `fleetts/<12 hex digits of the state dir's hash>`, so that several fleetd on one host (fleetts
+   * dev) never share one.
+   */
+  readonly cgroupRoot?: string;
+  /** How to run the supervisor; default this Node with dist/runtime/supervisor-main.js (tsx for .ts). */
+  readonly supervisorCommand?: { readonly command: string; readonly args: readonly string[] };
+  /** Backstop re-read of every unit's status, besides inotify; default 1000 ms. */
+  readonly resyncMs?: number;
+  /** How long a new supervisor may take to write its first status; default 15 s. */
+  readonly supervisorStartTimeoutMs?: number;
+  readonly log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+interface Tracked {
+  readonly paths: UnitPaths;
+  config: SupervisorConfig;
+  /** A supervisor spawned by this instance that has not written a status yet. */
+  pending?: ProcessIdentity;
+  last?: string;
+  watcher?: FSWatcher;
+  /** When this instance began tracking it: the `since` of states no status file records. */
+  readonly seen: string;
+}
+
+const DEFAULT_JOURNAL: JournalLimits = { maxBytes: 1024 * 1024, files: 2 };
+
+export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
+  readonly #stateDir: string;
+  readonly #clock: Clock;
+  readonly #journal: JournalLimits;
+  readonly #tracking: 'auto' | 'proc-scan';
+  readonly #cgroupRoot: string;
+  readonly #command: { readonly command: string; readonly args: readonly string[] };
+  readonly #resyncMs: number;
+  readonly #startTimeoutMs: number;
+  readonly #log: (event: string, fields: Record<string, unknown>) => void;
+  readonly #units = new Map<string, Tracked>();
+  readonly #listeners = new Set<ChangeListener>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+  #timer: Timer | undefined;
+  #closed = false;
+
+  constructor(deps: ProcessRuntimeDeps) {
+    this.#stateDir = resolve(deps.stateDir);
+    this.#clock = deps.clock ?? systemClock;
+    this.#journal = deps.journal ?? DEFAULT_JOURNAL;
+    this.#tracking = deps.tracking ?? 'auto';
+    this.#cgroupRoot =
+      deps.cgroupRoot ?? `fleetts/${createHash('sha256').update(this.#stateDir).digest('hex').slice(0, 12)}`;
+    this.#command = deps.supervisorCommand ?? defaultSupervisorCommand();
+    this.#resyncMs = deps.resyncMs ?? 1000;
+    this.#startTimeoutMs = deps.supervisorStartTimeoutMs ?? 15_000;
+    this.#log = deps.log ?? (() => undefined);
+    mkdirSync(join(this.#stateDir, 'units'), { recursive: true });
+    this.#arm();
+  }
+
+  async adopt(): Promise<ObservedUnit[]> {
+    const found: ObservedUnit[] = [];
+    for (const name of readdirSync(join(this.#stateDir, 'units')).sort()) {
+      const paths = unitPaths(this.#stateDir, name);
+      const config = readConfig(paths);
+      if (config === undefined) continue;
+      const t = this.#track(name, paths, config);
+      const o = this.#observe(t);
+      t.last = JSON.stringify(o);
+      found.push(o);
+      this.#log('runtime.unit_adopted', { unit: name, active: o.active, sub: o.sub, pid: o.pid });
+    }
+    return Promise.resolve(found);
+  }
+
+  start(config: ProcessUnitConfig): Promise<void> {
+    return this.#serial(config.unit, () => this.#start(config));
+  }
+
+  stop(unit: UnitName): Promise<void> {
+    return this.#serial(unit, () => this.#stop(unit));
+  }
+
+  remove(unit: UnitName): Promise<void> {
+    return this.#serial(unit, async () => {
+      const t = this.#units.get(unit);
+      await this.#stop(unit);
+      t?.watcher?.close();
+      this.#units.delete(unit);
+      const config = t?.config ?? readConfig(unitPaths(this.#stateDir, unit));
+      if (config !== undefined) {
+        // The supervisor may still be leaving its cgroup for a moment after it is seen dead.
+        const deadline = this.#clock.monotonic() + 2000;
+        while (!removeUnitCgroup(config.tracking) && this.#clock.monotonic() < deadline) {
+          await this.#clock.sleep(25);
+        }
+      }
+      rmSync(unitPaths(this.#stateDir, unit).dir, { recursive: true, force: true });
+      this.#log('runtime.unit_removed', { unit });
+    });
+  }
+
+  list(): Promise<ObservedUnit[]> {
+    const all = [...this.#units.values()].map((t) => this.#observe(t));
+    return Promise.resolve(all.sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0)));
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  journal(unit: UnitName, options: JournalOptions = {}): AsyncIterable<string> {
+    const paths = unitPaths(this.#stateDir, unit);
+    if (!existsSync(paths.dir)) {
+      throw new RuntimeError(`unit ${unit} is not known to this host's runtime`, { unit, code: 'not_found' });
+    }
+    const files = this.#units.get(unit)?.config.journal.files ?? this.#journal.files;
+    return readJournal(paths.journal, {
+      lines: options.lines ?? 10,
+      follow: options.follow ?? false,
+      signal: options.signal,
+      files,
+      clock: this.#clock,
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.cancel();
+    for (const t of this.#units.values()) t.watcher?.close();
+    this.#listeners.clear();
+    return Promise.resolve();
+  }
+
+  async #start(config: ProcessUnitConfig): Promise<void> {
+    const unit = config.unit;
+    const existing = this.#units.get(unit);
+    if (existing !== undefined) {
+      const status = readStatus(existing.paths);
+      const running =
+        existing.pending !== undefined ||
+        (status !== undefined && !status.done && isAlive(status.supervisor));
+      if (running && status?.hash === config.hash && status.active !== 'deactivating') return;
+      if (running) await this.#stop(unit);
+    }
+    const paths = unitPaths(this.#stateDir, unit);
+    mkdirSync(paths.dir, { recursive: true });
+    const tracking: TrackingConfig = chooseTracking(this.#cgroupRoot, unit, this.#tracking);
+    const supConfig: SupervisorConfig = { v: 1, unitConfig: config, tracking, journal: this.#journal };
+    writeFileAtomic(paths.config, JSON.stringify(supConfig) + '\n');
+    rmSync(paths.status, { force: true });
+    const t = this.#track(unit, paths, supConfig);
+    t.config = supConfig;
+
+    const logFd = openSync(paths.supervisorLog, 'a', 0o640);
+    let pid: number;
+    try {
+      const child = spawn(this.#command.command, [...this.#command.args, paths.dir], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+        cwd: '/',
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      });
+      pid = await new Promise<number>((ok, fail) => {
+        child.once('spawn', () => ok(child.pid ?? -1));
+        child.once('error', fail);
+      });
+      child.unref();
+    } catch (err) {
+      throw new RuntimeError(`cannot start the supervisor of ${unit}: ${String(err)}`, { unit, cause: err });
+    } finally {
+      closeSync(logFd);
+    }
+    const id = identify(pid);
+    if (id !== undefined) t.pending = id;
+    this.#log('runtime.supervisor_spawned', { unit, pid, tracking: tracking.kind });
+    // Taken in charge once the supervisor has written its first status (or has died trying).
+    const deadline = this.#clock.monotonic() + this.#startTimeoutMs;
+    while (readStatus(paths) === undefined && id !== undefined && isAlive(id)) {
+      if (this.#clock.monotonic() > deadline) break;
+      await this.#clock.sleep(20);
+    }
+    this.#refresh(t);
+  }
+
+  async #stop(unit: string): Promise<void> {
+    const t = this.#units.get(unit);
+    if (t === undefined) return;
+    const status = readStatus(t.paths);
+    const sup = status?.supervisor ?? t.pending;
+    if (sup !== undefined && isAlive(sup) && status?.done !== true) {
+      process.kill(sup.pid, 'SIGTERM');
+      const c = t.config.unitConfig;
+      const steps = c.execStop.length + c.execStopPost.length + 3;
+      const budget = c.timeoutStopMs > 0 ? steps * c.timeoutStopMs + 10_000 : Infinity;
+      const deadline = this.#clock.monotonic() + budget;
+      while (isAlive(sup)) {
+        if (this.#clock.monotonic() > deadline) {
+          this.#log('runtime.supervisor_stuck', { unit, pid: sup.pid });
+          process.kill(sup.pid, 'SIGKILL');
+          break;
+        }
+        await this.#clock.sleep(25);
+      }
+    }
+    delete t.pending;
+    const after = readStatus(t.paths);
+    if (after !== undefined && !after.done && (sup === undefined || !isAlive(sup))) {
+      // The supervisor died without finishing: finish for it (kill what is left, record it).
+      for (const pid of unitCgroupPids(t.config.tracking)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      const done: SupervisorStatus = {
+        ...after,
+        active: 'inactive',
+        sub: 'dead',
+        done: true,
+        since: new Date(this.#clock.now()).toISOString(),
+      };
+      delete (done as { mainPid?: number }).mainPid;
+      writeFileAtomic(t.paths.status, JSON.stringify(done) + '\n');
+    }
+    this.#refresh(t);
+  }
+
+  #track(unit: string, paths: UnitPaths, config: SupervisorConfig): Tracked {
+    let t = this.#units.get(unit);
+    if (t === undefined) {
+      t = { paths, config, seen: iso(this.#clock) };
+      this.#units.set(unit, t);
+    }
+    if (t.watcher === undefined) {
+      const tracked = t;
+      try {
+        t.watcher = watch(paths.dir, (_event, file) => {
+          if (file === 'status.json') this.#refresh(tracked);
+        });
+        t.watcher.on('error', () => undefined);
+      } catch {
+        // the resync timer still sees changes
+      }
+    }
+    return t;
+  }
+
+  /** Re-reads a unit and tells the listeners if anything changed. */
+  #refresh(t: Tracked): void {
+    if (this.#closed || !this.#units.has(t.config.unitConfig.unit)) return;
+    const o = this.#observe(t);
+    const key = JSON.stringify(o);
+    if (key === t.last) return;
+    t.last = key;
+    for (const l of this.#listeners) {
+      try {
+        l(o);
+      } catch (err) {
+        this.#log('runtime.listener_failed', { unit: o.unit, err: String(err) });
+      }
+    }
+  }
+
+  #observe(t: Tracked): ObservedUnit {
+    const c = t.config.unitConfig;
+    const status = readStatus(t.paths);
+    if (status === undefined) {
+      if (t.pending !== undefined && isAlive(t.pending)) {
+        return {
+          unit: c.unit,
+          hash: c.hash,
+          load: 'loaded',
+          active: 'activating',
+          sub: 'start-pre',
+          since: t.seen,
+        };
+      }
+      if (t.pending !== undefined) {
+        return {
+          unit: c.unit,
+          hash: c.hash,
+          load: 'loaded',
+          active: 'failed',
+          sub: 'failed',
+          since: t.seen,
+          reason: `the supervisor exited before starting the unit: ${tail(t.paths.supervisorLog)}`,
+        };
+      }
+      return { unit: c.unit, hash: c.hash, load: 'loaded', active: 'inactive', sub: 'dead', since: t.seen };
+    }
+    delete t.pending;
+    const base: ObservedUnit = {
+      unit: c.unit,
+      hash: status.hash as ObservedUnit['hash'],
+      load: 'loaded',
+      active: status.active,
+      sub: status.sub,
+      since: status.since,
+      ...(status.mainPid === undefined ? {} : { pid: status.mainPid }),
+      ...(status.lastExit === undefined ? {} : { lastExit: status.lastExit }),
+      ...(status.reason === undefined ? {} : { reason: status.reason }),
+    };
+    if (status.done || isAlive(status.supervisor)) return base;
+    const { pid: _pid, ...rest } = base;
+    return {
+      ...rest,
+      active: 'failed',
+      sub: 'failed',
+      reason: `the supervisor (pid ${status.supervisor.pid}) exited unexpectedly: ${tail(t.paths.supervisorLog)}`,
+    };
+  }
+
+  #arm(): void {
+    this.#timer = this.#clock.setTimer(this.#resyncMs, () => {
+      if (this.#closed) return;
+      for (const t of this.#units.values()) this.#refresh(t);
+      this.#arm();
+    });
+  }
+
+  /** Runs operations on one unit one after another (start during stop waits for the stop). */
+  #serial<T>(unit: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(unit) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.#locks.set(unit, settled);
+    void settled.then(() => {
+      if (this.#locks.get(unit) === settled) this.#locks.delete(unit);
+    });
+    return next;
+  }
+}
+
+function readConfig(paths: UnitPaths): SupervisorConfig | undefined {
+  try {
+    const c = JSON.parse(readFileSync(paths.config, 'utf8')) as SupervisorConfig;
+    return c.v === 1 ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readStatus(paths: UnitPaths): SupervisorStatus | undefined {
+  try {
+    return parseSupervisorStatus(readFileSync(paths.status, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last line of a supervisor's own log, for a reason that says what went wrong. */
+function tail(path: string): string {
+  try {
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    return lines[lines.length - 1] || 'no output (see ' + path + ')';
+  } catch {
+    return `no output (see ${path})`;
+  }
+}
+
+function iso(clock: Clock): string {
+  return new Date(clock.now()).toISOString();
+}
+
+/** This Node running supervisor-main beside this file: compiled .js, or .ts through tsx (tests). */
+export function defaultSupervisorCommand(): { command: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const flags = ['--max-semi-space-size=1', '--max-old-space-size=64'];
+  if (here.endsWith('.ts')) {
+    const tsx = import.meta.resolve('tsx');
+    return {
+      command: process.execPath,
+      args: [...flags, '--import', tsx, join(dirname(here), 'supervisor-main.ts')],
+    };
+  }
+  return { command: process.execPath, args: [...flags, join(dirname(here), 'supervisor-main.js')] };
+}

@@ -1,0 +1,125 @@
+// The files through which fleetd's process runtime and a unit's supervisor talk (both sides import
+// this; the supervisor must stay small, so no zod here: values are checked by hand).
+//
+// <stateDir>/units/<unit>/
+//   config.json      SupervisorConfig, written by the runtime before it spawns the supervisor
+//   status.json      SupervisorStatus, rewritten atomically (tmp + rename) on every change
+//   journal.log[.N]  the unit's output, rotated
+//   supervisor.log   the supervisor's own stderr (crashes only)
+// Commands are signals to the supervisor: SIGTERM = stop the unit and exit, SIGHUP = ExecReload.
+
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ProcessUnitConfig } from './runtime.js';
+
+export const STATUS_VERSION = 1;
+
+/** Where the unit's processes are confined, decided by the runtime (see process-tree.ts). */
+export type TrackingConfig =
+  | { readonly kind: 'cgroup2'; readonly path: string }
+  | { readonly kind: 'cgroup1'; readonly path: string }
+  | { readonly kind: 'proc-scan' };
+
+export interface JournalLimits {
+  /** Bytes per file before rotation. */
+  readonly maxBytes: number;
+  /** Files kept, the current one included (so at most maxBytes × files bytes per unit). */
+  readonly files: number;
+}
+
+export interface SupervisorConfig {
+  readonly v: 1;
+  readonly unitConfig: ProcessUnitConfig;
+  readonly tracking: TrackingConfig;
+  readonly journal: JournalLimits;
+}
+
+export interface ProcessIdentity {
+  readonly pid: number;
+  /** Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a live pid from a reused one. */
+  readonly startTime: number;
+}
+
+export interface SupervisorStatus {
+  readonly v: 1;
+  readonly unit: string;
+  readonly hash: string;
+  readonly supervisor: ProcessIdentity;
+  readonly active: 'active' | 'activating' | 'deactivating' | 'inactive' | 'failed';
+  readonly sub: string;
+  readonly mainPid?: number;
+  readonly since: string;
+  readonly lastExit?: { readonly code?: number; readonly signal?: string; readonly at: string };
+  readonly reason?: string;
+  /** How many times the unit was restarted by its Restart= policy in this supervisor's life. */
+  readonly restarts: number;
+  /** True once the supervisor has nothing left to do and is exiting (inactive or failed). */
+  readonly done: boolean;
+}
+
+export interface UnitPaths {
+  readonly dir: string;
+  readonly config: string;
+  readonly status: string;
+  readonly journal: string;
+  readonly supervisorLog: string;
+}
+
+/** Unit names hold only [A-Za-z0-9:_.\-\\@] and never start with '.', so they are safe file names. */
+export function unitPaths(stateDir: string, unit: string): UnitPaths {
+  const dir = join(stateDir, 'units', unit);
+  return {
+    dir,
+    config: join(dir, 'config.json'),
+    status: join(dir, 'status.json'),
+    journal: join(dir, 'journal.log'),
+    supervisorLog: join(dir, 'supervisor.log'),
+  };
+}
+
+/** Writes a file so that readers see the old or the new content, never a torn one. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+const ACTIVE = new Set(['active', 'activating', 'deactivating', 'inactive', 'failed']);
+
+/** Parses status.json; undefined when it is missing fields or from an unknown version. */
+export function parseSupervisorStatus(text: string): SupervisorStatus | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(raw) || raw['v'] !== STATUS_VERSION) return undefined;
+  const sup = raw['supervisor'];
+  if (
+    typeof raw['unit'] !== 'string' ||
+    typeof raw['hash'] !== 'string' ||
+    !isRecord(sup) ||
+    typeof sup['pid'] !== 'number' ||
+    typeof sup['startTime'] !== 'number' ||
+    typeof raw['active'] !== 'string' ||
+    !ACTIVE.has(raw['active']) ||
+    typeof raw['sub'] !== 'string' ||
+    typeof raw['since'] !== 'string' ||
+    typeof raw['restarts'] !== 'number' ||
+    typeof raw['done'] !== 'boolean'
+  ) {
+    return undefined;
+  }
+  return raw as unknown as SupervisorStatus;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,546 @@
+// The state machine of one unit, run inside its supervisor process (supervisor-main.ts): systemd's
+// service states — start-pre → start → start-post → running/exited → stop → stop-sigterm →
+// stop-sigkill → stop-post → dead/failed, with auto-restart and the start rate limit.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Clock, Timer } from '../lib/clock.js';
+import { LineSplitter, type JournalWriter } from './journal-writer.js';
+import type { ProcessTree } from './process-tree.js';
+import type { ExecStep, ProcessUnitConfig } from './runtime.js';
+import type { ProcessIdentity, SupervisorStatus } from './supervisor-protocol.js';
+import type { Credentials, CredentialsResult } from './users.js';
+
+export interface UnitSupervisorDeps {
+  readonly config: ProcessUnitConfig;
+  readonly tree: ProcessTree;
+  readonly journal: JournalWriter;
+  readonly clock: Clock;
+  /** The supervisor process itself, recorded in every status. */
+  readonly self: ProcessIdentity;
+  /** Put into every Exec step's environment (FLEETTS_INVOCATION_ID). */
+  readonly invocationId: string;
+  readonly writeStatus: (status: SupervisorStatus) => void;
+  readonly lookupCredentials: (user: string | undefined, group: string | undefined) => CredentialsResult;
+  /** How often to look whether the unit's processes are gone while stopping. */
+  readonly pollMs?: number;
+}
+
+type ExecKey = 'ExecStartPre' | 'ExecStart' | 'ExecStartPost' | 'ExecStop' | 'ExecStopPost' | 'ExecReload';
+
+/** How a process ended, or why it never ran. */
+type Exit =
+  | { readonly kind: 'exited'; readonly code: number }
+  | { readonly kind: 'killed'; readonly signal: string }
+  | { readonly kind: 'not-run'; readonly code: number; readonly reason: string };
+
+/** systemd's service results, which Restart= decides on. */
+type Outcome =
+  | { readonly kind: 'success' }
+  | { readonly kind: 'exit-code'; readonly reason: string }
+  | { readonly kind: 'signal'; readonly reason: string }
+  | { readonly kind: 'timeout'; readonly reason: string };
+
+const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** After SIGKILL, how long to wait for the processes to vanish before giving up on them. */
+const SIGKILL_WAIT_MS = 5_000;
+
+interface Running {
+  readonly pid: number;
+  readonly exited: Promise<Exit>;
+}
+
+export class UnitSupervisor {
+  readonly #d: UnitSupervisorDeps;
+  readonly #c: ProcessUnitConfig;
+  readonly #stop = new AbortController();
+  #active: SupervisorStatus['active'] = 'activating';
+  #sub = 'dead';
+  #since: string;
+  #mainPid: number | undefined;
+  #lastExit: SupervisorStatus['lastExit'];
+  #reason: string | undefined;
+  #restarts = 0;
+  #main: Running | undefined;
+  #reloading = false;
+
+  constructor(deps: UnitSupervisorDeps) {
+    this.#d = deps;
+    this.#c = deps.config;
+    this.#since = new Date(deps.clock.now()).toISOString();
+  }
+
+  /** Asks for a stop (SIGTERM to the supervisor): the unit stops and `run` resolves. */
+  requestStop(): void {
+    if (!this.#stop.signal.aborted) this.#log('Stopping.');
+    this.#stop.abort(new Error('stop requested'));
+  }
+
+  /** ExecReload (SIGHUP to the supervisor), while running. */
+  requestReload(): void {
+    if (this.#sub !== 'running' || this.#reloading || this.#c.execReload.length === 0) return;
+    this.#reloading = true;
+    this.#set('active', 'reload');
+    void this.#runSteps('ExecReload', this.#c.execReload, this.#c.timeoutStartMs).then((o) => {
+      this.#reloading = false;
+      if (o.kind !== 'success') this.#log(`Reload failed: ${o.reason}`);
+      if (this.#sub === 'reload') this.#set('active', this.#main === undefined ? 'exited' : 'running');
+    });
+  }
+
+  /** Runs the unit until it is stopped, or ends (dead or failed) and is not to be restarted. */
+  async run(): Promise<SupervisorStatus> {
+    const starts: number[] = [];
+    for (;;) {
+      if (this.#stopped()) return this.#finish({ kind: 'success' });
+      const now = this.#d.clock.monotonic();
+      const { startLimitBurst: burst, startLimitIntervalMs: interval } = this.#c;
+      if (burst > 0 && interval > 0) {
+        while (starts.length > 0 && now - (starts[0] ?? 0) > interval) starts.shift();
+        if (starts.length >= burst) {
+          this.#log('Start request repeated too quickly.');
+          this.#mainPid = undefined;
+          this.#reason = 'start-limit-hit';
+          this.#set('failed', 'failed');
+          return this.#status(true);
+        }
+      }
+      starts.push(now);
+
+      const outcome = await this.#runOnce();
+      if (this.#stopped()) return this.#finish(outcome);
+      if (!this.#shouldRestart(outcome)) return this.#finish(outcome);
+      this.#reason = outcome.kind === 'success' ? undefined : outcome.reason;
+      this.#mainPid = undefined;
+      this.#set('activating', 'auto-restart');
+      this.#log(`Scheduled restart in ${this.#c.restartSecMs} ms.`);
+      try {
+        await this.#d.clock.sleep(this.#c.restartSecMs, this.#stop.signal);
+      } catch {
+        return this.#finish({ kind: 'success' });
+      }
+      this.#restarts++;
+      this.#reason = undefined;
+    }
+  }
+
+  /** One start, the service's life, and its stop; the outcome decides the restart. */
+  async #runOnce(): Promise<Outcome> {
+    this.#main = undefined;
+    this.#set('activating', 'start-pre');
+    this.#log('Starting.');
+    let outcome = await this.#runSteps('ExecStartPre', this.#c.execStartPre, this.#c.timeoutStartMs);
+    let started = false;
+    if (outcome.kind === 'success' && !this.#stopped()) {
+      this.#set('activating', 'start');
+      if (this.#c.type === 'oneshot') {
+        outcome = await this.#runSteps('ExecStart', this.#c.execStart, this.#c.timeoutStartMs);
+      } else {
+        const step = this.#c.execStart[0];
+        if (step !== undefined) {
+          const r = await this.#launch('ExecStart', step);
+          if ('pid' in r) this.#main = r;
+          else outcome = this.#judge('ExecStart', step, r, false);
+        }
+      }
+      if (outcome.kind === 'success' && !this.#stopped()) {
+        this.#set('activating', 'start-post');
+        outcome = await this.#runSteps('ExecStartPost', this.#c.execStartPost, this.#c.timeoutStartMs);
+        started = outcome.kind === 'success';
+      }
+    }
+    if (outcome.kind === 'success' && !this.#stopped()) {
+      const main = this.#main;
+      if (main !== undefined) {
+        this.#set('active', 'running');
+        this.#log(`Started (main pid ${main.pid}).`);
+        const exit = await Promise.race([main.exited, this.#stopRequested()]);
+        if (exit !== undefined) {
+          outcome = this.#judge('ExecStart', this.#c.execStart[0], exit, true);
+          this.#main = undefined;
+        }
+      } else if (this.#c.remainAfterExit) {
+        this.#set('active', 'exited');
+        this.#log('Finished start-up; remains active (RemainAfterExit=yes).');
+        await this.#stopRequested();
+      } else {
+        this.#log('Finished.');
+      }
+    }
+    const stopOutcome = await this.#stopSequence(started);
+    return outcome.kind === 'success' ? stopOutcome : outcome;
+  }
+
+  /** ExecStop (if the start succeeded), the kill phases of KillMode=, then ExecStopPost. */
+  async #stopSequence(started: boolean): Promise<Outcome> {
+    let outcome: Outcome = { kind: 'success' };
+    this.#set('deactivating', 'stop');
+    if (started) outcome = await this.#runSteps('ExecStop', this.#c.execStop, this.#c.timeoutStopMs, true);
+    await this.#killPhase();
+    this.#set('deactivating', 'stop-post');
+    const post = await this.#runSteps('ExecStopPost', this.#c.execStopPost, this.#c.timeoutStopMs, true);
+    if (outcome.kind === 'success') outcome = post;
+    // Whatever ExecStopPost left behind goes too (systemd's final-sigterm), unless KillMode=none/process.
+    await this.#killPhase();
+    this.#mainPid = undefined;
+    return outcome;
+  }
+
+  async #killPhase(): Promise<void> {
+    const { killMode } = this.#c;
+    const signal = this.#c.killSignal as NodeJS.Signals;
+    const main = this.#main;
+    if (killMode === 'none') return;
+    if (killMode === 'process' || killMode === 'mixed') {
+      if (main !== undefined) {
+        this.#set('deactivating', 'stop-sigterm');
+        trySignal(main.pid, signal);
+        trySignal(main.pid, 'SIGCONT');
+        const gone = await this.#waitFor(main.exited, this.#c.timeoutStopMs);
+        if (!gone) {
+          this.#set('deactivating', 'stop-sigkill');
+          this.#log(`State 'stop-sigterm' timed out. Killing main process ${main.pid}.`);
+          trySignal(main.pid, 'SIGKILL');
+          await this.#waitFor(main.exited, SIGKILL_WAIT_MS);
+        }
+        this.#main = undefined;
+      }
+      if (killMode === 'mixed') await this.#killTree('SIGKILL', 0);
+      return;
+    }
+    await this.#killTree(signal, this.#c.timeoutStopMs);
+    this.#main = undefined;
+  }
+
+  /** Signals the whole tree; escalates to SIGKILL after `timeoutMs` (0: no timeout). */
+  async #killTree(signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    const tree = this.#d.tree;
+    if (tree.pids().length === 0) return;
+    if (signal !== 'SIGKILL') {
+      this.#set('deactivating', 'stop-sigterm');
+      tree.signal(signal);
+      tree.signal('SIGCONT');
+      if (await this.#pollEmpty(timeoutMs)) return;
+      this.#log(`State 'stop-sigterm' timed out. Killing.`);
+    }
+    this.#set('deactivating', 'stop-sigkill');
+    for (let i = 0; i < 20 && tree.signal('SIGKILL') > 0; i++) {
+      if (await this.#pollEmpty(SIGKILL_WAIT_MS / 20)) return;
+    }
+    if (tree.pids().length > 0) this.#log(`Processes ${tree.pids().join(' ')} survived SIGKILL.`);
+  }
+
+  /** Resolves true once the tree is empty, false after `timeoutMs` (0 = wait forever). */
+  async #pollEmpty(timeoutMs: number): Promise<boolean> {
+    const deadline = this.#d.clock.monotonic() + timeoutMs;
+    for (;;) {
+      if (this.#d.tree.pids().length === 0) return true;
+      if (timeoutMs > 0 && this.#d.clock.monotonic() >= deadline) return false;
+      await this.#d.clock.sleep(this.#d.pollMs ?? 50);
+    }
+  }
+
+  /** Waits for `p` up to `timeoutMs` (0 = forever); true when it settled. */
+  async #waitFor(p: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+    if (timeoutMs <= 0) {
+      await p;
+      return true;
+    }
+    let timer: Timer | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = this.#d.clock.setTimer(timeoutMs, () => resolve(false));
+    });
+    const r = await Promise.race([p.then(() => true as const), timeout]);
+    timer?.cancel();
+    return r;
+  }
+
+  /**
+   * Runs control steps in order; the first failure not `-`-prefixed ends the list. A stop request
+   * kills a running step unless `duringStop` (ExecStop/ExecStopPost run to their end).
+   */
+  async #runSteps(
+    key: ExecKey,
+    steps: readonly ExecStep[],
+    timeoutMs: number,
+    duringStop = false,
+  ): Promise<Outcome> {
+    for (const step of steps) {
+      if (!duringStop && this.#stopped()) return { kind: 'success' };
+      const r = await this.#launch(key, step);
+      if (!('pid' in r)) {
+        const o = this.#judge(key, step, r, false);
+        if (o.kind !== 'success') return o;
+        continue;
+      }
+      let timedOut = false;
+      const abort = (): void => {
+        trySignal(r.pid, this.#c.killSignal as NodeJS.Signals);
+      };
+      const stop = duringStop ? undefined : this.#stop.signal;
+      stop?.addEventListener('abort', abort, { once: true });
+      if (stop?.aborted === true) abort(); // the stop came while the step was being spawned
+      let exit: Exit;
+      try {
+        if (await this.#waitFor(r.exited, timeoutMs)) {
+          exit = await r.exited;
+        } else {
+          timedOut = true;
+          this.#log(`${key} timed out after ${timeoutMs} ms; killing process ${r.pid}.`);
+          trySignal(r.pid, this.#c.killSignal as NodeJS.Signals);
+          if (!(await this.#waitFor(r.exited, this.#c.timeoutStopMs))) trySignal(r.pid, 'SIGKILL');
+          exit = await r.exited;
+        }
+      } finally {
+        stop?.removeEventListener('abort', abort);
+      }
+      if (timedOut && !step.ignoreFailure) {
+        return { kind: 'timeout', reason: `${key}=${step.path} timed out after ${timeoutMs} ms` };
+      }
+      if (!duringStop && this.#stopped()) return { kind: 'success' };
+      const o = this.#judge(key, step, exit, false);
+      if (o.kind !== 'success') return o;
+    }
+    return { kind: 'success' };
+  }
+
+  /** Classifies an exit as systemd does and records it (lastExit, journal). */
+  #judge(key: ExecKey, step: ExecStep | undefined, exit: Exit, isMain: boolean): Outcome {
+    const path = step?.path ?? '?';
+    const at = new Date(this.#d.clock.now()).toISOString();
+    const { codes, signals } = this.#c.successExitStatus;
+    let outcome: Outcome;
+    if (exit.kind === 'not-run') {
+      this.#lastExit = { code: exit.code, at };
+      this.#log(`Failed to run: ${exit.reason}`);
+      outcome = { kind: 'exit-code', reason: exit.reason };
+    } else if (exit.kind === 'exited') {
+      if (isMain || exit.code !== 0) this.#lastExit = { code: exit.code, at };
+      const clean = exit.code === 0 || codes.includes(exit.code);
+      if (isMain || !clean) {
+        this.#log(`${isMain ? 'Main process' : key} exited, code=exited, status=${exit.code}`);
+      }
+      outcome = clean
+        ? { kind: 'success' }
+        : { kind: 'exit-code', reason: `${key}=${path} exited with status ${exit.code}` };
+    } else {
+      this.#lastExit = { signal: exit.signal, at };
+      this.#log(`${isMain ? 'Main process' : key} exited, code=killed, status=${exit.signal}`);
+      const clean =
+        signals.includes(exit.signal) || (this.#c.type !== 'oneshot' && CLEAN_SIGNALS.has(exit.signal));
+      outcome = clean
+        ? { kind: 'success' }
+        : { kind: 'signal', reason: `${key}=${path} killed by ${exit.signal}` };
+    }
+    if (outcome.kind !== 'success' && step?.ignoreFailure === true) {
+      this.#log(`${key}=${path} failed, ignored (- prefix).`);
+      return { kind: 'success' };
+    }
+    return outcome;
+  }
+
+  #shouldRestart(o: Outcome): boolean {
+    switch (this.#c.restart) {
+      case 'no':
+        return false;
+      case 'always':
+        return true;
+      case 'on-success':
+        return o.kind === 'success';
+      case 'on-failure':
+        return o.kind !== 'success';
+      case 'on-abnormal':
+        return o.kind === 'signal' || o.kind === 'timeout';
+      case 'on-abort':
+        return o.kind === 'signal';
+    }
+  }
+
+  #finish(outcome: Outcome): SupervisorStatus {
+    this.#mainPid = undefined;
+    if (outcome.kind === 'success') {
+      this.#reason = undefined;
+      this.#set('inactive', 'dead');
+      this.#log('Stopped.');
+    } else {
+      this.#reason = outcome.reason;
+      this.#set('failed', 'failed');
+      this.#log(`Failed: ${outcome.reason}`);
+    }
+    return this.#status(true);
+  }
+
+  /** Spawns one step inside the unit's tree; `not-run` when it cannot be executed. */
+  async #launch(key: ExecKey, step: ExecStep): Promise<Running | Exit> {
+    const c = this.#c;
+    const env: Record<string, string> = { ...c.env, FLEETTS_INVOCATION_ID: this.#d.invocationId };
+    env['PATH'] ??= DEFAULT_PATH;
+    let creds: Credentials | undefined;
+    if (!step.privileged && (c.user !== undefined || c.group !== undefined)) {
+      const r = this.#d.lookupCredentials(c.user, c.group);
+      if (r.kind === 'error')
+        return { kind: 'not-run', code: c.user !== undefined ? 217 : 216, reason: r.reason };
+      creds = r.credentials;
+    }
+    let cwd = '/';
+    if (c.workingDirectory !== undefined) {
+      const wd =
+        c.workingDirectory.path === '~' ? (creds?.home ?? env['HOME'] ?? '/') : c.workingDirectory.path;
+      if (isDirectory(wd)) cwd = wd;
+      else if (!c.workingDirectory.optional) {
+        return { kind: 'not-run', code: 200, reason: `WorkingDirectory=${wd}: no such directory` };
+      }
+    }
+    const resolved = resolveProgram(step.path, env['PATH']);
+    if (resolved.kind === 'error') {
+      return { kind: 'not-run', code: 203, reason: `${key}=${step.path}: ${resolved.reason}` };
+    }
+    let child: ChildProcess;
+    try {
+      child = this.#d.tree.spawnInside(() =>
+        spawn(resolved.path, step.argv.slice(1), {
+          argv0: step.argv[0] ?? step.path,
+          cwd,
+          env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          ...(creds === undefined ? {} : { uid: creds.uid, gid: creds.gid }),
+        }),
+      );
+    } catch (err) {
+      return { kind: 'not-run', code: 203, reason: `${key}=${step.path}: ${describeError(err)}` };
+    }
+    const spawned = await new Promise<Running | Exit>((resolve) => {
+      child.once('spawn', () => {
+        const pid = child.pid ?? -1;
+        this.#d.tree.register(pid);
+        resolve({ pid, exited: this.#capture(child, pid) });
+      });
+      child.once('error', (err) =>
+        resolve({ kind: 'not-run', code: 203, reason: `${key}=${step.path}: ${describeError(err)}` }),
+      );
+    });
+    if ('pid' in spawned && key === 'ExecStart' && c.type !== 'oneshot') {
+      this.#mainPid = spawned.pid;
+      void spawned.exited.then(() => {
+        if (this.#mainPid === spawned.pid) this.#mainPid = undefined;
+      });
+    }
+    return spawned;
+  }
+
+  /** Journals the child's output; resolves with its exit (not with its pipes' close: daemons keep them). */
+  #capture(child: ChildProcess, pid: number): Promise<Exit> {
+    const ident = `${this.#c.unit}[${pid}]`;
+    const splitters = [child.stdout, child.stderr].map((stream) => {
+      const s = new LineSplitter((line) => this.#d.journal.write(ident, line));
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => s.push(chunk));
+      stream?.on('end', () => s.end());
+      return s;
+    });
+    return new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        // Output written just before exit may still be in the pipe: let it drain first.
+        setImmediate(() => {
+          for (const s of splitters) s.end();
+          resolve(signal !== null ? { kind: 'killed', signal } : { kind: 'exited', code: code ?? 0 });
+        });
+      });
+    });
+  }
+
+  #stopped(): boolean {
+    return this.#stop.signal.aborted;
+  }
+
+  #stopRequested(): Promise<undefined> {
+    return new Promise((resolve) => {
+      if (this.#stopped()) resolve(undefined);
+      else this.#stop.signal.addEventListener('abort', () => resolve(undefined), { once: true });
+    });
+  }
+
+  #set(active: SupervisorStatus['active'], sub: string): void {
+    if (active !== this.#active) this.#since = new Date(this.#d.clock.now()).toISOString();
+    this.#active = active;
+    this.#sub = sub;
+    this.#d.writeStatus(this.#status(false));
+  }
+
+  #status(done: boolean): SupervisorStatus {
+    const s: SupervisorStatus = {
+      v: 1,
+      unit: this.#c.unit,
+      hash: this.#c.hash,
+      supervisor: this.#d.self,
+      active: this.#active,
+      sub: this.#sub,
+      since: this.#since,
+      restarts: this.#restarts,
+      done,
+      ...(this.#mainPid === undefined ? {} : { mainPid: this.#mainPid }),
+      ...(this.#lastExit === undefined ? {} : { lastExit: this.#lastExit }),
+      ...(this.#reason === undefined ? {} : { reason: this.#reason }),
+    };
+    if (done) this.#d.writeStatus(s);
+    return s;
+  }
+
+  #log(text: string): void {
+    this.#d.journal.write(`fleetts-supervisor[${this.#d.self.pid}]`, `${this.#c.unit}: ${text}`);
+  }
+}
+
+function trySignal(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+type Resolved =
+  { readonly kind: 'ok'; readonly path: string } | { readonly kind: 'error'; readonly reason: string };
+
+/** An absolute path must be executable; a bare name is looked up on PATH (as systemd ≥ 239). */
+export function resolveProgram(path: string, searchPath: string | undefined): Resolved {
+  if (path.includes('/')) {
+    const problem = executableProblem(path);
+    return problem === undefined ? { kind: 'ok', path } : { kind: 'error', reason: problem };
+  }
+  for (const dir of (searchPath ?? DEFAULT_PATH).split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, path);
+    if (executableProblem(candidate) === undefined) return { kind: 'ok', path: candidate };
+  }
+  return { kind: 'error', reason: 'not found on PATH' };
+}
+
+function executableProblem(path: string): string | undefined {
+  try {
+    if (statSync(path).isDirectory()) return 'is a directory';
+    accessSync(path, constants.X_OK);
+    return undefined;
+  } catch (err) {
+    return describeError(err);
+  }
+}
+
+function describeError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'ENOEXEC') return 'exec format error';
+  return err instanceof Error ? err.message : String(err);
+}
