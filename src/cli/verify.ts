@@ -1,0 +1,63 @@
+// `fleetts verify FILE…`: parses unit files with the same function the API uses at submit and
+// reports every problem with file and line, without talking to a cluster.
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { FleetError, UsageError } from '../lib/errors.js';
+import { mangleUnitName } from '../unit/names.js';
+import { parseUnitSpec } from '../unit/unit-spec.js';
+import type { CliContext } from './main.js';
+import { EXIT_FAILED } from './exit-codes.js';
+import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
+
+export function registerVerify(program: Command, ctx: CliContext): void {
+  program
+    .command('verify')
+    .description('check unit files (syntax, [X-Fleet] rules, [Service]/[Container] keys) without a cluster')
+    .argument('<file...>', 'unit files to check (name.unit, name.service, templates name@.unit)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  fleetts verify units/web@.unit units/lb.unit
+  fleetts verify ./my-app@.service`,
+    )
+    .action(async (files: string[]) => {
+      let bad = 0;
+      for (const path of files) {
+        const problem = await verifyFile(path);
+        if (problem === undefined) ctx.output.out(`${path}: ok`);
+        else {
+          bad++;
+          ctx.output.err(problem);
+        }
+      }
+      if (bad > 0) ctx.exitCode = EXIT_FAILED;
+    });
+}
+
+/** Returns undefined when the file is a valid unit, else the message to show. */
+async function verifyFile(path: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return `${path}: not a regular file`;
+    if (info.size > MAX_UNIT_FILE_BYTES)
+      return `${path}: file is ${info.size} bytes; a unit file may be at most ${MAX_UNIT_FILE_BYTES} bytes`;
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${path}: no such file`;
+    if (code === 'EACCES') return `${path}: permission denied`;
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const name = mangleUnitName(basename(path));
+    parseUnitSpec(text, name, { file: path });
+    return undefined;
+  } catch (err) {
+    if (err instanceof FleetError)
+      return err.message.startsWith(path) ? err.message : `${path}: ${err.message}`;
+    throw err;
+  }
+}

@@ -1,0 +1,139 @@
+// fleetd's settings: one zod schema, filled from (lowest to highest precedence) defaults, an
+// optional config file (fleet.conf style `key = value`), FLEETTS_* environment and command-line
+// flags. A bad value is a one-line error naming the setting and where it came from.
+import { z } from 'zod';
+import { UsageError } from '../lib/errors.js';
+
+/** Default lease TTL: a dead host is noticed within about this time (see docs/registry.md). */
+export const DEFAULT_LEASE_TTL_MS = 5_000;
+
+const duration = z.coerce
+  .number({ error: 'must be a number of milliseconds' })
+  .int('must be a whole number of milliseconds')
+  .positive('must be greater than 0');
+
+const metadataSchema = z.string().transform((s, ctx) => {
+  const out: Record<string, string> = {};
+  for (const part of s.split(',').map((p) => p.trim())) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq).trim();
+    const value = eq < 0 ? '' : part.slice(eq + 1).trim();
+    if (eq <= 0 || !/^[A-Za-z0-9_.-]+$/.test(key) || value === '') {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not key=value (example: region=eu,disk=ssd)` });
+      return z.NEVER;
+    }
+    out[key] = value;
+  }
+  return out;
+});
+
+export const configSchema = z
+  .object({
+    etcdEndpoints: z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== ''),
+      )
+      .or(z.array(z.string()))
+      .pipe(
+        z
+          .array(z.url({ protocol: /^https?$/, error: 'must be URLs like http://127.0.0.1:2379' }))
+          .min(1, 'needs at least one etcd endpoint'),
+      )
+      .default(['http://127.0.0.1:2379']),
+    etcdCaFile: z.string().min(1).optional(),
+    etcdCertFile: z.string().min(1).optional(),
+    etcdKeyFile: z.string().min(1).optional(),
+    etcdUsername: z.string().min(1).optional(),
+    etcdPassword: z.string().optional(),
+    etcdKeyPrefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_./-]*\/$/, 'must start and end with "/" (example: /fleetts/v1/)')
+      .default('/fleetts/v1/'),
+    machineId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-" (as /etc/machine-id)')
+      .optional(),
+    publicIp: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).optional(),
+    metadata: metadataSchema.prefault(''),
+    leaseTtlMs: duration
+      .min(2_000, 'must be at least 2000 (etcd grants leases in whole seconds)')
+      .default(DEFAULT_LEASE_TTL_MS),
+    stateDir: z.string().min(1).default('/var/lib/fleetts'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof configSchema>;
+export type ConfigInput = Partial<Record<keyof DaemonConfig, unknown>>;
+
+/** Setting name ↔ flag/env/file spelling: `etcdEndpoints` ↔ `--etcd-endpoints`, FLEETTS_ETCD_ENDPOINTS, etcd_endpoints. */
+export const SETTINGS = Object.keys(configSchema.shape) as (keyof DaemonConfig)[];
+export const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+export const envName = (key: string): string => 'FLEETTS_' + kebab(key).replace(/-/g, '_').toUpperCase();
+
+/** Parses a fleet.conf-style file: `key = value` lines (key in kebab or snake case), `#` comments. */
+export function parseConfigFile(text: string, file: string): ConfigInput {
+  const out: Record<string, unknown> = {};
+  const byName = new Map(SETTINGS.map((s) => [kebab(s), s]));
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${file}:${i + 1}: expected "setting = value", got "${line}"`);
+    const name = line.slice(0, eq).trim().replace(/_/g, '-');
+    const key = byName.get(name);
+    if (key === undefined)
+      throw new UsageError(
+        `${file}:${i + 1}: unknown setting "${name}"; known settings: ${[...byName.keys()].join(', ')}`,
+      );
+    out[key] = unquote(line.slice(eq + 1).trim());
+  });
+  return out;
+}
+
+function unquote(v: string): string {
+  return v.length >= 2 && (v[0] === '"' || v[0] === "'") && v.at(-1) === v[0] ? v.slice(1, -1) : v;
+}
+
+/** Reads FLEETTS_* variables for the known settings. */
+export function configFromEnv(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: Record<string, unknown> = {};
+  for (const key of SETTINGS) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+export interface ConfigSource {
+  readonly name: string;
+  readonly values: ConfigInput;
+}
+
+/** Merges sources (later wins) and validates; errors name the setting and the source that set it. */
+export function resolveConfig(sources: readonly ConfigSource[]): DaemonConfig {
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  for (const src of sources) {
+    for (const [k, v] of Object.entries(src.values)) {
+      if (v === undefined) continue;
+      merged[k] = v;
+      origin.set(k, src.name);
+    }
+  }
+  const result = configSchema.safeParse(merged);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const key = String(issue?.path[0] ?? '');
+  if (issue?.code === 'unrecognized_keys')
+    throw new UsageError(`unknown setting(s): ${issue.keys.join(', ')}`);
+  const from = origin.get(key) ?? 'default';
+  throw new UsageError(
+    `invalid setting ${kebab(key)} (from ${from}: ${JSON.stringify(merged[key])}): ${issue?.message ?? 'invalid'}`,
+  );
+}

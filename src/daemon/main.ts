@@ -1,0 +1,147 @@
+// `fleetd`: reads settings (flags > FLEETTS_* environment > config file > defaults), builds the
+// real adapters and runs until SIGTERM/SIGINT. Errors a user can fix are one line, exit code 2/1.
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { FleetError, UsageError } from '../lib/errors.js';
+import { systemClock } from '../lib/clock.js';
+import { createLogger } from '../lib/logger.js';
+import { VERSION } from '../lib/version.js';
+import { createEtcdRegistry } from '../registry/etcd-registry.js';
+import {
+  configFromEnv,
+  envName,
+  kebab,
+  parseConfigFile,
+  resolveConfig,
+  SETTINGS,
+  type ConfigInput,
+  type ConfigSource,
+  type DaemonConfig,
+} from './config.js';
+import { Fleetd } from './fleetd.js';
+import { resolveMachineId, resolvePublicIp } from './host-identity.js';
+
+const HELP: Record<keyof DaemonConfig, string> = {
+  etcdEndpoints: 'comma-separated etcd client URLs',
+  etcdCaFile: 'CA certificate (PEM) to verify etcd with',
+  etcdCertFile: 'client certificate (PEM) for etcd',
+  etcdKeyFile: 'client key (PEM) for etcd',
+  etcdUsername: 'etcd user name',
+  etcdPassword: 'etcd password (prefer the environment variable)',
+  etcdKeyPrefix: 'etcd key prefix of this cluster',
+  machineId: "this host's machine id (default: /etc/machine-id, else generated in the state dir)",
+  publicIp: "this host's IP as units and peers see it (default: the default-route interface's)",
+  metadata: 'machine metadata, k=v[,k2=v2] (matched by MachineMetadata=)',
+  leaseTtlMs: 'membership lease TTL in ms: a dead host is noticed after about this long',
+  stateDir: 'where fleetd keeps its state (machine id, unit logs, supervisors)',
+  logLevel: 'log level (fatal, error, warn, info, debug, trace, silent)',
+};
+
+export async function run(argv: readonly string[]): Promise<number> {
+  const program = new Command('fleetd')
+    .description('fleetd: the fleetts daemon; run one on every host (membership, engine, agent)')
+    .version(VERSION, '--version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .exitOverride()
+    .option('--config <file>', 'a config file of `setting = value` lines (e.g. /etc/fleetts/fleetd.conf)');
+  for (const key of SETTINGS) {
+    program.addOption(new Option(`--${kebab(key)} <value>`, `${HELP[key]} [env ${envName(key)}]`));
+  }
+  program.addHelpText(
+    'after',
+    `
+Settings come from flags, then FLEETTS_* environment variables, then the config file.
+
+Examples:
+  fleetd --etcd-endpoints http://10.0.0.1:2379 --metadata region=eu,disk=ssd
+  FLEETTS_ETCD_ENDPOINTS=http://127.0.0.1:2379 fleetd --config /etc/fleetts/fleetd.conf`,
+  );
+
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
+
+  try {
+    const config = await loadConfig(program.opts());
+    return await serve(config);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`fleetd: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof FleetError) {
+      process.stderr.write(`fleetd: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(
+      `fleetd: unexpected error (this is a bug in fleetts; please report it):\n${String((err as Error).stack ?? err)}\n`,
+    );
+    return 1;
+  }
+}
+
+async function loadConfig(opts: Record<string, unknown>): Promise<DaemonConfig> {
+  const sources: ConfigSource[] = [];
+  const file = typeof opts['config'] === 'string' ? opts['config'] : process.env['FLEETTS_CONFIG'];
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+    sources.push({ name: file, values: parseConfigFile(text, file) });
+  }
+  sources.push({ name: 'environment', values: configFromEnv(process.env) });
+  const flags: ConfigInput = {};
+  for (const key of SETTINGS) if (opts[key] !== undefined) flags[key] = opts[key];
+  sources.push({ name: 'command line', values: flags });
+  return resolveConfig(sources);
+}
+
+async function serve(config: DaemonConfig): Promise<number> {
+  const log = createLogger({ level: config.logLevel, name: 'fleetd' });
+  const machineId = await resolveMachineId(config.machineId, config.stateDir);
+  const publicIp = await resolvePublicIp(config.publicIp);
+  const registry = createEtcdRegistry({
+    endpoints: config.etcdEndpoints,
+    prefix: config.etcdKeyPrefix,
+    ...(config.etcdCaFile === undefined
+      ? {}
+      : {
+          tls: {
+            caFile: config.etcdCaFile,
+            ...(config.etcdCertFile === undefined ? {} : { certFile: config.etcdCertFile }),
+            ...(config.etcdKeyFile === undefined ? {} : { keyFile: config.etcdKeyFile }),
+          },
+        }),
+    ...(config.etcdUsername === undefined
+      ? {}
+      : { auth: { username: config.etcdUsername, password: config.etcdPassword ?? '' } }),
+  });
+  const daemon = new Fleetd({ config, registry, clock: systemClock, log, machineId, publicIp });
+
+  let stopping: Promise<void> | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (signal: string): void => {
+      log.info({ event: 'fleetd.stopping', signal }, `received ${signal}; shutting down`);
+      stopping ??= daemon.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    await registry.close().catch(() => undefined);
+    throw err;
+  }
+  await stopped;
+  log.info({ event: 'fleetd.stopped' }, 'fleetd stopped');
+  return 0;
+}

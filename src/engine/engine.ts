@@ -1,0 +1,203 @@
+// The engine: every fleetd runs one; the one elected through etcd schedules. Each pass is level-
+// triggered (snapshot at one revision → pure schedule → plan → fenced transactions); watches on
+// machines and units only wake it, and a resync timer backs them up (DESIGN.md, STYLE.md rule 3).
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { Wakeup } from '../lib/wakeup.js';
+import type { LeaderTerm } from '../registry/leadership.js';
+import type { ClusterSnapshot, LeaseOptions, Registry, Subscription } from '../registry/registry.js';
+import { isRegistryError } from '../registry/registry-error.js';
+import { schedule } from '../scheduler/schedule.js';
+import { buildClusterView, PlacementCache } from './cluster-view.js';
+import { planToChanges } from './plan-changes.js';
+
+/** Default resync period: watches wake the engine; this only backs them up. */
+export const DEFAULT_RESYNC_MS = 30_000;
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 5_000;
+
+export interface EngineDeps {
+  readonly registry: Registry;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** This fleetd's machine id: the name it campaigns under. */
+  readonly candidate: string;
+  readonly resyncMs?: number;
+  /** The leader lease (default: the registry's). */
+  readonly lease?: LeaseOptions;
+}
+
+/** Counters for logs, metrics and benchmarks. */
+export interface EngineStats {
+  terms: number;
+  passes: number;
+  /** Passes that wrote something. */
+  plansApplied: number;
+  changesWritten: number;
+  conflicts: number;
+  lastPassMs: number;
+  isLeader: boolean;
+}
+
+export type PassOutcome = 'settled' | 'applied' | 'conflict';
+
+export class Engine {
+  readonly #deps: EngineDeps;
+  readonly #stop = new AbortController();
+  readonly #cache = new PlacementCache();
+  #running: Promise<void> | undefined;
+  readonly stats: EngineStats = {
+    terms: 0,
+    passes: 0,
+    plansApplied: 0,
+    changesWritten: 0,
+    conflicts: 0,
+    lastPassMs: 0,
+    isLeader: false,
+  };
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+  }
+
+  /** Starts campaigning in the background; `stop()` ends it. */
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Stops leading (vacating the leader key at once) and campaigning. */
+  async stop(): Promise<void> {
+    this.#stop.abort(new Error('engine stopped'));
+    await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    const { registry, log, clock, candidate } = this.#deps;
+    const leadership = registry.leadership({ candidate, ...this.#deps.lease });
+    const stop = this.#stop.signal;
+    let retryMs = RETRY_MIN_MS;
+    try {
+      while (!stop.aborted) {
+        let term: LeaderTerm;
+        try {
+          term = await leadership.campaign(stop);
+        } catch (err) {
+          if (stop.aborted) break;
+          log.warn(
+            { event: 'engine.campaign_failed', err },
+            'campaign for engine leadership failed; retrying',
+          );
+          await clock.sleep(retryMs, stop).catch(() => undefined);
+          retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+          continue;
+        }
+        retryMs = RETRY_MIN_MS;
+        this.stats.terms++;
+        this.stats.isLeader = true;
+        log.info(
+          { event: 'engine.elected', candidate, fence: term.fence.createRevision },
+          'this fleetd now leads the engine',
+        );
+        try {
+          await this.#lead(term);
+        } catch (err) {
+          log.error({ event: 'engine.term_failed', err }, 'engine term ended by an error');
+        } finally {
+          this.stats.isLeader = false;
+          if (stop.aborted) await term.resign().catch(() => undefined);
+          log.info(
+            { event: 'engine.term_ended', reason: term.signal.reason as unknown },
+            'engine leadership ended',
+          );
+        }
+      }
+    } finally {
+      await leadership.close().catch(() => undefined);
+    }
+  }
+
+  async #lead(term: LeaderTerm): Promise<void> {
+    const { registry, clock, log } = this.#deps;
+    const signal = AbortSignal.any([term.signal, this.#stop.signal]);
+    const wake = new Wakeup(clock);
+    const resyncMs = this.#deps.resyncMs ?? DEFAULT_RESYNC_MS;
+    let sub: Subscription | undefined;
+    let retryMs = RETRY_MIN_MS;
+    try {
+      while (!signal.aborted) {
+        let outcome: PassOutcome;
+        try {
+          const snapshot = await registry.snapshot({ knownUnitFiles: this.#cache.knownHashes() });
+          if (signal.aborted) break;
+          // Watch from the first snapshot's revision, so no change after it is missed.
+          sub ??= registry.watchCluster(['machines', 'units'], snapshot.revision, () => wake.trigger());
+          outcome = await this.runPass(snapshot, term);
+          retryMs = RETRY_MIN_MS;
+        } catch (err) {
+          if (signal.aborted || isRegistryError(err, 'fenced')) break;
+          if (!isRegistryError(err) || !err.recoverable) throw err;
+          log.warn({ event: 'engine.pass_failed', err: err.message }, 'scheduling pass failed; retrying');
+          await clock.sleep(retryMs, signal).catch(() => undefined);
+          retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+          continue;
+        }
+        if (outcome === 'conflict') continue; // a unit changed under the plan: re-plan at once
+        await wake.wait(resyncMs, signal);
+      }
+    } finally {
+      sub?.close();
+    }
+  }
+
+  /**
+   * One scheduling pass on a snapshot: schedule, then write the plan fenced on `term`. Exposed for
+   * simulations and benchmarks; the loop above is the only caller in a daemon.
+   */
+  async runPass(snapshot: ClusterSnapshot, term: LeaderTerm): Promise<PassOutcome> {
+    const { registry, clock, log } = this.#deps;
+    const started = clock.monotonic();
+    this.stats.passes++;
+    this.#cache.prune([...snapshot.units.values()]);
+    const { view, invalid } = buildClusterView(snapshot, this.#cache);
+    const plan = schedule(view);
+    const changes = planToChanges(plan, snapshot, invalid);
+    if (changes.length === 0) {
+      this.stats.lastPassMs = clock.monotonic() - started;
+      return 'settled';
+    }
+    try {
+      const result = await registry.writeAssignments(term.fence, changes, snapshot);
+      this.stats.plansApplied++;
+      this.stats.changesWritten += changes.length;
+      this.stats.lastPassMs = clock.monotonic() - started;
+      log.info(
+        {
+          event: 'engine.plan_applied',
+          revision: result.revision,
+          transactions: result.transactions,
+          ...plan.summary,
+          ms: Math.round(this.stats.lastPassMs),
+        },
+        `plan applied: ${plan.summary.assign} assigned, ${plan.summary.unassign} unassigned, ${plan.summary.update} updated, ${plan.summary.unschedulable} unschedulable`,
+      );
+      for (const d of plan.decisions) {
+        if (d.kind === 'unschedulable') continue;
+        log.debug(
+          { event: `engine.${d.kind}`, unit: d.unit, machine: d.machine, reason: d.reason },
+          d.reason,
+        );
+      }
+      return 'applied';
+    } catch (err) {
+      if (isRegistryError(err, 'conflict')) {
+        this.stats.conflicts++;
+        log.debug(
+          { event: 'engine.plan_conflict', err: err.message },
+          'a unit changed during the pass; re-planning',
+        );
+        return 'conflict';
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,53 @@
+import test from 'ava';
+import { configFromEnv, parseConfigFile, resolveConfig } from '../../src/daemon/config.js';
+
+test('defaults fill every setting that has one', (t) => {
+  const c = resolveConfig([]);
+  t.deepEqual(c.etcdEndpoints, ['http://127.0.0.1:2379']);
+  t.is(c.etcdKeyPrefix, '/fleetts/v1/');
+  t.is(c.leaseTtlMs, 5000);
+  t.deepEqual(c.metadata, {});
+  t.is(c.machineId, undefined);
+});
+
+test('later sources win: file < env < flags', (t) => {
+  const c = resolveConfig([
+    { name: 'fleet.conf', values: parseConfigFile('lease_ttl_ms = 9000\nmetadata = "a=1"\n', 'fleet.conf') },
+    { name: 'environment', values: configFromEnv({ FLEETTS_LEASE_TTL_MS: '7000', FLEETTS_METADATA: 'a=2' }) },
+    { name: 'flags', values: { metadata: 'region=eu, disk=ssd' } },
+  ]);
+  t.is(c.leaseTtlMs, 7000);
+  t.deepEqual(c.metadata, { region: 'eu', disk: 'ssd' });
+});
+
+const bad: [Record<string, unknown>, string][] = [
+  [
+    { leaseTtlMs: 'abc' },
+    'invalid setting lease-ttl-ms (from flags: "abc"): must be a number of milliseconds',
+  ],
+  [{ leaseTtlMs: '500' }, 'invalid setting lease-ttl-ms (from flags: "500"): must be at least 2000'],
+  [{ metadata: 'foo' }, 'invalid setting metadata (from flags: "foo"): "foo" is not key=value'],
+  [
+    { etcdEndpoints: 'x' },
+    'invalid setting etcd-endpoints (from flags: "x"): must be URLs like http://127.0.0.1:2379',
+  ],
+  [{ publicIp: '1.2.3' }, 'invalid setting public-ip (from flags: "1.2.3"): must be an IPv4 or IPv6 address'],
+  [{ etcdKeyPrefix: 'x' }, 'invalid setting etcd-key-prefix (from flags: "x"): must start and end with "/"'],
+  [{ machineId: 'a b' }, 'invalid setting machine-id (from flags: "a b"): must be 1–64 letters'],
+];
+for (const [values, message] of bad) {
+  test(`bad value is a one-line error naming the setting: ${JSON.stringify(values)}`, (t) => {
+    const err = t.throws(() => resolveConfig([{ name: 'flags', values }]));
+    t.true(err.message.startsWith(message), err.message);
+    t.false(err.message.includes('\n'));
+  });
+}
+
+test('config file: unknown setting and malformed line name the line', (t) => {
+  t.throws(() => parseConfigFile('# ok\nbogus = 1\n', '/etc/fleetts/fleet.conf'), {
+    message: /^\/etc\/fleetts\/fleet\.conf:2: unknown setting "bogus"; known settings: etcd-endpoints, /,
+  });
+  t.throws(() => parseConfigFile('etcd-endpoints\n', 'f.conf'), {
+    message: 'f.conf:1: expected "setting = value", got "etcd-endpoints"',
+  });
+});
