@@ -193,6 +193,9 @@ function unitFilesUnder(dir: string): string[] {
 
 for (const dir of ['units', 'examples']) {
   const files = unitFilesUnder(join(root, dir));
+  test(`${dir}/ holds unit files to round-trip`, (t) => {
+    t.true(files.length > 0, `no .unit or .service files found under ${dir}/`);
+  });
   for (const path of files) {
     const name = relative(root, path);
     test(`shipped unit file round-trips byte for byte: ${name}`, (t) => {
