@@ -1,5 +1,7 @@
 // The composition root of one host's daemon: the only place that constructs real adapters. It
 // keeps the host's membership in etcd (re-registering after a loss) and runs the engine.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { FleetError } from '../lib/errors.js';
@@ -91,7 +93,8 @@ export class Fleetd {
 
   async #register(): Promise<Membership> {
     const { config, registry, publicIp } = this.#deps;
-    return registry.register(
+    const resumeLeaseId = await this.#readLeaseId();
+    const membership = await registry.register(
       {
         id: this.machineId,
         ip: publicIp,
@@ -99,8 +102,36 @@ export class Fleetd {
         version: VERSION,
         startedAt: new Date(this.#deps.clock.now()).toISOString(),
       },
-      { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) },
+      {
+        ttlMs: config.leaseTtlMs,
+        keepaliveMs: keepaliveMsFor(config.leaseTtlMs),
+        ...(resumeLeaseId === undefined ? {} : { resumeLeaseId }),
+      },
     );
+    await this.#writeLeaseId(membership.leaseId);
+    return membership;
+  }
+
+  // The membership lease id is kept in the state dir so that a restarted fleetd (upgrade, crash)
+  // resumes the same lease while it is alive: same membership, units adopted, nothing moves.
+  get #leaseFile(): string {
+    return join(this.#deps.config.stateDir, 'lease-id');
+  }
+
+  async #readLeaseId(): Promise<string | undefined> {
+    try {
+      const id = (await readFile(this.#leaseFile, 'utf8')).trim();
+      return /^[0-9]+$/.test(id) ? id : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #writeLeaseId(id: string): Promise<void> {
+    await mkdir(this.#deps.config.stateDir, { recursive: true });
+    const tmp = `${this.#leaseFile}.tmp`;
+    await writeFile(tmp, id + '\n');
+    await rename(tmp, this.#leaseFile);
   }
 
   /** Re-registers whenever the membership lease is lost (etcd unreachable for longer than the TTL). */
@@ -136,12 +167,18 @@ export class Fleetd {
     }
   }
 
-  /** Clean shutdown: stop leading, leave the cluster (the lease is revoked, so peers see it at once). */
-  async stop(): Promise<void> {
+  /**
+   * Shutdown for a restart or upgrade: hands engine leadership over at once, and releases (does not
+   * revoke) the membership lease, so a fleetd started again within the TTL resumes it and adopts
+   * its units; if none comes back, the lease expires and the engine moves the units.
+   * With `leave`, the lease is revoked instead: the cluster sees the host gone at once.
+   */
+  async stop(options: { leave?: boolean } = {}): Promise<void> {
     this.#stop.abort(new Error('fleetd stopping'));
     await this.engine.stop();
     await this.#running;
-    await this.#membership?.close().catch(() => undefined);
+    if (options.leave === true) await this.#membership?.close().catch(() => undefined);
+    else this.#membership?.release();
     await this.#deps.registry.close();
   }
 }

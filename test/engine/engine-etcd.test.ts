@@ -1,0 +1,234 @@
+// The engine against a REAL etcd: placement, failover on lease expiry, leader handover, and a
+// deposed leader's plan rejected by the fence.
+import test from 'ava';
+import { asMachineId, asUnitName, type MachineId, type Unit } from '../../src/cluster/types.js';
+import { Engine } from '../../src/engine/engine.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
+import { RegistryError } from '../../src/registry/registry-error.js';
+import type { Membership, Registry } from '../../src/registry/registry.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+
+const etcd = useEtcd(test);
+const LEASE = { ttlMs: 2_000, keepaliveMs: 500 };
+
+interface Env {
+  prefix: string;
+  opened: Registry[];
+  open(): Registry;
+}
+
+function env(): Env {
+  const prefix = randomPrefix();
+  const opened: Registry[] = [];
+  return {
+    prefix,
+    opened,
+    open() {
+      const r = createEtcdRegistry({ endpoints: [etcd().endpoint], prefix, lease: LEASE });
+      opened.push(r);
+      return r;
+    },
+  };
+}
+
+async function closeAll(e: Env, engines: Engine[]): Promise<void> {
+  await Promise.all(engines.map((x) => x.stop().catch(() => undefined)));
+  await Promise.all(e.opened.map((r) => r.close().catch(() => undefined)));
+}
+
+const unitText = (extra = ''): string => `[Service]\nExecStart=/bin/sleep 1000\n${extra}`;
+
+async function submit(r: Registry, name: string, text: string): Promise<void> {
+  const unit: Unit = { name: asUnitName(name), hash: unitHash(text), target: 'launched' };
+  await r.createUnit(unit, text);
+}
+
+async function join(r: Registry, id: string, metadata: Record<string, string> = {}): Promise<Membership> {
+  return r.register(
+    { id: asMachineId(id), ip: '127.0.0.1', metadata, version: 'test', startedAt: new Date().toISOString() },
+    LEASE,
+  );
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await systemClock.sleep(50);
+  }
+}
+
+async function placement(r: Registry): Promise<Map<string, MachineId[]>> {
+  const snap = await r.snapshot({ unitFiles: 'none' });
+  const out = new Map<string, MachineId[]>();
+  for (const a of snap.assignments) out.set(a.unit, [...(out.get(a.unit) ?? []), a.machine]);
+  return out;
+}
+
+test('places conflicting units one per machine and explains the one that does not fit', async (t) => {
+  const e = env();
+  const r = e.open();
+  const engine = new Engine({
+    registry: e.open(),
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'e1',
+    lease: LEASE,
+  });
+  try {
+    await Promise.all(['m1', 'm2', 'm3'].map((m) => join(r, m)));
+    engine.start();
+    for (const i of [1, 2, 3, 4])
+      await submit(r, `web@${i}.unit`, unitText('[X-Fleet]\nConflicts=web@*.unit\n'));
+    const placed = await until('3 placements and 1 unschedulable', async () => {
+      const snap = await r.snapshot({ unitFiles: 'none' });
+      return snap.assignments.length === 3 && snap.unschedulable.size === 1 ? snap : undefined;
+    });
+    t.deepEqual(new Set(placed.assignments.map((a) => a.machine)), new Set(['m1', 'm2', 'm3']));
+    const why = placed.unschedulable.get(asUnitName('web@4.unit'));
+    if (why === undefined) return t.fail('web@4.unit should be the unschedulable one');
+    t.regex(why.reason, /3 machines/);
+    t.regex(why.machines['m1'] ?? '', /conflicts with web@\d\.unit/);
+  } finally {
+    await closeAll(e, [engine]);
+  }
+});
+
+test('a machine whose lease expires has its units moved in the pass the expiry wakes', async (t) => {
+  const e = env();
+  const r = e.open();
+  const victimRegistry = e.open();
+  const engine = new Engine({
+    registry: e.open(),
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'e1',
+    lease: LEASE,
+  });
+  try {
+    await join(victimRegistry, 'victim', { pool: 'a' });
+    engine.start();
+    await submit(r, 'app.unit', unitText('[X-Fleet]\nMachineMetadata=pool=a\n'));
+    await until('app on victim', async () =>
+      (await placement(r)).get('app.unit')?.[0] === 'victim' ? true : undefined,
+    );
+    await join(r, 'standby', { pool: 'a' });
+    // Power-off: keepalives stop without a revoke; etcd expires the lease after the TTL.
+    const killedAt = Date.now();
+    await victimRegistry.close();
+    await until('app on standby', async () =>
+      (await placement(r)).get('app.unit')?.[0] === 'standby' ? true : undefined,
+    );
+    const tookMs = Date.now() - killedAt;
+    t.log(`moved ${tookMs} ms after the victim stopped renewing (TTL ${LEASE.ttlMs} ms)`);
+    t.true(tookMs >= 1_000, 'must not move before the lease can expire');
+    t.deepEqual((await placement(r)).get('app.unit'), ['standby']);
+  } finally {
+    await closeAll(e, [engine]);
+  }
+});
+
+test('leader handover: when the leading engine dies, a follower takes over and keeps scheduling', async (t) => {
+  const e = env();
+  const r = e.open();
+  const reg1 = e.open();
+  const e1 = new Engine({
+    registry: reg1,
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'e1',
+    lease: LEASE,
+  });
+  const e2 = new Engine({
+    registry: e.open(),
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'e2',
+    lease: LEASE,
+  });
+  try {
+    await join(r, 'm1');
+    e1.start();
+    await until('e1 leads', async () => ((await r.getLeader())?.candidate === 'e1' ? true : undefined));
+    e2.start();
+    await submit(r, 'a.unit', unitText());
+    await until('a placed', async () => ((await placement(r)).has('a.unit') ? true : undefined));
+    t.false(e2.stats.isLeader);
+    // Crash e1's process: its connection (and keepalives) stop, nothing is resigned.
+    await reg1.close();
+    await until('e2 leads', async () => ((await r.getLeader())?.candidate === 'e2' ? true : undefined));
+    await submit(r, 'b.unit', unitText());
+    await until('b placed by e2', async () => ((await placement(r)).has('b.unit') ? true : undefined));
+    t.true(e2.stats.isLeader);
+    t.true(e2.stats.plansApplied >= 1);
+  } finally {
+    await closeAll(e, [e1, e2]);
+  }
+});
+
+test("a deposed leader's plan does not land", async (t) => {
+  const e = env();
+  const r = e.open();
+  const reg = e.open();
+  const stale = new Engine({
+    registry: reg,
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'old',
+    lease: LEASE,
+  });
+  try {
+    await join(r, 'm1');
+    const term = await reg.leadership({ candidate: 'old', ...LEASE }).campaign();
+    const snapshotBefore = await reg.snapshot();
+    await term.resign();
+    const successor = await r.leadership({ candidate: 'new', ...LEASE }).campaign();
+    await submit(r, 'late.unit', unitText());
+    const snap = await reg.snapshot();
+    t.truthy(snapshotBefore);
+    const err = await t.throwsAsync(stale.runPass(snap, term));
+    t.true(err instanceof RegistryError);
+    t.is((err as RegistryError).code, 'fenced');
+    t.false((await placement(r)).has('late.unit'), 'the deposed leader wrote nothing');
+    await successor.resign();
+  } finally {
+    await closeAll(e, [stale]);
+  }
+});
+
+test('steady state: a settled engine writes nothing to etcd', async (t) => {
+  const e = env();
+  const r = e.open();
+  const engine = new Engine({
+    registry: e.open(),
+    clock: systemClock,
+    log: silentLogger,
+    candidate: 'e1',
+    lease: LEASE,
+    resyncMs: 200,
+  });
+  try {
+    await Promise.all(['m1', 'm2'].map((m) => join(r, m)));
+    engine.start();
+    for (const i of [1, 2, 3]) await submit(r, `s${i}.unit`, unitText());
+    await submit(r, 'never.unit', unitText('[X-Fleet]\nMachineID=nowhere\n'));
+    await until('settled', async () => {
+      const snap = await r.snapshot({ unitFiles: 'none' });
+      return snap.assignments.length === 3 && snap.unschedulable.size === 1 ? true : undefined;
+    });
+    await systemClock.sleep(300);
+    const before = (await r.snapshot({ unitFiles: 'none' })).revision;
+    const passesBefore = engine.stats.passes;
+    await systemClock.sleep(1_500); // several resync passes
+    const after = (await r.snapshot({ unitFiles: 'none' })).revision;
+    t.true(engine.stats.passes > passesBefore, 'the engine kept running passes');
+    t.is(after, before, 'no etcd write in steady state (keepalives do not change the revision)');
+  } finally {
+    await closeAll(e, [engine]);
+  }
+});
