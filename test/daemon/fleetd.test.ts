@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { asUnitName, type Unit } from '../../src/cluster/types.js';
+import { asMachineId, asUnitName, type Unit } from '../../src/cluster/types.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { Registry } from '../../src/registry/registry.js';
@@ -112,7 +112,7 @@ test("killing the leading fleetd: another takes over and the dead host's units m
     const moved = await until('units moved off the dead host', async () => {
       const s = await c.registry.snapshot({ unitFiles: 'none' });
       const off = s.assignments.filter((a) => victimUnits.includes(a.unit) && a.machine !== victim);
-      return off.length === victimUnits.length && !s.machines.has(victim) ? s : undefined;
+      return off.length === victimUnits.length && !s.machines.has(asMachineId(victim)) ? s : undefined;
     });
     t.log(`units re-placed ${Date.now() - killedAt} ms after SIGKILL (TTL ${TTL} ms)`);
     t.is(moved.assignments.length, 2);
@@ -147,7 +147,7 @@ test('killing the leader alone hands leadership to a follower', async (t) => {
       const s = await c.registry.snapshot({ unitFiles: 'none' });
       return s.assignments[0];
     });
-    t.is(a.machine, next, 'only the live host can take it');
+    t.is<string>(a.machine, next, 'only the live host can take it');
   } finally {
     await c.close();
   }
