@@ -250,6 +250,69 @@ export class KvRegistry implements Registry {
     return { name: unit.name, hash: unit.hash, target: existing.target, modRevision: kv.modRevision };
   }
 
+  async createUnits(units: readonly { readonly unit: Unit; readonly text: string }[]): Promise<UnitRecord[]> {
+    for (const { unit, text } of units) {
+      const actual = createHash('sha256').update(text, 'utf8').digest('hex');
+      if (actual !== unit.hash) {
+        throw new RegistryError(
+          'invalid',
+          `unit ${unit.name}: hash ${unit.hash} is not the sha256 of its text (${actual})`,
+        );
+      }
+    }
+    const out: UnitRecord[] = [];
+    let firstError: Error | undefined;
+    // etcd limits compares and operations per transaction separately; a batch of n units with k
+    // distinct files needs n compares and n + k puts.
+    const max = this.#kv.maxTxnOps;
+    let i = 0;
+    while (i < units.length) {
+      const batch: (typeof units)[number][] = [];
+      const files = new Map<string, string>();
+      while (i < units.length && batch.length < max) {
+        const next = units[i]!;
+        const filesAfter = files.has(next.unit.hash) ? files.size : files.size + 1;
+        if (batch.length + 1 + filesAfter > max) break;
+        files.set(next.unit.hash, next.text);
+        batch.push(next);
+        i++;
+      }
+      const res = await this.#kv.txn({
+        compare: batch.map(({ unit }) => ({
+          target: 'version' as const,
+          key: this.keys.unit(unit.name),
+          op: '==' as const,
+          version: 0,
+        })),
+        success: [
+          ...[...files].map(([hash, text]) => ({
+            kind: 'put' as const,
+            key: this.keys.unitFile(hash as UnitHash),
+            value: encodeValue('unitFile', { v: 1, text }),
+          })),
+          ...batch.map(({ unit }) => ({
+            kind: 'put' as const,
+            key: this.keys.unit(unit.name),
+            value: encodeValue('unit', { v: 1, hash: unit.hash, target: unit.target }),
+          })),
+        ],
+      });
+      if (res.succeeded) {
+        for (const { unit } of batch) out.push({ ...unit, modRevision: res.revision });
+        continue;
+      }
+      for (const { unit, text } of batch) {
+        try {
+          out.push(await this.createUnit(unit, text));
+        } catch (err) {
+          firstError ??= err as Error;
+        }
+      }
+    }
+    if (firstError !== undefined) throw firstError;
+    return out;
+  }
+
   async setTargetState(
     name: UnitName,
     target: TargetState,

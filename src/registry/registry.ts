@@ -205,6 +205,13 @@ export interface Registry {
    * when `hash` is not the sha256 of `text`.
    */
   createUnit(unit: Unit, text: string): Promise<UnitRecord>;
+  /**
+   * Submits many units in as few transactions as etcd allows (`fleetts start web@{1..100}`): each
+   * transaction creates a batch of absent units and their files at once. A batch where some unit
+   * already exists falls back to `createUnit` per unit, so the result and errors are the same as
+   * calling `createUnit` for each, in order (every unit is tried; the first error is thrown at the end).
+   */
+  createUnits(units: readonly { readonly unit: Unit; readonly text: string }[]): Promise<UnitRecord[]>;
   /** Sets a unit's target state. Throws `not_found`; `conflict` when `expectHash` no longer holds. */
   setTargetState(
     name: UnitName,

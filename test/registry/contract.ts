@@ -14,7 +14,7 @@ import type {
   WatchedSet,
 } from '../../src/registry/registry.js';
 import type { Kv } from '../../src/registry/kv.js';
-import { isRegistryError } from '../../src/registry/registry-error.js';
+import { isRegistryError, type RegistryError } from '../../src/registry/registry-error.js';
 
 export interface ContractEnv {
   /** A new connection (as another fleetd would have) to the same store, under this test's prefix. */
@@ -654,6 +654,42 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       await eventually(env, () => seen.at(-1)?.length === 0);
       t.deepEqual((await lb.listServiceInstances('webx')).items, []);
       sub.close();
+    }),
+  );
+
+  test(
+    'createUnits: a batch larger than one transaction, idempotent for the same content, exists for other content',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const text = '[Service]\nExecStart=/bin/true\n';
+      const hash = createHash('sha256').update(text).digest('hex') as UnitHash;
+      const units = Array.from({ length: 300 }, (_, i) => ({
+        unit: { name: `batch@${i}.unit` as UnitName, hash, target: 'launched' as const },
+        text,
+      }));
+      const created = await r.createUnits(units);
+      t.is(created.length, 300);
+      const snap = await r.snapshot();
+      t.is(snap.units.size, 300);
+      t.is(snap.unitFiles.get(hash), text);
+      // Again, with one unit set to another target meanwhile: the stored target is kept.
+      await r.setTargetState('batch@7.unit' as UnitName, 'inactive');
+      const again = await r.createUnits(units.slice(0, 10));
+      t.is(again.find((u) => u.name === 'batch@7.unit')?.target, 'inactive');
+      const other = '[Service]\nExecStart=/bin/false\n';
+      const otherHash = createHash('sha256').update(other).digest('hex') as UnitHash;
+      const err = await t.throwsAsync(
+        r.createUnits([
+          { unit: { name: 'fresh.unit' as UnitName, hash: otherHash, target: 'loaded' }, text: other },
+          { unit: { name: 'batch@1.unit' as UnitName, hash: otherHash, target: 'loaded' }, text: other },
+        ]),
+      );
+      t.is((err as RegistryError).code, 'exists');
+      t.is(
+        (await r.getUnit('fresh.unit' as UnitName))?.target,
+        'loaded',
+        'the other units of the batch are created',
+      );
     }),
   );
 }
