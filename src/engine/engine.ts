@@ -9,6 +9,7 @@ import type { ClusterSnapshot, LeaseOptions, Registry, Subscription } from '../r
 import { isRegistryError } from '../registry/registry-error.js';
 import { schedule } from '../scheduler/schedule.js';
 import { buildClusterView, PlacementCache } from './cluster-view.js';
+import { holdUnsafeStarts } from './hold-starts.js';
 import { planToChanges } from './plan-changes.js';
 
 /** Default resync period: watches wake the engine; this only backs them up. */
@@ -35,6 +36,8 @@ export interface EngineStats {
   plansApplied: number;
   changesWritten: number;
   conflicts: number;
+  /** Launches deferred until the unit stopped on its previous machine (stop-before-start). */
+  heldStarts: number;
   lastPassMs: number;
   isLeader: boolean;
 }
@@ -45,6 +48,8 @@ export class Engine {
   readonly #deps: EngineDeps;
   readonly #stop = new AbortController();
   readonly #cache = new PlacementCache();
+  /** Units whose launch waits for their old copy to stop: their status changes wake the loop. */
+  #held = new Set<string>();
   #running: Promise<void> | undefined;
   readonly stats: EngineStats = {
     terms: 0,
@@ -52,6 +57,7 @@ export class Engine {
     plansApplied: 0,
     changesWritten: 0,
     conflicts: 0,
+    heldStarts: 0,
     lastPassMs: 0,
     isLeader: false,
   };
@@ -119,6 +125,8 @@ export class Engine {
   async #lead(term: LeaderTerm): Promise<void> {
     const { registry, clock, log } = this.#deps;
     const signal = AbortSignal.any([term.signal, this.#stop.signal]);
+    // Stop claiming leadership the moment the term ends, not when the call in flight returns.
+    signal.addEventListener('abort', () => (this.stats.isLeader = false), { once: true });
     const wake = new Wakeup(clock);
     const resyncMs = this.#deps.resyncMs ?? DEFAULT_RESYNC_MS;
     let sub: Subscription | undefined;
@@ -130,7 +138,13 @@ export class Engine {
           const snapshot = await registry.snapshot({ knownUnitFiles: this.#cache.knownHashes() });
           if (signal.aborted) break;
           // Watch from the first snapshot's revision, so no change after it is missed.
-          sub ??= registry.watchCluster(['machines', 'units'], snapshot.revision, () => wake.trigger());
+          // Statuses wake it only for held launches: agents' reports are otherwise not its business.
+          sub ??= registry.watchCluster(['machines', 'units', 'statuses'], snapshot.revision, (w) => {
+            const relevant = w.reasons.some(
+              (r) => r.kind !== 'status_changed' || (this.#held.size > 0 && this.#held.has(r.unit)),
+            );
+            if (relevant) wake.trigger();
+          });
           outcome = await this.runPass(snapshot, term);
           retryMs = RETRY_MIN_MS;
         } catch (err) {
@@ -159,7 +173,15 @@ export class Engine {
     this.stats.passes++;
     this.#cache.prune([...snapshot.units.values()]);
     const { view, invalid } = buildClusterView(snapshot, this.#cache);
-    const plan = schedule(view);
+    const { plan, held } = holdUnsafeStarts(schedule(view), snapshot, view);
+    this.#held = new Set(held.map((h) => h.unit));
+    this.stats.heldStarts += held.length;
+    for (const h of held) {
+      log.debug(
+        { event: 'engine.start_held', unit: h.unit, machine: h.machine, runningOn: h.runningOn },
+        `${h.unit} waits to start on ${h.machine} until it has stopped on ${h.runningOn.join(', ')}`,
+      );
+    }
     const changes = planToChanges(plan, snapshot, invalid);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;

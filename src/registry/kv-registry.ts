@@ -513,24 +513,37 @@ export class KvRegistry implements Registry {
       );
     }
     const groups = this.#groupByUnit(changes);
+    const machineCompares = this.#machineCompares(changes, basis);
     const max = this.#kv.maxTxnOps;
-    const txns: { units: UnitName[]; ops: TxnOp[] }[] = [];
-    let current: { units: UnitName[]; ops: TxnOp[] } = { units: [], ops: [] };
+    interface PlannedTxn {
+      units: UnitName[];
+      ops: TxnOp[];
+      machines: Map<string, Compare>;
+    }
+    const txns: PlannedTxn[] = [];
+    let current: PlannedTxn = { units: [], ops: [], machines: new Map() };
     const flush = (): void => {
       if (current.ops.length > 0) txns.push(current);
-      current = { units: [], ops: [] };
+      current = { units: [], ops: [], machines: new Map() };
+    };
+    const comparesWith = (unit: UnitName): number => {
+      let extra = 0;
+      for (const key of machineCompares.get(unit)?.keys() ?? []) if (!current.machines.has(key)) extra++;
+      // 1 compare for the fence + 1 per unit + 1 per machine.
+      return 1 + current.units.length + 1 + current.machines.size + extra;
     };
     for (const [unit, ops] of groups) {
-      // 1 compare for the fence + 1 per unit must fit, as must the ops.
-      if (current.ops.length + ops.length > max || current.units.length + 2 > max) flush();
+      if (current.ops.length + ops.length > max || comparesWith(unit) > max) flush();
+      const own = machineCompares.get(unit) ?? new Map<string, Compare>();
       if (ops.length <= max) {
         current.units.push(unit);
         current.ops.push(...ops);
+        for (const [key, c] of own) current.machines.set(key, c);
         continue;
       }
       for (const part of chunks(ops, max)) {
         flush();
-        current = { units: [unit], ops: [...part] };
+        current = { units: [unit], ops: [...part], machines: new Map(own) };
       }
     }
     flush();
@@ -549,12 +562,14 @@ export class KvRegistry implements Registry {
             : { target: 'mod', key, op: '==', revision: seen.modRevision },
         );
       }
+      compare.push(...txn.machines.values());
       const res = await this.#kv.txn({
         compare,
         success: txn.ops,
         failure: [
           { kind: 'range', key: fence.key },
           ...txn.units.map((u) => ({ kind: 'range' as const, key: this.keys.unit(u) })),
+          ...[...txn.machines.keys()].map((key) => ({ kind: 'range' as const, key })),
         ],
       });
       if (res.succeeded) {
@@ -574,15 +589,51 @@ export class KvRegistry implements Registry {
         const kv = r?.kind === 'range' ? r.kvs[0] : undefined;
         return (kv?.modRevision ?? 0) !== (basis.units.get(u)?.modRevision ?? 0);
       });
-      throw new RegistryError(
-        'conflict',
-        `unit${changed.length === 1 ? '' : 's'} ${changed.join(', ')} changed since the plan's snapshot; ${applied}; re-plan`,
-      );
+      const machinesChanged = [...txn.machines.values()].filter((c, j) => {
+        const r = res.results[1 + txn.units.length + j];
+        const kv = r?.kind === 'range' ? r.kvs[0] : undefined;
+        return c.target === 'create' ? kv?.createRevision !== c.revision : kv !== undefined;
+      });
+      const what =
+        changed.length > 0
+          ? `unit${changed.length === 1 ? '' : 's'} ${changed.join(', ')} changed`
+          : `machine membership changed (${machinesChanged.map((c) => c.key.slice(this.keys.prefix.length)).join(', ')})`;
+      throw new RegistryError('conflict', `${what} since the plan's snapshot; ${applied}; re-plan`);
     }
     return { revision, transactions: txns.length };
   }
 
   /** Ops per unit, units in name order; within a unit: unassign, clear, assign, mark. */
+  /** Per unit, the machine-membership compares its changes rely on (see PlanBasis.machines). */
+  #machineCompares(
+    changes: readonly AssignmentChange[],
+    basis: PlanBasis,
+  ): Map<UnitName, Map<string, Compare>> {
+    const out = new Map<UnitName, Map<string, Compare>>();
+    const machines = basis.machines;
+    if (machines === undefined) return out;
+    const add = (unit: UnitName, c: Compare): void => {
+      const m = out.get(unit) ?? new Map<string, Compare>();
+      m.set(c.key, c);
+      out.set(unit, m);
+    };
+    for (const change of changes) {
+      if (change.kind === 'assign') {
+        const seen = machines.get(change.assignment.machine);
+        const key = this.keys.machine(change.assignment.machine);
+        add(
+          change.assignment.unit,
+          seen === undefined
+            ? { target: 'version', key, op: '==', version: 0 }
+            : { target: 'create', key, op: '==', revision: seen.createRevision },
+        );
+      } else if (change.kind === 'unassign' && !machines.has(change.machine)) {
+        add(change.unit, { target: 'version', key: this.keys.machine(change.machine), op: '==', version: 0 });
+      }
+    }
+    return out;
+  }
+
   #groupByUnit(changes: readonly AssignmentChange[]): [UnitName, TxnOp[]][] {
     const order: Record<AssignmentChange['kind'], number> = {
       unassign: 0,

@@ -173,6 +173,13 @@ export type AssignmentChange =
  */
 export interface PlanBasis {
   readonly units: ReadonlyMap<UnitName, { readonly modRevision: Revision }>;
+  /**
+   * The machines the plan saw alive. When given, an assignment to machine M lands only while M's
+   * membership is the one seen (same create revision), and an unassignment from a machine the plan
+   * saw gone only while it is still gone: a plan made before a machine came back (or went away)
+   * fails with `conflict` instead of moving units off a live machine.
+   */
+  readonly machines?: ReadonlyMap<MachineId, { readonly createRevision: Revision }>;
 }
 
 export interface WriteResult {

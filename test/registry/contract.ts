@@ -692,6 +692,50 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       );
     }),
   );
+
+  test(
+    'plan basis: a plan made while a machine was gone does not land after it came back, nor one for a machine that re-registered',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const a = unit('moving.service', 'moving');
+      await r.createUnit(a.unit, a.text);
+      const term = await r.leadership({ candidate: 'engine', ...TEST_LEASE }).campaign();
+      const m1 = await r.register(machine('m1'));
+      const assign = (m: string): AssignmentChange => ({
+        kind: 'assign',
+        assignment: { unit: a.unit.name, machine: asMachineId(m), hash: a.unit.hash, target: 'launched' },
+      });
+      await r.writeAssignments(term.fence, [assign('m1')], await r.snapshot());
+      // m1 goes away; the engine plans to move the unit to m2 from a snapshot without m1 …
+      await m1.close();
+      const m2 = await r.register(machine('m2'));
+      const stale = await r.snapshot();
+      t.false(stale.machines.has(asMachineId('m1')));
+      // … and m1 comes back before the plan lands.
+      await r.register(machine('m1'));
+      const err = await t.throwsAsync(
+        r.writeAssignments(
+          term.fence,
+          [{ kind: 'unassign', unit: a.unit.name, machine: asMachineId('m1') }, assign('m2')],
+          stale,
+        ),
+      );
+      t.true(isRegistryError(err, 'conflict'), String(err));
+      t.regex(err.message, /machine membership changed \(machines\/m1\)/);
+      t.deepEqual(
+        (await r.snapshot()).assignments.map((x) => x.machine),
+        [asMachineId('m1')],
+        'the unit stays on the machine that came back',
+      );
+      // An assignment to a machine whose membership is not the one the plan saw is refused too.
+      const before = await r.snapshot();
+      await m2.close();
+      await r.register(machine('m2'));
+      const err2 = await t.throwsAsync(r.writeAssignments(term.fence, [assign('m2')], before));
+      t.true(isRegistryError(err2, 'conflict'), String(err2));
+      await term.resign();
+    }),
+  );
 }
 
 /** Polls `cond`, letting time pass between tries, until it holds or `budgetMs` of time passed. */

@@ -1,0 +1,838 @@
+// The deterministic cluster simulation (issue 3; DESIGN.md "Safety invariants"; docs/simulation.md).
+//
+// WHAT RUNS: one in-memory etcd (`MemoryEtcd`, observed by `ObservedEtcd` below) on a `FakeClock`;
+// per simulated host its OWN registry client (`createMemoryRegistry`, so faults are per host), the
+// REAL `Engine` (src/engine/engine.ts) campaigning for leadership, a membership kept like fleetd
+// keeps it (register, re-register after a loss, retry with backoff), and a `LightAgent`
+// (light-agent.ts) whose "units" are in-memory entries that take a simulated time to start/stop,
+// which self-fences on `monotonic - membership.renewedAt() > fenceAfterMs` exactly as the real
+// agent will. A separate fault-free client plays the API (submit, start, stop, destroy).
+//
+// FAULTS: `kill` (power off: the host's engine, agent and keepalives stop at once, no cleanup;
+// its leases expire in the store), `restart` (a fresh process, empty agent), `partition` (every
+// call of the host's client fails and its watch events are held back: its leases expire, its agent
+// must fence), `heal`, `slow` (latency on every call of one client), `dropKeepalives` (a frozen
+// host: its keepalives never arrive while its other calls do), `addHost`.
+//
+// TIME: only `clock.advance` moves it. `step()` advances by `stepMs` (100 ms), which fires every
+// due timer in order with the microtasks of each flushed, then checks every invariant:
+//  1. no non-global unit active on two hosts at once — ground truth is the agents' in-memory
+//     processes, checked on every process start (exact, not just per step) and after every step;
+//     plus no non-global unit assigned to two live machines in the store;
+//  2. at most one engine (of a host that is up) believes it leads; every committed txn that writes
+//     assignments or unschedulable records compares the leader key's create revision (a fence),
+//     and fences of landed writes never go backwards (a deposed term's write never lands after a
+//     newer term wrote); `store.staleFencesRefused` counts deposed writes that etcd refused;
+//  3. every unit the script submitted (and did not destroy) is in the store with its hash and the
+//     target state last set;
+//  4. no needless churn: an assignment leaves a live machine (same membership) only when the user
+//     touched the unit, the unit is gone/inactive/replaced, or its MachineOf leader left that machine;
+//  6. every assignment on a live machine satisfies MachineID, MachineMetadata, MachineOf and
+//     Conflicts (both ways) against the other assignments.
+// At the end of a scenario, `checkSettled()` checks liveness: every launched unit is assigned and
+// running exactly where assigned (globals on every fitting machine), unless no machine fits it by
+// an independent check; nothing runs that is not assigned and launched.
+//
+// Failover is measured: `kill`/`partition` record the host's movable units; each step notes when
+// each got a new machine (`failovers`), in simulated milliseconds from the fault.
+//
+// REPLAY: everything is deterministic (fake clock, seeded `Random`, no wall time, no I/O): the same
+// seed and script give the same run. `trace` holds every action and notable event with its time.
+import { asMachineId, asUnitHash, asUnitName } from '../../src/cluster/types.js';
+import type {
+  Assignment,
+  MachineId,
+  Placement,
+  TargetState,
+  UnitHash,
+  UnitName,
+} from '../../src/cluster/types.js';
+import { Engine } from '../../src/engine/engine.js';
+import { FakeClock } from '../../src/lib/clock.js';
+import { globMatch } from '../../src/lib/glob.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { decodeValue } from '../../src/registry/codec.js';
+import { DEFAULT_FENCE_AFTER_MS } from '../../src/registry/kept-lease.js';
+import { RegistryKeys } from '../../src/registry/keys.js';
+import type { TxnRequest, TxnResult } from '../../src/registry/kv.js';
+import { createMemoryRegistry, MemoryEtcd, type MemoryRegistry } from '../../src/registry/memory-registry.js';
+import type { Membership } from '../../src/registry/registry.js';
+import { isRegistryError } from '../../src/registry/registry-error.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { parseUnitSpec } from '../../src/unit/unit-spec.js';
+import { LightAgent, type ActivityHook } from './light-agent.js';
+
+export interface HostSpec {
+  readonly id: string;
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface SimOptions {
+  readonly hosts: readonly HostSpec[];
+  readonly ttlMs?: number;
+  readonly keepaliveMs?: number;
+  readonly fenceAfterMs?: number;
+  readonly fenceCheckMs?: number;
+  readonly startDelayMs?: number;
+  readonly stopDelayMs?: number;
+  readonly stepMs?: number;
+  readonly resyncMs?: number;
+}
+
+export interface Violation {
+  readonly at: number;
+  readonly invariant: string;
+  readonly message: string;
+}
+
+export interface ActivityRecord {
+  readonly at: number;
+  readonly kind: 'up' | 'down';
+  readonly unit: UnitName;
+  readonly machine: MachineId;
+  readonly why: string;
+}
+
+export interface Failover {
+  readonly host: MachineId;
+  readonly unit: UnitName;
+  readonly faultAt: number;
+  /** Simulated ms from the fault to the step at which the unit had a live machine again. */
+  readonly ms: number;
+  readonly to: MachineId;
+}
+
+/** The store as the invariants read it, decoded synchronously (nothing interleaves). */
+export interface StoreState {
+  readonly machines: ReadonlyMap<MachineId, { createRevision: number; metadata: Record<string, string> }>;
+  readonly units: ReadonlyMap<UnitName, { hash: UnitHash; target: TargetState }>;
+  readonly assignments: readonly Assignment[];
+  readonly unschedulable: ReadonlySet<UnitName>;
+  readonly leader: { candidate: string; createRevision: number } | undefined;
+}
+
+interface HostFaults {
+  partitioned: boolean;
+  latencyMs: number;
+  /** Keepalives never reach etcd while every other call does (a host frozen in a GC pause, say). */
+  dropKeepalives: boolean;
+}
+
+const KEYS = new RegistryKeys();
+
+/** MemoryEtcd that checks invariant 2's fencing on every committed transaction. */
+class ObservedEtcd extends MemoryEtcd {
+  onFencedWrite: (fence: number | undefined, request: TxnRequest) => void = () => undefined;
+
+  /** Leader-only transactions refused because their fence was stale (a deposed engine's writes). */
+  staleFencesRefused = 0;
+
+  override txn(request: TxnRequest): TxnResult {
+    const result = super.txn(request);
+    const fence = request.compare.find((c) => c.key === KEYS.leader() && c.target === 'create');
+    if (!result.succeeded && fence?.target === 'create') {
+      const current = this.range(KEYS.leader(), undefined).kvs[0]?.createRevision ?? 0;
+      if (current !== fence.revision) this.staleFencesRefused++;
+    }
+    if (result.succeeded) {
+      const leaderOnly = [KEYS.tree('assignments'), KEYS.tree('unschedulable')];
+      const writes = request.success.some(
+        (op) => op.kind !== 'range' && leaderOnly.some((r) => op.key >= r.start && op.key < r.end),
+      );
+      if (writes) {
+        this.onFencedWrite(fence?.target === 'create' ? fence.revision : undefined, request);
+      }
+    }
+    return result;
+  }
+}
+
+class SimHost {
+  readonly id: MachineId;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly registry: MemoryRegistry;
+  readonly agent: LightAgent;
+  engine: Engine | undefined;
+  membership: Membership | undefined;
+  up = true;
+  readonly faults: HostFaults = { partitioned: false, latencyMs: 0, dropKeepalives: false };
+  readonly #sim: Simulation;
+  readonly #stop = new AbortController();
+
+  constructor(sim: Simulation, spec: HostSpec, faults: HostFaults) {
+    this.#sim = sim;
+    this.id = asMachineId(spec.id);
+    this.metadata = spec.metadata ?? {};
+    Object.assign(this.faults, faults);
+    const o = sim.options;
+    this.registry = createMemoryRegistry({
+      store: sim.store,
+      lease: { ttlMs: o.ttlMs, keepaliveMs: o.keepaliveMs },
+    });
+    this.applyFaults();
+    this.agent = new LightAgent({
+      machine: this.id,
+      registry: this.registry,
+      clock: sim.clock,
+      membership: () => this.membership,
+      fenceAfterMs: o.fenceAfterMs,
+      checkMs: o.fenceCheckMs,
+      startDelayMs: o.startDelayMs,
+      stopDelayMs: o.stopDelayMs,
+      onActivity: sim.activityHook,
+    });
+  }
+
+  applyFaults(): void {
+    this.registry.setFaults({
+      ...(this.faults.partitioned ? { unavailable: true } : {}),
+      ...(this.faults.latencyMs > 0 ? { latencyMs: this.faults.latencyMs } : {}),
+      ...(this.faults.dropKeepalives ? { dropKeepalives: true } : {}),
+    });
+  }
+
+  boot(): void {
+    this.agent.start();
+    void this.#keepMembership();
+  }
+
+  /** Power off: nothing is cleaned up; its leases expire in the store by themselves. */
+  kill(): void {
+    this.up = false;
+    this.registry.setFaults({ unavailable: true });
+    this.#stop.abort(new Error('host killed'));
+    this.agent.kill();
+    void this.engine?.stop();
+    void this.registry.close();
+  }
+
+  /** As fleetd: register, start the engine, and re-register whenever the membership is lost. */
+  async #keepMembership(): Promise<void> {
+    const { clock, options } = this.#sim;
+    const stop = this.#stop.signal;
+    let retryMs = 500;
+    while (!stop.aborted) {
+      const m = this.membership;
+      if (m !== undefined) {
+        await new Promise<void>((resolve) => {
+          if (m.signal.aborted || stop.aborted) return resolve();
+          m.signal.addEventListener('abort', () => resolve(), { once: true });
+          stop.addEventListener('abort', () => resolve(), { once: true });
+        });
+        if (stop.aborted) break;
+        this.#sim.note(`${this.id} membership lost (${describe(m.signal.reason)})`);
+        this.membership = undefined;
+      }
+      try {
+        const next = await this.registry.register(
+          {
+            id: this.id,
+            ip: '10.0.0.1',
+            metadata: this.metadata,
+            version: 'sim',
+            startedAt: new Date(clock.now()).toISOString(),
+          },
+          { ttlMs: options.ttlMs, keepaliveMs: options.keepaliveMs },
+        );
+        if (stop.aborted) break;
+        this.membership = next;
+        retryMs = 500;
+        this.#sim.note(`${this.id} registered (membership rev ${next.createRevision})`);
+        if (this.engine === undefined) {
+          this.engine = new Engine({
+            registry: this.registry,
+            clock,
+            log: silentLogger,
+            candidate: this.id,
+            resyncMs: options.resyncMs,
+            lease: { ttlMs: options.ttlMs, keepaliveMs: options.keepaliveMs },
+          });
+          this.engine.start();
+        }
+      } catch (err) {
+        if (!isRegistryError(err)) throw err;
+        await clock.sleep(retryMs, stop).catch(() => undefined);
+        retryMs = Math.min(retryMs * 2, 5000);
+      }
+    }
+  }
+}
+
+/** A catalog entry: every unit text the script ever submitted, by hash. */
+interface CatalogEntry {
+  readonly name: UnitName;
+  readonly placement: Placement;
+}
+
+export class Simulation {
+  readonly options: Required<Omit<SimOptions, 'hosts'>>;
+  readonly clock = new FakeClock();
+  readonly store: ObservedEtcd;
+  /** The API's connection: never faulted. */
+  readonly admin: MemoryRegistry;
+  readonly hosts = new Map<MachineId, SimHost>();
+  readonly violations: Violation[] = [];
+  readonly trace: string[] = [];
+  readonly activity: ActivityRecord[] = [];
+  readonly failovers: Failover[] = [];
+  readonly writesPerFence = new Map<number, number>();
+  readonly #catalog = new Map<UnitHash, CatalogEntry>();
+  /** What the script last set: invariant 3. */
+  readonly #expected = new Map<UnitName, { hash: UnitHash; target: TargetState }>();
+  /** Ground truth: unit → host → hash of the process there. */
+  readonly #active = new Map<UnitName, Map<MachineId, UnitHash>>();
+  readonly #touched = new Set<UnitName>();
+  /** Placements seen at the last check: `unit\0machine` → membership revision and hash. */
+  #placements = new Map<
+    string,
+    { unit: UnitName; machine: MachineId; createRevision: number; hash: UnitHash }
+  >();
+  #pendingFailovers: { host: MachineId; unit: UnitName; at: number }[] = [];
+  #seenBefore = new Set<string>();
+  #seenNow = new Set<string>();
+  #lastFence = 0;
+  #maxLeaders = 0;
+
+  constructor(options: SimOptions) {
+    this.options = {
+      ttlMs: options.ttlMs ?? 5000,
+      keepaliveMs: options.keepaliveMs ?? 1000,
+      fenceAfterMs: options.fenceAfterMs ?? DEFAULT_FENCE_AFTER_MS,
+      fenceCheckMs: options.fenceCheckMs ?? 250,
+      startDelayMs: options.startDelayMs ?? 300,
+      stopDelayMs: options.stopDelayMs ?? 200,
+      stepMs: options.stepMs ?? 100,
+      resyncMs: options.resyncMs ?? 30_000,
+    };
+    this.store = new ObservedEtcd({ clock: this.clock });
+    this.store.onFencedWrite = (fence) => this.#onFencedWrite(fence);
+    this.admin = createMemoryRegistry({ store: this.store });
+    for (const spec of options.hosts) this.hosts.set(asMachineId(spec.id), this.#newHost(spec));
+  }
+
+  get now(): number {
+    return this.clock.monotonic();
+  }
+
+  /** Boots every host and lets the cluster settle (`ms` of simulated time). */
+  async start(ms = 3000): Promise<void> {
+    for (const h of this.hosts.values()) h.boot();
+    await this.run(ms);
+  }
+
+  note(line: string): void {
+    this.trace.push(`[${(this.now / 1000).toFixed(1)}s] ${line}`);
+  }
+
+  // ——— time ———
+
+  async step(): Promise<void> {
+    await this.clock.advance(this.options.stepMs);
+    this.check();
+  }
+
+  async run(ms: number): Promise<void> {
+    const end = this.now + ms;
+    while (this.now < end) await this.step();
+  }
+
+  /** Steps until `cond` holds (checked after each step) or `ms` pass; returns the ms it took, or undefined. */
+  async until(cond: () => boolean, ms: number): Promise<number | undefined> {
+    const start = this.now;
+    while (this.now - start < ms) {
+      if (cond()) return this.now - start;
+      await this.step();
+    }
+    return cond() ? this.now - start : undefined;
+  }
+
+  // ——— the user (through the API's fault-free client) ———
+
+  async submit(name: string, text: string, target: TargetState = 'launched'): Promise<boolean> {
+    const unit = asUnitName(name);
+    const hash = unitHash(text);
+    const spec = parseUnitSpec(text, name);
+    this.#catalog.set(hash, { name: unit, placement: spec.placement });
+    this.#touched.add(unit);
+    try {
+      const rec = await this.admin.createUnit({ name: unit, hash, target: 'inactive' }, text);
+      if (rec.hash !== hash) return false;
+      const set = await this.admin.setTargetState(unit, target);
+      this.#expected.set(unit, { hash, target: set.target });
+      this.note(`submit ${name} (${target}) ${oneLine(text)}`);
+      return true;
+    } catch (err) {
+      if (!isRegistryError(err, 'exists')) throw err;
+      this.note(`submit ${name}: exists with other content (no-op)`);
+      return false;
+    }
+  }
+
+  async setTarget(name: string, target: TargetState): Promise<boolean> {
+    const unit = asUnitName(name);
+    this.#touched.add(unit);
+    try {
+      const rec = await this.admin.setTargetState(unit, target);
+      this.#expected.set(unit, { hash: rec.hash, target: rec.target });
+      this.note(`target ${name} ${target}`);
+      return true;
+    } catch (err) {
+      if (!isRegistryError(err, 'not_found')) throw err;
+      return false;
+    }
+  }
+
+  async destroy(name: string): Promise<boolean> {
+    const unit = asUnitName(name);
+    this.#touched.add(unit);
+    const deleted = await this.admin.deleteUnit(unit);
+    this.#expected.delete(unit);
+    if (deleted) this.note(`destroy ${name}`);
+    return deleted;
+  }
+
+  // ——— faults ———
+
+  host(id: string): SimHost {
+    const h = this.hosts.get(asMachineId(id));
+    if (h === undefined) throw new Error(`no simulated host ${id}`);
+    return h;
+  }
+
+  kill(id: string): void {
+    const h = this.host(id);
+    if (!h.up) return;
+    this.note(`kill ${id}${h.engine?.stats.isLeader === true ? ' (leader)' : ''}`);
+    this.#trackFailover(h.id);
+    h.kill();
+  }
+
+  /** A new process on a killed host: empty agent, new registry client, same faults as before. */
+  restart(id: string): void {
+    const old = this.host(id);
+    if (old.up) return;
+    this.note(`restart ${id}`);
+    const h = this.#newHost({ id, metadata: old.metadata }, old.faults);
+    this.hosts.set(h.id, h);
+    h.boot();
+  }
+
+  addHost(spec: HostSpec): void {
+    if (this.hosts.has(asMachineId(spec.id))) return;
+    this.note(`add host ${spec.id}`);
+    const h = this.#newHost(spec);
+    this.hosts.set(h.id, h);
+    h.boot();
+  }
+
+  partition(id: string): void {
+    const h = this.host(id);
+    if (!h.up || h.faults.partitioned) return;
+    this.note(`partition ${id}${h.engine?.stats.isLeader === true ? ' (leader)' : ''}`);
+    this.#trackFailover(h.id);
+    h.faults.partitioned = true;
+    h.applyFaults();
+  }
+
+  heal(id: string): void {
+    const h = this.host(id);
+    if (!h.faults.partitioned) return;
+    this.note(`heal ${id}`);
+    h.faults.partitioned = false;
+    if (h.up) h.applyFaults();
+    this.#pendingFailovers = this.#pendingFailovers.filter((f) => f.host !== h.id);
+  }
+
+  slow(id: string, latencyMs: number): void {
+    const h = this.host(id);
+    if (h.faults.latencyMs === latencyMs) return;
+    this.note(`latency ${id} ${latencyMs} ms`);
+    h.faults.latencyMs = latencyMs;
+    if (h.up) h.applyFaults();
+  }
+
+  /** Keepalives of this host stop reaching etcd (or resume) while its other calls still work. */
+  dropKeepalives(id: string, drop = true): void {
+    const h = this.host(id);
+    if (h.faults.dropKeepalives === drop) return;
+    this.note(`${drop ? 'drop' : 'resume'} keepalives of ${id}`);
+    h.faults.dropKeepalives = drop;
+    if (h.up) h.applyFaults();
+  }
+
+  /** Heals every partition, clears latency and restarts killed hosts. */
+  healAll(): void {
+    for (const h of [...this.hosts.values()]) {
+      this.heal(h.id);
+      this.slow(h.id, 0);
+      this.dropKeepalives(h.id, false);
+      if (!h.up) this.restart(h.id);
+    }
+  }
+
+  /** Stops every host (as kills: nothing is awaited in simulated time). */
+  shutdown(): void {
+    for (const h of this.hosts.values()) if (h.up) h.kill();
+  }
+
+  // ——— observation ———
+
+  readState(): StoreState {
+    const all = KEYS.all();
+    const machines = new Map<MachineId, { createRevision: number; metadata: Record<string, string> }>();
+    const units = new Map<UnitName, { hash: UnitHash; target: TargetState }>();
+    const assignments: Assignment[] = [];
+    const unschedulable = new Set<UnitName>();
+    let leader: StoreState['leader'];
+    for (const kv of this.store.range(all.start, all.end).kvs) {
+      const k = KEYS.parse(kv.key);
+      switch (k?.kind) {
+        case 'machine': {
+          const d = decodeValue('machine', kv.key, kv.value);
+          if (d.ok)
+            machines.set(k.machine, { createRevision: kv.createRevision, metadata: d.value.metadata });
+          break;
+        }
+        case 'unit': {
+          const d = decodeValue('unit', kv.key, kv.value);
+          if (d.ok) units.set(k.unit, { hash: asUnitHash(d.value.hash), target: d.value.target });
+          break;
+        }
+        case 'assignment': {
+          const d = decodeValue('assignment', kv.key, kv.value);
+          if (d.ok)
+            assignments.push({
+              unit: k.unit,
+              machine: k.machine,
+              hash: asUnitHash(d.value.hash),
+              target: d.value.target,
+            });
+          break;
+        }
+        case 'unschedulable':
+          unschedulable.add(k.unit);
+          break;
+        case 'leader': {
+          const d = decodeValue('leader', kv.key, kv.value);
+          if (d.ok) leader = { candidate: d.value.candidate, createRevision: kv.createRevision };
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    return { machines, units, assignments, unschedulable, leader };
+  }
+
+  /** Live machines a unit is assigned to in the store. */
+  assignedTo(name: string, state = this.readState()): MachineId[] {
+    return state.assignments
+      .filter((a) => a.unit === name && state.machines.has(a.machine))
+      .map((a) => a.machine)
+      .sort();
+  }
+
+  /** Hosts whose agent has a process of the unit (any phase). */
+  activeOn(name: string): MachineId[] {
+    return [...(this.#active.get(asUnitName(name))?.keys() ?? [])].sort();
+  }
+
+  /** Hosts whose agent has the unit fully started. */
+  runningOn(name: string): MachineId[] {
+    return [...this.hosts.values()]
+      .filter((h) => h.up && h.agent.procs.get(asUnitName(name))?.phase === 'running')
+      .map((h) => h.id)
+      .sort();
+  }
+
+  leaders(): MachineId[] {
+    return [...this.hosts.values()].filter((h) => h.up && h.engine?.stats.isLeader === true).map((h) => h.id);
+  }
+
+  /** The most engines that believed they led at once, at any check. */
+  get maxLeaders(): number {
+    return this.#maxLeaders;
+  }
+
+  // ——— invariants ———
+
+  readonly activityHook: ActivityHook = (e) => {
+    this.activity.push({ at: this.now, kind: e.kind, unit: e.unit, machine: e.machine, why: e.why });
+    this.note(`${e.machine}: ${e.unit} ${e.kind === 'up' ? 'starts' : 'stopped'} (${e.why})`);
+    let on = this.#active.get(e.unit);
+    if (e.kind === 'down') {
+      on?.delete(e.machine);
+      if (on?.size === 0) this.#active.delete(e.unit);
+      return;
+    }
+    if (on === undefined) this.#active.set(e.unit, (on = new Map<MachineId, UnitHash>()));
+    on.set(e.machine, e.hash);
+    const others = [...on.entries()].filter(([m]) => m !== e.machine);
+    const global = this.#catalog.get(e.hash)?.placement.global === true;
+    if (
+      others.length > 0 &&
+      !global &&
+      !others.every(([, h]) => this.#catalog.get(h)?.placement.global === true)
+    ) {
+      this.#violate(
+        '1-single-active',
+        `${e.unit} started on ${e.machine} while active on ${others.map(([m]) => m).join(', ')}`,
+      );
+    }
+  };
+
+  #violate(invariant: string, message: string): void {
+    // A state that stays broken is reported once, not at every step.
+    const key = `${invariant}: ${message}`;
+    this.#seenNow.add(key);
+    if (this.#seenBefore.has(key)) return;
+    this.note(`VIOLATION ${invariant}: ${message}`);
+    this.violations.push({ at: this.now, invariant, message });
+  }
+
+  #onFencedWrite(fence: number | undefined): void {
+    if (fence === undefined) {
+      this.#violate('2-fenced-writes', 'a transaction wrote assignments without comparing the leader key');
+      return;
+    }
+    if (fence < this.#lastFence)
+      this.#violate(
+        '2-fenced-writes',
+        `a write fenced on term ${fence} landed after term ${this.#lastFence} wrote`,
+      );
+    this.#lastFence = Math.max(this.#lastFence, fence);
+    this.writesPerFence.set(fence, (this.writesPerFence.get(fence) ?? 0) + 1);
+  }
+
+  #trackFailover(host: MachineId): void {
+    const state = this.readState();
+    for (const a of state.assignments) {
+      if (a.machine !== host) continue;
+      const p = this.#catalog.get(a.hash)?.placement;
+      if (p === undefined || p.global || p.machineId !== undefined) continue;
+      this.#pendingFailovers.push({ host, unit: a.unit, at: this.now });
+    }
+  }
+
+  /** Every invariant against the agents and the store; violations are collected, not thrown. */
+  check(): void {
+    this.#seenBefore = this.#seenNow;
+    this.#seenNow = new Set();
+    const state = this.readState();
+    this.#checkActive();
+    this.#checkLeaders();
+    this.#checkDesired(state);
+    this.#checkChurn(state);
+    this.#checkPlacements(state);
+    this.#noteFailovers(state);
+    this.#touched.clear();
+  }
+
+  #checkActive(): void {
+    const seen = new Map<UnitName, MachineId[]>();
+    for (const h of this.hosts.values()) {
+      if (!h.up) continue;
+      for (const [unit, p] of h.agent.procs) {
+        if (this.#catalog.get(p.hash)?.placement.global === true) continue;
+        seen.set(unit, [...(seen.get(unit) ?? []), h.id]);
+      }
+    }
+    for (const [unit, on] of seen) {
+      if (on.length > 1) this.#violate('1-single-active', `${unit} active on ${on.join(' and ')}`);
+    }
+  }
+
+  #checkLeaders(): void {
+    const leaders = this.leaders();
+    this.#maxLeaders = Math.max(this.#maxLeaders, leaders.length);
+    if (leaders.length > 1)
+      this.#violate('2-one-leader', `engines of ${leaders.join(', ')} all believe they lead`);
+  }
+
+  #checkDesired(state: StoreState): void {
+    for (const [name, want] of this.#expected) {
+      const got = state.units.get(name);
+      if (got === undefined) this.#violate('3-desired-kept', `unit ${name} vanished from the store`);
+      else if (got.hash !== want.hash || got.target !== want.target)
+        this.#violate(
+          '3-desired-kept',
+          `unit ${name} is ${got.target}/${got.hash.slice(0, 8)}, want ${want.target}/${want.hash.slice(0, 8)}`,
+        );
+    }
+  }
+
+  #checkChurn(state: StoreState): void {
+    const next = new Map<
+      string,
+      { unit: UnitName; machine: MachineId; createRevision: number; hash: UnitHash }
+    >();
+    const byMachine = new Map<MachineId, Assignment[]>();
+    for (const a of state.assignments) byMachine.set(a.machine, [...(byMachine.get(a.machine) ?? []), a]);
+    for (const a of state.assignments) {
+      const m = state.machines.get(a.machine);
+      if (m !== undefined)
+        next.set(`${a.unit}\0${a.machine}`, {
+          unit: a.unit,
+          machine: a.machine,
+          createRevision: m.createRevision,
+          hash: a.hash,
+        });
+    }
+    for (const [key, was] of this.#placements) {
+      if (next.has(key)) continue;
+      const m = state.machines.get(was.machine);
+      if (m === undefined || m.createRevision !== was.createRevision) continue; // its machine went away
+      const unit = state.units.get(was.unit);
+      if (
+        this.#touched.has(was.unit) ||
+        unit === undefined ||
+        unit.target === 'inactive' ||
+        unit.hash !== was.hash
+      )
+        continue; // the user asked
+      const placement = this.#catalog.get(was.hash)?.placement;
+      const leaders = placement?.machineOf ?? [];
+      const here = byMachine.get(was.machine) ?? [];
+      if (leaders.some((l) => !here.some((a) => a.unit === l))) continue; // followed its leader
+      const where = this.assignedTo(was.unit, state);
+      this.#violate(
+        '4-no-churn',
+        `${was.unit} left live machine ${was.machine} (now on ${where.join(', ') || 'nothing'}) although nothing asked for it`,
+      );
+    }
+    this.#placements = next;
+  }
+
+  #checkPlacements(state: StoreState): void {
+    const live = state.assignments.filter((a) => state.machines.has(a.machine));
+    const perUnit = new Map<UnitName, MachineId[]>();
+    for (const a of live) {
+      const p = this.#catalog.get(a.hash)?.placement;
+      if (p === undefined) continue;
+      if (!p.global) perUnit.set(a.unit, [...(perUnit.get(a.unit) ?? []), a.machine]);
+      const why = unfit(a.unit, p, a.machine, state, live, this.#placementOf);
+      if (why !== undefined) this.#violate('6-placement', `${a.unit} on ${a.machine}: ${why}`);
+    }
+    for (const [unit, on] of perUnit) {
+      if (on.length > 1) this.#violate('1-single-assignment', `${unit} is assigned to ${on.join(' and ')}`);
+    }
+  }
+
+  #noteFailovers(state: StoreState): void {
+    this.#pendingFailovers = this.#pendingFailovers.filter((f) => {
+      const unit = state.units.get(f.unit);
+      if (unit === undefined || unit.target === 'inactive') return false;
+      const to = this.assignedTo(f.unit, state).find((m) => m !== f.host);
+      if (to === undefined) return true;
+      this.failovers.push({ host: f.host, unit: f.unit, faultAt: f.at, ms: this.now - f.at, to });
+      this.note(`failover ${f.unit}: ${f.host} → ${to} after ${this.now - f.at} ms`);
+      return false;
+    });
+  }
+
+  /**
+   * Liveness once faults are healed and time has passed: every launched unit runs exactly where it
+   * is assigned (every fitting machine for a global unit), unless an independent check finds no
+   * machine for it; nothing runs unassigned. Returns the problems (also recorded as violations).
+   */
+  checkSettled(): string[] {
+    const problems: string[] = [];
+    const state = this.readState();
+    const live = state.assignments.filter((a) => state.machines.has(a.machine));
+    const upHosts = [...this.hosts.values()].filter((h) => h.up);
+    for (const [name, unit] of state.units) {
+      const p = this.#catalog.get(unit.hash)?.placement;
+      if (p === undefined) continue;
+      const assigned = live.filter((a) => a.unit === name);
+      const running = this.runningOn(name);
+      const wantRunning = unit.target === 'launched' ? assigned.map((a) => a.machine).sort() : [];
+      if (running.join() !== wantRunning.join())
+        problems.push(
+          `${name} (${unit.target}) runs on [${running.join(', ')}], assigned to [${wantRunning.join(', ')}]`,
+        );
+      if (unit.target === 'inactive') continue;
+      if (assigned.some((a) => a.hash !== unit.hash || a.target !== unit.target))
+        problems.push(`${name}: an assignment is stale (hash or target differs from the unit)`);
+      const others = live.filter((a) => a.unit !== name);
+      const fitting = [...state.machines.keys()].filter(
+        (m) => unfit(name, p, m, state, others, this.#placementOf) === undefined,
+      );
+      if (p.global) {
+        const missing = fitting.filter((m) => !assigned.some((a) => a.machine === m));
+        if (missing.length > 0)
+          problems.push(`global ${name} fits but is not assigned on ${missing.join(', ')}`);
+      } else if (assigned.length === 0 && fitting.length > 0) {
+        problems.push(
+          `${name} is unassigned although ${fitting.join(', ')} fit${fitting.length === 1 ? 's' : ''}`,
+        );
+      }
+    }
+    for (const h of upHosts) {
+      for (const [unit, proc] of h.agent.procs) {
+        const a = live.find((x) => x.unit === unit && x.machine === h.id);
+        if (a === undefined || a.target !== 'launched' || a.hash !== proc.hash)
+          problems.push(`${unit} runs on ${h.id} without a launched assignment there`);
+      }
+    }
+    for (const p of problems) this.#violate('liveness', p);
+    return problems;
+  }
+
+  readonly #placementOf = (hash: UnitHash): Placement | undefined => this.#catalog.get(hash)?.placement;
+
+  #newHost(
+    spec: HostSpec,
+    faults: HostFaults = { partitioned: false, latencyMs: 0, dropKeepalives: false },
+  ): SimHost {
+    return new SimHost(this, spec, faults);
+  }
+}
+
+/** Why `unit` (with `p`) may not be on `machine` given the other assignments (Conflicts both ways), or undefined. */
+export function unfit(
+  unit: UnitName,
+  p: Placement,
+  machine: MachineId,
+  state: StoreState,
+  assignments: readonly Assignment[],
+  placementOf: (hash: UnitHash) => Placement | undefined,
+): string | undefined {
+  const m = state.machines.get(machine);
+  if (m === undefined) return `machine ${machine} is not registered`;
+  if (p.machineId !== undefined) {
+    const ids = [...state.machines.keys()];
+    const match = ids.includes(asMachineId(p.machineId))
+      ? [p.machineId]
+      : ids.filter((id) => id.startsWith(p.machineId ?? ''));
+    if (match.length !== 1 || match[0] !== machine)
+      return `MachineID=${p.machineId} does not name ${machine}`;
+  }
+  for (const [key, values] of Object.entries(p.machineMetadata)) {
+    const v = m.metadata[key];
+    if (v === undefined || !values.includes(v))
+      return `MachineMetadata ${key}=${values.join('|')} but ${machine} has ${v ?? 'none'}`;
+  }
+  const here = assignments.filter((a) => a.machine === machine && a.unit !== unit);
+  for (const leader of p.machineOf) {
+    if (!here.some((a) => a.unit === leader)) return `MachineOf=${leader} but ${leader} is not on ${machine}`;
+  }
+  for (const pattern of p.conflicts) {
+    const other = here.find((a) => globMatch(pattern, a.unit));
+    if (other !== undefined) return `Conflicts=${pattern} but ${other.unit} is on ${machine}`;
+  }
+  for (const a of here) {
+    const pattern = placementOf(a.hash)?.conflicts.find((c) => globMatch(c, unit));
+    if (pattern !== undefined) return `${a.unit} on ${machine} has Conflicts=${pattern}`;
+  }
+  return undefined;
+}
+
+function describe(reason: unknown): string {
+  if (typeof reason === 'object' && reason !== null && 'kind' in reason) return String(reason.kind);
+  return String(reason);
+}
+
+function oneLine(text: string): string {
+  const fleet = text.split('[X-Fleet]')[1] ?? '';
+  return fleet.trim().split('\n').join(' ');
+}

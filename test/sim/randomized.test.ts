@@ -1,0 +1,30 @@
+// Randomized runs of the cluster simulation (random-run.ts): for each seed, random user actions and
+// faults with every invariant checked after every step, then liveness once everything is healed.
+// A failure prints the seed and the script; replay one seed with
+// `SIM_SEED=<seed> npx ava test/sim/randomized.test.ts` (SIM_TRACE=1 prints the trace of a passing
+// run too); SIM_SEEDS=<n> runs n seeds (from SIM_FIRST_SEED, default 1) instead of the default 30.
+import test from 'ava';
+import { runSeed } from './random-run.js';
+
+const SEEDS = Number(process.env.SIM_SEEDS ?? 30);
+/** SIM_FIRST_SEED=<k> starts the range at k (to sweep many seeds in slices). */
+const FIRST_SEED = Number(process.env.SIM_FIRST_SEED ?? 1);
+
+const only = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
+const seeds = only !== undefined ? [only] : Array.from({ length: SEEDS }, (_, i) => FIRST_SEED + i);
+
+for (const seed of seeds) {
+  test(`seed ${seed}: invariants hold after every step, and every feasible unit runs once healed`, async (t) => {
+    const sim = await runSeed(seed);
+    const broken = sim.violations.map((v) => `${(v.at / 1000).toFixed(1)}s ${v.invariant}: ${v.message}`);
+    if (process.env.SIM_TRACE !== undefined) t.log(sim.trace.join('\n'));
+    t.deepEqual(
+      broken,
+      [],
+      `seed ${seed} broke invariants; replay with SIM_SEED=${seed}. Script and trace:\n${sim.trace.join('\n')}`,
+    );
+    t.true(sim.maxLeaders <= 1);
+    const worst = Math.max(0, ...sim.failovers.map((f) => f.ms));
+    t.log(`${sim.failovers.length} failovers (slowest ${worst} ms), ${sim.writesPerFence.size} terms wrote`);
+  });
+}
