@@ -1,0 +1,371 @@
+// The Docker runtime with real Docker and real containers: start/stop/replace, adoption across a
+// SIGKILL of the owning process, health, a missing image, Restart= and the start limit, journal,
+// and one bad container next to good ones. Needs root (dockerd); fails, never skips, without it.
+
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Dockerode from 'dockerode';
+import { asUnitHash, type UnitName } from '../../src/cluster/types.js';
+import type { ContainerUnitConfig } from '../../src/runtime/docker-config.js';
+import { DockerRuntime, missingImageReason } from '../../src/runtime/docker-runtime.js';
+import type { ObservedContainer } from '../../src/runtime/docker-state.js';
+import type { ObservedUnit } from '../../src/runtime/runtime.js';
+import {
+  containerConfig,
+  containerUnit,
+  ensureDockerAndTestImage,
+  removeContainers,
+  testInstance,
+  waitFor,
+} from '../helpers/docker.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const instances: string[] = [];
+const runtimes: DockerRuntime[] = [];
+let docker: Dockerode;
+
+test.before(async () => {
+  docker = await ensureDockerAndTestImage();
+});
+
+test.after.always(async () => {
+  for (const r of runtimes) await r.close();
+  if (docker !== undefined) await removeContainers(docker, instances);
+});
+
+function newRuntime(
+  tag: string,
+  instance = testInstance(tag),
+  resyncMs = 1000,
+): { runtime: DockerRuntime; instance: string } {
+  instances.push(instance);
+  const runtime = new DockerRuntime({ machine: `m-${tag}`, instance, resyncMs });
+  runtimes.push(runtime);
+  return { runtime, instance };
+}
+
+async function observed(runtime: DockerRuntime, unit: UnitName): Promise<ObservedContainer | undefined> {
+  return (await runtime.list()).find((o) => o.unit === unit);
+}
+
+function waitState(
+  runtime: DockerRuntime,
+  unit: UnitName,
+  pred: (o: ObservedContainer) => boolean,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<ObservedContainer> {
+  return waitFor(
+    `${unit} ${what}`,
+    async () => {
+      const o = await observed(runtime, unit);
+      return o !== undefined && pred(o) ? o : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function startedAt(id: string): Promise<string> {
+  return (await docker.getContainer(id).inspect()).State.StartedAt;
+}
+
+async function journal(runtime: DockerRuntime, unit: UnitName, lines = 1000): Promise<string[]> {
+  const out: string[] = [];
+  for await (const l of runtime.journal(unit, { lines })) out.push(l);
+  return out;
+}
+
+test('start runs the container with fleetts labels; stop makes it inactive; a new hash replaces it', async (t) => {
+  const { runtime, instance } = newRuntime('cycle');
+  const unit = containerUnit('cycle');
+  const changes: ObservedUnit[] = [];
+  runtime.onChange((o) => o.unit === unit && changes.push(o));
+
+  await runtime.start(containerConfig(unit, { env: { GREETING: 'hi' } }));
+  const running = await observed(runtime, unit);
+  t.like(running, { active: 'active', sub: 'running', load: 'loaded', hash: 'h1' });
+  const id1 = running?.containerId ?? '';
+  const info = await docker.getContainer(id1).inspect();
+  t.like(info.Config.Labels, {
+    'fleetts.unit': unit,
+    'fleetts.hash': 'h1',
+    'fleetts.machine': 'm-cycle',
+    'fleetts.runtime': instance,
+  });
+  t.true(info.Config.Env.includes('GREETING=hi'));
+  t.is(info.HostConfig.RestartPolicy?.Name, 'no');
+  t.true(
+    changes.some((o) => o.sub === 'running'),
+    'the listener heard of the start',
+  );
+
+  // Same hash again: a no-op (same container, not restarted).
+  const before = await startedAt(id1);
+  await runtime.start(containerConfig(unit, { env: { GREETING: 'hi' } }));
+  t.is((await observed(runtime, unit))?.containerId, id1);
+  t.is(await startedAt(id1), before);
+
+  await runtime.stop(unit);
+  t.like(await observed(runtime, unit), { active: 'inactive', sub: 'dead', containerId: id1 });
+  t.false((await docker.getContainer(id1).inspect()).State.Running);
+
+  await runtime.start(containerConfig(unit, { hash: asUnitHash('h2') }));
+  const replaced = await observed(runtime, unit);
+  t.like(replaced, { active: 'active', sub: 'running', hash: 'h2' });
+  t.not(replaced?.containerId, id1, 'a new container');
+  await t.throwsAsync(
+    docker.getContainer(id1).inspect(),
+    { message: /no such container/i },
+    'the old one is removed',
+  );
+
+  await runtime.remove(unit);
+  t.deepEqual(
+    (await runtime.list()).map((o) => o.unit),
+    [],
+  );
+  await t.throwsAsync(docker.getContainer(replaced?.containerId ?? '').inspect(), {
+    message: /no such container/i,
+  });
+});
+
+test('a container survives a SIGKILL of the process that owns the runtime and is adopted, not restarted', async (t) => {
+  const instance = testInstance('adopt');
+  instances.push(instance);
+  const unit = containerUnit('adopt');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(here, 'fixtures', 'docker-adopt-host.ts'), instance, unit],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const first = await new Promise<ObservedUnit>((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as ObservedUnit);
+    });
+    child.once('exit', (code) => reject(new Error(`the adopt host exited (${code}) before its unit ran`)));
+  });
+  const id = first.containerId ?? '';
+  const started = await startedAt(id);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+
+  const { runtime } = newRuntime('adopt', instance);
+  const adopted = await runtime.adopt();
+  t.is(adopted.length, 1);
+  t.like(adopted[0], { unit, active: 'active', sub: 'running', containerId: id, hash: 'h1' });
+  t.is(await startedAt(id), started, 'not restarted');
+  // Still watched: a stop through the new runtime works, and Restart=always does not undo it.
+  await runtime.stop(unit);
+  t.like(await observed(runtime, unit), { active: 'inactive', sub: 'dead' });
+  t.false((await docker.getContainer(id).inspect()).State.Running);
+});
+
+test('health: a passing HealthCmd reports healthy, a failing one unhealthy with the reason, active stays running', async (t) => {
+  // No resync within the test: changes can only arrive through Docker's event stream.
+  const { runtime } = newRuntime('health', testInstance('health'), 600_000);
+  const unit = containerUnit('health');
+  const seen: ObservedContainer[] = [];
+  runtime.onChange((o) => o.unit === unit && seen.push(o));
+  await runtime.start(
+    containerConfig(unit, {
+      cmd: ['/bin/sh', '-c', "touch /tmp/ok; trap 'exit 0' TERM; while :; do sleep 0.1; done"],
+      health: {
+        kind: 'command',
+        command: 'test -f /tmp/ok || { echo no ok file; exit 1; }',
+        intervalMs: 200,
+        timeoutMs: 2000,
+        startPeriodMs: 0,
+        retries: 1,
+      },
+    }),
+  );
+  const healthy = await waitFor('a healthy change event', () => seen.find((o) => o.health === 'healthy'));
+  t.like(healthy, { active: 'active', sub: 'running' });
+  t.is(healthy.reason, undefined);
+
+  const id = healthy.containerId ?? '';
+  execFileSync('docker', ['exec', id, 'rm', '/tmp/ok']);
+  // Reported from Docker's event stream: no list() polling, no resync.
+  const unhealthy = await waitFor('an unhealthy change event', () =>
+    seen.find((o) => o.health === 'unhealthy'),
+  );
+  t.like(unhealthy, {
+    active: 'active',
+    sub: 'running',
+    reason: 'unhealthy: the health check exited with status 1: no ok file',
+  });
+});
+
+test('a missing image fails the unit with a reason that names the image and the build script', async (t) => {
+  const { runtime } = newRuntime('noimage');
+  const unit = containerUnit('noimage');
+  await runtime.start(containerConfig(unit, { image: 'fleetts/no-such-image:latest' }));
+  const o = await observed(runtime, unit);
+  t.like(o, {
+    load: 'loaded',
+    active: 'failed',
+    sub: 'failed',
+    reason: missingImageReason('fleetts/no-such-image:latest'),
+  });
+  t.is(
+    o?.reason,
+    'image fleetts/no-such-image:latest is not present on this host; build it with scripts/build-images.sh (there is no registry to pull from)',
+  );
+  t.is(o?.containerId, undefined);
+});
+
+const badStarts: { title: string; over: Partial<ContainerUnitConfig>; reason: RegExp }[] = [
+  {
+    title: 'Pull=always',
+    over: { pull: 'always' },
+    reason: /^Pull=always cannot work: fleetts hosts have no registry to pull fleetts-test-image:latest from/,
+  },
+  {
+    title: 'a command not in the image',
+    over: { cmd: ['/nope'] },
+    reason: /^cannot start container .*: .*\/nope.*no such file or directory/i,
+  },
+];
+
+for (const c of badStarts) {
+  test(`a bad container (${c.title}) fails with a reason and does not disturb a running one`, async (t) => {
+    const { runtime } = newRuntime('bad');
+    const good = containerUnit('good');
+    const bad = containerUnit('bad');
+    await runtime.start(containerConfig(good));
+    const goodBefore = await observed(runtime, good);
+    const goodStarted = await startedAt(goodBefore?.containerId ?? '');
+    await runtime.start(containerConfig(bad, c.over));
+    const o = await observed(runtime, bad);
+    t.like(o, { active: 'failed', sub: 'failed' });
+    t.regex(o?.reason ?? '', c.reason);
+    const goodAfter = await observed(runtime, good);
+    t.like(goodAfter, { active: 'active', sub: 'running', containerId: goodBefore?.containerId });
+    t.is(await startedAt(goodBefore?.containerId ?? ''), goodStarted);
+  });
+}
+
+test('Restart=on-failure restarts a failing container after RestartSec, then the start limit fails it', async (t) => {
+  const { runtime } = newRuntime('restart');
+  const unit = containerUnit('restart');
+  const subs: string[] = [];
+  runtime.onChange((o) => o.unit === unit && subs.push(o.sub));
+  await runtime.start(
+    containerConfig(unit, {
+      cmd: ['/bin/sh', '-c', 'echo run; sleep 0.2; exit 3'],
+      restart: 'on-failure',
+      restartSecMs: 100,
+      startLimitBurst: 3,
+      startLimitIntervalMs: 30_000,
+    }),
+  );
+  const failed = await waitState(runtime, unit, (o) => o.active === 'failed', 'failed', 20_000);
+  t.is(
+    failed.reason,
+    'start-limit-hit: restarted 3 times within 30s (StartLimitBurst=, StartLimitIntervalSec=); the last exit: the container exited with status 3',
+  );
+  t.like(failed.lastExit, { code: 3 });
+  t.true(subs.includes('auto-restart'), `went through auto-restart: ${subs.join(' ')}`);
+  t.is(
+    (await journal(runtime, unit)).filter((l) => l.endsWith(': run')).length,
+    4,
+    'the first start and 3 restarts',
+  );
+  // A clean exit is not restarted by on-failure.
+  const clean = containerUnit('clean');
+  await runtime.start(
+    containerConfig(clean, { cmd: ['/bin/true'], restart: 'on-failure', restartSecMs: 50 }),
+  );
+  const done = await waitState(runtime, clean, (o) => o.active === 'inactive', 'inactive');
+  t.like(done, { sub: 'dead', lastExit: { code: 0 } });
+});
+
+test('journal returns the container output, follows new lines, and names the unit and container', async (t) => {
+  const { runtime } = newRuntime('journal');
+  const unit = containerUnit('journal');
+  await runtime.start(
+    containerConfig(unit, {
+      cmd: [
+        '/bin/sh',
+        '-c',
+        "for i in 1 2 3; do echo out $i; done; echo err 1 >&2; trap 'exit 0' TERM; i=0; while :; do sleep 0.2; i=$((i+1)); echo tick $i; done",
+      ],
+    }),
+  );
+  const id = (await observed(runtime, unit))?.containerId ?? '';
+  // stdout and stderr are copied by separate pipes: their relative order is not kept.
+  const text = (l: string): string => l.slice(l.indexOf(']: ') + 3);
+  const lines = await waitFor('the first lines', async () => {
+    const l = await journal(runtime, unit);
+    return l.filter((x) => !/ tick \d+$/.test(x)).length >= 4 ? l : undefined;
+  });
+  const outLine = lines.find((l) => l.endsWith(': out 1')) ?? '';
+  t.regex(
+    outLine,
+    new RegExp(
+      `^\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z ${unit.replace(/[.]/g, '\\.')}\\[${id.slice(0, 12)}\\]: out 1$`,
+    ),
+  );
+  t.deepEqual(
+    lines
+      .map(text)
+      .filter((x) => !x.startsWith('tick '))
+      .sort(),
+    ['err 1', 'out 1', 'out 2', 'out 3'],
+  );
+  t.deepEqual(
+    lines.map(text).filter((x) => x.startsWith('out ')),
+    ['out 1', 'out 2', 'out 3'],
+    'one stream keeps its order',
+  );
+  t.deepEqual(await journal(runtime, unit, 0), []);
+
+  const ac = new AbortController();
+  const followed: string[] = [];
+  for await (const l of runtime.journal(unit, { lines: 0, follow: true, signal: ac.signal })) {
+    followed.push(l);
+    if (followed.length === 2) ac.abort();
+  }
+  t.is(followed.length, 2);
+  t.true(
+    followed.every((l) => / tick \d+$/.test(l)),
+    followed.join('\n'),
+  );
+  t.throws(() => runtime.journal('nope.unit' as UnitName), {
+    message: "unit nope.unit is not known to this host's Docker runtime",
+  });
+});
+
+test('time from start() to running (median of 10)', async (t) => {
+  const { runtime } = newRuntime('latency');
+  const times: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const unit = containerUnit('latency');
+    const t0 = performance.now();
+    const running = new Promise<void>((resolve) => {
+      const off = runtime.onChange((o) => {
+        if (o.unit === unit && o.sub === 'running') {
+          off();
+          resolve();
+        }
+      });
+    });
+    await runtime.start(containerConfig(unit));
+    await running;
+    times.push(performance.now() - t0);
+    await runtime.remove(unit);
+  }
+  times.sort((a, b) => a - b);
+  const median = ((times[4] ?? 0) + (times[5] ?? 0)) / 2;
+  t.log(
+    `start() → running: median ${median.toFixed(0)} ms, min ${times[0]?.toFixed(0)} ms, max ${times[9]?.toFixed(0)} ms`,
+  );
+  t.true(median < 5000, `median ${median} ms`);
+});
