@@ -19,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import type { UnitName } from '../cluster/types.js';
+import { writeFenceDeadline } from './fence.js';
 import { readJournal } from './journal-reader.js';
 import { identify, isAlive } from './proc.js';
 import { chooseTracking, removeUnitCgroup, unitCgroupPids } from './process-tree.js';
@@ -151,6 +152,15 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     });
   }
 
+  /** Writes `<stateDir>/fence.json`, which every supervisor this runtime spawns watches. */
+  setFenceDeadline(remainingMs: number | undefined): void {
+    writeFenceDeadline(this.#fencePath(), remainingMs);
+  }
+
+  #fencePath(): string {
+    return join(this.#stateDir, 'fence.json');
+  }
+
   list(): Promise<ObservedUnit[]> {
     const all = [...this.#units.values()].map((t) => this.#observe(t));
     return Promise.resolve(all.sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0)));
@@ -198,7 +208,13 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const paths = unitPaths(this.#stateDir, unit);
     mkdirSync(paths.dir, { recursive: true });
     const tracking: TrackingConfig = chooseTracking(this.#cgroupRoot, unit, this.#tracking);
-    const supConfig: SupervisorConfig = { v: 1, unitConfig: config, tracking, journal: this.#journal };
+    const supConfig: SupervisorConfig = {
+      v: 1,
+      unitConfig: config,
+      tracking,
+      journal: this.#journal,
+      fence: { path: this.#fencePath() },
+    };
     writeFileAtomic(paths.config, JSON.stringify(supConfig) + '\n');
     rmSync(paths.status, { force: true });
     const t = this.#track(unit, paths, supConfig);

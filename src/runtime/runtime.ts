@@ -114,6 +114,12 @@ export interface Runtime<C extends RuntimeUnitConfigBase = RuntimeUnitConfigBase
   stop(unit: UnitName): Promise<void>;
   /** Stops the unit if needed and forgets it (state and journal). Unknown unit: no-op. */
   remove(unit: UnitName): Promise<void>;
+  /**
+   * Self-fencing that outlives fleetd (optional: runtimes whose units cannot watch a deadline omit
+   * it): every unit stops by itself once `remainingMs` from now has passed without another call.
+   * `undefined` lifts the deadline (policy keep-running). See docs/agent.md.
+   */
+  setFenceDeadline?(remainingMs: number | undefined): void;
   /** Every unit this runtime knows, running or not, sorted by name. */
   list(): Promise<ObservedUnit[]>;
   /** Calls `listener` after every observed change of a unit's state. Returns an unsubscribe function. */

@@ -5,12 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
+import { fenceOverdueMs, SUPERVISOR_FENCE_REASON } from './fence.js';
 import { JournalWriter } from './journal-writer.js';
 import { identify } from './proc.js';
 import { openProcessTree } from './process-tree.js';
 import { UnitSupervisor } from './supervisor.js';
 import { writeFileAtomic, type SupervisorConfig, type SupervisorStatus } from './supervisor-protocol.js';
 import { lookupCredentials } from './users.js';
+
+/** How often the fence deadline is read: a small share of the 1.5 s between it and lease expiry. */
+const FENCE_CHECK_MS = 200;
 
 async function main(): Promise<void> {
   const dir = process.argv[2];
@@ -54,6 +58,15 @@ async function main(): Promise<void> {
     }
     process.exit(1);
   });
+  // Self-fencing: stop the unit once fleetd's deadline passes without being moved forward.
+  const fence = config.fence;
+  if (fence !== undefined) {
+    const check = (): void => {
+      if (fenceOverdueMs(fence.path) !== undefined) supervisor.requestStop(SUPERVISOR_FENCE_REASON);
+      else systemClock.setTimer(FENCE_CHECK_MS, check);
+    };
+    check();
+  }
   // Signal handlers do not keep Node's event loop alive; an idle unit (active/exited, waiting
   // for a stop) has nothing else that would.
   const keepAlive = setInterval(() => undefined, 1 << 30);

@@ -6,6 +6,7 @@
 //   status.json      SupervisorStatus, rewritten atomically (tmp + rename) on every change
 //   journal.log[.N]  the unit's output, rotated
 //   supervisor.log   the supervisor's own stderr (crashes only)
+// <stateDir>/fence.json  the self-fencing deadline, moved forward by fleetd's agent (fence.ts)
 // Commands are signals to the supervisor: SIGTERM = stop the unit and exit, SIGHUP = ExecReload.
 
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
@@ -32,6 +33,8 @@ export interface SupervisorConfig {
   readonly unitConfig: ProcessUnitConfig;
   readonly tracking: TrackingConfig;
   readonly journal: JournalLimits;
+  /** The self-fencing deadline file (fence.ts): the supervisor stops its unit once it passes. */
+  readonly fence?: { readonly path: string };
 }
 
 export interface ProcessIdentity {

@@ -65,6 +65,8 @@ export class UnitSupervisor {
   #restarts = 0;
   #main: Running | undefined;
   #reloading = false;
+  /** Why a stop was requested, kept as the status reason of the stopped unit (self-fencing). */
+  #stopReason: string | undefined;
 
   constructor(deps: UnitSupervisorDeps) {
     this.#d = deps;
@@ -72,9 +74,15 @@ export class UnitSupervisor {
     this.#since = new Date(deps.clock.now()).toISOString();
   }
 
-  /** Asks for a stop (SIGTERM to the supervisor): the unit stops and `run` resolves. */
-  requestStop(): void {
-    if (!this.#stop.signal.aborted) this.#log('Stopping.');
+  /**
+   * Asks for a stop (SIGTERM to the supervisor): the unit stops and `run` resolves. `reason`, when
+   * given, stays on the final status (inactive/dead), so that fleetd can tell why it stopped.
+   */
+  requestStop(reason?: string): void {
+    if (!this.#stop.signal.aborted) {
+      this.#stopReason = reason;
+      this.#log(reason === undefined ? 'Stopping.' : `Stopping: ${reason}`);
+    }
     this.#stop.abort(new Error('stop requested'));
   }
 
@@ -361,7 +369,7 @@ export class UnitSupervisor {
   #finish(outcome: Outcome): SupervisorStatus {
     this.#mainPid = undefined;
     if (outcome.kind === 'success') {
-      this.#reason = undefined;
+      this.#reason = this.#stopped() ? this.#stopReason : undefined;
       this.#set('inactive', 'dead');
       this.#log('Stopped.');
     } else {

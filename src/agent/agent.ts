@@ -1,0 +1,692 @@
+// The agent that runs in every fleetd: a level-triggered loop that watches only this machine's
+// assignments, diffs them against what its runtimes report (diff.ts, pure), carries out the
+// actions, reports each unit's observed state under the membership lease, and self-fences.
+import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import type { Clock, Timer } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { Wakeup } from '../lib/wakeup.js';
+import type { Assignment, Machine, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
+import type { LeaseId, Membership, Registry, Subscription } from '../registry/registry.js';
+import { DEFAULT_FENCE_AFTER_MS } from '../registry/kept-lease.js';
+import { containerConfigFromSpec } from '../runtime/docker-config.js';
+import { isFenceStop } from '../runtime/fence.js';
+import { processConfigFromServiceSpec } from '../runtime/from-service-spec.js';
+import type {
+  JournalOptions,
+  ObservedUnit,
+  ProcessUnitConfig,
+  Runtime,
+  RuntimeUnitConfigBase,
+} from '../runtime/runtime.js';
+import type { ContainerSpec } from '../unit/container.js';
+import type { SpecifierContext } from '../unit/specifiers.js';
+import { parseUnitSpec, type UnitSpec } from '../unit/unit-spec.js';
+import {
+  diffUnits,
+  type Action,
+  type DesiredSpec,
+  type DesiredUnit,
+  type ObservedEntry,
+  type ReportedState,
+  type RuntimeKind,
+} from './diff.js';
+import { unitBaseEnvironment, unitSpecifiers, type HostFacts } from './unit-environment.js';
+
+/** Watches wake the agent; this only backs them up. */
+export const DEFAULT_AGENT_RESYNC_MS = 30_000;
+/** After a runtime operation failed (the runtime itself could not act), try again after this. */
+const RETRY_MS = 2_000;
+
+/** What the agent needs of this fleetd's membership: the lease its statuses live under. */
+export type AgentMembership = Pick<Membership, 'leaseId' | 'renewedAt' | 'signal'>;
+
+export type FencingPolicy = 'stop' | 'keep-running';
+
+export interface FencingOptions {
+  /**
+   * `stop` (default): stop every unit when the lease has not been renewed for `deadlineMs`, so that
+   * a cut-off host never runs a unit the engine has placed elsewhere. `keep-running`: leave them
+   * running (a unit may then run on two machines; see docs/agent.md).
+   */
+  readonly policy: FencingPolicy;
+  /** Must be shorter than the lease TTL; default DEFAULT_FENCE_AFTER_MS (3.5 s for a 5 s TTL). */
+  readonly deadlineMs?: number;
+}
+
+/** Makes a Docker runtime's config from a `[Container]` unit (as containerConfigFromSpec does). */
+export type ContainerConfigBuilder = (input: {
+  readonly unit: UnitName;
+  readonly hash: UnitHash;
+  readonly spec: ContainerSpec;
+  readonly specifiers: SpecifierContext;
+  readonly baseEnv: Readonly<Record<string, string>>;
+  readonly readFile: (path: string) => string | undefined;
+}) =>
+  | { readonly kind: 'ok'; readonly config: RuntimeUnitConfigBase; readonly warnings: readonly string[] }
+  | { readonly kind: 'error'; readonly reason: string };
+
+export interface AgentDeps {
+  readonly registry: Pick<Registry, 'watchAssignments' | 'getUnitFile' | 'putStatus' | 'deleteStatus'>;
+  readonly runtimes: { readonly process: Runtime<ProcessUnitConfig>; readonly container?: Runtime };
+  readonly machine: Pick<Machine, 'id' | 'ip' | 'metadata'>;
+  /** This fleetd's current membership; it changes when fleetd re-registers after losing its lease. */
+  readonly getMembership: () => AgentMembership | undefined;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly fencing?: FencingOptions;
+  readonly resyncMs?: number;
+  /** How often the fencing watchdog looks at the lease; default a tenth of the deadline, at most 250 ms. */
+  readonly watchdogMs?: number;
+  /** %H; default the OS host name. */
+  readonly hostname?: string;
+  /** %b; default /proc/sys/kernel/random/boot_id. */
+  readonly bootId?: string;
+  /** Reads EnvironmentFile=s; default the file system. */
+  readonly readFile?: (path: string) => string | undefined;
+  /** Default containerConfigFromSpec (the Docker runtime's). */
+  readonly containerConfig?: ContainerConfigBuilder;
+}
+
+type ParsedSpec = { readonly kind: 'ok'; readonly spec: UnitSpec } | Extract<DesiredSpec, { kind: 'error' }>;
+
+export class Agent {
+  readonly #d: AgentDeps;
+  readonly #host: HostFacts;
+  readonly #policy: FencingPolicy;
+  readonly #deadlineMs: number;
+  readonly #wake: Wakeup;
+  readonly #stop = new AbortController();
+  readonly #texts = new Map<UnitHash, string>();
+  readonly #specs = new Map<string, ParsedSpec>();
+  readonly #busy = new Map<UnitName, Promise<void>>();
+  readonly #attempted = new Map<UnitName, UnitHash>();
+  readonly #startFailures = new Map<UnitName, { hash: UnitHash; reason: string }>();
+  /** What etcd holds for this machine (under #reportedLease). */
+  readonly #reported = new Map<UnitName, UnitStatus>();
+  #reportedLease: LeaseId | undefined;
+  /** What this host observes now: statuses of assigned units (reported or not). */
+  #local = new Map<UnitName, UnitStatus>();
+  #observed = new Map<UnitName, ObservedEntry>();
+  #assignments: readonly Assignment[] = [];
+  #assignmentsFresh = false;
+  #sub: Subscription | undefined;
+  #unsubscribe: (() => void)[] = [];
+  #membership: AgentMembership | undefined;
+  #lastRenewal: number | undefined;
+  #startedAt = 0;
+  #fenced: { reason: string } | undefined;
+  #detached = false;
+  /** The renewal the supervisors' deadline was last written for. */
+  #deadlineFor: number | undefined;
+  #watchdog: Timer | undefined;
+  #running: Promise<void> | undefined;
+  /** Counters for tests and metrics. */
+  readonly stats = { passes: 0, statusWrites: 0, statusDeletes: 0, fences: 0 };
+
+  constructor(deps: AgentDeps) {
+    this.#d = deps;
+    this.#policy = deps.fencing?.policy ?? 'stop';
+    this.#deadlineMs = deps.fencing?.deadlineMs ?? DEFAULT_FENCE_AFTER_MS;
+    this.#wake = new Wakeup(deps.clock);
+    this.#host = {
+      machine: deps.machine,
+      hostname: deps.hostname ?? osHostname(),
+      bootId: deps.bootId ?? readBootId(),
+    };
+  }
+
+  /** True while self-fenced (units stopped, nothing started until the lease is alive again). */
+  get fenced(): boolean {
+    return this.#fenced !== undefined;
+  }
+
+  /**
+   * Adopts what the runtimes still run from a previous fleetd (nothing is restarted), then starts
+   * the loop and the fencing watchdog in the background.
+   */
+  async start(): Promise<void> {
+    const { clock, log } = this.#d;
+    this.#startedAt = clock.monotonic();
+    for (const [kind, runtime] of this.#runtimeList()) {
+      for (const o of await runtime.adopt()) {
+        // A unit adopted in any state was started by a previous fleetd for that hash: an ended one
+        // ended by itself and stays so; one stopped by its supervisor's self-fencing may start again.
+        if (!isFenceStop(o.reason)) this.#attempted.set(o.unit, o.hash);
+        log.info(
+          {
+            event: 'agent.unit_adopted',
+            unit: o.unit,
+            runtime: kind,
+            active: o.active,
+            sub: o.sub,
+            mainPid: o.pid,
+          },
+          `adopted ${o.unit} (${o.active}/${o.sub})`,
+        );
+      }
+      this.#unsubscribe.push(runtime.onChange(() => this.#wake.trigger()));
+    }
+    if (this.#policy === 'keep-running') {
+      for (const [, runtime] of this.#runtimeList()) runtime.setFenceDeadline?.(undefined);
+    }
+    this.#tick();
+    this.#running = this.#run();
+  }
+
+  /**
+   * Stops the loop. Units keep running (a restarted fleetd adopts them) unless `stopUnits`, for a
+   * host that leaves the cluster for good. Runtimes are left open (their owner closes them).
+   */
+  async stop(options: { readonly stopUnits?: boolean } = {}): Promise<void> {
+    this.#stop.abort(new Error('agent stopped'));
+    this.#watchdog?.cancel();
+    await this.#running;
+    this.#sub?.close();
+    for (const u of this.#unsubscribe) u();
+    await Promise.allSettled([...this.#busy.values()]);
+    if (options.stopUnits === true) {
+      for (const o of await this.#list()) {
+        await this.#runtime(o.runtime)?.stop(o.unit);
+      }
+    }
+  }
+
+  /** This host's observed state of a unit (assigned or not), or undefined when it does not know it. */
+  status(unit: UnitName): UnitStatus | undefined {
+    // The runtime's view is the freshest (passes that report may wait on etcd; fenced ones do not
+    // report); a status the agent made up (load error, other hash) wins over a stale run.
+    const local = this.#local.get(unit);
+    const o = this.#observed.get(unit);
+    if (o !== undefined && (local === undefined || local.hash === o.hash)) return this.#statusOf(o);
+    return local;
+  }
+
+  /** The unit's output kept on this host. Throws RuntimeError `not_found` for a unit it never ran. */
+  journal(unit: UnitName, options?: JournalOptions): AsyncIterable<string> {
+    const kind = this.#observed.get(unit)?.runtime ?? 'process';
+    const runtime = this.#runtime(kind) ?? this.#d.runtimes.process;
+    return runtime.journal(unit, options);
+  }
+
+  // ——— the loop ———
+
+  async #run(): Promise<void> {
+    const { log, clock } = this.#d;
+    const stop = this.#stop.signal;
+    const resyncMs = this.#d.resyncMs ?? DEFAULT_AGENT_RESYNC_MS;
+    while (!stop.aborted) {
+      try {
+        await this.#pass();
+      } catch (err) {
+        log.warn({ event: 'agent.pass_failed', err: (err as Error).message }, 'agent pass failed; retrying');
+        await clock.sleep(RETRY_MS, stop).catch(() => undefined);
+        continue;
+      }
+      await this.#wake.wait(resyncMs, stop);
+    }
+  }
+
+  async #pass(): Promise<void> {
+    this.stats.passes++;
+    if (this.#fenced !== undefined) {
+      const observed = await this.#list();
+      this.#execute(diffUnits([], observed, this.#context()));
+      return;
+    }
+    const m = this.#membership;
+    if (m === undefined || m.signal.aborted) return; // what the engine wants is unknown
+    if (!this.#assignmentsFresh) await this.#subscribe();
+    if (this.#stop.signal.aborted || this.#fenced !== undefined) return;
+    const unknown = new Set<UnitName>();
+    const desired: DesiredUnit[] = [];
+    for (const a of this.#assignments) {
+      const spec = await this.#specFor(a);
+      if (spec === undefined) unknown.add(a.unit);
+      else desired.push({ unit: a.unit, hash: a.hash, target: a.target, spec: desiredSpec(spec) });
+    }
+    const observed = await this.#list();
+    if (this.#fenced !== undefined) return;
+    const ctx = this.#context(unknown);
+    const actions = diffUnits(desired, observed, ctx);
+    this.#execute(actions);
+    // "Not restarted until its assignment changes": a unit set to loaded, or unassigned, may start again later.
+    const wanted = new Map(desired.map((d) => [d.unit, d]));
+    for (const unit of [...this.#attempted.keys()]) {
+      const d = wanted.get(unit);
+      if (unknown.has(unit) || this.#busy.has(unit)) continue;
+      if (d === undefined ? !this.#observed.has(unit) : d.target === 'loaded') {
+        this.#attempted.delete(unit);
+        this.#startFailures.delete(unit);
+      }
+    }
+    await this.#report(m, desired, observed, actions);
+  }
+
+  /** (Re)subscribes to this machine's assignments: its first call is a fresh list from etcd. */
+  async #subscribe(): Promise<void> {
+    this.#sub?.close();
+    this.#sub = undefined;
+    this.#assignmentsFresh = false;
+    let first = true;
+    const sub = await this.#d.registry.watchAssignments(this.#d.machine.id, (set) => {
+      this.#assignments = set.items;
+      if (set.problems.length > 0) {
+        this.#d.log.warn(
+          { event: 'agent.assignment_problems', problems: set.problems },
+          'some assignments of this machine do not decode; they are ignored',
+        );
+      }
+      if (!first) this.#wake.trigger();
+      first = false;
+    });
+    if (this.#stop.signal.aborted) {
+      sub.close();
+      return;
+    }
+    this.#sub = sub;
+    this.#assignmentsFresh = true;
+  }
+
+  #context(unknown: ReadonlySet<UnitName> = new Set()): Parameters<typeof diffUnits>[2] {
+    return {
+      runtimes: new Set<RuntimeKind>(
+        this.#d.runtimes.container === undefined ? ['process'] : ['process', 'container'],
+      ),
+      busy: new Set([...this.#busy.keys(), ...unknown]),
+      attempted: this.#attempted,
+      ...(this.#fenced === undefined ? {} : { fenced: this.#fenced }),
+    };
+  }
+
+  async #list(): Promise<ObservedEntry[]> {
+    const all: ObservedEntry[] = [];
+    for (const [kind, runtime] of this.#runtimeList()) {
+      for (const o of await runtime.list()) all.push({ ...o, runtime: kind });
+    }
+    this.#observed = new Map(all.map((o) => [o.unit, o]));
+    return all;
+  }
+
+  /** The unit's parsed file (cached by hash and name), or undefined when it cannot be read now. */
+  async #specFor(a: Assignment): Promise<ParsedSpec | undefined> {
+    const key = `${a.hash} ${a.unit}`;
+    const cached = this.#specs.get(key);
+    if (cached !== undefined) return cached;
+    let text = this.#texts.get(a.hash);
+    if (text === undefined) {
+      try {
+        text = await this.#d.registry.getUnitFile(a.hash);
+      } catch (err) {
+        this.#d.log.warn(
+          { event: 'agent.unit_file_unreadable', unit: a.unit, hash: a.hash, err: (err as Error).message },
+          `cannot read the unit file of ${a.unit} now; left alone until it can be`,
+        );
+        return undefined;
+      }
+      if (text === undefined) {
+        // Not cached: it may be a submit in flight.
+        return {
+          kind: 'error',
+          load: 'not-found',
+          reason: `its unit file ${a.hash.slice(0, 12)} is not in the registry`,
+        };
+      }
+      this.#texts.set(a.hash, text);
+    }
+    let parsed: ParsedSpec;
+    try {
+      parsed = { kind: 'ok', spec: parseUnitSpec(text, a.unit) };
+    } catch (err) {
+      parsed = { kind: 'error', load: 'error', reason: (err as Error).message };
+    }
+    this.#specs.set(key, parsed);
+    return parsed;
+  }
+
+  // ——— the executor ———
+
+  #execute(actions: readonly Action[]): void {
+    for (const action of actions) {
+      if (action.kind === 'hold' || action.kind === 'report') continue;
+      this.#launch(action);
+    }
+  }
+
+  /** Runs one action in the background; the unit is busy (left alone by passes) until it ends. */
+  #launch(action: Exclude<Action, { kind: 'hold' | 'report' }>): void {
+    const { log } = this.#d;
+    const unit = action.unit;
+    const op = (async (): Promise<void> => {
+      let ok = true;
+      try {
+        await this.#act(action);
+      } catch (err) {
+        ok = false;
+        if (action.kind === 'start' || action.kind === 'replace') this.#attempted.delete(unit);
+        log.error(
+          { event: 'agent.action_failed', unit, action: action.kind, err: (err as Error).message },
+          `${action.kind} ${unit} failed: ${(err as Error).message}; retrying in ${RETRY_MS} ms`,
+        );
+      } finally {
+        this.#busy.delete(unit);
+      }
+      if (this.#fenced !== undefined) void this.#fenceNow();
+      if (ok) this.#wake.trigger();
+      else this.#d.clock.setTimer(RETRY_MS, () => this.#wake.trigger());
+    })();
+    this.#busy.set(unit, op);
+  }
+
+  async #act(action: Exclude<Action, { kind: 'hold' | 'report' }>): Promise<void> {
+    const { log } = this.#d;
+    const runtime = this.#runtime(action.runtime);
+    if (runtime === undefined) return;
+    const fields = { unit: action.unit, runtime: action.runtime, reason: action.reason };
+    switch (action.kind) {
+      case 'start':
+      case 'replace': {
+        if (this.#fenced !== undefined) return;
+        this.#attempted.set(action.unit, action.hash);
+        this.#startFailures.delete(action.unit);
+        const built = this.#buildConfig(action.unit, action.hash);
+        if (built.kind === 'error') {
+          this.#startFailures.set(action.unit, { hash: action.hash, reason: built.reason });
+          log.warn({ event: 'agent.unit_not_startable', ...fields, err: built.reason }, built.reason);
+          return;
+        }
+        for (const w of built.warnings) log.warn({ event: 'agent.unit_warning', unit: action.unit }, w);
+        await runtime.start(built.config);
+        log.info(
+          {
+            event: action.kind === 'start' ? 'agent.unit_started' : 'agent.unit_replaced',
+            hash: action.hash,
+            ...fields,
+          },
+          `${action.kind === 'start' ? 'started' : 'replaced'} ${action.unit}: ${action.reason}`,
+        );
+        return;
+      }
+      case 'stop':
+        this.#attempted.delete(action.unit);
+        await runtime.stop(action.unit);
+        log.info({ event: 'agent.unit_stopped', ...fields }, `stopped ${action.unit}: ${action.reason}`);
+        return;
+      case 'remove':
+        this.#attempted.delete(action.unit);
+        this.#startFailures.delete(action.unit);
+        await runtime.remove(action.unit);
+        log.info({ event: 'agent.unit_removed', ...fields }, `removed ${action.unit}: ${action.reason}`);
+        return;
+    }
+  }
+
+  #buildConfig(
+    unit: UnitName,
+    hash: UnitHash,
+  ):
+    | { kind: 'ok'; config: RuntimeUnitConfigBase; warnings: readonly string[] }
+    | { kind: 'error'; reason: string } {
+    const parsed = this.#specs.get(`${hash} ${unit}`);
+    if (parsed === undefined || parsed.kind === 'error') {
+      return { kind: 'error', reason: parsed?.reason ?? `the unit file ${hash.slice(0, 12)} is not loaded` };
+    }
+    const spec = parsed.spec;
+    const input = {
+      unit,
+      hash,
+      specifiers: unitSpecifiers(spec.parsedName, this.#host),
+      baseEnv: unitBaseEnvironment(unit, this.#host),
+      readFile: this.#d.readFile ?? readFileOrUndefined,
+    };
+    if (spec.run.kind === 'service')
+      return processConfigFromServiceSpec({ ...input, spec: spec.run.service });
+    const build = this.#d.containerConfig ?? containerConfigFromSpec;
+    return build({ ...input, spec: spec.run.container });
+  }
+
+  // ——— statuses ———
+
+  async #report(
+    m: AgentMembership,
+    desired: readonly DesiredUnit[],
+    observed: readonly ObservedEntry[],
+    actions: readonly Action[],
+  ): Promise<void> {
+    const { registry, clock, log } = this.#d;
+    if (m.leaseId !== this.#reportedLease) {
+      // Statuses live under the lease: a new one holds none of them yet.
+      this.#reported.clear();
+      this.#reportedLease = m.leaseId;
+    }
+    const byUnit = new Map(observed.map((o) => [o.unit, o]));
+    const decided = new Map(actions.map((a) => [a.unit, a]));
+    const now = new Date(clock.now()).toISOString();
+    const local = new Map<UnitName, UnitStatus>();
+    const keep = new Set<UnitName>();
+    for (const d of desired) {
+      const action = decided.get(d.unit);
+      const failure = this.#startFailures.get(d.unit);
+      const o = byUnit.get(d.unit);
+      let state: ReportedState | undefined;
+      if (action?.kind === 'report') state = action.state;
+      else if (failure !== undefined && failure.hash === d.hash) {
+        state = { hash: d.hash, load: 'loaded', active: 'failed', sub: 'failed', reason: failure.reason };
+      } else if (o !== undefined) {
+        local.set(d.unit, this.#statusOf(o));
+        continue;
+      } else if (this.#busy.has(d.unit)) {
+        keep.add(d.unit); // starting: its first observed state follows at once
+        continue;
+      } else {
+        const reason = action?.kind === 'hold' ? action.reason : undefined;
+        state = {
+          hash: d.hash,
+          load: 'loaded',
+          active: 'inactive',
+          sub: 'dead',
+          ...(reason === undefined ? {} : { reason }),
+        };
+      }
+      const prev = this.#local.get(d.unit) ?? this.#reported.get(d.unit);
+      const same =
+        prev !== undefined &&
+        prev.hash === state.hash &&
+        prev.load === state.load &&
+        prev.active === state.active &&
+        prev.sub === state.sub &&
+        prev.reason === state.reason;
+      local.set(d.unit, {
+        unit: d.unit,
+        machine: this.#d.machine.id,
+        ...state,
+        since: same ? prev.since : now,
+      });
+    }
+    this.#local = local;
+
+    const writes: Promise<unknown>[] = [];
+    for (const [unit, status] of local) {
+      const prev = this.#reported.get(unit);
+      if (prev !== undefined && JSON.stringify(prev) === JSON.stringify(status)) continue;
+      writes.push(
+        registry.putStatus(m, status).then(() => {
+          this.#reported.set(unit, status);
+          this.stats.statusWrites++;
+        }),
+      );
+    }
+    for (const unit of [...this.#reported.keys()]) {
+      if (local.has(unit) || keep.has(unit)) continue;
+      writes.push(
+        registry.deleteStatus(unit, this.#d.machine.id).then(() => {
+          this.#reported.delete(unit);
+          this.stats.statusDeletes++;
+        }),
+      );
+    }
+    const failed = (await Promise.allSettled(writes)).filter((r) => r.status === 'rejected');
+    if (failed.length > 0) {
+      log.warn(
+        {
+          event: 'agent.report_failed',
+          failures: failed.length,
+          err: String((failed[0] as PromiseRejectedResult).reason),
+        },
+        'could not report unit statuses; retrying',
+      );
+      clock.setTimer(RETRY_MS, () => this.#wake.trigger());
+    }
+  }
+
+  #statusOf(o: ObservedUnit): UnitStatus {
+    return {
+      unit: o.unit,
+      machine: this.#d.machine.id,
+      hash: o.hash,
+      load: o.load,
+      active: o.active,
+      sub: o.sub,
+      since: o.since,
+      ...(o.pid === undefined ? {} : { pid: o.pid }),
+      ...(o.containerId === undefined ? {} : { containerId: o.containerId }),
+      ...(o.lastExit === undefined ? {} : { lastExit: o.lastExit }),
+      ...(o.reason === undefined ? {} : { reason: o.reason }),
+    };
+  }
+
+  // ——— self-fencing ———
+
+  /** The watchdog: follows the membership, moves the supervisors' deadline, trips the fence. */
+  #tick(): void {
+    if (this.#stop.signal.aborted) return;
+    const { clock, log } = this.#d;
+    const now = clock.monotonic();
+    const m = this.#d.getMembership();
+    if (m !== this.#membership) {
+      this.#membership = m;
+      this.#assignmentsFresh = false; // a new membership acts on a fresh read of its assignments
+      if (m !== undefined) {
+        log.info({ event: 'agent.membership', lease: m.leaseId }, 'agent follows a new membership');
+      }
+      this.#wake.trigger();
+    }
+    if (m !== undefined) this.#lastRenewal = Math.max(this.#lastRenewal ?? 0, m.renewedAt());
+    const live = m !== undefined && !m.signal.aborted && now - m.renewedAt() <= this.#deadlineMs;
+    if (live) {
+      if (this.#fenced !== undefined) {
+        log.info(
+          { event: 'agent.unfenced', lease: m.leaseId },
+          'the lease is alive again; the agent resumes',
+        );
+        this.#fenced = undefined;
+        this.#assignmentsFresh = false;
+        this.#wake.trigger();
+      }
+      if (this.#detached) {
+        log.info({ event: 'agent.reattached', lease: m.leaseId }, 'the lease is alive again');
+        this.#detached = false;
+      }
+      // The deadline is absolute (last renewal + deadline): it moves only when the lease is renewed.
+      if (this.#policy === 'stop' && m.renewedAt() !== this.#deadlineFor) {
+        this.#deadlineFor = m.renewedAt();
+        const remaining = m.renewedAt() + this.#deadlineMs - now;
+        for (const [kind, runtime] of this.#runtimeList()) {
+          try {
+            runtime.setFenceDeadline?.(remaining);
+          } catch (err) {
+            log.error(
+              { event: 'agent.fence_deadline_unwritable', runtime: kind, err: (err as Error).message },
+              'cannot move the units’ self-fencing deadline forward; they will stop by themselves',
+            );
+          }
+        }
+      }
+    } else {
+      const since = this.#lastRenewal ?? this.#startedAt;
+      const age = now - since;
+      if (age > this.#deadlineMs && this.#fenced === undefined && !this.#detached) {
+        const reason =
+          m === undefined
+            ? `fenced: this fleetd has had no membership for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms)`
+            : m.signal.aborted
+              ? `fenced: the membership lease was lost (${describeLoss(m.signal.reason)})`
+              : `fenced: no lease keepalive acknowledged for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms, before the lease can expire)`;
+        this.#trip(reason);
+      }
+    }
+    const every = this.#d.watchdogMs ?? Math.min(250, this.#deadlineMs / 10);
+    this.#watchdog = clock.setTimer(every, () => this.#tick());
+  }
+
+  #trip(reason: string): void {
+    const { log } = this.#d;
+    if (this.#policy === 'keep-running') {
+      this.#detached = true;
+      log.warn(
+        { event: 'agent.fence_skipped', reason },
+        `${reason}; fencing policy keep-running: units are left running and may now run on two machines`,
+      );
+      return;
+    }
+    this.#fenced = { reason };
+    this.stats.fences++;
+    log.warn({ event: 'agent.fenced', reason }, `${reason}: stopping every unit of this host`);
+    void this.#fenceNow();
+  }
+
+  /** Stops every running unit at once (not from the loop, which may be waiting on etcd). */
+  async #fenceNow(): Promise<void> {
+    const fenced = this.#fenced;
+    if (fenced === undefined) return;
+    try {
+      this.#execute(diffUnits([], await this.#list(), this.#context()));
+    } catch (err) {
+      this.#d.log.error(
+        { event: 'agent.fence_failed', err: (err as Error).message },
+        'cannot list units to fence',
+      );
+    }
+  }
+
+  #runtimeList(): [RuntimeKind, Runtime][] {
+    const list: [RuntimeKind, Runtime][] = [['process', this.#d.runtimes.process]];
+    if (this.#d.runtimes.container !== undefined) list.push(['container', this.#d.runtimes.container]);
+    return list;
+  }
+
+  #runtime(kind: RuntimeKind): Runtime | undefined {
+    return kind === 'process' ? this.#d.runtimes.process : this.#d.runtimes.container;
+  }
+}
+
+function desiredSpec(parsed: ParsedSpec): DesiredSpec {
+  if (parsed.kind === 'error') return parsed;
+  const { spec } = parsed;
+  return {
+    kind: 'ok',
+    info: {
+      runtime: spec.run.kind === 'service' ? 'process' : 'container',
+      bindsTo: spec.info.bindsTo,
+      after: spec.info.after,
+    },
+  };
+}
+
+function describeLoss(reason: unknown): string {
+  if (typeof reason === 'object' && reason !== null && 'kind' in reason) return String(reason.kind);
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+function readFileOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** systemd's %b: the boot id without dashes; empty when /proc does not say. */
+function readBootId(): string {
+  return (readFileOrUndefined('/proc/sys/kernel/random/boot_id') ?? '').trim().replace(/-/g, '');
+}

@@ -1,0 +1,381 @@
+// The agent's loop on the in-memory registry, a FakeClock and a fake runtime: time moves only
+// through the clock, so fencing deadlines are checked to the millisecond.
+import { Writable } from 'node:stream';
+import test from 'ava';
+import { Agent, type AgentMembership } from '../../src/agent/agent.js';
+import {
+  asMachineId,
+  asUnitName,
+  type Assignment,
+  type UnitHash,
+  type UnitStatus,
+} from '../../src/cluster/types.js';
+import { FakeClock } from '../../src/lib/clock.js';
+import { createLogger } from '../../src/lib/logger.js';
+import type { LeaderTerm } from '../../src/registry/leadership.js';
+import { MemoryEtcd, MemoryRegistry } from '../../src/registry/memory-registry.js';
+import type { Membership } from '../../src/registry/registry.js';
+import { SUPERVISOR_FENCE_REASON } from '../../src/runtime/fence.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { FakeRuntime } from './fake-runtime.js';
+
+const M1 = asMachineId('m1');
+const LEASE = { ttlMs: 5000, keepaliveMs: 1000 };
+const SERVICE = '[Service]\nExecStart=/bin/sleep 1000\n';
+
+interface World {
+  clock: FakeClock;
+  store: MemoryEtcd;
+  /** The agent's own connection (faults are injected here). */
+  host: MemoryRegistry;
+  /** The engine's connection. */
+  engine: MemoryRegistry;
+  term: LeaderTerm;
+  runtime: FakeRuntime;
+  membership: Membership | undefined;
+  agent: Agent;
+  logs: { event?: string; reason?: string }[];
+  register(): Promise<Membership>;
+  assign(unit: string, text: string, target?: Assignment['target']): Promise<UnitHash>;
+  unassign(unit: string): Promise<void>;
+  statuses(): Promise<UnitStatus[]>;
+  /** Advances fake time in 10 ms steps until `cond` holds; returns how long it took. */
+  until(cond: () => boolean, maxMs?: number): Promise<number>;
+}
+
+async function world(
+  options: { adopted?: ConstructorParameters<typeof FakeRuntime>[1]; policy?: 'stop' | 'keep-running' } = {},
+): Promise<World> {
+  const clock = new FakeClock();
+  const store = new MemoryEtcd({ clock });
+  const host = new MemoryRegistry({ store, lease: LEASE });
+  const engine = new MemoryRegistry({ store, lease: LEASE });
+  const term = await engine.leadership({ candidate: 'engine', ...LEASE }).campaign();
+  const runtime = new FakeRuntime(clock, options.adopted);
+  const logs: World['logs'] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as object);
+      done();
+    },
+  });
+  const w: World = {
+    clock,
+    store,
+    host,
+    engine,
+    term,
+    runtime,
+    membership: undefined,
+    logs,
+    agent: undefined as unknown as Agent,
+    async register() {
+      w.membership = await host.register(
+        {
+          id: M1,
+          ip: '10.0.0.1',
+          metadata: { region: 'eu-west', 'disk.type': 'ssd' },
+          version: '0',
+          startedAt: '2026-01-01T00:00:00.000Z',
+        },
+        LEASE,
+      );
+      return w.membership;
+    },
+    async assign(unit, text, target = 'launched') {
+      const name = asUnitName(unit);
+      const hash = unitHash(text);
+      await engine.createUnit({ name, hash, target }, text).catch(async () => {
+        await engine.deleteUnit(name);
+        await engine.createUnit({ name, hash, target }, text);
+      });
+      const basis = await engine.snapshot({ unitFiles: 'none' });
+      await engine.writeAssignments(
+        term.fence,
+        [{ kind: 'assign', assignment: { unit: name, machine: M1, hash, target } }],
+        basis,
+      );
+      return hash;
+    },
+    async unassign(unit) {
+      const basis = await engine.snapshot({ unitFiles: 'none' });
+      await engine.writeAssignments(
+        term.fence,
+        [{ kind: 'unassign', unit: asUnitName(unit), machine: M1 }],
+        basis,
+      );
+    },
+    async statuses() {
+      return (await engine.listStatuses()).items as UnitStatus[];
+    },
+    async until(cond, maxMs = 10_000) {
+      let waited = 0;
+      while (!cond()) {
+        if (waited >= maxMs)
+          throw new Error(
+            `condition not met within ${maxMs} ms of fake time; stats: ${JSON.stringify(w.agent.stats)}; calls: ${runtime.calls.join(', ')}; log: ${logs.map((l) => JSON.stringify(l)).join('\n')}`,
+          );
+        await clock.advance(10);
+        waited += 10;
+      }
+      return waited;
+    },
+  };
+  w.agent = new Agent({
+    registry: host,
+    runtimes: { process: runtime },
+    machine: { id: M1, ip: '10.0.0.1', metadata: { region: 'eu-west', 'disk.type': 'ssd' } },
+    getMembership: (): AgentMembership | undefined => w.membership,
+    clock,
+    log: createLogger({ level: 'info', destination }),
+    fencing: { policy: options.policy ?? 'stop', deadlineMs: 3500 },
+    resyncMs: 1000,
+    hostname: 'host-a',
+    bootId: 'b00t',
+    readFile: () => undefined,
+  });
+  return w;
+}
+
+const events = (w: World, name: string): { event?: string; reason?: string }[] =>
+  w.logs.filter((l) => l.event === name);
+
+test('an assignment is started with the FLEETTS_* environment, and its status is written once', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  const hash = await w.assign(
+    'web@1.unit',
+    '[Service]\nExecStart=/bin/echo %n %N %p %i %H %m %b\nEnvironment=X=%i\n',
+  );
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  t.deepEqual(w.runtime.calls, ['start web@1.unit']);
+  const config = w.runtime.configs.get('web@1.unit');
+  t.deepEqual(config?.execStart[0]?.argv, [
+    '/bin/echo',
+    'web@1.unit',
+    'web@1',
+    'web',
+    '1',
+    'host-a',
+    'm1',
+    'b00t',
+  ]);
+  t.like(config?.env, {
+    FLEETTS_MACHINE_ID: 'm1',
+    FLEETTS_MACHINE_IP: '10.0.0.1',
+    FLEETTS_METADATA_REGION: 'eu-west',
+    FLEETTS_METADATA_DISK_TYPE: 'ssd',
+    FLEETTS_UNIT: 'web@1.unit',
+    X: '1',
+  });
+  const [status] = await w.statuses();
+  t.like(status, {
+    unit: 'web@1.unit',
+    machine: 'm1',
+    hash,
+    load: 'loaded',
+    active: 'active',
+    sub: 'running',
+    pid: 101,
+  });
+
+  // Steady state: resyncs and watchdog ticks write nothing.
+  const passes = w.agent.stats.passes;
+  await w.clock.advance(10_000);
+  t.true(w.agent.stats.passes > passes, 'resync passes ran');
+  t.is(w.agent.stats.statusWrites, 1);
+  t.deepEqual(w.runtime.calls, ['start web@1.unit']);
+  await w.agent.stop();
+});
+
+test('a change of observed state is reported at once, without a timer', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  await w.assign('job.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  w.runtime.exit('job.unit', 'failed', 'start-limit-hit');
+  await w.clock.advance(0);
+  t.is(w.agent.stats.statusWrites, 2);
+  t.like((await w.statuses())[0], { active: 'failed', sub: 'failed', reason: 'start-limit-hit' });
+  // …and the failed unit is not restarted by the agent.
+  await w.clock.advance(5_000);
+  t.deepEqual(w.runtime.calls, ['start job.unit']);
+  t.like(w.agent.status(asUnitName('job.unit')), { active: 'failed' });
+  await w.agent.stop();
+});
+
+test('unassigned → removed and its status deleted; target loaded → stopped, reported inactive', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  await w.assign('a.unit', SERVICE);
+  await w.assign('b.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 2);
+  await w.unassign('a.unit');
+  await w.assign('b.unit', SERVICE, 'loaded');
+  await w.until(() => w.runtime.calls.includes('remove a.unit') && w.runtime.calls.includes('stop b.unit'));
+  await w.until(() => w.agent.stats.statusDeletes === 1);
+  const statuses = await w.statuses();
+  t.deepEqual(
+    statuses.map((s) => `${s.unit} ${s.load} ${s.active}/${s.sub}`),
+    ['b.unit loaded inactive/dead'],
+  );
+  // Launched again after loaded: started again (its assignment changed).
+  await w.assign('b.unit', SERVICE, 'launched');
+  await w.until(() => w.runtime.calls.filter((c) => c === 'start b.unit').length === 2);
+  t.pass();
+  await w.agent.stop();
+});
+
+test('a changed hash replaces the unit', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  await w.assign('web.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  const h2 = await w.assign('web.unit', '[Service]\nExecStart=/bin/sleep 2000\n');
+  await w.until(() => w.runtime.units.get('web.unit')?.hash === h2);
+  await w.until(() => w.agent.stats.statusWrites === 2);
+  t.deepEqual(w.runtime.calls, ['start web.unit', 'start web.unit']);
+  t.is((await w.statuses())[0]?.hash, h2);
+  t.true(events(w, 'agent.unit_replaced').length === 1);
+  await w.agent.stop();
+});
+
+test('fencing: with keepalives lost, units stop at the deadline, before the lease can expire; rejoin resumes', async (t) => {
+  const w = await world();
+  const m = await w.register();
+  await w.agent.start();
+  await w.assign('web.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  await w.clock.advance(2_000);
+  t.true(w.runtime.deadlines.length > 0, 'the supervisors’ deadline is kept moving');
+  t.true((w.runtime.deadlines.at(-1) ?? 0) > 2500);
+
+  w.host.setFaults({ dropKeepalives: true });
+  const lastRenewal = m.renewedAt();
+  await w.until(() => w.runtime.calls.includes('stop web.unit'));
+  const stoppedAt = w.clock.monotonic();
+  t.true(stoppedAt - lastRenewal > 3500, `stopped ${stoppedAt - lastRenewal} ms after the last renewal`);
+  t.true(stoppedAt - lastRenewal <= 3500 + 250, 'within one watchdog period of the deadline');
+  t.true(stoppedAt < lastRenewal + 5000, 'before etcd can expire the lease');
+  t.true(w.agent.fenced);
+  t.regex(events(w, 'agent.fenced')[0]?.reason ?? '', /^fenced: no lease keepalive acknowledged for \d+ ms/);
+  t.like(w.runtime.units.get('web.unit'), { active: 'inactive' });
+
+  // Fenced: nothing starts, even if the assignment is still there.
+  await w.clock.advance(3_000);
+  t.deepEqual(w.runtime.calls, ['start web.unit', 'stop web.unit']);
+  await w.until(() => m.signal.aborted, 10_000);
+
+  // fleetd rejoins with a new lease: the agent resumes with what it is assigned.
+  w.host.setFaults({});
+  await w.register();
+  await w.until(() => !w.agent.fenced);
+  await w.until(() => w.runtime.calls.length === 3);
+  t.deepEqual(w.runtime.calls, ['start web.unit', 'stop web.unit', 'start web.unit']);
+  await w.until(() => w.agent.stats.statusWrites >= 2);
+  const [status] = await w.statuses();
+  t.like(status, { unit: 'web.unit', active: 'active' });
+  t.is(events(w, 'agent.unfenced').length, 1);
+  await w.agent.stop();
+});
+
+test('fencing policy keep-running: units keep running, with a warning', async (t) => {
+  const w = await world({ policy: 'keep-running' });
+  const m = await w.register();
+  await w.agent.start();
+  t.deepEqual(w.runtime.deadlines, [undefined], 'the supervisors’ deadline is lifted');
+  await w.assign('web.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  w.host.setFaults({ dropKeepalives: true });
+  await w.until(() => m.signal.aborted, 10_000);
+  t.false(w.agent.fenced);
+  t.deepEqual(w.runtime.calls, ['start web.unit']);
+  t.regex(events(w, 'agent.fence_skipped')[0]?.reason ?? '', /^fenced: no lease keepalive/);
+  await w.agent.stop();
+});
+
+test('adoption: units still running are left running and their statuses re-reported', async (t) => {
+  const hash = unitHash(SERVICE);
+  const since = '2025-12-31T23:00:00.000Z';
+  const w = await world({
+    adopted: [
+      {
+        unit: asUnitName('web.unit'),
+        hash,
+        load: 'loaded',
+        active: 'active',
+        sub: 'running',
+        pid: 4242,
+        since,
+      },
+      { unit: asUnitName('done.unit'), hash, load: 'loaded', active: 'inactive', sub: 'dead', since },
+      {
+        unit: asUnitName('fenced.unit'),
+        hash,
+        load: 'loaded',
+        active: 'inactive',
+        sub: 'dead',
+        since,
+        reason: SUPERVISOR_FENCE_REASON,
+      },
+    ],
+  });
+  await w.assign('web.unit', SERVICE);
+  await w.assign('done.unit', SERVICE);
+  await w.assign('fenced.unit', SERVICE);
+  await w.register();
+  await w.agent.start();
+  // Three adopted states, then fenced.unit's start.
+  await w.until(() => w.agent.stats.statusWrites === 4);
+  t.deepEqual(w.runtime.calls, ['start fenced.unit'], 'only the unit stopped by fencing is started again');
+  const statuses = await w.statuses();
+  t.deepEqual(
+    statuses.map((s) => `${s.unit} ${s.active}/${s.sub} ${s.pid ?? '-'}`),
+    ['done.unit inactive/dead -', 'fenced.unit active/running 101', 'web.unit active/running 4242'],
+  );
+  t.is(statuses.find((s) => s.unit === 'web.unit')?.since, since);
+  await w.agent.stop();
+});
+
+test('a unit file that does not parse is reported load=error with the parser’s reason', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  // The registry accepts any text; the agent parses it for this machine.
+  await w.assign('bad.unit', '[Service]\nExecStart=/bin/true\nRestart=sometimes\n');
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  const [status] = await w.statuses();
+  t.like(status, { load: 'error', active: 'inactive' });
+  t.regex(status?.reason ?? '', /Restart=/);
+  t.deepEqual(w.runtime.calls, []);
+  await w.agent.stop();
+});
+
+test('a [Container] unit on a host without Docker is reported with a reason', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  await w.assign('db.unit', '[Container]\nImage=docker.io/library/redis:7\n');
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  t.like((await w.statuses())[0], {
+    load: 'error',
+    reason: 'this host has no Docker runtime (start fleetd with Docker available)',
+  });
+  await w.agent.stop();
+});
+
+test('journal is served from the runtime that ran the unit', async (t) => {
+  const w = await world();
+  await w.register();
+  await w.agent.start();
+  await w.assign('web.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  const lines: string[] = [];
+  for await (const line of w.agent.journal(asUnitName('web.unit'))) lines.push(line);
+  t.deepEqual(lines, ['web.unit journal line']);
+  await w.agent.stop();
+});
