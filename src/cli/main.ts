@@ -1,16 +1,39 @@
 // The `fleetts` command line: builds the commander program, runs one command, and maps every error
 // to a message and an exit code in one place (no stack trace for a user's mistake).
 import { Command, CommanderError } from 'commander';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import { VERSION } from '../lib/version.js';
+import type { ApiClient } from './client.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { addGlobalOptions, clientFromOptions, type GlobalOptions } from './global-options.js';
+import { registerListCommands } from './list-commands.js';
 import { type Output, processOutput } from './output.js';
+import { registerTargetCommands } from './target-commands.js';
+import { registerUnitInfoCommands } from './unit-info-commands.js';
 import { registerVerify } from './verify.js';
+import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
   readonly output: Output;
   /** Set by a command that ran but did not reach its goal. */
   exitCode: number;
+  /** The API client described by the global options (built on first use). */
+  client(): Promise<ApiClient>;
+  readonly clock: Clock;
+  /** Relative unit file paths are read from here. */
+  readonly cwd: string;
+  /** Aborts requests and waiting (tests; the real binary simply exits on Ctrl-C). */
+  readonly signal: AbortSignal | undefined;
+  /** How often blocking commands check the cluster. */
+  readonly pollMs: number;
+}
+
+export interface RunOptions {
+  readonly signal?: AbortSignal;
+  readonly clock?: Clock;
+  readonly cwd?: string;
+  readonly pollMs?: number;
 }
 
 export function buildProgram(ctx: CliContext): Command {
@@ -29,22 +52,45 @@ export function buildProgram(ctx: CliContext): Command {
       'after',
       `
 Examples:
-  fleetts verify units/web@.unit      check unit files without a cluster
-  fleetts help verify                 help for one command`,
+  fleetts start units/web@1.unit units/web@2.unit    submit, place and start; wait until running
+  fleetts list-units                                 what runs where
+  fleetts --endpoint http://10.0.0.2:4003 --token "$T" status web@1.unit
+  fleetts verify units/web@.unit                     check unit files without a cluster
+  fleetts help start                                 help for one command
+
+Exit codes: 0 success; 1 the cluster did not reach the state (or the request failed); 2 usage error.
+Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE, FLEETTS_KEY_FILE.`,
     );
+  addGlobalOptions(program);
 
   program
     .command('version')
     .description('print the fleetts version')
     .action(() => ctx.output.out(VERSION));
 
+  registerTargetCommands(program, ctx);
+  registerListCommands(program, ctx);
+  registerUnitInfoCommands(program, ctx);
   registerVerify(program, ctx);
   return program;
 }
 
 /** Runs the CLI with `argv` (without node and script), returns the exit code. */
-export async function run(argv: readonly string[], output: Output = processOutput): Promise<number> {
-  const ctx: CliContext = { output, exitCode: EXIT_OK };
+export async function run(
+  argv: readonly string[],
+  output: Output = processOutput,
+  options: RunOptions = {},
+): Promise<number> {
+  let client: Promise<ApiClient> | undefined;
+  const ctx: CliContext = {
+    output,
+    exitCode: EXIT_OK,
+    client: () => (client ??= clientFromOptions(program.opts<GlobalOptions>(), output, options.signal)),
+    clock: options.clock ?? systemClock,
+    cwd: options.cwd ?? process.cwd(),
+    signal: options.signal,
+    pollMs: options.pollMs ?? DEFAULT_POLL_MS,
+  };
   const program = buildProgram(ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });

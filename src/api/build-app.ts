@@ -1,0 +1,452 @@
+// The fleetd HTTP API (fastify), built from its dependencies and kept apart from `listen` so that
+// tests drive it through inject(). Every fleetd serves it; cluster state is read from the registry,
+// and a unit's status and journal come from the unit's own host (unit-hosts.ts).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler } from 'fastify';
+import { asMachineId, type MachineId } from '../cluster/types.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { VERSION } from '../lib/version.js';
+import type { Registry } from '../registry/registry.js';
+import { parseUnitName, templateOf } from '../unit/names.js';
+import { parseUnitSpec } from '../unit/unit-spec.js';
+import { ApiError, mapError } from './api-error.js';
+import type { LocalUnits } from './local-units.js';
+import { buildOpenApi } from './openapi.js';
+import type { PeerClient } from './peer-client.js';
+import { planUnits, type PlanRequest } from './plan-units.js';
+import { emptyRoute, jsonRoute, textStreamRoute, type RouteSpec } from './route.js';
+import {
+  healthResponse,
+  hostStatus,
+  journalQuery,
+  listUnitsQuery,
+  listUnitsResponse,
+  machinesResponse,
+  metadataPatch,
+  planBody,
+  planResponse,
+  putUnitBody,
+  putUnitResult,
+  putUnitsBody,
+  putUnitsResponse,
+  statesQuery,
+  statesResponse,
+  statusQuery,
+  statusResponse,
+  unitDetail,
+  unitParams,
+} from './schemas.js';
+import { submitUnits } from './submit-units.js';
+import { UnitHosts } from './unit-hosts.js';
+import { summarizeMachines, summarizeUnit, summarizeUnits } from './unit-summaries.js';
+
+/** Who may call: anyone who can open the unix socket, or TCP clients presenting the token. */
+export type ApiAuth = { readonly kind: 'none' } | { readonly kind: 'token'; readonly token: string };
+
+/** TLS for a TCP listener; with `ca`, clients must present a certificate signed by it. */
+export interface ApiTls {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca?: string;
+}
+
+export interface ApiDeps {
+  readonly registry: Registry;
+  readonly machineId: MachineId | string;
+  /** This host's agent: status and journal of the units placed here. */
+  readonly local: LocalUnits;
+  /** Reaches another host's API (for the status and journal of units that run there). */
+  readonly peers: PeerClient;
+  /** True while this host holds its membership; other /v1 routes answer 503 meanwhile. */
+  readonly registered: () => boolean;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly auth?: ApiAuth;
+  readonly tls?: ApiTls;
+}
+
+/** Largest request body: a batch of unit files. */
+const BODY_LIMIT = 32 * 1024 * 1024;
+
+/** The API's fastify instance (listen on it, or inject() into it). */
+export type ApiApp = FastifyInstance<Server, IncomingMessage, ServerResponse>;
+
+export function buildApp(deps: ApiDeps): ApiApp {
+  const app =
+    deps.tls === undefined
+      ? Fastify(options())
+      : Fastify({ ...options(), serverFactory: httpsFactory(deps.tls) });
+  const routes = apiRoutes(deps);
+  const openapi = buildOpenApi(routes);
+  const auth = deps.auth ?? { kind: 'none' };
+  const tokenDigest = auth.kind === 'token' ? digest(auth.token) : undefined;
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const m = mapError(err);
+    if (m.internal)
+      deps.log.error(
+        { event: 'api.request_failed', method: request.method, url: request.url, err },
+        m.body.error.message,
+      );
+    await reply.code(m.status).send(m.body);
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    await reply.code(404).send({
+      error: {
+        code: 'not_found',
+        message: `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
+      },
+    });
+  });
+  if (tokenDigest !== undefined) {
+    app.addHook('onRequest', (request, _reply, done) => {
+      const header = request.headers.authorization ?? '';
+      const given = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+      if (!timingSafeEqual(digest(given), tokenDigest))
+        return done(
+          new ApiError(
+            401,
+            'unauthorized',
+            given === ''
+              ? 'this fleetd requires a bearer token (fleetts --token, or FLEETTS_TOKEN)'
+              : 'the bearer token was refused; check --token / FLEETTS_TOKEN',
+          ),
+        );
+      done();
+    });
+  }
+
+  app.get('/openapi.json', () => Promise.resolve(openapi));
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (request, reply) => {
+        if (!route.whileUnregistered && !deps.registered()) {
+          throw new ApiError(
+            503,
+            'not_registered',
+            `fleetd on machine ${deps.machineId} is not registered in the cluster (starting, or etcd unreachable); retry shortly or use another endpoint`,
+          );
+        }
+        await route.handle(request, reply);
+      },
+    });
+  }
+  return app;
+}
+
+function options() {
+  return {
+    // Requests are not logged one by one; failures are, by the error handler, with deps.log.
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    // Unit names contain '@' and '.', which must reach the route params as they are.
+    routerOptions: { maxParamLength: 512 },
+  };
+}
+
+function httpsFactory(tls: ApiTls) {
+  return (handler: FastifyServerFactoryHandler): Server => {
+    const server = createHttpsServer(
+      {
+        key: tls.key,
+        cert: tls.cert,
+        ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+      },
+      handler,
+    );
+    // fastify types its server as http.Server; an https.Server serves the same request events.
+    return server;
+  };
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Every route of the API, in the order of the OpenAPI document. */
+export function apiRoutes(deps: ApiDeps): RouteSpec[] {
+  const { registry } = deps;
+  const self = asMachineId(String(deps.machineId));
+  const hosts = new UnitHosts({
+    registry,
+    machineId: self,
+    local: deps.local,
+    peers: deps.peers,
+    log: deps.log,
+  });
+  const nameOf = (raw: string) => parseUnitName(raw).name;
+
+  return [
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/health',
+      operationId: 'health',
+      summary: 'This fleetd: its machine id, whether it is registered, its version',
+      whileUnregistered: true,
+      response: healthResponse,
+      handler: () => Promise.resolve({ machine: self, registered: deps.registered(), version: VERSION }),
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/units',
+      operationId: 'listUnits',
+      summary: 'List units (sorted by name, paginated) with placement and observed state',
+      query: listUnitsQuery,
+      response: listUnitsResponse,
+      async handler({ query }) {
+        const snapshot = await registry.snapshot({ unitFiles: 'none' });
+        const wanted =
+          query.names === undefined ? undefined : new Set(query.names.split(',').filter((n) => n !== ''));
+        const after = query.pageToken;
+        const page = [];
+        let more = false;
+        for (const unit of snapshot.units.values()) {
+          if (after !== undefined && unit.name <= after) continue;
+          if (wanted !== undefined && !wanted.has(unit.name)) continue;
+          if (page.length === query.limit) {
+            more = true;
+            break;
+          }
+          page.push(unit);
+        }
+        const units = summarizeUnits(snapshot, page);
+        const last = units.at(-1);
+        return { units, ...(more && last !== undefined ? { nextPageToken: last.name } : {}) };
+      },
+    }),
+    jsonRoute({
+      method: 'PUT',
+      url: '/v1/units',
+      operationId: 'putUnits',
+      summary: 'Submit units and/or set their target states, in one batch (all validated first)',
+      body: putUnitsBody,
+      response: putUnitsResponse,
+      errors: [404, 409],
+      async handler({ body }) {
+        const units = await submitUnits(registry, body.units, {
+          replace: body.replace ?? false,
+          create: body.create ?? true,
+        });
+        return { units };
+      },
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/units/:name',
+      operationId: 'getUnit',
+      summary: 'One unit, with the exact text of its unit file',
+      params: unitParams,
+      response: unitDetail,
+      errors: [404],
+      async handler({ params }) {
+        const name = nameOf(params.name);
+        const snapshot = await registry.snapshot({ unitFiles: 'none' });
+        const unit = snapshot.units.get(name);
+        if (unit === undefined) throw new ApiError(404, 'not_found', `unit ${name} is not submitted`);
+        const text = await registry.getUnitFile(unit.hash);
+        if (text === undefined)
+          throw new ApiError(
+            404,
+            'not_found',
+            `the unit file of ${name} is missing from the registry; submit it again`,
+          );
+        return { ...summarizeUnit(snapshot, unit), text };
+      },
+    }),
+    jsonRoute({
+      method: 'PUT',
+      url: '/v1/units/:name',
+      operationId: 'putUnit',
+      summary: 'Submit a unit and/or set its target state',
+      params: unitParams,
+      body: putUnitBody,
+      response: putUnitResult,
+      errors: [404, 409],
+      async handler({ params, body }) {
+        const [result] = await submitUnits(
+          registry,
+          [{ name: params.name, text: body.text, target: body.target }],
+          { replace: body.replace ?? false },
+        );
+        if (result === undefined) throw new Error('submitUnits returned nothing');
+        return result;
+      },
+    }),
+    emptyRoute({
+      method: 'DELETE',
+      url: '/v1/units/:name',
+      operationId: 'deleteUnit',
+      summary: 'Destroy a unit (its host stops and forgets it)',
+      params: unitParams,
+      errors: [404],
+      async handler({ params }) {
+        const name = nameOf(params.name);
+        if (!(await registry.deleteUnit(name)))
+          throw new ApiError(404, 'not_found', `unit ${name} is not submitted`);
+      },
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/units/:name/status',
+      operationId: 'unitStatus',
+      summary: "A unit's state, host, pid/container, last exit and last log lines, from its own host",
+      params: unitParams,
+      query: statusQuery,
+      response: statusResponse,
+      errors: [404],
+      handler: ({ params, query, signal }) => hosts.status(nameOf(params.name), query.lines, signal),
+    }),
+    textStreamRoute({
+      method: 'GET',
+      url: '/v1/units/:name/journal',
+      operationId: 'unitJournal',
+      summary: "A unit's journal from its own host: the last lines, then (follow) new ones as they come",
+      params: unitParams,
+      query: journalQuery,
+      errors: [404, 502],
+      handler: ({ params, query, signal }) =>
+        hosts.journal(
+          nameOf(params.name),
+          { lines: query.lines, follow: query.follow, machine: query.machine },
+          signal,
+        ),
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/state',
+      operationId: 'listUnitStates',
+      summary: "Units' observed states as their hosts report them (fleet's unit state)",
+      query: statesQuery,
+      response: statesResponse,
+      async handler({ query }) {
+        const set = await registry.listStatuses(query.unit === undefined ? undefined : nameOf(query.unit));
+        const states = set.items.filter((s) => query.machine === undefined || s.machine === query.machine);
+        return { states: states.map((s) => ({ ...s })) };
+      },
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/machines',
+      operationId: 'listMachines',
+      summary: 'Machines in the cluster (sorted by id) with metadata and unit counts',
+      response: machinesResponse,
+      async handler() {
+        return { machines: summarizeMachines(await registry.snapshot({ unitFiles: 'none' })) };
+      },
+    }),
+    jsonRoute({
+      method: 'PATCH',
+      url: '/v1/machines',
+      operationId: 'patchMachineMetadata',
+      summary: 'Add, replace or remove machine metadata (JSON Patch on /<machine>/metadata/<key>)',
+      body: metadataPatch,
+      response: machinesResponse,
+      errors: [404, 409],
+      async handler({ body }) {
+        const machines = (await registry.listMachines()).items;
+        const patches = new Map<MachineId, Record<string, string | null>>();
+        for (const op of body) {
+          const [, id = '', , key = ''] = op.path.split('/');
+          const machine = machines.find((m) => m.id === id);
+          if (machine === undefined)
+            throw new ApiError(404, 'not_found', `machine ${id} is not in the cluster`);
+          const patch = patches.get(machine.id) ?? {};
+          patches.set(machine.id, patch);
+          const current = key in patch ? patch[key] : machine.metadata[key];
+          if (op.op === 'remove') {
+            if (current === undefined || current === null)
+              throw new ApiError(404, 'not_found', `machine ${id} has no metadata key ${key}`);
+            if (machine.configuredMetadata[key] !== undefined)
+              throw new ApiError(
+                409,
+                'conflict',
+                `metadata ${key} of machine ${id} comes from its fleetd configuration; change it there (or replace its value)`,
+              );
+            patch[key] = null;
+            continue;
+          }
+          if (op.value === undefined) throw new ApiError(400, 'invalid', `${op.op} ${op.path} needs a value`);
+          if (op.op === 'replace' && (current === undefined || current === null))
+            throw new ApiError(
+              404,
+              'not_found',
+              `machine ${id} has no metadata key ${key} to replace; use add`,
+            );
+          patch[key] = op.value;
+        }
+        for (const [id, patch] of patches) await registry.patchMachineMetadata(id, patch);
+        const after = summarizeMachines(await registry.snapshot({ unitFiles: 'none' }));
+        return { machines: after.filter((m) => patches.has(asMachineId(m.id))) };
+      },
+    }),
+    jsonRoute({
+      method: 'POST',
+      url: '/v1/plan',
+      operationId: 'plan',
+      summary:
+        'What the scheduler would do with units (submitted, or given as text), and why; changes nothing',
+      body: planBody,
+      response: planResponse,
+      errors: [404],
+      async handler({ body }) {
+        const snapshot = await registry.snapshot();
+        const requests: PlanRequest[] = [];
+        for (const item of body.units) {
+          const name = parseUnitName(item.name);
+          if (name.kind === 'template')
+            throw new ApiError(
+              400,
+              'invalid',
+              `${name.name} is a template; plan an instance of it, such as ${name.prefix}@1.${name.type}`,
+            );
+          let text = item.text;
+          if (text === undefined) {
+            const unit = snapshot.units.get(name.name);
+            const template = templateOf(name);
+            const source = unit ?? (template === undefined ? undefined : snapshot.units.get(template));
+            text = source === undefined ? undefined : snapshot.unitFiles.get(source.hash);
+            if (text === undefined)
+              throw new ApiError(
+                404,
+                'not_found',
+                `unit ${name.name} is not submitted${template === undefined ? '' : `, and neither is ${template}`}; give its unit file`,
+              );
+          }
+          requests.push({
+            spec: parseUnitSpec(text, name, { file: name.name }),
+            target: item.target ?? 'launched',
+          });
+        }
+        return { units: planUnits(snapshot, requests) };
+      },
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/local/units/:name/status',
+      operationId: 'localUnitStatus',
+      summary: 'What this host observes of a unit (used by peers to serve status)',
+      whileUnregistered: true,
+      params: unitParams,
+      query: statusQuery,
+      response: hostStatus,
+      handler: ({ params, query, signal }) => hosts.localStatus(nameOf(params.name), query.lines, signal),
+    }),
+    textStreamRoute({
+      method: 'GET',
+      url: '/v1/local/units/:name/journal',
+      operationId: 'localUnitJournal',
+      summary: "This host's journal of a unit (used by peers to serve journals)",
+      whileUnregistered: true,
+      params: unitParams,
+      query: journalQuery,
+      errors: [404],
+      handler: ({ params, query, signal }) =>
+        hosts.localJournal(nameOf(params.name), { lines: query.lines, follow: query.follow }, signal),
+    }),
+  ];
+}

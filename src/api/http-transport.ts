@@ -1,0 +1,165 @@
+// HTTP requests to a fleetd API over a unix socket or TCP (optionally TLS with a client
+// certificate): used by the CLI's client and by fleetd to reach a peer that runs a unit. node:http
+// rather than fetch, because fetch cannot dial a unix socket or present a client certificate.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { FleetError, UsageError } from '../lib/errors.js';
+
+/** Where a fleetd API listens: `unix:///run/fleetts/fleetd.sock`, `http://host:4003`, `https://…`. */
+export type Endpoint =
+  | { readonly kind: 'unix'; readonly socketPath: string; readonly url: string }
+  | {
+      readonly kind: 'tcp';
+      readonly protocol: 'http:' | 'https:';
+      readonly host: string;
+      readonly port: number;
+      /** Path prefix of the API (usually empty). */
+      readonly base: string;
+      readonly url: string;
+    };
+
+export interface TlsFiles {
+  /** PEM texts (not paths). */
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface TransportOptions {
+  readonly token?: string;
+  readonly tls?: TlsFiles;
+}
+
+/** Parses an endpoint URL; throws UsageError saying what is accepted. */
+export function parseEndpoint(spec: string): Endpoint {
+  const hint = 'use unix:///path/to/fleetd.sock or http(s)://host:port';
+  if (spec.startsWith('unix://')) {
+    const socketPath = spec.slice('unix://'.length);
+    if (!socketPath.startsWith('/')) throw new UsageError(`bad endpoint "${spec}": ${hint}`);
+    return { kind: 'unix', socketPath, url: spec };
+  }
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new UsageError(`bad endpoint "${spec}": ${hint}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`bad endpoint "${spec}": scheme ${url.protocol} is not supported; ${hint}`);
+  if (url.hostname === '') throw new UsageError(`bad endpoint "${spec}": no host; ${hint}`);
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  return {
+    kind: 'tcp',
+    protocol: url.protocol,
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    base: url.pathname.replace(/\/+$/, ''),
+    url: spec,
+  };
+}
+
+export interface HttpRequest {
+  readonly method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  /** Path and query, starting with `/`. */
+  readonly path: string;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal;
+  /** Abort when no response headers arrived in time (the body may stream for longer). */
+  readonly timeoutMs?: number;
+}
+
+/** A response whose body has not been read yet. */
+export interface HttpResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: Readable;
+}
+
+/** The endpoint could not be reached or did not answer: the message names it. */
+export class TransportError extends FleetError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('unreachable', message, { ...options, recoverable: true });
+  }
+}
+
+export function sendRequest(
+  endpoint: Endpoint,
+  req: HttpRequest,
+  options: TransportOptions = {},
+): Promise<HttpResponse> {
+  const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  const headers: Record<string, string> = { accept: 'application/json, text/plain', ...req.headers };
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(payload.length);
+  }
+  if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: IncomingMessage): void => {
+      clearTimeout(timer);
+      resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: res });
+    };
+    const common = {
+      method: req.method,
+      headers,
+      ...(req.signal === undefined ? {} : { signal: req.signal }),
+    };
+    const r =
+      endpoint.kind === 'unix'
+        ? httpRequest({ ...common, socketPath: endpoint.socketPath, path: req.path }, onResponse)
+        : endpoint.protocol === 'http:'
+          ? httpRequest(
+              { ...common, host: endpoint.host, port: endpoint.port, path: endpoint.base + req.path },
+              onResponse,
+            )
+          : httpsRequest(
+              {
+                ...common,
+                host: endpoint.host,
+                port: endpoint.port,
+                path: endpoint.base + req.path,
+                ...options.tls,
+              },
+              onResponse,
+            );
+    const timer =
+      req.timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () => r.destroy(new TransportError(`${endpoint.url} did not answer within ${req.timeoutMs} ms`)),
+            req.timeoutMs,
+          );
+    r.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err instanceof TransportError || err.name === 'AbortError') return reject(err);
+      reject(new TransportError(`cannot reach fleetd at ${endpoint.url}: ${describe(err)}`, { cause: err }));
+    });
+    r.end(payload);
+  });
+}
+
+/** Reads a whole response body as text. */
+export async function readText(res: HttpResponse): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res.body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describe(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused (is fleetd running there? set --endpoint or FLEETTS_ENDPOINT)';
+    case 'ENOENT':
+      return 'no such socket (is fleetd running on this host? set --endpoint or FLEETTS_ENDPOINT)';
+    case 'EACCES':
+      return 'permission denied on the socket (join the group that owns it, or use sudo)';
+    case 'ENOTFOUND':
+      return 'unknown host';
+    case 'ECONNRESET':
+      return 'connection reset (a TLS endpoint may need https:// and a client certificate)';
+    default:
+      return err.message;
+  }
+}

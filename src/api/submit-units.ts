@@ -1,0 +1,111 @@
+// Submitting units and setting their target states (fleetctl's submit/load/start/stop/unload): every
+// unit of a batch is parsed with parseUnitSpec (the one function holding every rule) before anything
+// is written, so a bad file in a batch leaves the cluster unchanged.
+import type { TargetState, UnitName } from '../cluster/types.js';
+import { FleetError } from '../lib/errors.js';
+import type { Registry, UnitRecord } from '../registry/registry.js';
+import { unitHash } from '../unit/hash.js';
+import { parseUnitName, templateOf, type ParsedUnitName } from '../unit/names.js';
+import { parseUnitSpec } from '../unit/unit-spec.js';
+import { ApiError } from './api-error.js';
+import type { PutUnitResult } from './schemas.js';
+
+export interface SubmitItem {
+  readonly name: string;
+  readonly text?: string | undefined;
+  readonly target?: TargetState | undefined;
+}
+
+interface Prepared {
+  readonly name: ParsedUnitName;
+  readonly existing: UnitRecord | undefined;
+  /** The text to create (or replace) the unit with; undefined: keep the existing unit. */
+  readonly text: string | undefined;
+  readonly template: UnitName | undefined;
+  readonly differs: boolean;
+  readonly target: TargetState | undefined;
+}
+
+/** Validates every item, then writes them in order. Throws before writing when any item is bad. */
+export async function submitUnits(
+  registry: Registry,
+  items: readonly SubmitItem[],
+  options: { readonly replace?: boolean; readonly create?: boolean } = {},
+): Promise<PutUnitResult[]> {
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item.name)) throw new ApiError(400, 'invalid', `unit ${item.name} is given twice`);
+    seen.add(item.name);
+  }
+  const prepared: Prepared[] = [];
+  for (const item of items) prepared.push(await prepare(registry, item, items, options.create === false));
+  if (options.create === false) {
+    const missing = prepared.filter((p) => p.existing === undefined).map((p) => p.name.name);
+    if (missing.length > 0)
+      throw new ApiError(
+        404,
+        'not_found',
+        `${missing.length === 1 ? 'unit' : 'units'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not submitted`,
+      );
+  }
+  const results: PutUnitResult[] = [];
+  for (const p of prepared) results.push(await write(registry, p, options.replace ?? false));
+  return results;
+}
+
+async function prepare(
+  registry: Registry,
+  item: SubmitItem,
+  batch: readonly SubmitItem[],
+  mustExist: boolean,
+): Promise<Prepared> {
+  const name = parseUnitName(item.name);
+  if (name.kind === 'template' && item.target !== undefined && item.target !== 'inactive') {
+    throw new ApiError(
+      400,
+      'invalid',
+      `${name.name} is a template and cannot be ${item.target === 'loaded' ? 'loaded' : 'started'}; use an instance of it, such as ${name.prefix}@1.${name.type}`,
+    );
+  }
+  const existing = await registry.getUnit(name.name);
+  let text = item.text;
+  let template: UnitName | undefined;
+  if (text === undefined && existing === undefined && !mustExist) {
+    template = templateOf(name);
+    const fromBatch = batch.find((b) => b.name === template)?.text;
+    const templateUnit = template === undefined ? undefined : await registry.getUnit(template);
+    text =
+      fromBatch ?? (templateUnit === undefined ? undefined : await registry.getUnitFile(templateUnit.hash));
+    if (text === undefined) {
+      const also = template === undefined ? '' : `, and neither is its template ${template}`;
+      throw new ApiError(
+        404,
+        'not_found',
+        `unit ${name.name} is not submitted${also}; submit its unit file first (fleetts submit ${template ?? name.name})`,
+      );
+    }
+  }
+  if (text !== undefined) parseUnitSpec(text, name, { file: name.name });
+  const differs = text !== undefined && existing !== undefined && unitHash(text) !== existing.hash;
+  return { name, existing, text, template, differs, target: item.target };
+}
+
+async function write(registry: Registry, p: Prepared, replace: boolean): Promise<PutUnitResult> {
+  const name = p.name.name;
+  const templateField = p.template === undefined ? {} : { template: p.template };
+  if (p.existing === undefined || (p.differs && replace)) {
+    if (p.text === undefined) throw new FleetError('internal', `no text for ${name}`);
+    const target = p.target ?? p.existing?.target ?? 'inactive';
+    if (p.existing !== undefined) await registry.deleteUnit(name);
+    let record = await registry.createUnit({ name, hash: unitHash(p.text), target }, p.text);
+    // createUnit keeps the stored target of an identical unit submitted concurrently.
+    if (record.target !== target && p.target !== undefined)
+      record = await registry.setTargetState(name, target, { expectHash: record.hash });
+    const outcome = p.existing === undefined ? 'created' : 'replaced';
+    return { name, hash: record.hash, target: record.target, outcome, ...templateField };
+  }
+  let record: UnitRecord = p.existing;
+  if (p.target !== undefined && p.target !== record.target)
+    record = await registry.setTargetState(name, p.target, { expectHash: record.hash });
+  return { name, hash: record.hash, target: record.target, outcome: p.differs ? 'differs' : 'unchanged' };
+}

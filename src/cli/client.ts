@@ -1,0 +1,203 @@
+// The CLI's client of the fleetd API: one method per route, every response parsed with the API's
+// own zod schemas, every error turned into one FleetError whose message the CLI prints as is.
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import type { TargetState } from '../cluster/types.js';
+import { FleetError } from '../lib/errors.js';
+import {
+  readText,
+  sendRequest,
+  type Endpoint,
+  type HttpRequest,
+  type HttpResponse,
+  type TlsFiles,
+} from '../api/http-transport.js';
+import {
+  errorBody,
+  healthResponse,
+  listUnitsResponse,
+  machinesResponse,
+  planResponse,
+  putUnitsResponse,
+  statusResponse,
+  unitDetail,
+  type HealthResponse,
+  type MachineEntry,
+  type PutUnitResult,
+  type StatusResponse,
+  type UnitDetail,
+  type UnitPlan,
+  type UnitSummary,
+} from '../api/schemas.js';
+
+export interface ClientOptions {
+  readonly endpoint: Endpoint;
+  /** How long to wait for a response's headers. */
+  readonly timeoutMs: number;
+  readonly token?: string | undefined;
+  readonly tls?: TlsFiles | undefined;
+  /** Called with a line per request and response (--debug). */
+  readonly debug?: ((line: string) => void) | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The API answered with an error: its code, status and message. */
+export class ApiClientError extends FleetError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+/** Page size for listing; the API allows up to 10,000. */
+const PAGE = 5_000;
+
+export class ApiClient {
+  readonly #o: ClientOptions;
+
+  constructor(options: ClientOptions) {
+    this.#o = options;
+  }
+
+  get endpoint(): string {
+    return this.#o.endpoint.url;
+  }
+
+  health(): Promise<HealthResponse> {
+    return this.#json({ method: 'GET', path: '/v1/health' }, healthResponse);
+  }
+
+  /** Every unit (all pages), or only `names`, sorted by name. */
+  async listUnits(names?: readonly string[]): Promise<UnitSummary[]> {
+    const out: UnitSummary[] = [];
+    let token: string | undefined;
+    const filter = names === undefined ? '' : `&names=${names.map(encodeURIComponent).join(',')}`;
+    do {
+      const page = await this.#json(
+        {
+          method: 'GET',
+          path: `/v1/units?limit=${PAGE}${filter}${token === undefined ? '' : `&pageToken=${encodeURIComponent(token)}`}`,
+        },
+        listUnitsResponse,
+      );
+      out.push(...page.units);
+      token = page.nextPageToken;
+    } while (token !== undefined);
+    return out;
+  }
+
+  getUnit(name: string): Promise<UnitDetail> {
+    return this.#json({ method: 'GET', path: `/v1/units/${encodeURIComponent(name)}` }, unitDetail);
+  }
+
+  async putUnits(
+    units: readonly { name: string; text?: string | undefined; target?: TargetState | undefined }[],
+    options: { replace?: boolean; create?: boolean } = {},
+  ): Promise<PutUnitResult[]> {
+    const body = {
+      units: units.map((u) => ({
+        name: u.name,
+        ...(u.text === undefined ? {} : { text: u.text }),
+        ...(u.target === undefined ? {} : { target: u.target }),
+      })),
+      ...(options.replace === undefined ? {} : { replace: options.replace }),
+      ...(options.create === undefined ? {} : { create: options.create }),
+    };
+    return (await this.#json({ method: 'PUT', path: '/v1/units', body }, putUnitsResponse)).units;
+  }
+
+  async deleteUnit(name: string): Promise<void> {
+    const res = await this.#send({ method: 'DELETE', path: `/v1/units/${encodeURIComponent(name)}` });
+    await this.#check(res);
+    res.body.resume();
+  }
+
+  async listMachines(): Promise<MachineEntry[]> {
+    return (await this.#json({ method: 'GET', path: '/v1/machines' }, machinesResponse)).machines;
+  }
+
+  async plan(units: readonly { name: string; text?: string | undefined }[]): Promise<UnitPlan[]> {
+    const body = {
+      units: units.map((u) => ({ name: u.name, ...(u.text === undefined ? {} : { text: u.text }) })),
+    };
+    return (await this.#json({ method: 'POST', path: '/v1/plan', body }, planResponse)).units;
+  }
+
+  status(name: string, lines: number): Promise<StatusResponse> {
+    return this.#json(
+      { method: 'GET', path: `/v1/units/${encodeURIComponent(name)}/status?lines=${lines}` },
+      statusResponse,
+    );
+  }
+
+  /** The journal as a stream of text (it ends unless `follow`). */
+  async journal(
+    name: string,
+    o: { lines: number; follow: boolean; machine?: string | undefined },
+  ): Promise<Readable> {
+    const machine = o.machine === undefined ? '' : `&machine=${encodeURIComponent(o.machine)}`;
+    const res = await this.#send({
+      method: 'GET',
+      path: `/v1/units/${encodeURIComponent(name)}/journal?lines=${o.lines}&follow=${o.follow}${machine}`,
+    });
+    await this.#check(res);
+    return res.body;
+  }
+
+  async #json<S extends z.ZodType>(req: HttpRequest, schema: S): Promise<z.infer<S>> {
+    const res = await this.#send(req);
+    await this.#check(res);
+    const text = await readText(res);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw this.#badResponse(req, `not JSON: ${text.slice(0, 100)}`);
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) throw this.#badResponse(req, parsed.error.issues[0]?.message ?? 'unexpected shape');
+    return parsed.data;
+  }
+
+  async #send(req: HttpRequest): Promise<HttpResponse> {
+    const o = this.#o;
+    o.debug?.(`→ ${req.method} ${o.endpoint.url}${req.path}`);
+    const res = await sendRequest(
+      o.endpoint,
+      { ...req, timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) },
+      {
+        ...(o.token === undefined ? {} : { token: o.token }),
+        ...(o.tls === undefined ? {} : { tls: o.tls }),
+      },
+    );
+    o.debug?.(`← ${res.status} ${res.contentType}`);
+    return res;
+  }
+
+  async #check(res: HttpResponse): Promise<void> {
+    if (res.status >= 200 && res.status < 300) return;
+    const text = await readText(res);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const parsed = errorBody.safeParse(body);
+    if (parsed.success)
+      throw new ApiClientError(res.status, parsed.data.error.code, parsed.data.error.message);
+    throw new ApiClientError(
+      res.status,
+      'http',
+      `${this.#o.endpoint.url} answered HTTP ${res.status}${text === '' ? '' : `: ${text.slice(0, 200)}`} (is it a fleetd API?)`,
+    );
+  }
+
+  #badResponse(req: HttpRequest, why: string): FleetError {
+    return new FleetError(
+      'bad_response',
+      `${this.#o.endpoint.url} sent an unexpected answer to ${req.method} ${req.path.split('?')[0] ?? ''} (${why}); is it a fleetd of this version?`,
+    );
+  }
+}

@@ -1,0 +1,159 @@
+// `fleetts upstream`: keeps an nginx upstream file equal to the live instances of a service
+// (discovery/upstream-sync.ts): render, validate with nginx -t, swap atomically, reload nginx.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { UsageError } from '../lib/errors.js';
+import {
+  DEFAULT_CHECK_CMD,
+  DEFAULT_RELOAD_CMD,
+  NginxSink,
+  SRC_PLACEHOLDER,
+} from '../discovery/nginx-sink.js';
+import {
+  DEFAULT_KEEPALIVE,
+  DEFAULT_SERVER_PARAMS,
+  defaultFallbackListen,
+  parseUpstreamTemplate,
+  renderUpstream,
+  TEMPLATE_HELP,
+  type UpstreamRenderOptions,
+  upstreamName,
+} from '../discovery/render-upstream.js';
+import { DEFAULT_DEBOUNCE_MS, UpstreamSync } from '../discovery/upstream-sync.js';
+import type { CliContext } from './main.js';
+import {
+  addEtcdOptions,
+  commandLogger,
+  countFlag,
+  type DiscoveryCommandDeps,
+  durationFlag,
+  ETCD_OPTIONS_HELP,
+  type EtcdFlags,
+  openRegistry,
+  stopSignal,
+} from './discovery-options.js';
+
+interface UpstreamFlags extends EtcdFlags {
+  readonly service: string;
+  readonly out: string;
+  readonly template?: string;
+  readonly name?: string;
+  readonly checkCmd: string;
+  readonly reloadCmd: string;
+  readonly debounce: string;
+  readonly serverParams: string;
+  readonly keepalive: string;
+  readonly fallbackListen?: string;
+}
+
+export function registerUpstream(program: Command, ctx: CliContext, deps: DiscoveryCommandDeps = {}): void {
+  const cmd = program
+    .command('upstream')
+    .description(
+      "render a service's live instances as an nginx upstream; validate, swap in and reload nginx on every change",
+    )
+    .requiredOption('--service <name>', 'the service to follow (services/<name>/)')
+    .requiredOption(
+      '--out <file>',
+      'the file to write (e.g. /etc/nginx/conf.d/upstream-web.conf); replaced atomically',
+    )
+    .option('--template <file>', 'your own template instead of the default upstream block (see below)')
+    .option('--name <upstream>', 'the nginx upstream name (default: the service name)')
+    .option(
+      '--check-cmd <cmd>',
+      `validates the configuration with the new file in place ('' skips; ${SRC_PLACEHOLDER} = the staged file, checked before the swap)`,
+      DEFAULT_CHECK_CMD,
+    )
+    .option('--reload-cmd <cmd>', "reloads nginx after a change ('' skips)", DEFAULT_RELOAD_CMD)
+    .option(
+      '--debounce <span>',
+      'changes within this time of the first one go into one reload',
+      `${DEFAULT_DEBOUNCE_MS}ms`,
+    )
+    .option('--server-params <params>', 'parameters of each server line', DEFAULT_SERVER_PARAMS)
+    .option('--keepalive <n>', 'idle keepalive connections per worker (0: none)', String(DEFAULT_KEEPALIVE))
+    .option(
+      '--fallback-listen <addr>',
+      'where the local 503 server listens (default: unix:/run/fleetts-upstream-NAME.sock)',
+    );
+  addEtcdOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+The default file holds "upstream NAME { server ADDR ${DEFAULT_SERVER_PARAMS}; … }" and a local server
+that answers 503 with a clear page: the only server when no instance is live, a backup otherwise.
+Proxy to it with e.g.:
+  location / { proxy_pass http://web; proxy_next_upstream error timeout; proxy_connect_timeout 1s;
+               proxy_http_version 1.1; proxy_set_header Connection ""; }
+
+${TEMPLATE_HELP}
+
+${ETCD_OPTIONS_HELP}
+
+Examples:
+  fleetts upstream --service web --out /etc/nginx/conf.d/upstream-web.conf
+  fleetts upstream --service web --out /srv/lb/conf.d/upstream-web.conf \\
+      --check-cmd 'docker exec lb nginx -t -q' --reload-cmd 'docker exec lb nginx -s reload'`,
+    )
+    .action(async (flags: UpstreamFlags) => {
+      const env = deps.env ?? process.env;
+      const render = await renderOptions(flags);
+      const debounceMs = durationFlag('--debounce', flags.debounce, 0);
+      const log = commandLogger(flags, deps, 'fleetts-upstream');
+      const registry = openRegistry(flags, env);
+      const stop = stopSignal(deps, ctx.signal);
+      try {
+        const sink = new NginxSink({
+          out: flags.out,
+          checkCmd: flags.checkCmd,
+          reloadCmd: flags.reloadCmd,
+          clock: ctx.clock,
+          log,
+        });
+        const sync = new UpstreamSync({
+          registry,
+          clock: ctx.clock,
+          log,
+          service: flags.service,
+          render: (instances) => renderUpstream(instances, render),
+          sink,
+          debounceMs,
+        });
+        await sync.run(stop.signal);
+      } finally {
+        stop.dispose();
+        await registry.close();
+      }
+    });
+}
+
+async function renderOptions(flags: UpstreamFlags): Promise<UpstreamRenderOptions> {
+  const name = flags.name ?? upstreamName(flags.service);
+  let template;
+  if (flags.template !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(flags.template, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--template: cannot read ${flags.template}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    template = parseUpstreamTemplate(text, flags.template);
+  }
+  const options: UpstreamRenderOptions = {
+    name,
+    service: flags.service,
+    serverParams: flags.serverParams,
+    keepalive: countFlag('--keepalive', flags.keepalive, 0),
+    fallbackListen: flags.fallbackListen ?? defaultFallbackListen(name),
+    ...(template === undefined ? {} : { template }),
+  };
+  // Options are checked once here, so that a bad flag is a usage error rather than a failed pass.
+  try {
+    renderUpstream([], options);
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+  return options;
+}
