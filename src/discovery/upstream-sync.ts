@@ -1,0 +1,114 @@
+// The loop behind `fleetts upstream`: level-triggered on the service's instances (the registry
+// lists, then watches from that revision, so no change between the two is missed), coalescing
+// bursts into one render → validate → swap → reload.
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { Wakeup } from '../lib/wakeup.js';
+import type { Registry, ServiceInstance, WatchedSet } from '../registry/registry.js';
+import type { ApplyResult } from './nginx-sink.js';
+import { selectBackends } from './render-upstream.js';
+
+/**
+ * How long after the first change of a burst the file is rendered: every change in that window
+ * goes into one reload. Short, because it adds directly to failover time.
+ */
+export const DEFAULT_DEBOUNCE_MS = 100;
+/** A level-triggered loop re-applies now and then even without events (a no-op when in sync). */
+const RESYNC_MS = 60_000;
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 15_000;
+
+export interface UpstreamSyncDeps {
+  readonly registry: Pick<Registry, 'watchServiceInstances'>;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly service: string;
+  /** Pure: the file's text for these instances (renderUpstream with the command's options). */
+  readonly render: (instances: readonly ServiceInstance[]) => string;
+  readonly sink: { apply(text: string): Promise<ApplyResult> };
+  readonly debounceMs?: number;
+}
+
+export class UpstreamSync {
+  readonly #d: UpstreamSyncDeps;
+  readonly #wake: Wakeup;
+  #latest: WatchedSet<ServiceInstance> | undefined;
+  #skipped = '';
+
+  constructor(deps: UpstreamSyncDeps) {
+    this.#d = deps;
+    this.#wake = new Wakeup(deps.clock);
+  }
+
+  /** Keeps the file and nginx in step with the service until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { registry, clock, log, service } = this.#d;
+    const sub = await registry.watchServiceInstances(service, (set) => {
+      this.#latest = set;
+      this.#wake.trigger();
+    });
+    log.info({ event: 'upstream.started', service }, `watching service ${service}`);
+    let retryMs: number | undefined;
+    let first = true;
+    try {
+      while (!signal.aborted) {
+        const cause = await this.#wake.wait(retryMs ?? RESYNC_MS, signal);
+        if (cause === 'aborted') break;
+        if (cause === 'triggered' && !first) {
+          await clock.sleep(this.#d.debounceMs ?? DEFAULT_DEBOUNCE_MS, signal).catch(() => undefined);
+          if (signal.aborted) break;
+          // Changes during the debounce are in #latest already: they need no pass of their own.
+          if (this.#wake.pending) await this.#wake.wait(0);
+        }
+        first = false;
+        const ok = await this.#pass();
+        retryMs = ok ? undefined : Math.min(RETRY_MAX_MS, retryMs === undefined ? RETRY_MIN_MS : retryMs * 2);
+      }
+    } finally {
+      sub.close();
+      log.info({ event: 'upstream.stopped', service }, `stopped watching service ${service}`);
+    }
+  }
+
+  /** One render and apply; false when it should be retried (the reload or a write failed). */
+  async #pass(): Promise<boolean> {
+    const { log, service } = this.#d;
+    const set = this.#latest;
+    if (set === undefined) return true;
+    for (const p of set.problems)
+      log.warn(
+        { event: 'upstream.bad_instance', key: p.key, problem: p.message },
+        `ignoring ${p.key}: ${p.message}`,
+      );
+    const { backends, skipped } = selectBackends(set.items);
+    const skippedText = JSON.stringify(skipped);
+    if (skippedText !== this.#skipped && skipped.length > 0)
+      log.warn(
+        { event: 'upstream.skipped_instances', skipped },
+        `left out ${skipped.length} instance(s) of ${service}`,
+      );
+    this.#skipped = skippedText;
+    try {
+      const text = this.#d.render(set.items);
+      const result = await this.#d.sink.apply(text);
+      if (result.kind === 'reloaded')
+        log.info(
+          {
+            event: 'upstream.synced',
+            service,
+            revision: set.revision,
+            backends: backends.map((b) => b.address),
+          },
+          `${service}: ${backends.length} backend(s) live at revision ${set.revision}`,
+        );
+      return result.kind !== 'reload_failed';
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.error(
+        { event: 'upstream.apply_failed', err: message },
+        `could not apply the upstream of ${service}: ${message}`,
+      );
+      return false;
+    }
+  }
+}
