@@ -1,0 +1,758 @@
+// `fleetts dev`: a local multi-host cluster on one machine (etcd on a bridge, one network namespace
+// per host with its own fleetd and, for the Docker runtime, its own dockerd). The plan is pure
+// (plan.ts); this module applies it step by step, each step idempotent and recorded in the state
+// file first, so `down` removes exactly what `up` made, even after a crash.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Clock } from '../lib/clock.js';
+import { createEtcdRegistry } from '../registry/etcd-registry.js';
+import { clearDevContext, devContextPath, writeDevContext } from './context.js';
+import { DevError } from './dev-error.js';
+import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
+import { matchHost } from './host-match.js';
+import {
+  chooseSubnetIndex,
+  currentRoutes,
+  deleteIptablesRule,
+  deleteLink,
+  deleteNetns,
+  ensureBridge,
+  ensureHostLink,
+  ensureIptablesRule,
+  ensureNetns,
+  forwardNeedsRule,
+  forwardRule,
+  setHostLink,
+} from './network.js';
+import {
+  longSocketPaths,
+  MAX_SOCKET_PATH,
+  dockerdArgv,
+  etcdArgv,
+  MAX_NODES,
+  planCluster,
+  type ClusterPlan,
+  type DevRuntime,
+  type HostPlan,
+  type PlanInput,
+} from './plan.js';
+import {
+  readState,
+  sameResource,
+  writeState,
+  type DevState,
+  type ProcessRecord,
+  type Resource,
+} from './state.js';
+import {
+  fleettsCgroups,
+  isRunning,
+  killAll,
+  mountTargets,
+  netnsPids,
+  removeCgroupTrees,
+  runCommand,
+  spawnDetached,
+  unmountUnder,
+  withDescendants,
+} from './system.js';
+
+export const DEFAULT_DEV_STATE_DIR = '/var/lib/fleetts-dev';
+/** The path every host (and every unit) sees the shared directory at; NFS on real hosts. */
+export const DEFAULT_SHARED_PATH = '/srv/fleetts/shared';
+export const DEFAULT_NODES = 3;
+/** Short, so that a dead host is noticed quickly in demos; fleetd's minimum is 2000. */
+export const DEFAULT_DEV_LEASE_TTL_MS = 5_000;
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface DevDeps {
+  readonly stateDir: string;
+  readonly clock: Clock;
+  /** Progress lines for people (stderr in the CLI). */
+  readonly progress: (line: string) => void;
+  /** Injected by tests to simulate a user without root. */
+  readonly getuid?: () => number;
+  /** Where `up` writes the CLI context (default devContextPath()). */
+  readonly contextFile?: string;
+  /** How to run fleetd (default: this Node and <repo>/bin/fleetd.js). */
+  readonly fleetdCommand?: readonly string[];
+  readonly etcdBinary?: string;
+  readonly dockerdBinary?: string;
+}
+
+export interface UpOptions {
+  readonly nodes?: number;
+  readonly runtime?: DevRuntime;
+  readonly leaseTtlMs?: number;
+  readonly sharedPath?: string;
+  /** How long to wait for every host to register (default 60 s). */
+  readonly timeoutMs?: number;
+  /** Docker runtime: do not build (scripts/build-images.sh) and copy the farm images into the hosts. */
+  readonly skipImages?: boolean;
+}
+
+export interface UpResult {
+  readonly plan: ClusterPlan;
+  readonly endpoint: string;
+  /** The cluster was already up: `up` only checked and repaired it. */
+  readonly wasUp: boolean;
+}
+
+export interface HostStatus {
+  readonly name: string;
+  readonly machineId: string;
+  readonly ip: string;
+  readonly power: 'on' | 'off';
+  readonly network: 'connected' | 'partitioned';
+  /** `unknown` when etcd cannot be asked. */
+  readonly registered: 'yes' | 'no' | 'unknown';
+}
+
+export interface ClusterStatus {
+  readonly stateDir: string;
+  readonly phase: DevState['phase'];
+  readonly endpoint: string;
+  readonly etcd: string;
+  readonly runtime: DevRuntime;
+  readonly sharedPath: string;
+  readonly hosts: readonly HostStatus[];
+}
+
+export class DevCluster {
+  readonly #deps: DevDeps;
+  readonly stateDir: string;
+  #supportedFlags: Set<string> | undefined;
+
+  constructor(deps: DevDeps) {
+    this.#deps = deps;
+    this.stateDir = resolve(deps.stateDir);
+  }
+
+  get contextFile(): string {
+    return this.#deps.contextFile ?? devContextPath();
+  }
+
+  #requireRoot(verb: string): void {
+    const uid = (this.#deps.getuid ?? process.getuid)?.();
+    if (uid === 0) return;
+    throw new DevError(
+      'dev_needs_root',
+      `fleetts dev ${verb} needs root: it creates network namespaces, a bridge, veth links and iptables rules ` +
+        `(CAP_NET_ADMIN), mounts the shared directory and kills the hosts' processes (CAP_SYS_ADMIN, CAP_KILL). ` +
+        `Run it as root: sudo fleetts dev ${verb}`,
+    );
+  }
+
+  async #state(): Promise<DevState> {
+    const state = await readState(this.stateDir);
+    if (state === undefined || state.phase === 'down')
+      throw new DevError(
+        'dev_not_up',
+        `no dev cluster is up in ${this.stateDir}; start one with \`fleetts dev up\``,
+      );
+    return state;
+  }
+
+  /** The plan of the cluster in the state dir (undefined when none was ever started). */
+  async plan(): Promise<ClusterPlan | undefined> {
+    const state = await readState(this.stateDir);
+    return state === undefined ? undefined : planCluster(state.input);
+  }
+
+  async up(options: UpOptions = {}): Promise<UpResult> {
+    this.#requireRoot('up');
+    const previous = await readState(this.stateDir);
+    const wasUp = previous !== undefined && previous.phase === 'up';
+    if (wasUp) {
+      const have = previous.input;
+      const clash =
+        (options.nodes !== undefined && options.nodes !== have.machineIds.length) ||
+        (options.runtime !== undefined && options.runtime !== have.runtime);
+      if (clash)
+        throw new DevError(
+          'dev_already_up',
+          `a dev cluster of ${have.machineIds.length} hosts (${have.runtime} runtime) is already up in ${this.stateDir}; ` +
+            `run \`fleetts dev down\` first to start a different one`,
+        );
+    }
+    const nodes = options.nodes ?? previous?.input.machineIds.length ?? DEFAULT_NODES;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
+      throw new DevError(
+        'dev_step_failed',
+        `--nodes must be a whole number from 1 to ${MAX_NODES}, not ${nodes}`,
+      );
+    await this.#checkPrerequisites(options.runtime ?? previous?.input.runtime ?? 'process');
+
+    const input = await this.#planInput(previous, nodes, options);
+    const plan = planCluster(input);
+    const [tooLong] = longSocketPaths(plan);
+    if (tooLong !== undefined)
+      throw new DevError(
+        'dev_step_failed',
+        `the socket path ${tooLong} is longer than ${MAX_SOCKET_PATH} bytes (the unix socket limit); choose a shorter --state-dir`,
+      );
+    const stored = { ...input, machineIds: [...input.machineIds] };
+    let state: DevState = previous ?? {
+      version: 1,
+      phase: 'starting',
+      input: stored,
+      resources: [],
+      processes: [],
+      poweredOff: [],
+      partitioned: [],
+    };
+    state = { ...state, input: stored, phase: wasUp ? 'up' : 'starting' };
+    await writeState(state);
+    const ctx = new Applier(state);
+
+    this.#deps.progress(
+      `fleetts dev: ${wasUp ? 'checking' : 'starting'} ${nodes} hosts on ${plan.subnet} (state in ${this.stateDir})`,
+    );
+    await mkdir(this.stateDir, { recursive: true });
+    await ctx.ensure({ kind: 'bridge', name: plan.bridge.name }, () => ensureBridge(plan));
+    await this.#checkSubnetIsOurs(plan);
+    if (await forwardNeedsRule()) {
+      const rule = forwardRule(plan);
+      await ctx.ensure({ kind: 'iptables', rule }, () => ensureIptablesRule(rule));
+    }
+    await ctx.ensure({ kind: 'mount', target: plan.shared.target }, () =>
+      this.#ensureSharedMount(plan, ctx.state),
+    );
+    await ctx.ensure({ kind: 'dir', path: plan.etcd.dataDir }, () =>
+      mkdir(plan.etcd.dataDir, { recursive: true }),
+    );
+    await this.#ensureEtcd(plan, ctx);
+
+    for (const host of plan.hosts) {
+      await mkdir(host.stateDir, { recursive: true });
+      await ctx.ensure({ kind: 'netns', name: host.netns, host: host.name }, () => ensureNetns(host.netns));
+      await ctx.ensure({ kind: 'link', name: host.veth }, () => ensureHostLink(plan, host));
+      if (ctx.state.partitioned.includes(host.name)) await setHostLink(host, false);
+    }
+    const booting = plan.hosts.filter((h) => !ctx.state.poweredOff.includes(h.name));
+    for (const host of booting) await this.#bootHost(plan, host, ctx);
+    if (plan.runtime === 'docker' && options.skipImages !== true) await this.#distributeImages(booting);
+    const waitFor = booting.filter((h) => !ctx.state.partitioned.includes(h.name));
+    await this.#waitRegistered(plan, waitFor, ctx, options.timeoutMs ?? 60_000);
+
+    await ctx.save({ ...ctx.state, phase: 'up' });
+    await writeDevContext(this.contextFile, { endpoint: plan.endpoint, stateDir: this.stateDir });
+    return { plan, endpoint: plan.endpoint, wasUp };
+  }
+
+  async down(options: { purge?: boolean } = {}): Promise<{ removed: number }> {
+    this.#requireRoot('down');
+    const state = await readState(this.stateDir);
+    if (state === undefined) return { removed: 0 };
+    const plan = planCluster(state.input);
+    const ctx = new Applier(state);
+
+    // Every host's plug is pulled at once, then what is left outside the namespaces (etcd).
+    await this.#killHosts(plan.hosts);
+    const others: ProcessRecord[] = [];
+    for (const p of ctx.state.processes) if (await isRunning(p)) others.push(p);
+    await killAll(
+      others.map((p) => p.pid),
+      this.#deps.clock,
+    );
+    await ctx.save({ ...ctx.state, processes: [] });
+
+    let removed = 0;
+    for (const r of [...ctx.state.resources].reverse()) {
+      await this.#remove(r);
+      removed++;
+      await ctx.save({ ...ctx.state, resources: ctx.state.resources.filter((x) => !sameResource(x, r)) });
+    }
+    await unmountUnder(this.stateDir);
+    await clearDevContext(this.contextFile, this.stateDir);
+    await ctx.save({ ...ctx.state, phase: 'down', poweredOff: [], partitioned: [] });
+    if (options.purge === true) await rm(this.stateDir, { recursive: true, force: true });
+    return { removed };
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const state = await readState(this.stateDir);
+    if (state === undefined)
+      throw new DevError(
+        'dev_not_up',
+        `no dev cluster in ${this.stateDir}; start one with \`fleetts dev up\``,
+      );
+    const plan = planCluster(state.input);
+    const registered = state.phase === 'down' ? undefined : await this.#registeredMachines(plan, 2_000);
+    const hosts: HostStatus[] = [];
+    for (const h of plan.hosts) {
+      const fleetd = state.processes.find((p) => p.id === `${h.name}/fleetd`);
+      const on = fleetd !== undefined && (await isRunning(fleetd));
+      hosts.push({
+        name: h.name,
+        machineId: h.machineId,
+        ip: h.ip,
+        power: on ? 'on' : 'off',
+        network: state.partitioned.includes(h.name) ? 'partitioned' : 'connected',
+        registered:
+          registered === undefined ? 'unknown' : registered.get(h.machineId) === h.ip ? 'yes' : 'no',
+      });
+    }
+    return {
+      stateDir: this.stateDir,
+      phase: state.phase,
+      endpoint: plan.endpoint,
+      etcd: plan.etcd.loopbackUrl,
+      runtime: plan.runtime,
+      sharedPath: plan.shared.target,
+      hosts,
+    };
+  }
+
+  /** The shell line that points `fleetts` at this cluster. */
+  async env(): Promise<string> {
+    const state = await this.#state();
+    return `export FLEETTS_ENDPOINT=${planCluster(state.input).endpoint}`;
+  }
+
+  async findHost(query: string): Promise<HostPlan> {
+    const state = await this.#state();
+    return matchHost(planCluster(state.input).hosts, query);
+  }
+
+  /** Pulls the plug: every process in the host's namespace is SIGKILLed at once. */
+  async powerOff(query: string): Promise<HostPlan> {
+    this.#requireRoot('power-off');
+    const state = await this.#state();
+    const plan = planCluster(state.input);
+    const host = matchHost(plan.hosts, query);
+    const ctx = new Applier(state);
+    await this.#killHosts([host]);
+    await ctx.save({
+      ...ctx.state,
+      processes: ctx.state.processes.filter((p) => !p.id.startsWith(`${host.name}/`)),
+      poweredOff: [...new Set([...ctx.state.poweredOff, host.name])],
+    });
+    return host;
+  }
+
+  /** Boots the host again (same namespace, IP and machine id) and waits for it to register. */
+  async powerOn(query: string, options: { timeoutMs?: number } = {}): Promise<HostPlan> {
+    this.#requireRoot('power-on');
+    const state = await this.#state();
+    const plan = planCluster(state.input);
+    const host = matchHost(plan.hosts, query);
+    const ctx = new Applier(state);
+    await ctx.ensure({ kind: 'netns', name: host.netns, host: host.name }, () => ensureNetns(host.netns));
+    await ctx.ensure({ kind: 'link', name: host.veth }, () => ensureHostLink(plan, host));
+    if (ctx.state.partitioned.includes(host.name)) await setHostLink(host, false);
+    await this.#bootHost(plan, host, ctx);
+    await ctx.save({ ...ctx.state, poweredOff: ctx.state.poweredOff.filter((n) => n !== host.name) });
+    if (!ctx.state.partitioned.includes(host.name))
+      await this.#waitRegistered(plan, [host], ctx, options.timeoutMs ?? 60_000);
+    return host;
+  }
+
+  /** Cuts the host off the bridge: it reaches neither etcd nor the other hosts; its processes run on. */
+  async partition(query: string): Promise<HostPlan> {
+    this.#requireRoot('partition');
+    const state = await this.#state();
+    const host = matchHost(planCluster(state.input).hosts, query);
+    await setHostLink(host, false);
+    await writeState({ ...state, partitioned: [...new Set([...state.partitioned, host.name])] });
+    return host;
+  }
+
+  /** Plugs the host back; waits for its fleetd to rejoin when it is powered on. */
+  async heal(query: string, options: { timeoutMs?: number; wait?: boolean } = {}): Promise<HostPlan> {
+    this.#requireRoot('heal');
+    const state = await this.#state();
+    const plan = planCluster(state.input);
+    const host = matchHost(plan.hosts, query);
+    await setHostLink(host, true);
+    const ctx = new Applier({ ...state, partitioned: state.partitioned.filter((n) => n !== host.name) });
+    await ctx.save(ctx.state);
+    if (options.wait !== false && !ctx.state.poweredOff.includes(host.name))
+      await this.#waitRegistered(plan, [host], ctx, options.timeoutMs ?? 60_000);
+    return host;
+  }
+
+  // ── steps ────────────────────────────────────────────────────────────────────────────────
+
+  async #checkPrerequisites(runtime: DevRuntime): Promise<void> {
+    if (this.#deps.fleetdCommand === undefined && !existsSync(join(REPO_ROOT, 'dist', 'daemon', 'main.js')))
+      throw new DevError(
+        'dev_not_built',
+        `fleetd is not built: run \`npm run build\` in ${REPO_ROOT} first (fleetts dev starts bin/fleetd.js on every host)`,
+      );
+    const etcd = this.#deps.etcdBinary ?? 'etcd';
+    if ((await runCommand(['sh', '-c', `command -v "$0"`, etcd], { allowFail: true })).code !== 0)
+      throw new DevError(
+        'dev_step_failed',
+        `etcd is not installed (${etcd} not found): install Debian's etcd-server (bash scripts/ensure-deps.sh etcd-server)`,
+      );
+    for (const tool of ['ip', 'nsenter', 'mount', 'umount'])
+      if ((await runCommand(['sh', '-c', `command -v "$0"`, tool], { allowFail: true })).code !== 0)
+        throw new DevError(
+          'dev_step_failed',
+          `${tool} is not installed: run bash scripts/ensure-deps.sh iproute2 util-linux`,
+        );
+    if (runtime === 'docker') {
+      const dockerd = this.#deps.dockerdBinary ?? 'dockerd';
+      if ((await runCommand(['sh', '-c', `command -v "$0"`, dockerd], { allowFail: true })).code !== 0) {
+        this.#deps.progress('fleetts dev: installing docker.io for the Docker runtime');
+        await runCommand(['bash', join(REPO_ROOT, 'scripts', 'ensure-deps.sh'), 'docker.io'], {
+          timeoutMs: 600_000,
+        });
+      }
+    }
+  }
+
+  async #planInput(previous: DevState | undefined, nodes: number, options: UpOptions): Promise<PlanInput> {
+    const tag = previous?.input.tag ?? createHash('sha256').update(this.stateDir).digest('hex').slice(0, 6);
+    const machineIds = [...(previous?.input.machineIds ?? [])].slice(
+      0,
+      Math.max(nodes, previous?.input.machineIds.length ?? 0),
+    );
+    while (machineIds.length < nodes) machineIds.push(randomBytes(16).toString('hex'));
+    const live = previous !== undefined && previous.resources.length > 0;
+    let subnetIndex: number;
+    let etcdLoopbackPort: number;
+    if (live) {
+      subnetIndex = previous.input.subnetIndex;
+      etcdLoopbackPort = previous.input.etcdLoopbackPort;
+    } else {
+      const preferred =
+        previous?.input.subnetIndex ??
+        (this.stateDir === DEFAULT_DEV_STATE_DIR ? 0 : parseInt(tag.slice(0, 2), 16));
+      const index = chooseSubnetIndex(await currentRoutes(), preferred);
+      if (index === undefined)
+        throw new DevError(
+          'dev_conflict',
+          'every 10.213.X.0/24 subnet is routed already; remove a dev cluster first',
+        );
+      subnetIndex = index;
+      etcdLoopbackPort = await freeLoopbackPort();
+    }
+    return {
+      stateDir: this.stateDir,
+      tag,
+      subnetIndex,
+      machineIds: machineIds.slice(0, nodes),
+      runtime: options.runtime ?? previous?.input.runtime ?? 'process',
+      leaseTtlMs: options.leaseTtlMs ?? previous?.input.leaseTtlMs ?? DEFAULT_DEV_LEASE_TTL_MS,
+      sharedPath: resolve(options.sharedPath ?? previous?.input.sharedPath ?? DEFAULT_SHARED_PATH),
+      etcdLoopbackPort,
+    };
+  }
+
+  /** Two clusters started at the same moment may pick one subnet: the later one backs off. */
+  async #checkSubnetIsOurs(plan: ClusterPlan): Promise<void> {
+    const r = await runCommand(['ip', '-o', '-4', 'addr', 'show']);
+    const prefix = plan.subnet.replace(/\.0\/24$/, '.');
+    const other = r.stdout
+      .split('\n')
+      .map((l) => l.split(/\s+/))
+      .find((f) => f[1] !== plan.bridge.name && (f[3] ?? '').startsWith(prefix));
+    if (other !== undefined)
+      throw new DevError(
+        'dev_conflict',
+        `subnet ${plan.subnet} is also on ${other[1] ?? '?'}; run \`fleetts dev down\` here and \`fleetts dev up\` again`,
+      );
+  }
+
+  async #ensureSharedMount(plan: ClusterPlan, state: DevState): Promise<void> {
+    const { source, target } = plan.shared;
+    await mkdir(source, { recursive: true });
+    await mkdir(target, { recursive: true });
+    if ((await mountTargets()).includes(target)) {
+      const ours =
+        state.resources.some((r) => r.kind === 'mount' && r.target === target) &&
+        (await sameFile(source, target));
+      if (ours) return;
+      throw new DevError(
+        'dev_conflict',
+        `${target} is already a mount point (another dev cluster?); run \`fleetts dev down\` there, or choose --shared-path`,
+      );
+    }
+    await runCommand(['mount', '--bind', source, target]);
+  }
+
+  async #ensureEtcd(plan: ClusterPlan, ctx: Applier): Promise<void> {
+    const rec = ctx.state.processes.find((p) => p.id === 'etcd');
+    if (rec === undefined || !(await isRunning(rec))) {
+      const p = await spawnDetached([this.#deps.etcdBinary ?? 'etcd', ...etcdArgv(plan)], {
+        logFile: plan.etcd.log,
+      });
+      await ctx.setProcess({ id: 'etcd', ...p });
+    }
+    const deadline = this.#deps.clock.monotonic() + 20_000;
+    while (!(await etcdHealthy(plan.etcd.loopbackUrl))) {
+      const now = ctx.state.processes.find((p) => p.id === 'etcd');
+      if (now === undefined || !(await isRunning(now)))
+        throw new DevError('dev_step_failed', `etcd exited during start-up: ${await tail(plan.etcd.log)}`);
+      if (this.#deps.clock.monotonic() > deadline)
+        throw new DevError(
+          'dev_timeout',
+          `etcd did not become healthy within 20 s: ${await tail(plan.etcd.log)}`,
+        );
+      await this.#deps.clock.sleep(100);
+    }
+  }
+
+  async #fleetdFlags(): Promise<Set<string>> {
+    if (this.#supportedFlags !== undefined) return this.#supportedFlags;
+    const r = await runCommand([...this.#fleetdCommand(), '--help'], { allowFail: true });
+    this.#supportedFlags = parseHelpFlags(r.stdout + r.stderr);
+    return this.#supportedFlags;
+  }
+
+  #fleetdCommand(): readonly string[] {
+    return this.#deps.fleetdCommand ?? [process.execPath, join(REPO_ROOT, 'bin', 'fleetd.js')];
+  }
+
+  async #bootHost(plan: ClusterPlan, host: HostPlan, ctx: Applier): Promise<void> {
+    const enter = ['nsenter', `--net=/var/run/netns/${host.netns}`, '--'];
+    await mkdir(host.stateDir, { recursive: true });
+    if (host.docker !== undefined) {
+      const id = `${host.name}/dockerd`;
+      const rec = ctx.state.processes.find((p) => p.id === id);
+      if (rec === undefined || !(await isRunning(rec))) {
+        await mkdir(join(host.stateDir, 'docker'), { recursive: true });
+        await unmountUnder(host.docker.execRoot);
+        await rm(host.docker.execRoot, { recursive: true, force: true });
+        await rm(host.docker.pidFile, { force: true });
+        await rm(host.docker.socket, { force: true });
+        const p = await spawnDetached(
+          [...enter, this.#deps.dockerdBinary ?? 'dockerd', ...dockerdArgv(host.docker)],
+          {
+            logFile: host.docker.log,
+          },
+        );
+        await ctx.setProcess({ id, ...p });
+      }
+      await this.#waitDockerd(host, ctx);
+    }
+    const id = `${host.name}/fleetd`;
+    const rec = ctx.state.processes.find((p) => p.id === id);
+    if (rec !== undefined && (await isRunning(rec))) return;
+    const args = fleetdArgs(plan, host, await this.#fleetdFlags());
+    const p = await spawnDetached([...enter, ...this.#fleetdCommand(), ...args], {
+      logFile: host.fleetdLog,
+      env: { ...process.env, ...fleetdEnv(host) },
+      cwd: host.stateDir,
+    });
+    await ctx.setProcess({ id, ...p });
+  }
+
+  async #waitDockerd(host: HostPlan, ctx: Applier): Promise<void> {
+    const docker = host.docker;
+    if (docker === undefined) return;
+    const deadline = this.#deps.clock.monotonic() + 60_000;
+    while (!(await dockerPing(docker.socket))) {
+      const rec = ctx.state.processes.find((p) => p.id === `${host.name}/dockerd`);
+      if (rec === undefined || !(await isRunning(rec)))
+        throw new DevError('dev_step_failed', `${host.name}'s dockerd exited: ${await tail(docker.log)}`);
+      if (this.#deps.clock.monotonic() > deadline)
+        throw new DevError(
+          'dev_timeout',
+          `${host.name}'s dockerd did not answer within 60 s: ${await tail(docker.log)}`,
+        );
+      await this.#deps.clock.sleep(200);
+    }
+  }
+
+  /** The farm images (scripts/build-images.sh, when present) copied into each host's dockerd. */
+  async #distributeImages(hosts: readonly HostPlan[]): Promise<void> {
+    const script = join(REPO_ROOT, 'scripts', 'build-images.sh');
+    if (!existsSync(script)) return;
+    this.#deps.progress('fleetts dev: building the farm images (scripts/build-images.sh)');
+    const built = await runCommand(['bash', script], { allowFail: true, timeoutMs: 1_200_000 });
+    if (built.code !== 0) {
+      this.#deps.progress(
+        `fleetts dev: building images failed; hosts start without them: ${built.stderr.trim().split('\n').at(-1) ?? ''}`,
+      );
+      return;
+    }
+    const list = await runCommand(['docker', 'images', '--format', '{{.Repository}}:{{.Tag}}', 'fleetts/*'], {
+      allowFail: true,
+    });
+    const images = list.stdout.split('\n').filter((l) => l !== '' && !l.includes('<none>'));
+    if (images.length === 0) return;
+    for (const h of hosts) {
+      if (h.docker === undefined) continue;
+      this.#deps.progress(`fleetts dev: loading ${images.length} images into ${h.name}`);
+      await runCommand(
+        [
+          'bash',
+          '-c',
+          'docker save "$@" | docker -H "unix://$0" load -q >/dev/null',
+          h.docker.socket,
+          ...images,
+        ],
+        { timeoutMs: 600_000 },
+      );
+    }
+  }
+
+  async #waitRegistered(
+    plan: ClusterPlan,
+    hosts: readonly HostPlan[],
+    ctx: Applier,
+    timeoutMs: number,
+  ): Promise<void> {
+    if (hosts.length === 0) return;
+    const deadline = this.#deps.clock.monotonic() + timeoutMs;
+    for (;;) {
+      const machines = await this.#registeredMachines(plan, 2_000);
+      const missing = hosts.filter((h) => machines?.get(h.machineId) !== h.ip);
+      if (missing.length === 0) return;
+      for (const h of missing) {
+        const rec = ctx.state.processes.find((p) => p.id === `${h.name}/fleetd`);
+        if (rec === undefined || !(await isRunning(rec)))
+          throw new DevError('dev_step_failed', `${h.name}'s fleetd exited: ${await tail(h.fleetdLog)}`);
+      }
+      if (this.#deps.clock.monotonic() > deadline) {
+        const detail = await Promise.all(missing.map(async (h) => `${h.name}: ${await tail(h.fleetdLog)}`));
+        throw new DevError(
+          'dev_timeout',
+          `${missing.map((h) => h.name).join(', ')} did not register within ${timeoutMs} ms; last log lines:\n${detail.join('\n')}`,
+        );
+      }
+      await this.#deps.clock.sleep(200);
+    }
+  }
+
+  /** machine id → registered IP, or undefined when etcd does not answer in time. */
+  async #registeredMachines(plan: ClusterPlan, timeoutMs: number): Promise<Map<string, string> | undefined> {
+    const registry = createEtcdRegistry({ endpoints: [plan.etcd.loopbackUrl], requestTimeoutMs: timeoutMs });
+    try {
+      const set = await registry.listMachines();
+      return new Map(set.items.map((m) => [String(m.id), m.ip]));
+    } catch {
+      return undefined;
+    } finally {
+      await registry.close().catch(() => undefined);
+    }
+  }
+
+  /** SIGKILLs every process of these hosts' namespaces (and their children) in one sweep. */
+  async #killHosts(hosts: readonly HostPlan[]): Promise<void> {
+    const roots: number[] = [];
+    for (const h of hosts) roots.push(...(await netnsPids(h.netns)));
+    const pids = (await withDescendants(roots)).filter((p) => p !== process.pid);
+    const cgroups = await fleettsCgroups(pids);
+    await killAll(pids, this.#deps.clock);
+    for (const h of hosts) {
+      await unmountUnder(h.stateDir);
+      if (h.docker !== undefined) {
+        // The exec root is dockerd's /run: a reboot finds it empty (stale containerd pid files
+        // would make the next dockerd wait for a containerd that is not there).
+        await rm(h.docker.execRoot, { recursive: true, force: true });
+        await rm(h.docker.pidFile, { force: true });
+        await rm(h.docker.socket, { force: true });
+      }
+    }
+    await removeCgroupTrees(cgroups);
+  }
+
+  async #remove(r: Resource): Promise<void> {
+    switch (r.kind) {
+      case 'bridge':
+        return deleteLink(r.name);
+      case 'link':
+        return deleteLink(r.name);
+      case 'netns':
+        return deleteNetns(r.name);
+      case 'iptables':
+        return deleteIptablesRule(r.rule);
+      case 'mount':
+        if ((await mountTargets()).includes(r.target)) {
+          const plain = await runCommand(['umount', r.target], { allowFail: true });
+          if (plain.code !== 0) await runCommand(['umount', '-l', r.target], { allowFail: true });
+        }
+        // The mount point `up` made; rmdir leaves it when something else put files there.
+        await rmdir(r.target).catch(() => undefined);
+        return;
+      case 'dir':
+        await rm(r.path, { recursive: true, force: true });
+        return;
+    }
+  }
+}
+
+/** Records resources before making them, and processes right after starting them. */
+class Applier {
+  state: DevState;
+  constructor(state: DevState) {
+    this.state = state;
+  }
+
+  async save(next: DevState): Promise<void> {
+    this.state = next;
+    await writeState(next);
+  }
+
+  async ensure(resource: Resource, make: () => Promise<unknown>): Promise<void> {
+    if (!this.state.resources.some((r) => sameResource(r, resource)))
+      await this.save({ ...this.state, resources: [...this.state.resources, resource] });
+    await make();
+  }
+
+  async setProcess(p: ProcessRecord): Promise<void> {
+    await this.save({ ...this.state, processes: [...this.state.processes.filter((x) => x.id !== p.id), p] });
+  }
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const r = await runCommand(['stat', '-L', '-c', '%d:%i', a, b], { allowFail: true });
+  const [x, y] = r.stdout.trim().split('\n');
+  return r.code === 0 && x !== undefined && x === y;
+}
+
+async function tail(file: string, lines = 8): Promise<string> {
+  try {
+    const text = (await readFile(file, 'utf8')).trimEnd();
+    return text.split('\n').slice(-lines).join('\n') || `(${file} is empty)`;
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+async function etcdHealthy(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
+    const body = (await res.json()) as { health?: unknown };
+    return res.ok && body.health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+function dockerPing(socketPath: string): Promise<boolean> {
+  return new Promise((resolveP) => {
+    const req = request({ socketPath, path: '/_ping', timeout: 1_000 }, (res) => {
+      res.resume();
+      resolveP(res.statusCode === 200);
+    });
+    req.on('error', () => resolveP(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolveP(false);
+    });
+    req.end();
+  });
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolveP, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolveP(port));
+    });
+  });
+}

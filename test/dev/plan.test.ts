@@ -1,0 +1,208 @@
+// Pure parts of `fleetts dev`: the plan, fleetd's command line, host matching, subnet choice, the
+// CLI context file, and the root check (which fails before any effect).
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { systemClock } from '../../src/lib/clock.js';
+import { clearDevContext, readDevContext, writeDevContext } from '../../src/dev/context.js';
+import { DevCluster } from '../../src/dev/dev-cluster.js';
+import { DevError, type DevErrorCode } from '../../src/dev/dev-error.js';
+import { FLEETD_FLAGS, fleetdArgs, fleetdEnv, parseHelpFlags } from '../../src/dev/fleetd-argv.js';
+import { matchHost } from '../../src/dev/host-match.js';
+import { chooseSubnetIndex, routedNetworks } from '../../src/dev/network.js';
+import { dockerdArgv, etcdArgv, longSocketPaths, planCluster, type PlanInput } from '../../src/dev/plan.js';
+
+const input: PlanInput = {
+  stateDir: '/var/lib/fleetts-dev',
+  tag: 'abc123',
+  subnetIndex: 7,
+  machineIds: ['aaaa1111', 'aaaa2222', 'bbbb3333'],
+  runtime: 'process',
+  leaseTtlMs: 2000,
+  sharedPath: '/srv/fleetts/shared',
+  etcdLoopbackPort: 23790,
+};
+
+test('the plan names every host, address and path from the inputs', (t) => {
+  const plan = planCluster(input);
+  t.is(plan.subnet, '10.213.7.0/24');
+  t.deepEqual(plan.bridge, { name: 'ftabc123br', ip: '10.213.7.1' });
+  t.is(plan.etcd.clientUrl, 'http://10.213.7.1:2379');
+  t.is(plan.etcd.loopbackUrl, 'http://127.0.0.1:23790');
+  t.is(plan.endpoint, 'unix:///var/lib/fleetts-dev/hosts/host1/fleetd.sock');
+  t.deepEqual(plan.shared, { source: '/var/lib/fleetts-dev/shared', target: '/srv/fleetts/shared' });
+  t.deepEqual(
+    plan.hosts.map((h) => [h.name, h.ip, h.machineId, h.netns, h.veth, h.metadata['hostname']]),
+    [
+      ['host1', '10.213.7.11', 'aaaa1111', 'fleetts-abc123-host1', 'ftabc123h1', 'host1'],
+      ['host2', '10.213.7.12', 'aaaa2222', 'fleetts-abc123-host2', 'ftabc123h2', 'host2'],
+      ['host3', '10.213.7.13', 'bbbb3333', 'fleetts-abc123-host3', 'ftabc123h3', 'host3'],
+    ],
+  );
+  for (const h of plan.hosts) t.true(h.veth.length <= 15, `${h.veth} fits IFNAMSIZ`);
+  t.is(plan.hosts[0]?.docker, undefined, 'no dockerd for the process runtime');
+  t.is(planCluster(input).hosts[1]?.ip, plan.hosts[1]?.ip, 'the same inputs give the same plan');
+});
+
+test('the Docker runtime plans one dockerd per host with its own roots and no bridge or iptables', (t) => {
+  const host = planCluster({ ...input, runtime: 'docker' }).hosts[1];
+  const docker = host?.docker;
+  if (docker === undefined) return t.fail('no dockerd planned');
+  t.is(docker.socket, '/var/lib/fleetts-dev/hosts/host2/docker.sock');
+  const argv = dockerdArgv(docker);
+  for (const flag of ['--bridge=none', '--iptables=false', '--ip-masq=false'])
+    t.true(argv.includes(flag), flag);
+  t.deepEqual(argv.slice(0, 6), [
+    '--data-root',
+    '/var/lib/fleetts-dev/hosts/host2/docker/data',
+    '--exec-root',
+    '/var/lib/fleetts-dev/hosts/host2/docker/exec',
+    '-H',
+    'unix:///var/lib/fleetts-dev/hosts/host2/docker.sock',
+  ]);
+  t.deepEqual(host === undefined ? {} : fleetdEnv(host), {
+    DOCKER_HOST: 'unix:///var/lib/fleetts-dev/hosts/host2/docker.sock',
+  });
+});
+
+test('etcd listens on the bridge and on loopback and advertises the bridge address', (t) => {
+  const argv = etcdArgv(planCluster(input));
+  const at = (flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
+  t.is(at('--listen-client-urls'), 'http://10.213.7.1:2379,http://127.0.0.1:23790');
+  t.is(at('--advertise-client-urls'), 'http://10.213.7.1:2379');
+  t.is(at('--data-dir'), '/var/lib/fleetts-dev/etcd');
+});
+
+const fleetdCases: { name: string; help: string; has: string[]; lacks: string[] }[] = [
+  {
+    name: 'a fleetd without an API flag gets only the flags it knows',
+    help: '  --etcd-endpoints <value>\n  --machine-id <value>\n',
+    has: ['--etcd-endpoints', '--machine-id', '--public-ip', '--metadata', '--state-dir', '--lease-ttl-ms'],
+    lacks: ['--api-socket', '--runtime'],
+  },
+  {
+    name: 'a fleetd that lists --api-socket and --runtime gets them',
+    help: '  --api-socket <path>  the API socket\n  --runtime <kind>\n',
+    has: ['--api-socket', '--runtime'],
+    lacks: ['--docker-host'],
+  },
+];
+for (const c of fleetdCases) {
+  test(`fleetd argv: ${c.name}`, (t) => {
+    const plan = planCluster(input);
+    const host = plan.hosts[1];
+    if (host === undefined) return t.fail();
+    const args = fleetdArgs(plan, host, parseHelpFlags(c.help));
+    for (const f of c.has) t.true(args.includes(f), f);
+    for (const f of c.lacks) t.false(args.includes(f), f);
+    const at = (flag: string): string | undefined =>
+      args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined;
+    t.is(at('--machine-id'), 'aaaa2222');
+    t.is(at('--public-ip'), '10.213.7.12');
+    t.is(at('--metadata'), 'hostname=host2');
+    t.is(at('--etcd-endpoints'), 'http://10.213.7.1:2379');
+    if (args.includes('--api-socket'))
+      t.is(at('--api-socket'), '/var/lib/fleetts-dev/hosts/host2/fleetd.sock');
+  });
+}
+
+test('the fleetd flag table is data: a lead can add a flag without touching the code', (t) => {
+  const plan = planCluster(input);
+  const host = plan.hosts[0];
+  if (host === undefined) return t.fail();
+  const extra = [...FLEETD_FLAGS, { flag: '--log-level', value: () => 'debug' }];
+  t.deepEqual(fleetdArgs(plan, host, new Set(), extra).slice(-2), ['--log-level', 'debug']);
+});
+
+const hosts = [
+  { name: 'host1', machineId: 'aaaa1111' },
+  { name: 'host2', machineId: 'aaaa2222' },
+  { name: 'host3', machineId: 'bbbb3333' },
+];
+const matchCases: { query: string; want?: string; error?: { code: DevErrorCode; message: RegExp } }[] = [
+  { query: 'host2', want: 'host2' },
+  { query: 'aaaa2222', want: 'host2' },
+  { query: 'aaaa1', want: 'host1' },
+  { query: 'b', want: 'host3' },
+  { query: ' host3 ', want: 'host3' },
+  {
+    query: 'aaaa',
+    error: { code: 'dev_ambiguous_host', message: /"aaaa" matches the machine ids of host1, host2/ },
+  },
+  {
+    query: 'host9',
+    error: { code: 'dev_unknown_host', message: /no dev host "host9"; the hosts are: host1 \(aaaa1111\)/ },
+  },
+  { query: '', error: { code: 'dev_unknown_host', message: /no host given/ } },
+];
+for (const c of matchCases) {
+  test(`HOST "${c.query}" → ${c.want ?? c.error?.code ?? ''}`, (t) => {
+    if (c.want !== undefined) return t.is(matchHost(hosts, c.query).name, c.want);
+    const err = t.throws(() => matchHost(hosts, c.query), { instanceOf: DevError });
+    t.is(String(err?.code), String(c.error?.code));
+    t.regex(err?.message ?? '', c.error?.message ?? /^$/);
+  });
+}
+
+test('the subnet is the first 10.213.X.0/24 no route covers, starting at the preferred one', (t) => {
+  const routes = routedNetworks(
+    [
+      'default via 192.0.2.1 dev eth0',
+      '10.213.5.0/24 dev ft1 proto kernel scope link src 10.213.5.1',
+      '10.213.6.0/23 dev ft2',
+      '172.17.0.0/16 dev docker0',
+      'local 127.0.0.1 dev lo table local',
+    ].join('\n'),
+  );
+  t.deepEqual(routes, ['10.213.5.0/24', '10.213.6.0/23', '172.17.0.0/16']);
+  t.is(chooseSubnetIndex(routes, 5), 8);
+  t.is(chooseSubnetIndex(routes, 0), 0);
+  t.is(chooseSubnetIndex(['10.0.0.0/8'], 3), undefined, 'a /8 covers every dev subnet');
+  t.is(chooseSubnetIndex(['10.213.255.0/24'], 255), 0, 'wraps around');
+});
+
+test('the CLI context: written by up, read by fleetts, removed only by its own cluster', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fleetts-ctx-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'sub', 'context.json');
+  t.is(readDevContext(file), undefined, 'no file, no context');
+  await writeDevContext(file, { endpoint: 'unix:///x/fleetd.sock', stateDir: '/x' });
+  t.is(readDevContext(file), 'unix:///x/fleetd.sock');
+  await clearDevContext(file, '/other');
+  t.is(readDevContext(file), 'unix:///x/fleetd.sock', "another cluster's down leaves it");
+  await clearDevContext(file, '/x');
+  t.is(readDevContext(file), undefined);
+  await writeFile(file, '{"nope": 1}');
+  t.is(readDevContext(file), undefined, 'a malformed file is no context');
+  t.is(await readFile(file, 'utf8'), '{"nope": 1}');
+});
+
+test('without root, every changing command says what it needs and touches nothing', async (t) => {
+  const stateDir = join(tmpdir(), `fleetts-dev-noroot-${process.pid}`);
+  const dev = new DevCluster({ stateDir, clock: systemClock, progress: () => undefined, getuid: () => 1000 });
+  const calls: [string, () => Promise<unknown>][] = [
+    ['up', () => dev.up({ nodes: 2 })],
+    ['down', () => dev.down()],
+    ['power-off', () => dev.powerOff('host1')],
+    ['power-on', () => dev.powerOn('host1')],
+    ['partition', () => dev.partition('host1')],
+    ['heal', () => dev.heal('host1')],
+  ];
+  for (const [verb, call] of calls) {
+    const err = await t.throwsAsync(call, { instanceOf: DevError });
+    t.is(err?.code, 'dev_needs_root');
+    t.regex(err?.message ?? '', new RegExp(`^fleetts dev ${verb} needs root: it creates network namespaces`));
+    t.regex(err?.message ?? '', new RegExp(`sudo fleetts dev ${verb}$`));
+  }
+  await t.throwsAsync(readFile(join(stateDir, 'cluster.json')), { code: 'ENOENT' }, 'no state written');
+});
+
+test('socket paths longer than a unix socket allows are found before anything starts', (t) => {
+  t.deepEqual(longSocketPaths(planCluster({ ...input, runtime: 'docker' })), []);
+  const deep = '/tmp/' + 'd'.repeat(60);
+  const long = longSocketPaths(planCluster({ ...input, stateDir: deep, runtime: 'docker' }));
+  t.true(long.length > 0);
+  t.true(long.every((p) => p.startsWith(deep) && p.length > 107));
+  t.is(long[0], `${deep}/hosts/host1/docker/exec/containerd/containerd.sock.ttrpc`);
+});
