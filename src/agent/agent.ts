@@ -36,6 +36,8 @@ import { unitBaseEnvironment, unitSpecifiers, type HostFacts } from './unit-envi
 /** Watches wake the agent; this only backs them up. */
 export const DEFAULT_AGENT_RESYNC_MS = 30_000;
 /** After a runtime operation failed (the runtime itself could not act), try again after this. */
+/** How soon a start that waits for another machine's run claim is tried again. */
+const CLAIM_RETRY_MS = 250;
 const RETRY_MS = 2_000;
 
 /** What the agent needs of this fleetd's membership: the lease its statuses live under. */
@@ -67,7 +69,10 @@ export type ContainerConfigBuilder = (input: {
   | { readonly kind: 'error'; readonly reason: string };
 
 export interface AgentDeps {
-  readonly registry: Pick<Registry, 'watchAssignments' | 'getUnitFile' | 'putStatus' | 'deleteStatus'>;
+  readonly registry: Pick<
+    Registry,
+    'watchAssignments' | 'getUnitFile' | 'putStatus' | 'deleteStatus' | 'claimUnit' | 'releaseUnit'
+  >;
   readonly runtimes: { readonly process: Runtime<ProcessUnitConfig>; readonly container?: Runtime };
   readonly machine: Pick<Machine, 'id' | 'ip' | 'metadata'>;
   /** This fleetd's current membership; it changes when fleetd re-registers after losing its lease. */
@@ -122,7 +127,7 @@ export class Agent {
   #watchdog: Timer | undefined;
   #running: Promise<void> | undefined;
   /** Counters for tests and metrics. */
-  readonly stats = { passes: 0, statusWrites: 0, statusDeletes: 0, fences: 0 };
+  readonly stats = { passes: 0, statusWrites: 0, statusDeletes: 0, fences: 0, claimWaits: 0 };
 
   constructor(deps: AgentDeps) {
     this.#d = deps;
@@ -359,8 +364,9 @@ export class Agent {
     const unit = action.unit;
     const op = (async (): Promise<void> => {
       let ok = true;
+      let progressed = true;
       try {
-        await this.#act(action);
+        progressed = (await this.#act(action)) !== 'waiting';
       } catch (err) {
         ok = false;
         if (action.kind === 'start' || action.kind === 'replace') this.#attempted.delete(unit);
@@ -372,30 +378,32 @@ export class Agent {
         this.#busy.delete(unit);
       }
       if (this.#fenced !== undefined) void this.#fenceNow();
-      if (ok) this.#wake.trigger();
-      else this.#d.clock.setTimer(RETRY_MS, () => this.#wake.trigger());
+      // A start that waits for a run claim is retried by its own timer, not by a busy loop.
+      if (ok && progressed) this.#wake.trigger();
+      else if (!ok) this.#d.clock.setTimer(RETRY_MS, () => this.#wake.trigger());
     })();
     this.#busy.set(unit, op);
   }
 
-  async #act(action: Exclude<Action, { kind: 'hold' | 'report' }>): Promise<void> {
+  async #act(action: Exclude<Action, { kind: 'hold' | 'report' }>): Promise<'done' | 'waiting'> {
     const { log } = this.#d;
     const runtime = this.#runtime(action.runtime);
-    if (runtime === undefined) return;
+    if (runtime === undefined) return 'done';
     const fields = { unit: action.unit, runtime: action.runtime, reason: action.reason };
     switch (action.kind) {
       case 'start':
       case 'replace': {
-        if (this.#fenced !== undefined) return;
+        if (this.#fenced !== undefined) return 'done';
         this.#attempted.set(action.unit, action.hash);
         this.#startFailures.delete(action.unit);
         const built = this.#buildConfig(action.unit, action.hash);
         if (built.kind === 'error') {
           this.#startFailures.set(action.unit, { hash: action.hash, reason: built.reason });
           log.warn({ event: 'agent.unit_not_startable', ...fields, err: built.reason }, built.reason);
-          return;
+          return 'done';
         }
         for (const w of built.warnings) log.warn({ event: 'agent.unit_warning', unit: action.unit }, w);
+        if (!(await this.#claim(action.unit, action.hash))) return 'waiting';
         await runtime.start(built.config);
         log.info(
           {
@@ -405,20 +413,59 @@ export class Agent {
           },
           `${action.kind === 'start' ? 'started' : 'replaced'} ${action.unit}: ${action.reason}`,
         );
-        return;
+        return 'done';
       }
       case 'stop':
         this.#attempted.delete(action.unit);
         await runtime.stop(action.unit);
+        await this.#release(action.unit);
         log.info({ event: 'agent.unit_stopped', ...fields }, `stopped ${action.unit}: ${action.reason}`);
-        return;
+        return 'done';
       case 'remove':
         this.#attempted.delete(action.unit);
         this.#startFailures.delete(action.unit);
         await runtime.remove(action.unit);
+        await this.#release(action.unit);
         log.info({ event: 'agent.unit_removed', ...fields }, `removed ${action.unit}: ${action.reason}`);
-        return;
+        return 'done';
     }
+  }
+
+  /**
+   * The run claim (registry.claimUnit): a non-global unit starts only while this machine holds it,
+   * so it never runs on two machines, whatever the timing of plans and stops. When another machine
+   * still holds it (the unit is stopping there), the start waits and is retried shortly.
+   */
+  async #claim(unit: UnitName, hash: UnitHash): Promise<boolean> {
+    const parsed = this.#specs.get(`${hash} ${unit}`);
+    if (parsed?.kind === 'ok' && parsed.spec.placement.global) return true;
+    const m = this.#membership;
+    if (m === undefined) {
+      this.#attempted.delete(unit);
+      return false;
+    }
+    const res = await this.#d.registry.claimUnit(m, unit, this.#d.machine.id);
+    this.stats.claimWaits += res.ok ? 0 : 1;
+    if (res.ok) return true;
+    this.#attempted.delete(unit);
+    this.#d.log.info(
+      { event: 'agent.start_waiting', unit, holder: res.holder },
+      `${unit} waits to start until it has stopped on ${res.holder}`,
+    );
+    this.#d.clock.setTimer(CLAIM_RETRY_MS, () => this.#wake.trigger());
+    return false;
+  }
+
+  async #release(unit: UnitName): Promise<void> {
+    const m = this.#membership;
+    if (m === undefined) return; // its lease, and the claim with it, is gone
+    await this.#d.registry.releaseUnit(m, unit).catch((err: unknown) => {
+      // The claim dies with the lease if etcd cannot be reached; a live one is released on the next stop.
+      this.#d.log.warn(
+        { event: 'agent.release_failed', unit, err: (err as Error).message },
+        'could not release run claim',
+      );
+    });
   }
 
   #buildConfig(

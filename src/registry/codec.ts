@@ -69,6 +69,9 @@ export const serviceValue = z.object({
   since: iso,
 });
 
+/** `claims/<unit>`: which machine may run the unit (bound to that machine's membership lease). */
+export const claimValue = z.object({ v: z.literal(1), machine: z.string().min(1), since: iso });
+
 export const codecs = {
   machine: machineValue,
   machineMetadata: machineMetadataValue,
@@ -79,6 +82,7 @@ export const codecs = {
   unschedulable: unschedulableValue,
   leader: leaderValue,
   service: serviceValue,
+  claim: claimValue,
 } as const;
 
 export type ValueKind = keyof typeof codecs;

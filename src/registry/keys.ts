@@ -17,7 +17,8 @@ export type ParsedKey =
   | { readonly kind: 'status'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'unschedulable'; readonly unit: UnitName }
   | { readonly kind: 'leader' }
-  | { readonly kind: 'service'; readonly service: string; readonly instance: string };
+  | { readonly kind: 'service'; readonly service: string; readonly instance: string }
+  | { readonly kind: 'claim'; readonly unit: UnitName };
 
 /** A key range `[start, end)` as etcd ranges and watches take it. */
 export interface KeyRange {
@@ -36,6 +37,7 @@ export const TREES = {
   unschedulable: 'unschedulable/',
   engine: 'engine/',
   services: 'services/',
+  claims: 'claims/',
 } as const;
 
 export class RegistryKeys {
@@ -78,6 +80,10 @@ export class RegistryKeys {
   }
   unschedulable(unit: UnitName): string {
     return this.prefix + TREES.unschedulable + segment(unit, 'unit name');
+  }
+  /** The run claim of a non-global unit: held by the one machine allowed to run it now. */
+  claim(unit: UnitName): string {
+    return this.prefix + TREES.claims + segment(unit, 'unit name');
   }
   leader(): string {
     return this.prefix + TREES.engine + 'leader';
@@ -125,6 +131,8 @@ export class RegistryKeys {
         return a === 'leader' && b === undefined ? { kind: 'leader' } : undefined;
       case 'services':
         return b === undefined ? undefined : { kind: 'service', service: a, instance: b };
+      case 'claims':
+        return b === undefined ? { kind: 'claim', unit: asUnitName(a) } : undefined;
       default:
         return undefined;
     }

@@ -730,6 +730,36 @@ export class KvRegistry implements Registry {
     );
   }
 
+  // ——— run claims ———
+
+  async claimUnit(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    unit: UnitName,
+    machine: MachineId,
+  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly holder: MachineId }> {
+    const key = this.keys.claim(unit);
+    const value = encodeValue('claim', { v: 1, machine, since: new Date(this.#clock.now()).toISOString() });
+    const res = await this.#kv.txn({
+      compare: [{ target: 'version', key, op: '==', version: 0 }],
+      success: [{ kind: 'put', key, value, lease: lease.leaseId }],
+      failure: [{ kind: 'range', key }],
+    });
+    if (res.succeeded) return { ok: true };
+    const holder = firstKv(res);
+    if (holder === undefined) return this.claimUnit(lease, unit, machine); // released meanwhile
+    if (holder.lease === lease.leaseId) return { ok: true };
+    const decoded = decodeValue('claim', key, holder.value);
+    return { ok: false, holder: asMachineId(decoded.ok ? decoded.value.machine : '?') };
+  }
+
+  async releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void> {
+    const key = this.keys.claim(unit);
+    await this.#kv.txn({
+      compare: [{ target: 'lease', key, op: '==', lease: lease.leaseId }],
+      success: [{ kind: 'delete', key }],
+    });
+  }
+
   // ——— statuses ———
 
   async putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision> {

@@ -270,6 +270,22 @@ export interface Registry {
     onChange: (set: WatchedSet<Assignment>) => void,
   ): Promise<Subscription>;
 
+  // ——— run claims (agents): mutual exclusion of a non-global unit across machines ———
+  /**
+   * Claims the right to run `unit` on `machine`, bound to `lease` (the machine's membership): an
+   * agent starts a non-global unit only while it holds its claim, and releases it once the unit
+   * has stopped, so no unit ever runs on two machines, whatever the timing of plans, watches and
+   * stops. A dead host's claims die with its lease; a cut-off host stops its units before its lease
+   * can expire (self-fencing). Idempotent for the holder's lease. Returns the holder otherwise.
+   */
+  claimUnit(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    unit: UnitName,
+    machine: MachineId,
+  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly holder: MachineId }>;
+  /** Releases the claim if `lease` holds it (a no-op otherwise). */
+  releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void>;
+
   // ——— statuses (agents; bound to their membership lease) ———
   putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision>;
   deleteStatus(unit: UnitName, machine: MachineId): Promise<void>;

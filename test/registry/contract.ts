@@ -736,6 +736,27 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       await term.resign();
     }),
   );
+
+  test(
+    'run claims: one holder at a time, idempotent for the holder, released by it or with its lease',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: TEST_LEASE });
+      const m1 = await r.register(machine('m1'));
+      const m2 = await r.register(machine('m2'));
+      const u = asUnitName('db.service');
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: true });
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: true }, 'idempotent');
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: false, holder: asMachineId('m1') });
+      await r.releaseUnit(m2, u); // not the holder: no effect
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: false, holder: asMachineId('m1') });
+      await r.releaseUnit(m1, u);
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: true });
+      // The holder's lease ends (a dead host): its claim goes with it.
+      await m2.close();
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: true });
+      await m1.close();
+    }),
+  );
 }
 
 /** Polls `cond`, letting time pass between tries, until it holds or `budgetMs` of time passed. */

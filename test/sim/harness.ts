@@ -180,6 +180,7 @@ class SimHost {
       startDelayMs: o.startDelayMs,
       stopDelayMs: o.stopDelayMs,
       onActivity: sim.activityHook,
+      isGlobal: (hash) => sim.isGlobalHash(hash),
     });
   }
 
@@ -555,6 +556,11 @@ export class Simulation {
   }
 
   // ——— invariants ———
+
+  /** Whether a unit file (by hash) is global: the light agents take no run claim for those. */
+  isGlobalHash(hash: UnitHash): boolean {
+    return this.#catalog.get(hash)?.placement.global === true;
+  }
 
   readonly activityHook: ActivityHook = (e) => {
     this.activity.push({ at: this.now, kind: e.kind, unit: e.unit, machine: e.machine, why: e.why });

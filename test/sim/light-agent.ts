@@ -38,6 +38,8 @@ export interface LightAgentDeps {
   readonly startDelayMs: number;
   readonly stopDelayMs: number;
   readonly onActivity: ActivityHook;
+  /** Global units run everywhere and take no run claim. */
+  readonly isGlobal: (hash: UnitHash) => boolean;
 }
 
 export class LightAgent {
@@ -47,6 +49,10 @@ export class LightAgent {
   #sub: Subscription | undefined;
   #tick: Timer | undefined;
   #dead = false;
+  /** Run claims this host holds (or is acquiring): a non-global unit starts only under its claim. */
+  readonly #claims = new Set<UnitName>();
+  readonly #claiming = new Set<UnitName>();
+  #claimLease: string | undefined;
   /** True while fenced: nothing runs until a live membership is renewed again. */
   fenced = true;
   fences = 0;
@@ -129,8 +135,50 @@ export class LightAgent {
     }
     for (const a of want.values()) {
       // A unit still stopping here starts again once it has stopped (see #gone).
-      if (!this.procs.has(a.unit)) this.#start(a);
+      if (!this.procs.has(a.unit)) this.#claimThenStart(a);
     }
+    // Claims of units no longer running here go back (the real agent's rule too).
+    for (const unit of [...this.#claims]) {
+      if (!this.procs.has(unit) && !want.has(unit) && !this.#claiming.has(unit)) this.#release(unit);
+    }
+  }
+
+  /** The real agent's rule: a non-global unit starts only once this host holds its run claim. */
+  #claimThenStart(a: Assignment): void {
+    if (this.#d.isGlobal(a.hash)) return this.#start(a);
+    const m = this.#d.membership();
+    if (m === undefined) return;
+    if (m.leaseId !== this.#claimLease) {
+      // Claims live on the membership lease: a new lease holds none of the old ones.
+      this.#claims.clear();
+      this.#claimLease = m.leaseId;
+    }
+    if (this.#claims.has(a.unit)) return this.#start(a);
+    if (this.#claiming.has(a.unit)) return;
+    this.#claiming.add(a.unit);
+    this.#d.registry
+      .claimUnit(m, a.unit, this.#d.machine)
+      .then((res) => {
+        this.#claiming.delete(a.unit);
+        if (!res.ok || this.#dead) return;
+        this.#claims.add(a.unit);
+        this.#reconcile();
+      })
+      .catch(() => this.#claiming.delete(a.unit));
+  }
+
+  /** Kept in `#claims` until etcd confirms, so a release that fails is retried by the next pass. */
+  #release(unit: UnitName): void {
+    const m = this.#d.membership();
+    if (m === undefined || m.leaseId !== this.#claimLease) {
+      this.#claims.delete(unit); // that lease and its claims are gone
+      return;
+    }
+    if (this.#dead) return;
+    this.#d.registry
+      .releaseUnit(m, unit)
+      .then(() => this.#claims.delete(unit))
+      .catch(() => undefined);
   }
 
   #start(a: Assignment): void {
@@ -151,6 +199,7 @@ export class LightAgent {
       p.timer = undefined;
       this.#gone(p, why);
       this.#report(p, 'inactive', 'dead');
+      if (!this.#d.isGlobal(p.hash)) this.#release(p.unit);
       this.#reconcile();
     });
   }
