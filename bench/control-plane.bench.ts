@@ -50,6 +50,7 @@ async function harness(prefix: string): Promise<Harness> {
           `${ROOT}bin/fleetd.js`,
           ...['--etcd-endpoints', etcd.endpoint, '--etcd-key-prefix', prefix, '--machine-id', id],
           ...['--public-ip', '127.0.0.1', '--metadata', metadata, '--state-dir', dir],
+          ...['--api-socket', join(dir, 'fleetd.sock'), '--runtime', 'process'],
           ...['--lease-ttl-ms', String(ttlMs), '--log-level', 'warn'],
         ],
         { stdio: ['ignore', 'ignore', 'inherit'] },

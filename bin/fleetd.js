@@ -13,4 +13,5 @@ try {
   );
   process.exit(1);
 }
-process.exitCode = await main.run(process.argv.slice(2));
+// A daemon exits when run() returns (stopped, or failed to start), whatever handles remain open.
+process.exit(await main.run(process.argv.slice(2)));

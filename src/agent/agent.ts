@@ -91,6 +91,8 @@ export interface AgentDeps {
   readonly readFile?: (path: string) => string | undefined;
   /** Default containerConfigFromSpec (the Docker runtime's). */
   readonly containerConfig?: ContainerConfigBuilder;
+  /** Cluster-wide variables every unit gets (e.g. FLEETTS_ETCD_ENDPOINTS for sidekicks). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 type ParsedSpec = { readonly kind: 'ok'; readonly spec: UnitSpec } | Extract<DesiredSpec, { kind: 'error' }>;
@@ -138,6 +140,7 @@ export class Agent {
       machine: deps.machine,
       hostname: deps.hostname ?? osHostname(),
       bootId: deps.bootId ?? readBootId(),
+      environment: deps.environment ?? {},
     };
   }
 

@@ -11,6 +11,8 @@ export interface HostFacts {
   readonly hostname: string;
   /** %b: /proc/sys/kernel/random/boot_id without dashes (systemd's form). */
   readonly bootId: string;
+  /** Cluster-wide variables (etcd endpoints and key prefix for sidekicks, the API endpoint). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /** Every specifier, unit-derived and host-derived. */
@@ -26,6 +28,7 @@ export function metadataVariable(key: string): string {
 /** The base environment of every unit; its own Environment=/EnvironmentFile= override it. */
 export function unitBaseEnvironment(unit: UnitName, host: HostFacts): Record<string, string> {
   const env: Record<string, string> = {
+    ...host.environment,
     FLEETTS_MACHINE_ID: host.machine.id,
     FLEETTS_MACHINE_IP: host.machine.ip,
     FLEETTS_UNIT: unit,

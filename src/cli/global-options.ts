@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
+import { readDevContext } from '../dev/context.js';
 import { parseEndpoint } from '../api/http-transport.js';
 import { DEFAULT_API_ENDPOINT } from '../api/serve-api.js';
 import { ApiClient } from './client.js';
@@ -11,7 +12,7 @@ import type { Output } from './output.js';
 export const DEFAULT_REQUEST_TIMEOUT_S = 10;
 
 export interface GlobalOptions {
-  readonly endpoint: string;
+  readonly endpoint?: string;
   readonly requestTimeout: string;
   readonly caFile?: string;
   readonly certFile?: string;
@@ -23,9 +24,11 @@ export interface GlobalOptions {
 export function addGlobalOptions(program: Command): void {
   program
     .addOption(
-      new Option('--endpoint <url>', 'the fleetd API: unix:///path/to/fleetd.sock or http(s)://host:port')
-        .env('FLEETTS_ENDPOINT')
-        .default(DEFAULT_API_ENDPOINT),
+      new Option(
+        '--endpoint <url>',
+        `the fleetd API: unix:///path/to/fleetd.sock or http(s)://host:port (default: the dev cluster's, ` +
+          `from \`fleetts dev up\`, else ${DEFAULT_API_ENDPOINT})`,
+      ).env('FLEETTS_ENDPOINT'),
     )
     .addOption(
       new Option('--request-timeout <seconds>', 'give up on a request after this many seconds').default(
@@ -54,7 +57,8 @@ export async function clientFromOptions(
   output: Output,
   signal: AbortSignal | undefined,
 ): Promise<ApiClient> {
-  const endpoint = parseEndpoint(opts.endpoint);
+  // As kind sets the kubectl context: `fleetts dev up` leaves its endpoint for plain commands.
+  const endpoint = parseEndpoint(opts.endpoint ?? readDevContext() ?? DEFAULT_API_ENDPOINT);
   const seconds = Number(opts.requestTimeout);
   if (!Number.isFinite(seconds) || seconds <= 0)
     throw new UsageError(

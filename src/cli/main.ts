@@ -12,6 +12,9 @@ import { type Output, processOutput } from './output.js';
 import { registerTargetCommands } from './target-commands.js';
 import { registerUnitInfoCommands } from './unit-info-commands.js';
 import { registerVerify } from './verify.js';
+import { registerAnnounce } from './announce.js';
+import { registerDev } from './dev.js';
+import { registerUpstream } from './upstream.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
@@ -72,6 +75,9 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerListCommands(program, ctx);
   registerUnitInfoCommands(program, ctx);
   registerVerify(program, ctx);
+  registerAnnounce(program, ctx);
+  registerUpstream(program, ctx);
+  registerDev(program, ctx);
   return program;
 }
 

@@ -64,15 +64,55 @@ export const configSchema = z
       .min(2_000, 'must be at least 2000 (etcd grants leases in whole seconds)')
       .default(DEFAULT_LEASE_TTL_MS),
     stateDir: z.string().min(1).default('/var/lib/fleetts'),
+    apiSocket: z.string().min(1).default('/run/fleetts/fleetd.sock'),
+    apiListen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (example: 0.0.0.0:4003)')
+      .optional(),
+    apiToken: z
+      .string()
+      .min(16, 'must be at least 16 characters (generate one with: openssl rand -hex 24)')
+      .optional(),
+    apiTokenFile: z.string().min(1).optional(),
+    apiTlsCert: z.string().min(1).optional(),
+    apiTlsKey: z.string().min(1).optional(),
+    apiTlsClientCa: z.string().min(1).optional(),
+    runtime: z
+      .enum(['auto', 'process', 'docker'], { error: 'must be auto, process or docker' })
+      .default('auto'),
+    dockerHost: z.string().min(1).optional(),
+    fencePolicy: z.enum(['stop', 'keep-running'], { error: 'must be stop or keep-running' }).default('stop'),
+    fenceAfterMs: duration.optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.fenceAfterMs !== undefined && c.fenceAfterMs >= c.leaseTtlMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fenceAfterMs'],
+        message: `must be shorter than lease-ttl-ms (${c.leaseTtlMs}) so units stop before the lease can expire`,
+      });
+    }
+    if ((c.apiTlsCert === undefined) !== (c.apiTlsKey === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['apiTlsCert'],
+        message: 'api-tls-cert and api-tls-key go together',
+      });
+    }
+  });
 
 export type DaemonConfig = z.infer<typeof configSchema>;
 export type ConfigInput = Partial<Record<keyof DaemonConfig, unknown>>;
 
 /** Setting name ↔ flag/env/file spelling: `etcdEndpoints` ↔ `--etcd-endpoints`, FLEETTS_ETCD_ENDPOINTS, etcd_endpoints. */
 export const SETTINGS = Object.keys(configSchema.shape) as (keyof DaemonConfig)[];
+
+/** The self-fencing deadline: 70 % of the lease TTL unless set (3.5 s for the default 5 s). */
+export function fenceAfterMsOf(config: DaemonConfig): number {
+  return config.fenceAfterMs ?? Math.round(config.leaseTtlMs * 0.7);
+}
 export const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 export const envName = (key: string): string => 'FLEETTS_' + kebab(key).replace(/-/g, '_').toUpperCase();
 

@@ -1,16 +1,21 @@
 // The composition root of one host's daemon: the only place that constructs real adapters. It
-// keeps the host's membership in etcd (re-registering after a loss) and runs the engine.
+// serves the API, keeps the host's membership in etcd (re-registering after a loss), runs the
+// engine (leader-elected) and the agent (this host's units on the process and Docker runtimes).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/logger.js';
-import { FleetError } from '../lib/errors.js';
-import { VERSION } from '../lib/version.js';
+import { dirname, join } from 'node:path';
+import { Agent } from '../agent/agent.js';
+import { createPeerClient } from '../api/peer-client.js';
+import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
+import type { Clock } from '../lib/clock.js';
+import { FleetError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { VERSION } from '../lib/version.js';
 import type { Membership, Registry } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
-import type { DaemonConfig } from './config.js';
+import type { ProcessUnitConfig, Runtime } from '../runtime/runtime.js';
+import { fenceAfterMsOf, type DaemonConfig } from './config.js';
 
 export interface FleetdDeps {
   readonly config: DaemonConfig;
@@ -19,6 +24,12 @@ export interface FleetdDeps {
   readonly log: Logger;
   readonly machineId: string;
   readonly publicIp: string;
+  readonly runtimes: { readonly process: Runtime<ProcessUnitConfig>; readonly container?: Runtime };
+  /** The API's TCP token and TLS files, already read (main.ts reads the files). */
+  readonly api?: {
+    readonly token?: string;
+    readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string };
+  };
 }
 
 /** Keepalive period: a third of the TTL at most, and about every second with the default TTL. */
@@ -31,13 +42,16 @@ export class Fleetd {
   readonly #stop = new AbortController();
   readonly machineId: MachineId;
   readonly engine: Engine;
+  readonly agent: Agent;
+  #api: ApiServer | undefined;
   #membership: Membership | undefined;
   #running: Promise<void> | undefined;
 
   constructor(deps: FleetdDeps) {
     this.#deps = deps;
+    const { config } = deps;
     this.machineId = asMachineId(deps.machineId);
-    const lease = { ttlMs: deps.config.leaseTtlMs, keepaliveMs: keepaliveMsFor(deps.config.leaseTtlMs) };
+    const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({
       registry: deps.registry,
       clock: deps.clock,
@@ -45,23 +59,45 @@ export class Fleetd {
       candidate: deps.machineId,
       lease,
     });
+    this.agent = new Agent({
+      registry: deps.registry,
+      runtimes: deps.runtimes,
+      machine: { id: this.machineId, ip: deps.publicIp, metadata: config.metadata },
+      getMembership: () => this.membership,
+      clock: deps.clock,
+      log: deps.log.child({ component: 'agent' }),
+      fencing: { policy: config.fencePolicy, deadlineMs: fenceAfterMsOf(config) },
+      // Sidekicks (`fleetts announce`, `fleetts upstream`) reach etcd and this host's API with these.
+      environment: {
+        FLEETTS_ETCD_ENDPOINTS: config.etcdEndpoints.join(','),
+        FLEETTS_ETCD_KEY_PREFIX: config.etcdKeyPrefix,
+        FLEETTS_ENDPOINT: `unix://${config.apiSocket}`,
+      },
+    });
   }
 
+  /** The live membership, or undefined while this host is not registered. */
   get membership(): Membership | undefined {
-    return this.#membership;
+    const m = this.#membership;
+    return m === undefined || m.signal.aborted ? undefined : m;
+  }
+
+  get apiServer(): ApiServer | undefined {
+    return this.#api;
   }
 
   /**
-   * Registers this host (retrying once after one TTL when the id is held: that may be this host's
-   * own previous fleetd, killed before its lease expired) and starts the engine. Throws FleetError
-   * `machine_id_taken` when another live fleetd holds the id.
+   * Serves the API, registers this host (retrying once after one TTL when the id is held: that may
+   * be this host's own previous fleetd, killed before its lease expired), then starts the engine
+   * and the agent. Throws FleetError `machine_id_taken` when another live fleetd holds the id.
    */
   async start(): Promise<void> {
     const { log, clock, config } = this.#deps;
+    this.#api = await this.#serveApi();
     try {
       this.#membership = await this.#register();
     } catch (err) {
-      if (!isRegistryError(err, 'machine_id_taken')) throw err;
+      if (!isRegistryError(err, 'machine_id_taken')) throw await this.#abortStart(err);
       log.warn(
         { event: 'fleetd.machine_id_held', machine: this.machineId },
         err.message + '; waiting one lease TTL',
@@ -70,11 +106,13 @@ export class Fleetd {
       try {
         this.#membership = await this.#register();
       } catch (again) {
-        if (!isRegistryError(again, 'machine_id_taken')) throw again;
-        throw new FleetError(
-          'machine_id_taken',
-          `machine id ${this.machineId} is used by another running fleetd; ` +
-            `give each host its own id (--machine-id, or a distinct /etc/machine-id)`,
+        if (!isRegistryError(again, 'machine_id_taken')) throw await this.#abortStart(again);
+        throw await this.#abortStart(
+          new FleetError(
+            'machine_id_taken',
+            `machine id ${this.machineId} is used by another running fleetd; ` +
+              `give each host its own id (--machine-id, or a distinct /etc/machine-id)`,
+          ),
         );
       }
     }
@@ -88,7 +126,58 @@ export class Fleetd {
       `registered as machine ${this.machineId}`,
     );
     this.engine.start();
+    await this.agent.start();
     this.#running = this.#keepMembership();
+  }
+
+  async #abortStart(err: unknown): Promise<unknown> {
+    await this.#api?.close().catch(() => undefined);
+    return err;
+  }
+
+  async #serveApi(): Promise<ApiServer> {
+    const { config, registry, clock, log } = this.#deps;
+    const token = this.#deps.api?.token;
+    const tls = this.#deps.api?.tls;
+    await mkdir(dirname(config.apiSocket), { recursive: true });
+    let tcp: { host: string; port: number; token?: string; tls?: typeof tls } | undefined;
+    if (config.apiListen !== undefined) {
+      const i = config.apiListen.lastIndexOf(':');
+      tcp = {
+        host: config.apiListen.slice(0, i).replace(/^\[|\]$/g, ''),
+        port: Number(config.apiListen.slice(i + 1)),
+        ...(token === undefined ? {} : { token }),
+        ...(tls === undefined ? {} : { tls }),
+      };
+    }
+    return serveApi(
+      {
+        registry,
+        machineId: this.machineId,
+        local: this.agent,
+        peers: createPeerClient({
+          ...(token === undefined ? {} : { token }),
+          ...(tls === undefined
+            ? {}
+            : { tls: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), cert: tls.cert, key: tls.key } }),
+        }),
+        registered: () => this.membership !== undefined,
+        clock,
+        log: log.child({ component: 'api' }),
+        ...(token === undefined ? {} : { auth: { kind: 'token' as const, token } }),
+      },
+      { socketPath: config.apiSocket, tcp },
+    );
+  }
+
+  /** Where peers reach this host's API: its TCP address, else its unix socket (one-machine clusters). */
+  #apiAddress(): string {
+    const { config, publicIp } = this.#deps;
+    if (config.apiListen === undefined) return `unix://${config.apiSocket}`;
+    const port = this.#api?.tcpAddress?.split(':').at(-1) ?? config.apiListen.split(':').at(-1);
+    const scheme = this.#deps.api?.tls === undefined ? 'http' : 'https';
+    const host = publicIp.includes(':') ? `[${publicIp}]` : publicIp;
+    return `${scheme}://${host}:${port}`;
   }
 
   async #register(): Promise<Membership> {
@@ -99,6 +188,7 @@ export class Fleetd {
         id: this.machineId,
         ip: publicIp,
         metadata: config.metadata,
+        apiAddress: this.#apiAddress(),
         version: VERSION,
         startedAt: new Date(this.#deps.clock.now()).toISOString(),
       },
@@ -138,7 +228,7 @@ export class Fleetd {
   async #keepMembership(): Promise<void> {
     const { log, clock } = this.#deps;
     const stop = this.#stop.signal;
-    let retryMs = 500;
+    let retryMs = 250;
     while (!stop.aborted) {
       const m = this.#membership;
       if (m !== undefined) {
@@ -157,26 +247,30 @@ export class Fleetd {
       }
       try {
         this.#membership = await this.#register();
-        retryMs = 500;
+        retryMs = 250;
         log.info({ event: 'fleetd.rejoined', machine: this.machineId }, 'rejoined the cluster');
       } catch (err) {
         log.warn({ event: 'fleetd.rejoin_failed', err: (err as Error).message }, 'rejoin failed; retrying');
         await clock.sleep(retryMs, stop).catch(() => undefined);
-        retryMs = Math.min(retryMs * 2, 5_000);
+        retryMs = Math.min(retryMs * 2, 2_000);
       }
     }
   }
 
   /**
-   * Shutdown for a restart or upgrade: hands engine leadership over at once, and releases (does not
-   * revoke) the membership lease, so a fleetd started again within the TTL resumes it and adopts
-   * its units; if none comes back, the lease expires and the engine moves the units.
-   * With `leave`, the lease is revoked instead: the cluster sees the host gone at once.
+   * Shutdown for a restart or upgrade: hands engine leadership over at once, leaves the units
+   * running under their supervisors, and releases (does not revoke) the membership lease, so a
+   * fleetd started again within the fencing deadline resumes it and adopts its units; if none comes
+   * back, the supervisors stop the units at the deadline and the lease expires (DESIGN invariant 1).
+   * With `leave`, the host leaves the cluster: its units are stopped, then its lease is revoked
+   * so the engine moves them at once.
    */
   async stop(options: { leave?: boolean } = {}): Promise<void> {
     this.#stop.abort(new Error('fleetd stopping'));
     await this.engine.stop();
+    await this.agent.stop({ stopUnits: options.leave === true });
     await this.#running;
+    await this.#api?.close().catch(() => undefined);
     if (options.leave === true) await this.#membership?.close().catch(() => undefined);
     else this.#membership?.release();
     await this.#deps.registry.close();

@@ -18,7 +18,11 @@ import {
   type ConfigSource,
   type DaemonConfig,
 } from './config.js';
-import { Fleetd } from './fleetd.js';
+import { Fleetd, type FleetdDeps } from './fleetd.js';
+import Dockerode from 'dockerode';
+import type { Logger } from '../lib/logger.js';
+import { DockerRuntime } from '../runtime/docker-runtime.js';
+import { ProcessRuntime } from '../runtime/process-runtime.js';
 import { resolveMachineId, resolvePublicIp } from './host-identity.js';
 
 const HELP: Record<keyof DaemonConfig, string> = {
@@ -35,6 +39,19 @@ const HELP: Record<keyof DaemonConfig, string> = {
   leaseTtlMs: 'membership lease TTL in ms: a dead host is noticed after about this long',
   stateDir: 'where fleetd keeps its state (machine id, unit logs, supervisors)',
   logLevel: 'log level (fatal, error, warn, info, debug, trace, silent)',
+  apiSocket: "the API's unix socket (mode 0660), what `fleetts` talks to on this host",
+  apiListen:
+    'also serve the API on TCP host:port (needs --api-token or TLS client certificates off loopback)',
+  apiToken: 'bearer token required on the TCP API (and used to reach peers)',
+  apiTokenFile: 'file holding the API token',
+  apiTlsCert: 'TLS certificate (PEM) of the TCP API',
+  apiTlsKey: 'TLS key (PEM) of the TCP API',
+  apiTlsClientCa: 'CA (PEM) that client certificates of the TCP API must be signed by',
+  runtime:
+    'how [Container] units run: docker, process (no Docker on this host), or auto (Docker if it answers)',
+  dockerHost: 'the Docker daemon (default DOCKER_HOST, else unix:///var/run/docker.sock)',
+  fencePolicy: 'when cut off from etcd: stop units (default) or keep-running (may run a unit twice)',
+  fenceAfterMs: 'stop units after this long without a lease renewal (default 70 % of the lease TTL)',
 };
 
 export async function run(argv: readonly string[]): Promise<number> {
@@ -124,7 +141,17 @@ async function serve(config: DaemonConfig): Promise<number> {
       ? {}
       : { auth: { username: config.etcdUsername, password: config.etcdPassword ?? '' } }),
   });
-  const daemon = new Fleetd({ config, registry, clock: systemClock, log, machineId, publicIp });
+  const runtimes = await buildRuntimes(config, machineId, log);
+  const daemon = new Fleetd({
+    config,
+    registry,
+    clock: systemClock,
+    log,
+    machineId,
+    publicIp,
+    runtimes,
+    api: await readApiSecrets(config),
+  });
 
   let stopping: Promise<void> | undefined;
   const stopped = new Promise<void>((resolve) => {
@@ -144,4 +171,70 @@ async function serve(config: DaemonConfig): Promise<number> {
   await stopped;
   log.info({ event: 'fleetd.stopped' }, 'fleetd stopped');
   return 0;
+}
+
+async function buildRuntimes(
+  config: DaemonConfig,
+  machineId: string,
+  log: Logger,
+): Promise<FleetdDeps['runtimes']> {
+  const process = new ProcessRuntime({
+    stateDir: config.stateDir,
+    log: (event, fields) => log.debug({ event, ...fields }, event),
+  });
+  if (config.runtime === 'process') return { process };
+  const dockerHost =
+    config.dockerHost ?? globalThis.process.env['DOCKER_HOST'] ?? 'unix:///var/run/docker.sock';
+  if (!dockerHost.startsWith('unix://')) {
+    throw new UsageError(`docker-host ${dockerHost}: only unix:// sockets are supported`);
+  }
+  const socketPath = dockerHost.slice('unix://'.length);
+  const container = new DockerRuntime({
+    machine: machineId,
+    socketPath,
+    log: (event, fields) => log.debug({ event, ...fields }, event),
+  });
+  try {
+    await new Dockerode({ socketPath }).ping();
+  } catch (err) {
+    if (config.runtime === 'docker') {
+      throw new UsageError(
+        `runtime docker: the Docker daemon at ${dockerHost} does not answer (${(err as Error).message}); start dockerd or use --runtime process`,
+      );
+    }
+    log.info(
+      { event: 'fleetd.no_docker', dockerHost },
+      `no Docker at ${dockerHost}: [Container] units cannot run on this host`,
+    );
+    return { process };
+  }
+  return { process, container };
+}
+
+async function readApiSecrets(config: DaemonConfig): Promise<NonNullable<FleetdDeps['api']>> {
+  const read = async (what: string, path: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+  };
+  const token =
+    config.apiToken ??
+    (config.apiTokenFile === undefined
+      ? undefined
+      : (await read('api-token-file', config.apiTokenFile)).trim());
+  const tls =
+    config.apiTlsCert === undefined || config.apiTlsKey === undefined
+      ? undefined
+      : {
+          cert: await read('api-tls-cert', config.apiTlsCert),
+          key: await read('api-tls-key', config.apiTlsKey),
+          ...(config.apiTlsClientCa === undefined
+            ? {}
+            : { ca: await read('api-tls-client-ca', config.apiTlsClientCa) }),
+        };
+  return { ...(token === undefined ? {} : { token }), ...(tls === undefined ? {} : { tls }) };
 }
