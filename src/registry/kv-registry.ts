@@ -541,9 +541,20 @@ export class KvRegistry implements Registry {
         for (const [key, c] of own) current.machines.set(key, c);
         continue;
       }
-      for (const part of chunks(ops, max)) {
+      // A unit with more changes than one txn holds (a global unit on many machines): each part
+      // carries the compares of the machines it touches; 2 compares go to the fence and the unit.
+      for (const part of chunks(ops, own.size > 0 ? max - 2 : max)) {
         flush();
-        current = { units: [unit], ops: [...part], machines: new Map(own) };
+        const touched = new Set<string>();
+        for (const op of part) {
+          const parsed = this.keys.parse(op.key);
+          if (parsed?.kind === 'assignment') touched.add(this.keys.machine(parsed.machine));
+        }
+        current = {
+          units: [unit],
+          ops: [...part],
+          machines: new Map([...own].filter(([key]) => touched.has(key))),
+        };
       }
     }
     flush();

@@ -171,6 +171,8 @@ test('a unit runs with its environment and specifiers; is reported, replaced, an
   await waitFor('web@7 status deleted', async () => (await c.status('web@7.unit')) === undefined);
   await waitFor('web@7 process gone', () => !pidAlive(pid2));
   await waitFor('web@7 forgotten by the runtime', async () => (await runtime.list()).length === 0);
+  // The agent's own view follows on its next pass.
+  await waitFor('web@7 forgotten by the agent', () => agent.status(asUnitName('web@7.unit')) === undefined);
   t.is(agent.status(asUnitName('web@7.unit')), undefined);
 });
 

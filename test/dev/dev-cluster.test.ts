@@ -243,6 +243,9 @@ test.serial('the CLI: status, env, HOST errors and up on a running cluster', asy
       pollMs: 100,
     };
     const program = buildProgram(ctx);
+    // Replace the stock `dev` command by one writing this test's context file.
+    const stock = program.commands.findIndex((c) => c.name() === 'dev');
+    if (stock >= 0) (program.commands as unknown[]).splice(stock, 1);
     registerDev(program, ctx, { contextFile });
     try {
       await program.parseAsync(argv, { from: 'user' });
