@@ -8,8 +8,7 @@ import { UsageError } from '../lib/errors.js';
 import { buildApp, type ApiApp, type ApiDeps, type ApiTls } from './build-app.js';
 
 /** Where fleetd listens, and where fleetts looks, by default (fleet used /var/run/fleet.sock). */
-export const DEFAULT_API_SOCKET = '/run/fleetts/fleetd.sock';
-export const DEFAULT_API_ENDPOINT = `unix://${DEFAULT_API_SOCKET}`;
+export { DEFAULT_API_ENDPOINT, DEFAULT_API_SOCKET } from './defaults.js';
 
 export interface TcpListenOptions {
   readonly host: string;

@@ -87,7 +87,7 @@ Examples:
       const env = deps.env ?? process.env;
       const settings = announceSettings(flags, env, defaultHostname(deps));
       const log = commandLogger(flags, deps, 'fleetts-announce');
-      const registry = openRegistry(flags, env);
+      const registry = await openRegistry(flags, env);
       const stop = stopSignal(deps, ctx.signal);
       try {
         const announcer = new Announcer({

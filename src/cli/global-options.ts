@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
 import { readDevContext } from '../dev/context.js';
 import { parseEndpoint } from '../api/http-transport.js';
-import { DEFAULT_API_ENDPOINT } from '../api/serve-api.js';
+import { DEFAULT_API_ENDPOINT } from '../api/defaults.js';
 import { ApiClient } from './client.js';
 import type { Output } from './output.js';
 

@@ -100,7 +100,7 @@ Examples:
       const render = await renderOptions(flags);
       const debounceMs = durationFlag('--debounce', flags.debounce, 0);
       const log = commandLogger(flags, deps, 'fleetts-upstream');
-      const registry = openRegistry(flags, env);
+      const registry = await openRegistry(flags, env);
       const stop = stopSignal(deps, ctx.signal);
       try {
         const sink = new NginxSink({

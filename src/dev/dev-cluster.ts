@@ -10,7 +10,6 @@ import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Clock } from '../lib/clock.js';
-import { createEtcdRegistry } from '../registry/etcd-registry.js';
 import { clearDevContext, devContextPath, writeDevContext } from './context.js';
 import { DevError } from './dev-error.js';
 import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
@@ -626,6 +625,8 @@ export class DevCluster {
 
   /** machine id → registered IP, or undefined when etcd does not answer in time. */
   async #registeredMachines(plan: ClusterPlan, timeoutMs: number): Promise<Map<string, string> | undefined> {
+    // Loaded here only: the CLI's start-up does not pay for the etcd client.
+    const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
     const registry = createEtcdRegistry({ endpoints: [plan.etcd.loopbackUrl], requestTimeoutMs: timeoutMs });
     try {
       const set = await registry.listMachines();
