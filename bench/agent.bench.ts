@@ -151,7 +151,7 @@ function supervisorsMemory(): { count: number; rssMb: number; pssMb: number } {
 }
 
 async function idle(): Promise<string> {
-  const UNITS = 500;
+  const UNITS = Number(process.env['BENCH_IDLE_UNITS'] ?? 500);
   const IDLE_S = 30;
   const h = await host('process');
   try {
@@ -161,7 +161,11 @@ async function idle(): Promise<string> {
     const t0 = performance.now();
     await until(
       `${UNITS} units active`,
-      async () => ((await h.registry.listStatuses()).items.filter((s) => s.active === 'active').length === UNITS ? true : undefined),
+      async () => {
+        const active = (await h.registry.listStatuses()).items.filter((s) => s.active === 'active').length;
+        process.stderr.write(`\r${active}/${UNITS} active`);
+        return active === UNITS ? true : undefined;
+      },
       600_000,
       1_000,
     );
