@@ -36,6 +36,8 @@ import { unitBaseEnvironment, unitSpecifiers, type HostFacts } from './unit-envi
 /** Watches wake the agent; this only backs them up. */
 export const DEFAULT_AGENT_RESYNC_MS = 30_000;
 /** After a runtime operation failed (the runtime itself could not act), try again after this. */
+/** Units started at once; the rest queue (they are busy, so passes leave them alone). */
+const MAX_CONCURRENT_STARTS = 8;
 /** How soon a start that waits for another machine's run claim is tried again. */
 const CLAIM_RETRY_MS = 250;
 const RETRY_MS = 2_000;
@@ -368,6 +370,9 @@ export class Agent {
     const op = (async (): Promise<void> => {
       let ok = true;
       let progressed = true;
+      // Starts take a slot (a burst of 500 must not flood etcd and the host); stops never wait.
+      const limited = action.kind === 'start' || action.kind === 'replace';
+      if (limited) await this.#acquireStartSlot();
       try {
         progressed = (await this.#act(action)) !== 'waiting';
       } catch (err) {
@@ -378,6 +383,7 @@ export class Agent {
           `${action.kind} ${unit} failed: ${(err as Error).message}; retrying in ${RETRY_MS} ms`,
         );
       } finally {
+        if (limited) this.#releaseStartSlot();
         this.#busy.delete(unit);
       }
       if (this.#fenced !== undefined) void this.#fenceNow();
@@ -386,6 +392,21 @@ export class Agent {
       else if (!ok) this.#d.clock.setTimer(RETRY_MS, () => this.#wake.trigger());
     })();
     this.#busy.set(unit, op);
+  }
+
+  #startsInFlight = 0;
+  readonly #startQueue: (() => void)[] = [];
+
+  async #acquireStartSlot(): Promise<void> {
+    if (this.#startsInFlight >= MAX_CONCURRENT_STARTS) {
+      await new Promise<void>((resolve) => this.#startQueue.push(resolve));
+    }
+    this.#startsInFlight++;
+  }
+
+  #releaseStartSlot(): void {
+    this.#startsInFlight--;
+    this.#startQueue.shift()?.();
   }
 
   async #act(action: Exclude<Action, { kind: 'hold' | 'report' }>): Promise<'done' | 'waiting'> {

@@ -20,6 +20,7 @@ import {
   type IWatchResponse,
   type Watcher,
 } from 'etcd3';
+import { noop } from 'cockatiel';
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
   Compare,
@@ -53,6 +54,12 @@ export interface EtcdConnectionOptions {
 export class EtcdKv implements Kv {
   readonly maxTxnOps: number;
   readonly #client: Etcd3;
+  /**
+   * Leases (grant, keepalive, revoke) go through their own connection with no circuit breaker: a
+   * burst of data calls (500 units starting at once) must never delay a keepalive past the TTL,
+   * and a breaker opened by failed data calls must not stop renewals (the host would fence itself).
+   */
+  readonly #leaseClient: Etcd3;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #endpoints: string;
@@ -81,6 +88,11 @@ export class EtcdKv implements Kv {
     if (options.auth !== undefined)
       config.auth = { username: options.auth.username, password: options.auth.password };
     this.#client = new Etcd3(config);
+    this.#leaseClient = new Etcd3({
+      ...config,
+      grpcOptions: { 'grpc.use_local_subchannel_pool': 1 },
+      faultHandling: { host: () => noop, global: noop },
+    });
   }
 
   async range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
@@ -156,7 +168,7 @@ export class EtcdKv implements Kv {
 
   async leaseGrant(ttlSeconds: number): Promise<LeaseId> {
     const res = await this.#call('lease grant', () =>
-      this.#client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, this.#deadline()),
+      this.#leaseClient.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, this.#deadline()),
     );
     return String(res.ID);
   }
@@ -201,7 +213,7 @@ export class EtcdKv implements Kv {
   async leaseRevoke(id: LeaseId): Promise<void> {
     try {
       await this.#call('lease revoke', () =>
-        this.#client.leaseClient.leaseRevoke({ ID: id }, this.#deadline()),
+        this.#leaseClient.leaseClient.leaseRevoke({ ID: id }, this.#deadline()),
       );
     } catch (error) {
       if (error instanceof RegistryError && error.code === 'lease_lost') return;
@@ -218,6 +230,7 @@ export class EtcdKv implements Kv {
     );
     this.#keepalive = undefined;
     this.#client.close();
+    this.#leaseClient.close();
   }
 
   #deadline(): { deadline: number } {
@@ -235,7 +248,7 @@ export class EtcdKv implements Kv {
 
   #keepaliveStream(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
     if (this.#keepalive !== undefined) return this.#keepalive;
-    const opening = this.#client.leaseClient.leaseKeepAlive().then((stream) => {
+    const opening = this.#leaseClient.leaseClient.leaseKeepAlive().then((stream) => {
       stream.on('data', (res: ILeaseKeepAliveResponse) => {
         const entry = this.#waiting.get(String(res.ID))?.shift();
         if (entry === undefined) return;
