@@ -2,6 +2,7 @@
 // and that config → the body of Docker's "create container" call. Both pure; the agent calls
 // containerConfigFromSpec just before `runtime.start`, as processConfigFromServiceSpec for services.
 
+import { buildUnitEnvironment } from './unit-environment.js';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { UnitHash, UnitName } from '../cluster/types.js';
 import type {
@@ -12,7 +13,7 @@ import type {
   PullPolicy,
   VolumeMount,
 } from '../unit/container.js';
-import { expandExecArgs, parseEnvironmentFile, type ExecCommand } from '../unit/exec.js';
+import { expandExecArgs, type ExecCommand } from '../unit/exec.js';
 import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
 import type { RestartPolicy, RuntimeUnitConfigBase } from './runtime.js';
 
@@ -81,24 +82,18 @@ export function containerConfigFromSpec(input: ContainerConfigInput): ContainerC
   const { spec, specifiers } = input;
   const warnings: string[] = [];
   try {
-    const env: Record<string, string> = { ...input.baseEnv };
-    for (const [k, v] of Object.entries(spec.environment)) {
-      env[k] = expandSpecifiers(v, specifiers, { where: 'Environment=' });
-    }
-    for (const file of spec.environmentFiles) {
-      const path = expandSpecifiers(file.path, specifiers, { where: 'EnvironmentFile=' });
-      const text = input.readFile(path);
-      if (text === undefined) {
-        if (file.optional) continue;
-        return { kind: 'error', reason: `EnvironmentFile=${path}: no such file` };
-      }
-      Object.assign(
-        env,
-        parseEnvironmentFile(text, (line, message) =>
-          warnings.push(`EnvironmentFile=${path} line ${line}: ${message}`),
-        ),
-      );
-    }
+    const built = buildUnitEnvironment(
+      {
+        baseEnv: input.baseEnv,
+        environment: spec.environment,
+        environmentFiles: spec.environmentFiles,
+        specifiers,
+        readFile: input.readFile,
+      },
+      warnings,
+    );
+    if (built.kind === 'error') return built;
+    const env = built.env;
     const text = (s: string, key: string): string =>
       expandWord(expandSpecifiers(s, specifiers, { where: `${key}=` }), env);
     const words = (ws: readonly string[], key: string): string[] => {

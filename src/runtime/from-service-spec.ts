@@ -2,8 +2,9 @@
 // host's specifiers (%H %m %b), EnvironmentFile= read now, `$VAR` expansion in Exec lines. The agent
 // calls this just before `runtime.start`; a problem becomes the unit's failure reason.
 
+import { buildUnitEnvironment } from './unit-environment.js';
 import type { UnitHash, UnitName } from '../cluster/types.js';
-import { expandExecArgs, parseEnvironmentFile, type ExecCommand } from '../unit/exec.js';
+import { expandExecArgs, type ExecCommand } from '../unit/exec.js';
 import type { ServiceSpec } from '../unit/service.js';
 import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
 import type { ExecStep, ProcessUnitConfig, RestartPolicy } from './runtime.js';
@@ -29,24 +30,18 @@ export function processConfigFromServiceSpec(input: ProcessConfigInput): Process
   const { spec, specifiers } = input;
   const warnings: string[] = [];
   try {
-    const env: Record<string, string> = { ...input.baseEnv };
-    for (const [k, v] of Object.entries(spec.environment)) {
-      env[k] = expandSpecifiers(v, specifiers, { where: 'Environment=' });
-    }
-    for (const file of spec.environmentFiles) {
-      const path = expandSpecifiers(file.path, specifiers, { where: 'EnvironmentFile=' });
-      const text = input.readFile(path);
-      if (text === undefined) {
-        if (file.optional) continue;
-        return { kind: 'error', reason: `EnvironmentFile=${path}: no such file` };
-      }
-      Object.assign(
-        env,
-        parseEnvironmentFile(text, (line, message) =>
-          warnings.push(`EnvironmentFile=${path} line ${line}: ${message}`),
-        ),
-      );
-    }
+    const built = buildUnitEnvironment(
+      {
+        baseEnv: input.baseEnv,
+        environment: spec.environment,
+        environmentFiles: spec.environmentFiles,
+        specifiers,
+        readFile: input.readFile,
+      },
+      warnings,
+    );
+    if (built.kind === 'error') return built;
+    const env = built.env;
     const steps = (key: string, commands: readonly ExecCommand[]): ExecStep[] =>
       commands.map((cmd) => {
         const expanded: ExecCommand = {
