@@ -220,5 +220,12 @@ test('the web farm units say what the farm needs', (t) => {
   }
   const processWeb = specForInstance(read('examples/process/web@.unit'), 'web@1.unit');
   t.like(processWeb.run, { kind: 'service', service: { type: 'simple' } });
-  t.deepEqual(processWeb.placement.conflicts, ['web@*.unit']);
+  // One port per instance (808%i) instead of Conflicts=: on 3 hosts, a dead host's instance can
+  // then move to a host that already runs another one.
+  t.deepEqual(processWeb.placement.conflicts, []);
+  for (const path of ['examples/process/lb-upstream.unit', 'examples/process/lb-discovery.unit']) {
+    const spec = parseUnitSpec(read(path), basename(path));
+    t.deepEqual(spec.placement.machineOf, ['lb.unit'], path);
+    t.deepEqual(spec.info.bindsTo, ['lb.unit'], path);
+  }
 });

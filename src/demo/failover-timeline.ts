@@ -1,0 +1,337 @@
+// Records what the cluster does after a fault, as a person would want to read it: hosts leaving
+// and joining (machine keys), units placed and active (assignments, statuses), backends announced
+// and withdrawn (services/), the upstream file rewritten and nginx reloaded (the file on shared
+// storage, nginx's error log). Watches wake a level-triggered pass that diffs full snapshots.
+import { readFile, stat } from 'node:fs/promises';
+import type { Clock, Timer } from '../lib/clock.js';
+import type { Registry, ServiceInstance, Subscription } from '../registry/registry.js';
+import { Wakeup } from '../lib/wakeup.js';
+
+export type TimelineEvent =
+  | { readonly kind: 'power-off'; readonly host: string; readonly units: readonly string[] }
+  | { readonly kind: 'power-on'; readonly host: string }
+  | { readonly kind: 'machine-dead'; readonly host: string }
+  | { readonly kind: 'machine-joined'; readonly host: string }
+  | { readonly kind: 'placed'; readonly unit: string; readonly host: string; readonly from?: string }
+  | { readonly kind: 'active'; readonly unit: string; readonly host: string }
+  | {
+      readonly kind: 'announced';
+      readonly service: string;
+      readonly instance: string;
+      readonly address: string;
+    }
+  | {
+      readonly kind: 'withdrawn';
+      readonly service: string;
+      readonly instance: string;
+      readonly address: string;
+    }
+  | {
+      readonly kind: 'upstream-written';
+      readonly servers: readonly string[];
+      readonly added: readonly string[];
+      readonly removed: readonly string[];
+    }
+  | { readonly kind: 'nginx-reloaded'; readonly host: string }
+  | { readonly kind: 'note'; readonly text: string };
+
+export interface TimedEvent {
+  /** Wall-clock ms. */
+  readonly at: number;
+  readonly event: TimelineEvent;
+}
+
+export interface TimelineHost {
+  readonly name: string;
+  readonly machineId: string;
+  readonly ip: string;
+}
+
+export interface FailoverTimelineDeps {
+  readonly registry: Pick<Registry, 'snapshot' | 'watchCluster' | 'watchServiceInstances'>;
+  readonly clock: Clock;
+  readonly hosts: readonly TimelineHost[];
+  /** The rendered upstream file (servers are read from it). */
+  readonly upstreamFile: string;
+  /** nginx's error log on a machine (where reloads are logged). */
+  readonly nginxErrorLog: (machineId: string) => string;
+  readonly services?: readonly string[];
+  /** How often the files are polled (default 50 ms). */
+  readonly pollMs?: number;
+}
+
+interface View {
+  readonly machines: ReadonlySet<string>;
+  /** unit → machine */
+  readonly assigned: ReadonlyMap<string, string>;
+  /** `unit machine` of active statuses */
+  readonly active: ReadonlySet<string>;
+}
+
+const EMPTY_VIEW: View = { machines: new Set(), assigned: new Map(), active: new Set() };
+
+export class FailoverTimeline {
+  readonly #d: FailoverTimelineDeps;
+  readonly #events: TimedEvent[] = [];
+  readonly #wake: Wakeup;
+  readonly #stop = new AbortController();
+  readonly #subs: Subscription[] = [];
+  readonly #instances = new Map<string, Map<string, ServiceInstance>>();
+  readonly #logOffsets = new Map<string, number>();
+  readonly #listeners = new Set<() => void>();
+  #view: View = EMPTY_VIEW;
+  #wokeAt: number | undefined;
+  #servers: string[] | undefined;
+  #poll: Timer | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(deps: FailoverTimelineDeps) {
+    this.#d = deps;
+    this.#wake = new Wakeup(deps.clock);
+  }
+
+  get events(): readonly TimedEvent[] {
+    return this.#events;
+  }
+
+  /** The current view: unit → host name of its assignment. */
+  placement(): Map<string, string> {
+    return new Map([...this.#view.assigned].map(([u, m]) => [u, this.hostName(m)]));
+  }
+
+  /** Units assigned to a host (by name). */
+  unitsOn(host: string): string[] {
+    return [...this.placement()]
+      .filter(([, h]) => h === host)
+      .map(([u]) => u)
+      .sort();
+  }
+
+  isActive(unit: string): boolean {
+    const m = this.#view.assigned.get(unit);
+    return m !== undefined && this.#view.active.has(`${unit} ${m}`);
+  }
+
+  /** The servers of the upstream file as last read. */
+  get servers(): readonly string[] {
+    return this.#servers ?? [];
+  }
+
+  /** The live instances of a service: instance → address. */
+  instances(service: string): Map<string, string> {
+    return new Map(
+      [...(this.#instances.get(service) ?? new Map<string, ServiceInstance>())].map(([k, v]) => [
+        k,
+        v.address,
+      ]),
+    );
+  }
+
+  hostName(machineId: string): string {
+    return this.#d.hosts.find((h) => h.machineId === machineId)?.name ?? machineId.slice(0, 8);
+  }
+
+  hostOfAddress(address: string): string {
+    const ip = address.slice(0, address.lastIndexOf(':'));
+    return this.#d.hosts.find((h) => h.ip === ip)?.name ?? ip;
+  }
+
+  /** Adds an event the recorder cannot see (power-off, power-on, a note). */
+  mark(event: TimelineEvent, at: number = this.#d.clock.now()): TimedEvent {
+    const e = { at, event };
+    this.#events.push(e);
+    this.#notify();
+    return e;
+  }
+
+  async start(): Promise<void> {
+    const { registry, clock } = this.#d;
+    const snap = await registry.snapshot({ unitFiles: 'none' });
+    this.#view = viewOf(snap);
+    for (const service of this.#d.services ?? ['web', 'lb']) {
+      this.#subs.push(
+        await registry.watchServiceInstances(service, (set) => this.#onInstances(service, set.items)),
+      );
+    }
+    this.#subs.push(
+      registry.watchCluster(['machines', 'assignments', 'statuses'], snap.revision, () => {
+        this.#wokeAt ??= clock.now();
+        this.#wake.trigger();
+      }),
+    );
+    this.#servers = await this.#readServers();
+    for (const h of this.#d.hosts)
+      this.#logOffsets.set(h.machineId, await fileSize(this.#d.nginxErrorLog(h.machineId)));
+    this.#loop = this.#run();
+    this.#schedulePoll();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    this.#poll?.cancel();
+    for (const s of this.#subs) s.close();
+    await this.#loop;
+  }
+
+  /** Resolves with the first value `check` returns other than undefined; rejects after `timeoutMs`. */
+  until<T>(what: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const test = (): boolean => {
+        const v = check();
+        if (v === undefined) return false;
+        this.#listeners.delete(test);
+        timer.cancel();
+        resolve(v);
+        return true;
+      };
+      const timer = this.#d.clock.setTimer(timeoutMs, () => {
+        this.#listeners.delete(test);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      });
+      this.#listeners.add(test);
+      test();
+    });
+  }
+
+  #notify(): void {
+    for (const l of [...this.#listeners]) l();
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      const cause = await this.#wake.wait(30_000, signal);
+      if (cause === 'aborted') break;
+      const at = this.#wokeAt ?? this.#d.clock.now();
+      this.#wokeAt = undefined;
+      try {
+        const next = viewOf(await this.#d.registry.snapshot({ unitFiles: 'none' }));
+        this.#diff(this.#view, next, at);
+        this.#view = next;
+        this.#notify();
+      } catch {
+        // etcd briefly unavailable: the next wake (or the resync) reads again.
+      }
+    }
+  }
+
+  #diff(prev: View, next: View, at: number): void {
+    for (const m of prev.machines)
+      if (!next.machines.has(m)) this.mark({ kind: 'machine-dead', host: this.hostName(m) }, at);
+    for (const m of next.machines)
+      if (!prev.machines.has(m)) this.mark({ kind: 'machine-joined', host: this.hostName(m) }, at);
+    for (const [unit, m] of next.assigned) {
+      const before = prev.assigned.get(unit);
+      if (before === m) continue;
+      this.mark(
+        {
+          kind: 'placed',
+          unit,
+          host: this.hostName(m),
+          ...(before === undefined ? {} : { from: this.hostName(before) }),
+        },
+        at,
+      );
+    }
+    for (const key of next.active) {
+      if (prev.active.has(key)) continue;
+      const [unit = '', m = ''] = key.split(' ');
+      this.mark({ kind: 'active', unit, host: this.hostName(m) }, at);
+    }
+  }
+
+  #onInstances(service: string, items: readonly ServiceInstance[]): void {
+    const at = this.#d.clock.now();
+    const prev = this.#instances.get(service);
+    const next = new Map(items.map((i) => [i.instance, i]));
+    this.#instances.set(service, next);
+    if (prev === undefined) return; // the first listing is the baseline
+    for (const [name, i] of next) {
+      const before = prev.get(name);
+      if (before?.address !== i.address || before.since !== i.since)
+        this.mark({ kind: 'announced', service, instance: name, address: i.address }, at);
+    }
+    for (const [name, i] of prev)
+      if (!next.has(name)) this.mark({ kind: 'withdrawn', service, instance: name, address: i.address }, at);
+  }
+
+  #schedulePoll(): void {
+    if (this.#stop.signal.aborted) return;
+    this.#poll = this.#d.clock.setTimer(this.#d.pollMs ?? 50, () => {
+      void this.#pollFiles().finally(() => this.#schedulePoll());
+    });
+  }
+
+  async #pollFiles(): Promise<void> {
+    const at = this.#d.clock.now();
+    const servers = await this.#readServers();
+    const prev = this.#servers ?? [];
+    if (servers !== undefined && servers.join(' ') !== prev.join(' ')) {
+      this.#servers = servers;
+      this.mark(
+        {
+          kind: 'upstream-written',
+          servers,
+          added: servers.filter((s) => !prev.includes(s)),
+          removed: prev.filter((s) => !servers.includes(s)),
+        },
+        at,
+      );
+    }
+    for (const h of this.#d.hosts) {
+      const file = this.#d.nginxErrorLog(h.machineId);
+      const size = await fileSize(file);
+      const offset = this.#logOffsets.get(h.machineId) ?? 0;
+      if (size === offset) continue;
+      this.#logOffsets.set(h.machineId, size);
+      if (size < offset) continue;
+      const text = await readFile(file, 'utf8').then(
+        (t) => t.slice(offset),
+        () => '',
+      );
+      const reloads = (text.match(/signal 1 \(SIGHUP\) received/g) ?? []).length;
+      for (let i = 0; i < reloads; i++) this.mark({ kind: 'nginx-reloaded', host: h.name }, at);
+    }
+  }
+
+  /** The `server ADDR` lines of the upstream block, backups left out; undefined when unreadable. */
+  async #readServers(): Promise<string[] | undefined> {
+    try {
+      return parseUpstreamServers(await readFile(this.#d.upstreamFile, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Pure: the backends of an upstream file: its `server ADDR` lines, without backups and without the
+ * local fallback (a loopback or unix address, which answers 503 when no backend is live).
+ */
+export function parseUpstreamServers(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/^[ \t]*server[ \t]+([^\s;{]+)([^;{\n]*);/gm)) {
+    const [, address = '', params = ''] = m;
+    if (/\bbackup\b/.test(params) || address.startsWith('127.') || address.startsWith('unix:')) continue;
+    out.push(address);
+  }
+  return out;
+}
+
+function viewOf(snap: Awaited<ReturnType<Registry['snapshot']>>): View {
+  return {
+    machines: new Set([...snap.machines.keys()].map(String)),
+    assigned: new Map(snap.assignments.map((a) => [String(a.unit), String(a.machine)])),
+    active: new Set(
+      snap.statuses.filter((s) => s.active === 'active').map((s) => `${String(s.unit)} ${String(s.machine)}`),
+    ),
+  };
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,167 @@
+// The web farm's files on shared storage (the "configuration and user files on shared storage" of a
+// real farm): Apache's one configuration for every web@ instance, the site, nginx's configuration and
+// the first upstream file, and the unit files as submitted. Pure: the demo writes what this returns.
+import { DEFAULT_SHARED_PATH } from '../dev/dev-cluster.js';
+import { renderUpstream } from '../discovery/render-upstream.js';
+
+/** Where lb-upstream.unit's 503 fallback server listens: loopback is per host, so lbs never clash. */
+export const LB_FALLBACK_LISTEN = '127.0.0.1:8079';
+/** The port lb.unit listens on (every address of its host). */
+export const LB_PORT = 80;
+/** web@N listens on 808N (instances 1–9): two instances can share a host. */
+export function webPort(instance: number): number {
+  return 8080 + instance;
+}
+
+/** The farm's unit files, in the order they are started (examples/process/). */
+export const WEB_TEMPLATES = ['web@.unit', 'web-discovery@.unit'] as const;
+export const LB_UNITS = ['lb.unit', 'lb-upstream.unit', 'lb-discovery.unit'] as const;
+
+export interface FarmPaths {
+  /** Where every host sees the shared directory. */
+  readonly shared: string;
+  readonly apacheConf: string;
+  readonly htdocs: string;
+  readonly nginxConf: string;
+  readonly upstreamFile: string;
+  /** The unit files as the demo submits them. */
+  readonly units: string;
+}
+
+export function farmPaths(shared: string): FarmPaths {
+  return {
+    shared,
+    apacheConf: `${shared}/web/apache.conf`,
+    htdocs: `${shared}/web/htdocs`,
+    nginxConf: `${shared}/lb/nginx.conf`,
+    upstreamFile: `${shared}/lb/conf.d/upstream-web.conf`,
+    units: `${shared}/units`,
+  };
+}
+
+/** What the farm's units keep per machine in /run (web@.unit's WEB_RUN_DIR, lb.unit's prefix). */
+export function machineRunDir(machineId: string): string {
+  return `/run/fleetts/${machineId}`;
+}
+
+/**
+ * The per-machine prefix of lb.unit's nginx (its pid file and error log), as lb.unit's `-p
+ * /run/fleetts/%m/lb/` names it.
+ */
+export function lbPrefix(machineId: string): string {
+  return `${machineRunDir(machineId)}/lb/`;
+}
+
+/** Relative path under the shared directory → file text. */
+export function farmSharedFiles(shared: string): Record<string, string> {
+  const p = farmPaths(shared);
+  return {
+    'web/apache.conf': apacheConf(p),
+    'web/htdocs/index.shtml': INDEX_PAGE,
+    'lb/nginx.conf': nginxConf(p),
+    // nginx refuses to start on a missing include target's upstream: the file exists before lb.unit.
+    'lb/conf.d/upstream-web.conf': renderUpstream([], {
+      name: 'web',
+      service: 'web',
+      fallbackListen: LB_FALLBACK_LISTEN,
+    }),
+  };
+}
+
+/**
+ * A shipped unit file made to use `shared` instead of the default shared path (identity for the
+ * default), so that a test's cluster with its own --shared-path runs the same units.
+ */
+export function unitTextFor(text: string, shared: string): string {
+  return shared === DEFAULT_SHARED_PATH ? text : text.split(DEFAULT_SHARED_PATH).join(shared);
+}
+
+function apacheConf(p: FarmPaths): string {
+  return `# Apache for every web@N.unit instance (apache2 -DFOREGROUND -f ${p.apacheConf}).
+# \${...} come from the unit's environment: FLEETTS_* from fleetd, WEB_PORT and WEB_RUN_DIR from
+# web@.unit. Written by the fleetts demo; edit it and run \`fleetts restart web@1\` to apply.
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule env_module /usr/lib/apache2/modules/mod_env.so
+LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+LoadModule include_module /usr/lib/apache2/modules/mod_include.so
+
+Listen \${FLEETTS_MACHINE_IP}:\${WEB_PORT}
+ServerName \${FLEETTS_MACHINE_IP}
+User www-data
+Group www-data
+PidFile \${WEB_RUN_DIR}/httpd.pid
+DefaultRuntimeDir \${WEB_RUN_DIR}
+Mutex file:\${WEB_RUN_DIR} default
+# Through a pipe to the unit's output (fleetts journal web@N): /dev/stderr is a socket here.
+ErrorLog "|/bin/cat"
+LogLevel warn
+TypesConfig /etc/mime.types
+
+StartServers 1
+ServerLimit 2
+ThreadsPerChild 16
+MaxRequestWorkers 32
+MinSpareThreads 4
+MaxSpareThreads 32
+
+DocumentRoot ${p.htdocs}
+<Directory ${p.htdocs}>
+    Options +Includes
+    Require all granted
+</Directory>
+AddType text/html .shtml
+AddOutputFilter INCLUDES .shtml
+DirectoryIndex index.shtml
+# The page (server-side includes) and a header name the instance and where it runs.
+PassEnv FLEETTS_UNIT FLEETTS_MACHINE_ID FLEETTS_MACHINE_IP WEB_PORT
+Header always set X-Backend "\${FLEETTS_UNIT} \${FLEETTS_MACHINE_IP}:\${WEB_PORT}"
+`;
+}
+
+const INDEX_PAGE = `<!doctype html>
+<html><head><title>fleetts web farm</title></head>
+<body>
+<h1>Hello from <!--#echo var="FLEETTS_UNIT" --></h1>
+<p>machine <!--#echo var="FLEETTS_MACHINE_ID" --> at <!--#echo var="FLEETTS_MACHINE_IP" -->:<!--#echo var="WEB_PORT" --></p>
+<p>This page is on shared storage; every instance serves the same file.</p>
+</body></html>
+`;
+
+function nginxConf(p: FarmPaths): string {
+  return `# nginx for lb.unit, started with -p /run/fleetts/<machine>/lb/: the pid file, the error log and
+# the temporary files below are relative to it. The upstream "web" is rendered by \`fleetts
+# upstream\` (lb-upstream.unit) into ${p.upstreamFile}.
+user www-data;
+worker_processes 1;
+pid nginx.pid;
+error_log error.log notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path client_body_temp;
+    proxy_temp_path proxy_temp;
+    fastcgi_temp_path fastcgi_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    include ${p.shared}/lb/conf.d/*.conf;
+    server {
+        listen ${LB_PORT};
+        location / {
+            proxy_pass http://web;
+            # A backend that refuses, times out or answers 502/503/504: the request goes to the next
+            # one, and the failed server is left out for fail_timeout (max_fails=1 in the upstream:
+            # passive failure marking), long before its host is declared dead.
+            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 3s;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            add_header X-Load-Balancer $server_addr always;
+        }
+    }
+}
+`;
+}

@@ -1,0 +1,517 @@
+// The web-farm demo as reusable steps (bring up, deploy the farm, wait for backends, probe, power a
+// host off and measure the failover, power it on, tear down), so that `npm run demo`, the e2e tests
+// and the failover benchmark drive one implementation. It composes the dev cluster (src/dev), the
+// shipped [Service] units (examples/process) and the real CLI; it needs root (namespaces).
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Clock } from '../lib/clock.js';
+import { DevCluster, DEFAULT_DEV_STATE_DIR } from '../dev/dev-cluster.js';
+import type { ClusterPlan, HostPlan } from '../dev/plan.js';
+import { createEtcdRegistry, type EtcdRegistry } from '../registry/etcd-registry.js';
+import { DemoError } from './demo-error.js';
+import { FailoverTimeline, type TimedEvent } from './failover-timeline.js';
+import {
+  farmPaths,
+  farmSharedFiles,
+  LB_UNITS,
+  lbPrefix,
+  machineRunDir,
+  unitTextFor,
+  WEB_TEMPLATES,
+  webPort,
+  type FarmPaths,
+} from './farm-files.js';
+import { countRecords, get, SteadyClient, type ClientCounts } from './steady-client.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Where the demo puts a `fleetts` the units' ExecStart=/usr/bin/env fleetts can find. */
+export const WRAPPER_PATH = '/usr/local/bin/fleetts';
+const WRAPPER_MARK = '# fleetts-demo wrapper';
+
+export interface WebFarmDemoDeps {
+  readonly clock: Clock;
+  /** Progress lines of slow steps (the dev cluster's, waits). */
+  readonly progress: (line: string) => void;
+  readonly stateDir?: string;
+  /** Where `dev up` writes the CLI context (default: the user's). */
+  readonly contextFile?: string;
+}
+
+export interface UpOptions {
+  readonly nodes?: number;
+  readonly leaseTtlMs?: number;
+  readonly sharedPath?: string;
+}
+
+export interface CommandOutput {
+  readonly command: string;
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** One unit that was on the powered-off host and where it went. */
+export interface MovedUnit {
+  readonly unit: string;
+  readonly to: string;
+  /** ms after the power-off. */
+  readonly placedMs: number;
+  readonly activeMs: number;
+  /** When its service key was written anew (web@N, lb); undefined for sidekicks. */
+  readonly announcedMs?: number;
+}
+
+export interface FailoverResult {
+  readonly host: string;
+  /** Wall-clock ms of the power-off. */
+  readonly t0: number;
+  /** Wall-clock ms when the farm was whole again (upstream updated, client answered). */
+  readonly end: number;
+  readonly unitsOnHost: readonly string[];
+  readonly lbMoved: boolean;
+  readonly deadMs: number;
+  readonly moved: readonly MovedUnit[];
+  /** The upstream file no longer lists a backend of the dead host (NaN when it listed none). */
+  readonly deadOutMs: number;
+  /** The upstream file lists exactly the live backends again (the replacement in, the dead out). */
+  readonly upstreamMs: number;
+  /** nginx reloaded with that file (or, when the balancer moved, started on its new host). */
+  readonly reloadedMs: number;
+  /** The timeline from the power-off to the end (plus the settle time). */
+  readonly events: readonly TimedEvent[];
+  /** The steady client from the power-off to the end of the settle time. */
+  readonly client: ClientCounts;
+  /** Failed or unsent requests: first and last, ms after the power-off (undefined when none). */
+  readonly outage?: { readonly fromMs: number; readonly toMs: number };
+}
+
+export interface PowerOnResult {
+  readonly host: string;
+  readonly bootMs: number;
+  /** Units whose host changed while the host came back and afterwards (should be none). */
+  readonly movedBack: readonly { readonly unit: string; readonly from: string; readonly to: string }[];
+  readonly unitsOnHost: readonly string[];
+  readonly client: ClientCounts;
+}
+
+export class WebFarmDemo {
+  readonly #d: WebFarmDemoDeps;
+  readonly dev: DevCluster;
+  #plan: ClusterPlan | undefined;
+  #registry: EtcdRegistry | undefined;
+  #timeline: FailoverTimeline | undefined;
+  #client: SteadyClient | undefined;
+  #instances: readonly number[] = [1, 2, 3];
+  /** Hosts this demo powered off: the CLI talks to another host's fleetd meanwhile. */
+  readonly #off = new Set<string>();
+
+  constructor(deps: WebFarmDemoDeps) {
+    this.#d = deps;
+    this.dev = new DevCluster({
+      stateDir: deps.stateDir ?? DEFAULT_DEV_STATE_DIR,
+      clock: deps.clock,
+      progress: deps.progress,
+      ...(deps.contextFile === undefined ? {} : { contextFile: deps.contextFile }),
+    });
+  }
+
+  get plan(): ClusterPlan {
+    if (this.#plan === undefined)
+      throw new DemoError('demo_step_failed', 'the dev cluster is not up: call up() first');
+    return this.#plan;
+  }
+
+  get paths(): FarmPaths {
+    return farmPaths(this.plan.shared.target);
+  }
+
+  get timeline(): FailoverTimeline {
+    if (this.#timeline === undefined) throw new DemoError('demo_step_failed', 'call up() first');
+    return this.#timeline;
+  }
+
+  get registry(): EtcdRegistry {
+    if (this.#registry === undefined) throw new DemoError('demo_step_failed', 'call up() first');
+    return this.#registry;
+  }
+
+  /** Starts (or checks) the dev cluster, and the recorder that watches it. */
+  async up(options: UpOptions = {}): Promise<ClusterPlan> {
+    const result = await this.dev.up({
+      ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
+      ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+      ...(options.sharedPath === undefined ? {} : { sharedPath: options.sharedPath }),
+    });
+    await this.attach(result.plan);
+    return result.plan;
+  }
+
+  /** Uses a cluster that is already up (its plan from the state dir). */
+  async attach(plan?: ClusterPlan): Promise<void> {
+    const p = plan ?? (await this.dev.plan());
+    if (p === undefined) throw new DemoError('demo_step_failed', `no dev cluster in ${this.dev.stateDir}`);
+    this.#plan = p;
+    this.#registry ??= createEtcdRegistry({ endpoints: [p.etcd.loopbackUrl] });
+    if (this.#timeline === undefined) {
+      this.#timeline = new FailoverTimeline({
+        registry: this.#registry,
+        clock: this.#d.clock,
+        hosts: p.hosts,
+        upstreamFile: farmPaths(p.shared.target).upstreamFile,
+        nginxErrorLog: (m) => join(lbPrefix(m), 'error.log'),
+      });
+      await this.#timeline.start();
+    }
+  }
+
+  /**
+   * Makes `fleetts` runnable by the units (ExecStart=/usr/bin/env fleetts): a two-line wrapper in
+   * /usr/local/bin running this checkout. An existing fleetts that is not the demo's is left alone.
+   */
+  async installFleetts(): Promise<'installed' | 'up to date' | 'kept yours'> {
+    const text = `#!/bin/sh\n${WRAPPER_MARK}: runs the fleetts of ${REPO_ROOT} (safe to remove)\nexec ${process.execPath} ${join(REPO_ROOT, 'bin', 'fleetts.js')} "$@"\n`;
+    const current = await readFile(WRAPPER_PATH, 'utf8').catch(() => undefined);
+    if (current === text) return 'up to date';
+    if (current !== undefined && !current.includes(WRAPPER_MARK)) return 'kept yours';
+    await writeFile(WRAPPER_PATH, text);
+    await chmod(WRAPPER_PATH, 0o755);
+    return 'installed';
+  }
+
+  /** Writes the farm's configuration, site and unit files to shared storage; returns their paths. */
+  async prepareSharedStorage(): Promise<string[]> {
+    const shared = this.plan.shared.target;
+    const written: string[] = [];
+    for (const [rel, text] of Object.entries(farmSharedFiles(shared))) {
+      const path = join(shared, rel);
+      await mkdir(dirname(path), { recursive: true });
+      // The upstream file belongs to lb-upstream.unit once it runs: only its first version is ours.
+      if (
+        path === this.paths.upstreamFile &&
+        (await readFile(path).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      await writeFile(path, text, { mode: 0o644 });
+      written.push(path);
+    }
+    await mkdir(this.paths.units, { recursive: true });
+    for (const name of [...WEB_TEMPLATES, ...LB_UNITS]) {
+      const text = await readFile(join(REPO_ROOT, 'examples', 'process', name), 'utf8');
+      const path = join(this.paths.units, name);
+      await writeFile(path, unitTextFor(text, shared), { mode: 0o644 });
+      written.push(path);
+    }
+    return written;
+  }
+
+  /** The API socket of the first host that is on (the dev context names host1's). */
+  endpoint(): string {
+    const host = this.plan.hosts.find((h) => !this.#off.has(h.name));
+    return host === undefined ? this.plan.endpoint : `unix://${host.apiSocket}`;
+  }
+
+  /** Runs the real CLI against the cluster. */
+  fleetts(
+    args: readonly string[],
+    options: { timeoutMs?: number; cwd?: string } = {},
+  ): Promise<CommandOutput> {
+    const command = `fleetts ${args.join(' ')}`;
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [join(REPO_ROOT, 'bin', 'fleetts.js'), ...args],
+        {
+          cwd: options.cwd ?? REPO_ROOT,
+          env: { ...process.env, FLEETTS_ENDPOINT: this.endpoint() },
+          timeout: options.timeoutMs ?? 120_000,
+          maxBuffer: 16 << 20,
+        },
+        (err, stdout, stderr) => {
+          const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+          resolve({ command, code, stdout: String(stdout), stderr: String(stderr) });
+        },
+      );
+    });
+  }
+
+  /** `fleetts start` for the web instances and their sidekicks, then the balancer and its two. */
+  async deploy(instances: readonly number[] = [1, 2, 3]): Promise<CommandOutput[]> {
+    this.#instances = instances;
+    const webs = instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]);
+    // Webs first, in one command: the scheduler spreads them (least loaded host first) before the
+    // balancer is placed.
+    const out: CommandOutput[] = [];
+    for (const units of [webs, [...LB_UNITS]]) {
+      const r = await this.fleetts(['start', ...units], { cwd: this.paths.units });
+      out.push(r);
+      if (r.code !== 0)
+        throw new DemoError(
+          'demo_step_failed',
+          `\`${r.command}\` failed (exit ${r.code}):\n${r.stderr}${r.stdout}`,
+        );
+    }
+    return out;
+  }
+
+  /** The farm's units in start order. */
+  farmUnits(): string[] {
+    return [...this.#instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]), ...LB_UNITS];
+  }
+
+  /** Where each web instance should be reached now: ip(host of web@N):808N. */
+  expectedBackends(): string[] {
+    const placement = this.timeline.placement();
+    return this.#instances
+      .map((i) => {
+        const host = this.#host(placement.get(`web@${i}.unit`));
+        return host === undefined ? undefined : `${host.ip}:${webPort(i)}`;
+      })
+      .filter((a): a is string => a !== undefined)
+      .sort();
+  }
+
+  /** Resolves when every farm unit is active, every backend announced and in the upstream. */
+  async waitForFarm(timeoutMs = 90_000): Promise<void> {
+    const t = this.timeline;
+    await t
+      .until(
+        'every farm unit active, every backend in the upstream and the balancer announced',
+        () => {
+          const units = this.farmUnits();
+          if (!units.every((u) => t.isActive(u))) return undefined;
+          const expected = this.expectedBackends();
+          if (expected.length !== this.#instances.length) return undefined;
+          const announced = [...t.instances('web').values()].sort();
+          if (announced.join(' ') !== expected.join(' ')) return undefined;
+          if ([...t.servers].sort().join(' ') !== expected.join(' ')) return undefined;
+          const written = [...t.events].reverse().find((e) => e.event.kind === 'upstream-written');
+          const reloaded = t.events.some(
+            (e) => e.event.kind === 'nginx-reloaded' && e.at >= (written?.at ?? 0),
+          );
+          return reloaded && t.instances('lb').size > 0 ? true : undefined;
+        },
+        timeoutMs,
+      )
+      .catch((err: unknown) => {
+        throw new DemoError('demo_timeout', `${(err as Error).message}; see \`fleetts list-units\``, {
+          cause: err,
+        });
+      });
+    // nginx logs a reload before its new worker takes connections: wait for answers in a row.
+    const deadline = this.#d.clock.monotonic() + 15_000;
+    for (let inARow = 0; inARow < 6;) {
+      const lb = this.lbAddress();
+      const r = lb === undefined ? undefined : await get(`http://${lb}/`, 2_000);
+      inARow = r?.kind === 'answered' ? inARow + 1 : 0;
+      if (this.#d.clock.monotonic() > deadline)
+        throw new DemoError('demo_timeout', `the balancer at ${lb ?? '?'} does not answer steadily with 200`);
+      if (inARow === 0) await this.#d.clock.sleep(100);
+    }
+  }
+
+  /** The balancer's announced address. */
+  lbAddress(): string | undefined {
+    return [...this.timeline.instances('lb').values()][0];
+  }
+
+  /** `n` GETs through the balancer, one after the other: who answered. */
+  async probe(n = 12): Promise<ClientCounts> {
+    const client = new SteadyClient({ registry: this.registry, clock: this.#d.clock, rate: 50 });
+    await client.start();
+    await this.#d.clock.sleep((n * 1000) / 50);
+    await client.stop();
+    return countRecords(client.records().slice(0, n));
+  }
+
+  /** Starts the steady client (20 GETs/s through the balancer it finds in services/lb). */
+  async startClient(rate = 20): Promise<SteadyClient> {
+    if (this.#client !== undefined) return this.#client;
+    this.#client = new SteadyClient({ registry: this.registry, clock: this.#d.clock, rate });
+    await this.#client.start();
+    return this.#client;
+  }
+
+  async stopClient(): Promise<void> {
+    await this.#client?.stop();
+    this.#client = undefined;
+  }
+
+  /** The host (name) of a unit now. */
+  hostOf(unit: string): string | undefined {
+    return this.timeline.placement().get(unit);
+  }
+
+  /**
+   * Pulls the host's plug and follows the cluster until the farm is whole again: every unit of the
+   * host active elsewhere, the upstream equal to the live backends, nginx reloaded, and (when the
+   * balancer moved) the client answered through the new balancer. Then `settleMs` more of traffic.
+   */
+  async failover(
+    host: string,
+    options: { timeoutMs?: number; settleMs?: number } = {},
+  ): Promise<FailoverResult> {
+    const t = this.timeline;
+    const client = await this.startClient();
+    const unitsOnHost = t.unitsOn(host);
+    const lbMoved = unitsOnHost.includes('lb.unit');
+    const oldBackends = new Set(t.servers);
+    const t0 = this.#d.clock.now();
+    t.mark({ kind: 'power-off', host, units: unitsOnHost }, t0);
+    this.#off.add(host);
+    await this.dev.powerOff(host);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const after = (pred: (e: TimedEvent) => boolean): TimedEvent | undefined =>
+      t.events.find((e) => e.at >= t0 && pred(e));
+    const ms = (e: TimedEvent | undefined): number => (e === undefined ? NaN : e.at - t0);
+
+    const whole = await t
+      .until(
+        `the farm to be whole again after powering off ${host}`,
+        () => {
+          const placement = t.placement();
+          if (
+            !unitsOnHost.every(
+              (u) => placement.get(u) !== undefined && placement.get(u) !== host && t.isActive(u),
+            )
+          )
+            return undefined;
+          const expected = this.expectedBackends();
+          const servers = [...t.servers].sort();
+          if (servers.join(' ') !== expected.join(' ')) return undefined;
+          const written =
+            expected.join(' ') === [...oldBackends].sort().join(' ')
+              ? undefined
+              : [...t.events].reverse().find((e) => e.at >= t0 && e.event.kind === 'upstream-written');
+          const reload = t.events.find(
+            (e) =>
+              e.at >= Math.max(t0, written?.at ?? t0) &&
+              e.event.kind === 'nginx-reloaded' &&
+              e.event.host === placement.get('lb.unit'),
+          );
+          if (reload === undefined) return undefined;
+          if (lbMoved) {
+            const lb = this.lbAddress();
+            const ok = client
+              .records(t0)
+              .find((r) => r.outcome.kind === 'answered' && r.outcome.lb === lb && lb !== undefined);
+            if (ok === undefined) return undefined;
+          }
+          return { written, reload };
+        },
+        timeoutMs,
+      )
+      .catch((err: unknown) => {
+        throw new DemoError('demo_timeout', `${(err as Error).message}; see \`fleetts list-units\``, {
+          cause: err,
+        });
+      });
+    const end = this.#d.clock.now();
+    await this.#d.clock.sleep(options.settleMs ?? 2_000);
+    const until = this.#d.clock.now();
+
+    const dead = after((e) => e.event.kind === 'machine-dead' && e.event.host === host);
+    const moved: MovedUnit[] = unitsOnHost.map((unit) => {
+      const placed = after((e) => e.event.kind === 'placed' && e.event.unit === unit);
+      const to = placed?.event.kind === 'placed' ? placed.event.host : (t.placement().get(unit) ?? '?');
+      const active = after((e) => e.event.kind === 'active' && e.event.unit === unit && e.event.host === to);
+      const service = unit === 'lb.unit' ? 'lb' : unit.startsWith('web@') ? 'web' : undefined;
+      const announced =
+        service === undefined
+          ? undefined
+          : after(
+              (e) => e.event.kind === 'announced' && e.event.service === service && e.event.instance === unit,
+            );
+      return {
+        unit,
+        to,
+        placedMs: ms(placed),
+        activeMs: ms(active),
+        ...(service === undefined ? {} : { announcedMs: ms(announced) }),
+      };
+    });
+    const deadIp = this.#host(host)?.ip ?? '?';
+    const onDead = (a: string): boolean => a.slice(0, a.lastIndexOf(':')) === deadIp;
+    const deadOut = [...oldBackends].some(onDead)
+      ? after((e) => e.event.kind === 'upstream-written' && !e.event.servers.some(onDead))
+      : undefined;
+    const records = client.records(t0, until);
+    const bad = records.filter((r) => r.outcome.kind !== 'answered');
+    const first = bad[0];
+    const last = bad.at(-1);
+    return {
+      host,
+      t0,
+      end,
+      unitsOnHost,
+      lbMoved,
+      deadMs: ms(dead),
+      moved,
+      deadOutMs: ms(deadOut),
+      upstreamMs: whole.written === undefined ? NaN : ms(whole.written),
+      reloadedMs: ms(whole.reload),
+      events: t.events.filter((e) => e.at >= t0 && e.at < until),
+      client: countRecords(records),
+      ...(first === undefined || last === undefined
+        ? {}
+        : { outage: { fromMs: first.at - t0, toMs: last.at - t0 } }),
+    };
+  }
+
+  /** Boots the host again, waits `settleMs`, and reports any unit that moved (none should). */
+  async powerOn(host: string, options: { settleMs?: number } = {}): Promise<PowerOnResult> {
+    const t = this.timeline;
+    const before = t.placement();
+    const t0 = this.#d.clock.now();
+    t.mark({ kind: 'power-on', host }, t0);
+    await this.dev.powerOn(host);
+    this.#off.delete(host);
+    const bootMs = this.#d.clock.now() - t0;
+    await this.#d.clock.sleep(options.settleMs ?? 3_000);
+    const now = t.placement();
+    const movedBack = [...now]
+      .filter(([u, h]) => before.get(u) !== undefined && before.get(u) !== h)
+      .map(([unit, to]) => ({ unit, from: before.get(unit) ?? '?', to }));
+    const until = this.#d.clock.now();
+    return {
+      host,
+      bootMs,
+      movedBack,
+      unitsOnHost: t.unitsOn(host),
+      client: this.#client === undefined ? countRecords([]) : this.#client.counts(t0, until),
+    };
+  }
+
+  /** A backend host without the balancer (the last by name), or undefined. */
+  backendOnlyHost(): string | undefined {
+    const p = this.timeline.placement();
+    const lbHost = p.get('lb.unit');
+    const hosts = this.#instances
+      .map((i) => p.get(`web@${i}.unit`))
+      .filter((h): h is string => h !== undefined && h !== lbHost)
+      .sort();
+    return hosts.at(-1);
+  }
+
+  /** Stops the client and the recorder; `down` also removes the cluster. */
+  async close(options: { down: boolean }): Promise<void> {
+    await this.stopClient();
+    await this.#timeline?.stop();
+    this.#timeline = undefined;
+    await this.#registry?.close();
+    this.#registry = undefined;
+    if (!options.down) return;
+    const hosts = this.#plan?.hosts ?? (await this.dev.plan())?.hosts ?? [];
+    await this.dev.down();
+    // What the units left in /run (pid files, nginx's prefix): every host sees this machine's /run.
+    for (const h of hosts) await rm(machineRunDir(h.machineId), { recursive: true, force: true });
+  }
+
+  #host(name: string | undefined): HostPlan | undefined {
+    return this.plan.hosts.find((h) => h.name === name);
+  }
+}

@@ -1,0 +1,129 @@
+// The demo's pure pieces (shared files, upstream parsing, counts, percentiles, the timeline's
+// wording), and the generated Apache and nginx configurations checked by the real apache2 -t and
+// nginx -t (Debian's packages, installed if missing).
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { describeEvent, formatTimeline, percentiles } from '../../src/demo/demo-report.js';
+import { parseUpstreamServers } from '../../src/demo/failover-timeline.js';
+import { farmSharedFiles, LB_FALLBACK_LISTEN, unitTextFor } from '../../src/demo/farm-files.js';
+import { countRecords, type RequestRecord } from '../../src/demo/steady-client.js';
+import { renderUpstream } from '../../src/discovery/render-upstream.js';
+import { ensureWebPackages } from '../helpers/web.js';
+
+const execFileP = promisify(execFile);
+let dir = '';
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fleetts-farm-files-'));
+  await chmod(dir, 0o755);
+});
+test.after.always(async () => {
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
+});
+
+const instance = (name: string, address: string) => ({ service: 'web', instance: name, address, since: '' });
+
+for (const [title, instances, expected] of [
+  ['no backend: only the 503 fallback, which is not a backend', [], []],
+  [
+    'two backends; the backup fallback is left out',
+    [instance('web@1.unit', '10.0.0.1:8081'), instance('web@2.unit', '10.0.0.2:8082')],
+    ['10.0.0.1:8081', '10.0.0.2:8082'],
+  ],
+] as const) {
+  test(`parseUpstreamServers: ${title}`, (t) => {
+    const text = renderUpstream(instances, {
+      name: 'web',
+      service: 'web',
+      fallbackListen: LB_FALLBACK_LISTEN,
+    });
+    t.deepEqual(parseUpstreamServers(text), [...expected]);
+  });
+}
+
+test('unitTextFor moves the shared path only when it differs from the default', (t) => {
+  const text = 'ExecStart=/usr/sbin/apache2 -f /srv/fleetts/shared/web/apache.conf\n';
+  t.is(unitTextFor(text, '/srv/fleetts/shared'), text);
+  t.is(unitTextFor(text, '/tmp/x/shared'), 'ExecStart=/usr/sbin/apache2 -f /tmp/x/shared/web/apache.conf\n');
+});
+
+test('countRecords separates answers, failures and requests that had no balancer to go to', (t) => {
+  const records: RequestRecord[] = [
+    { at: 1, ms: 2, outcome: { kind: 'answered', backend: 'web@1.unit a', lb: 'x' } },
+    { at: 2, ms: 2, outcome: { kind: 'answered', backend: 'web@1.unit a', lb: 'x' } },
+    { at: 3, ms: 1, outcome: { kind: 'failed', reason: 'connection refused', lb: 'x' } },
+    { at: 4, ms: 0, outcome: { kind: 'no-lb' } },
+  ];
+  const c = countRecords(records);
+  t.like(c, { sent: 3, answered: 2, failed: 1, noLb: 1 });
+  t.deepEqual([...c.backends], [['web@1.unit a', 2]]);
+  t.deepEqual([...c.reasons], [['connection refused', 1]]);
+});
+
+test('percentiles: nearest rank, non-finite values ignored', (t) => {
+  t.deepEqual(percentiles([5, 1, 4, 2, 3, NaN]), { median: 3, p95: 5, n: 5 });
+  t.deepEqual(percentiles([]), { median: NaN, p95: NaN, n: 0 });
+});
+
+test('the timeline reads in seconds after the power-off, one event per line', (t) => {
+  const text = formatTimeline(
+    [
+      { at: 1000, event: { kind: 'power-off', host: 'host3', units: ['web@3.unit'] } },
+      { at: 6110, event: { kind: 'machine-dead', host: 'host3' } },
+      {
+        at: 6710,
+        event: { kind: 'announced', service: 'web', instance: 'web@3.unit', address: '10.0.0.12:8083' },
+      },
+    ],
+    1000,
+    () => 'host2',
+  );
+  t.is(
+    text,
+    [
+      '    +0.00 s  host3 powered off (plug pulled: web@3.unit)',
+      '    +5.11 s  host3 declared dead: its lease expired in etcd',
+      '    +5.71 s  backend web@3.unit announced at 10.0.0.12:8083 (host2)',
+    ].join('\n'),
+  );
+  t.is(
+    describeEvent({ kind: 'placed', unit: 'lb.unit', host: 'host3', from: 'host1' }, String),
+    'lb.unit placed on host3 (was on host1)',
+  );
+});
+
+test('the generated Apache and nginx configurations pass apache2 -t and nginx -t', async (t) => {
+  await ensureWebPackages();
+  const shared = join(dir, 'shared');
+  for (const [rel, text] of Object.entries(farmSharedFiles(shared))) {
+    await mkdir(dirname(join(shared, rel)), { recursive: true });
+    await writeFile(join(shared, rel), text);
+  }
+  const run = join(dir, 'run');
+  await mkdir(run);
+  const apache = await execFileP('apache2', ['-t', '-f', join(shared, 'web/apache.conf')], {
+    env: {
+      ...process.env,
+      FLEETTS_MACHINE_IP: '127.0.0.1',
+      FLEETTS_UNIT: 'web@1.unit',
+      FLEETTS_MACHINE_ID: 'm1',
+      WEB_PORT: '8081',
+      WEB_RUN_DIR: run,
+    },
+  });
+  t.regex(apache.stderr, /Syntax OK/);
+  const nginx = await execFileP('nginx', [
+    '-t',
+    '-e',
+    'stderr',
+    '-p',
+    `${run}/`,
+    '-c',
+    join(shared, 'lb/nginx.conf'),
+  ]);
+  t.regex(nginx.stderr, /test is successful/);
+});
