@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
-import { readDevContext } from '../dev/context.js';
+import { liveDevEndpoint } from '../dev/context.js';
 import { parseEndpoint } from '../api/http-transport.js';
 import { DEFAULT_API_ENDPOINT } from '../api/defaults.js';
 import { ApiClient } from './client.js';
@@ -58,7 +58,7 @@ export async function clientFromOptions(
   signal: AbortSignal | undefined,
 ): Promise<ApiClient> {
   // As kind sets the kubectl context: `fleetts dev up` leaves its endpoint for plain commands.
-  const endpoint = parseEndpoint(opts.endpoint ?? readDevContext() ?? DEFAULT_API_ENDPOINT);
+  const endpoint = parseEndpoint(opts.endpoint ?? (await liveDevEndpoint()) ?? DEFAULT_API_ENDPOINT);
   const seconds = Number(opts.requestTimeout);
   if (!Number.isFinite(seconds) || seconds <= 0)
     throw new UsageError(

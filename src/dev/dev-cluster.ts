@@ -241,7 +241,12 @@ export class DevCluster {
     await this.#waitRegistered(plan, waitFor, ctx, options.timeoutMs ?? 60_000);
 
     await ctx.save({ ...ctx.state, phase: 'up' });
-    await writeDevContext(this.contextFile, { endpoint: plan.endpoint, stateDir: this.stateDir });
+    await writeDevContext(this.contextFile, {
+      endpoint: plan.endpoint,
+      // Every host's socket: plain commands still work while host1 is powered off.
+      endpoints: plan.hosts.map((h) => `unix://${h.apiSocket}`),
+      stateDir: this.stateDir,
+    });
     return { plan, endpoint: plan.endpoint, wasUp };
   }
 

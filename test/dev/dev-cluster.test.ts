@@ -128,7 +128,8 @@ test.serial('up: every host registered in etcd with its IP and hostname metadata
   t.deepEqual(live.get(host1.machineId), { ip: host1.ip, hostname: 'host1' });
   t.deepEqual(live.get(host2.machineId), { ip: host2.ip, hostname: 'host2' });
   t.is(live.size, 2);
-  t.is(readDevContext(contextFile), plan.endpoint, 'up points the CLI at the cluster');
+  t.is(readDevContext(contextFile)[0], plan.endpoint, 'up points the CLI at the cluster');
+  t.is(readDevContext(contextFile).length, 2, 'and names every host, for when host1 is off');
   t.regex(plan.endpoint, /^unix:\/\/.*\/hosts\/host1\/fleetd\.sock$/);
 });
 
@@ -302,7 +303,7 @@ test.serial('down: no namespaces, links, iptables rules, mounts or processes are
     child.on('close', () => resolve(out));
   });
   t.false(ps.includes(dev.stateDir), 'no process mentions the state dir');
-  t.is(readDevContext(contextFile), undefined, 'the CLI context is removed');
+  t.deepEqual(readDevContext(contextFile), [], 'the CLI context is removed');
   t.false(existsSync(sharedPath), 'the shared mount point is removed');
   const after = await readState(dev.stateDir);
   t.like(after, { phase: 'down', resources: [], processes: [] });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
-import { clearDevContext, readDevContext, writeDevContext } from '../../src/dev/context.js';
+import { clearDevContext, readDevContext, liveDevEndpoint, writeDevContext } from '../../src/dev/context.js';
 import { DevCluster } from '../../src/dev/dev-cluster.js';
 import { DevError, type DevErrorCode } from '../../src/dev/dev-error.js';
 import { FLEETD_FLAGS, fleetdArgs, fleetdEnv, parseHelpFlags } from '../../src/dev/fleetd-argv.js';
@@ -166,15 +166,21 @@ test('the CLI context: written by up, read by fleetts, removed only by its own c
   const dir = await mkdtemp(join(tmpdir(), 'fleetts-ctx-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'sub', 'context.json');
-  t.is(readDevContext(file), undefined, 'no file, no context');
-  await writeDevContext(file, { endpoint: 'unix:///x/fleetd.sock', stateDir: '/x' });
-  t.is(readDevContext(file), 'unix:///x/fleetd.sock');
+  t.deepEqual(readDevContext(file), [], 'no file, no context');
+  await writeDevContext(file, {
+    endpoint: 'unix:///x/h1/fleetd.sock',
+    endpoints: ['unix:///x/h1/fleetd.sock', 'unix:///x/h2/fleetd.sock'],
+    stateDir: '/x',
+  });
+  t.deepEqual(readDevContext(file), ['unix:///x/h1/fleetd.sock', 'unix:///x/h2/fleetd.sock']);
+  // No socket answers: the primary endpoint is used (and the request says it is unreachable).
+  t.is(await liveDevEndpoint(file), 'unix:///x/h1/fleetd.sock');
   await clearDevContext(file, '/other');
-  t.is(readDevContext(file), 'unix:///x/fleetd.sock', "another cluster's down leaves it");
+  t.deepEqual(readDevContext(file).length, 2, "another cluster's down leaves it");
   await clearDevContext(file, '/x');
-  t.is(readDevContext(file), undefined);
+  t.deepEqual(readDevContext(file), []);
   await writeFile(file, '{"nope": 1}');
-  t.is(readDevContext(file), undefined, 'a malformed file is no context');
+  t.deepEqual(readDevContext(file), [], 'a malformed file is no context');
   t.is(await readFile(file, 'utf8'), '{"nope": 1}');
 });
 
