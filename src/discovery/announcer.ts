@@ -125,7 +125,9 @@ export class Announcer {
           `announced ${target.service}/${target.instance} at ${target.address}`,
         );
       } else if (this.#keyMayExist) {
-        await registry.withdraw(target.service, target.instance);
+        // Our own key only, once we announced; at start, whatever an earlier process left.
+        const own = this.#announcedOn === undefined ? undefined : this.#lease;
+        await registry.withdraw(target.service, target.instance, own);
         const was = this.#announcedOn !== undefined;
         this.#announcedOn = undefined;
         this.#keyMayExist = false;
@@ -159,7 +161,9 @@ export class Announcer {
   async #shutdown(): Promise<void> {
     const { registry, log, target } = this.#d;
     try {
-      if (this.#keyMayExist) await registry.withdraw(target.service, target.instance);
+      // Only the key this process wrote: a late shutdown must not remove a successor's key.
+      if (this.#keyMayExist && this.#lease !== undefined)
+        await registry.withdraw(target.service, target.instance, this.#lease);
     } catch (err) {
       this.#etcdError('withdraw', err);
     }

@@ -829,10 +829,11 @@ export class KvRegistry implements Registry {
     return res.revision;
   }
 
-  async withdraw(service: string, instance: string): Promise<void> {
+  async withdraw(service: string, instance: string, lease?: Pick<LeaseHandle, 'leaseId'>): Promise<void> {
+    const key = this.keys.service(service, instance);
     await this.#kv.txn({
-      compare: [],
-      success: [{ kind: 'delete', key: this.keys.service(service, instance) }],
+      compare: lease === undefined ? [] : [{ target: 'lease', key, op: '==', lease: lease.leaseId }],
+      success: [{ kind: 'delete', key }],
     });
   }
 

@@ -294,7 +294,11 @@ export interface Registry {
   /** A kept lease for announcers (each announcer owns one; its keys die with it). */
   openLease(options?: LeaseOptions): Promise<LeaseHandle>;
   announce(lease: Pick<LeaseHandle, 'leaseId'>, instance: ServiceInstance): Promise<Revision>;
-  withdraw(service: string, instance: string): Promise<void>;
+  /**
+   * Deletes an instance's key. With `lease`, only while that lease holds it: an announcer stopping
+   * late (cut off, then healed) must not delete the key its successor wrote on another host.
+   */
+  withdraw(service: string, instance: string, lease?: Pick<LeaseHandle, 'leaseId'>): Promise<void>;
   /** Level-triggered like `watchAssignments`. */
   watchServiceInstances(
     service: string,

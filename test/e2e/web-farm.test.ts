@@ -1,6 +1,7 @@
 // The web farm end to end, with the demo's steps (src/demo/web-farm-demo.ts): a 3-host dev cluster
 // (namespaces, etcd, one fleetd each), the [Service] farm of examples/process with real Apache and
-// nginx, a steady client through the balancer, a dead Apache, a powered-off host, and `dev down`.
+// nginx, a steady client through the balancer, a dead Apache, a powered-off host, a partitioned
+// host, the balancer's own failover, and `dev down`.
 // The tests run in order on one cluster; it has its own state dir, shared path and CLI context.
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
+import { asUnitName } from '../../src/cluster/types.js';
 import { netnsExists, linkExists } from '../../src/dev/network.js';
 import { mountTargets } from '../../src/dev/system.js';
 import { machineRunDir, webPort } from '../../src/demo/farm-files.js';
@@ -116,6 +118,88 @@ test.serial(
     t.deepEqual(back.movedBack, [], 'nothing moves back');
     t.deepEqual(back.unitsOnHost, []);
     t.is(back.client.failed, 0);
+  },
+);
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test.serial(
+  "a partitioned host's backend stops there before it runs elsewhere (never on both), and nothing moves back after heal",
+  async (t) => {
+    const d = farm();
+    const victim = d.backendOnlyHost();
+    if (victim === undefined) return t.fail('every backend shares the balancer’s host');
+    const listed = await d.fleetts(['list-units', '-o', 'json', '--fields', 'unit,machine,pid']);
+    t.is(listed.code, 0, listed.stderr);
+    const rows = JSON.parse(listed.stdout) as { unit: string; machine: string; pid: number | string }[];
+    const webUnits = d.timeline.unitsOn(victim).filter((u) => u.startsWith('web@'));
+    t.true(webUnits.length > 0, `a web unit runs on ${victim}`);
+    const unit = webUnits[0]!;
+    const oldPid = Number(rows.find((r) => r.unit === unit)?.pid);
+    t.true(oldPid > 0, `${unit}'s pid in ${listed.stdout}`);
+
+    const victimId = d.plan.hosts.find((h) => h.name === victim)?.machineId;
+    const t0 = Date.now();
+    await d.dev.partition(victim);
+    // The host keeps running but cannot renew its lease: it must stop the unit itself (fencing)
+    // before the engine may place it elsewhere.
+    let stoppedAt = 0;
+    let movedActiveAt = 0;
+    const deadline = Date.now() + 40_000;
+    while ((stoppedAt === 0 || movedActiveAt === 0) && Date.now() < deadline) {
+      if (stoppedAt === 0 && !pidAlive(oldPid)) stoppedAt = Date.now();
+      if (movedActiveAt === 0) {
+        // From etcd directly: the CLI's endpoint may be the cut-off host's (it answers 503 then).
+        const statuses = await d.registry.listStatuses(asUnitName(unit));
+        if (statuses.items.some((s) => s.machine !== victimId && s.active === 'active'))
+          movedActiveAt = Date.now();
+      }
+      await systemClock.sleep(50);
+    }
+    t.true(stoppedAt > 0, `${unit} (pid ${oldPid}) stopped on the partitioned ${victim}`);
+    t.true(movedActiveAt > 0, `${unit} active on another host`);
+    t.true(
+      stoppedAt <= movedActiveAt,
+      `stopped on ${victim} at +${stoppedAt - t0} ms, active elsewhere at +${movedActiveAt - t0} ms`,
+    );
+    t.log(
+      `partition: stopped on ${victim} +${stoppedAt - t0} ms, active on ${d.hostOf(unit)} +${movedActiveAt - t0} ms`,
+    );
+
+    const before = d.timeline.placement();
+    await d.dev.heal(victim);
+    await systemClock.sleep(3_000);
+    const after = d.timeline.placement();
+    const movedBack = [...after].filter(([u, h]) => before.get(u) !== undefined && before.get(u) !== h);
+    t.deepEqual(movedBack, [], 'nothing moves back to the healed host');
+    await d.waitForFarm(60_000);
+  },
+);
+
+test.serial(
+  "the balancer's own host powered off: the balancer moves and the client finds it again",
+  async (t) => {
+    const d = farm();
+    const lbHost = d.hostOf('lb.unit');
+    if (lbHost === undefined) return t.fail('lb.unit is not placed');
+    const result = await d.failover(lbHost, { timeoutMs: 60_000 });
+    t.true(result.lbMoved);
+    const newHost = d.hostOf('lb.unit');
+    t.truthy(newHost);
+    t.not(newHost, lbHost);
+    t.deepEqual([...d.timeline.servers].sort(), d.expectedBackends());
+    const probe = await d.probe(12);
+    t.is(probe.failed, 0, 'the client reaches the balancer at its new address');
+    t.is(probe.answered, 12);
+    t.log(`balancer moved ${lbHost} → ${newHost}; outage ${JSON.stringify(result.outage)}`);
+    await d.powerOn(lbHost, { settleMs: 2_000 });
   },
 );
 
