@@ -32,12 +32,25 @@ async function host(runtime: 'process' | 'docker'): Promise<Host> {
     [
       `${ROOT}bin/fleetd.js`,
       ...['--etcd-endpoints', etcd.endpoint, '--machine-id', 'bench-host', '--public-ip', '127.0.0.1'],
-      ...['--state-dir', dir, '--api-socket', join(dir, 'fleetd.sock'), '--runtime', runtime, '--log-level', 'warn'],
+      ...[
+        '--state-dir',
+        dir,
+        '--api-socket',
+        join(dir, 'fleetd.sock'),
+        '--runtime',
+        runtime,
+        '--log-level',
+        'warn',
+      ],
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const registry = createEtcdRegistry({ endpoints: [etcd.endpoint], requestTimeoutMs: 30_000 });
-  await until('fleetd registered', async () => ((await registry.listMachines()).items.length === 1 ? true : undefined), 30_000);
+  await until(
+    'fleetd registered',
+    async () => ((await registry.listMachines()).items.length === 1 ? true : undefined),
+    30_000,
+  );
   return {
     etcd,
     registry,
@@ -47,9 +60,12 @@ async function host(runtime: 'process' | 'docker'): Promise<Host> {
       // Destroy every unit so the supervisors stop their processes, then stop fleetd.
       const snap = await registry.snapshot({ unitFiles: 'none' });
       await Promise.all([...snap.units.keys()].map((u) => registry.deleteUnit(u)));
-      await until('units stopped', async () => ((await registry.listStatuses()).items.length === 0 ? true : undefined), 120_000, 200).catch(
-        () => undefined,
-      );
+      await until(
+        'units stopped',
+        async () => ((await registry.listStatuses()).items.length === 0 ? true : undefined),
+        120_000,
+        200,
+      ).catch(() => undefined);
       fleetd.kill('SIGTERM');
       await new Promise((r) => fleetd.once('exit', r));
       await registry.close();
@@ -85,11 +101,16 @@ async function startLatencies(h: Host, texts: (i: number) => string, count: numb
       }
     });
     await h.registry.createUnit({ name, hash: unitHash(text), target: 'launched' }, text);
-    await until(`${name} active`, async () => {
-      if (activeAt > 0) return true;
-      const s = await h.registry.listStatuses(name);
-      return s.items.some((x) => x.active === 'active') && activeAt > 0 ? true : undefined;
-    }, 60_000, 20);
+    await until(
+      `${name} active`,
+      async () => {
+        if (activeAt > 0) return true;
+        const s = await h.registry.listStatuses(name);
+        return s.items.some((x) => x.active === 'active') && activeAt > 0 ? true : undefined;
+      },
+      60_000,
+      20,
+    );
     sub.close();
     out.push(activeAt - assignedAt);
   }
@@ -101,15 +122,27 @@ async function latency(): Promise<string> {
   const rows: string[] = [];
   const p = await host('process');
   try {
-    const t = await startLatencies(p, (i) => `[Service]\nExecStart=/bin/sh -c 'exec sleep 100000 # ${MARK} ${i}'\n`, N);
-    rows.push(`| process unit (\`[Service]\`, \`/bin/sh -c 'exec sleep …'\`) | ${N} | ${fmt(median(t))} ms | ${fmt(percentile(t, 95))} ms |`);
+    const t = await startLatencies(
+      p,
+      (i) => `[Service]\nExecStart=/bin/sh -c 'exec sleep 100000 # ${MARK} ${i}'\n`,
+      N,
+    );
+    rows.push(
+      `| process unit (\`[Service]\`, \`/bin/sh -c 'exec sleep …'\`) | ${N} | ${fmt(median(t))} ms | ${fmt(percentile(t, 95))} ms |`,
+    );
   } finally {
     await p.close();
   }
   const d = await host('docker');
   try {
-    const t = await startLatencies(d, (i) => `[Container]\nImage=fleetts/base:bookworm\nPull=never\nExec=sleep 100000\nEnvironment=N=${i}\n`, N);
-    rows.push(`| container unit (\`[Container]\`, \`fleetts/base:bookworm\`, \`sleep\`) | ${N} | ${fmt(median(t))} ms | ${fmt(percentile(t, 95))} ms |`);
+    const t = await startLatencies(
+      d,
+      (i) => `[Container]\nImage=fleetts/base:bookworm\nPull=never\nExec=sleep 100000\nEnvironment=N=${i}\n`,
+      N,
+    );
+    rows.push(
+      `| container unit (\`[Container]\`, \`fleetts/base:bookworm\`, \`sleep\`) | ${N} | ${fmt(median(t))} ms | ${fmt(percentile(t, 95))} ms |`,
+    );
   } finally {
     await d.close();
   }
@@ -157,7 +190,9 @@ async function idle(): Promise<string> {
   try {
     const text = `[Service]\nExecStart=/bin/sh -c 'exec sleep 100000 # ${MARK}'\n`;
     const names: UnitName[] = Array.from({ length: UNITS }, (_, i) => asUnitName(`idle@${i}.unit`));
-    await h.registry.createUnits(names.map((name) => ({ unit: { name, hash: unitHash(text), target: 'launched' as const }, text })));
+    await h.registry.createUnits(
+      names.map((name) => ({ unit: { name, hash: unitHash(text), target: 'launched' as const }, text })),
+    );
     const t0 = performance.now();
     await until(
       `${UNITS} units active`,
