@@ -214,7 +214,7 @@ async function idle(): Promise<string> {
     const mem = processMemoryMb(pid);
     const sup = supervisorsMemory();
     return [
-      '### Agent idle cost with 500 local units (issue 4)',
+      `### Agent idle cost with ${UNITS} local units (issue 4)`,
       '',
       `${UNITS} process units (\`sleep\`) on one real \`fleetd\`; all became active ${fmt(startAll / 1000, 1)} s after a batch submit.`,
       `Then ${IDLE_S} s with nothing changing. fleet's agent burned CPU from about 500 units per host.`,

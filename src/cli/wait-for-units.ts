@@ -59,8 +59,12 @@ export function assessUnit(unit: UnitSummary | undefined, want: TargetState): Pr
     };
   }
   const busy = onPlaced.find((s) => RUNNING.has(s.active));
-  if (busy === undefined) return { kind: 'reached', where };
-  return { kind: 'waiting', detail: `${busy.active} (${busy.sub}) on ${busy.machine}` };
+  if (busy !== undefined)
+    return { kind: 'waiting', detail: `${busy.active} (${busy.sub}) on ${busy.machine}` };
+  // Loaded means its host has it (and reports it), as list-unit-files' STATE says.
+  const unreported = unit.placements.find((p) => !onPlaced.some((s) => s.machine === p.machine));
+  if (unreported !== undefined) return { kind: 'waiting', detail: `loading on ${unreported.machine}` };
+  return { kind: 'reached', where };
 }
 
 export interface WaitOptions {
