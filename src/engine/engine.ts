@@ -13,7 +13,7 @@ import { holdUnsafeStarts } from './hold-starts.js';
 import { planToChanges } from './plan-changes.js';
 
 /** Default resync period: watches wake the engine; this only backs them up. */
-export const DEFAULT_RESYNC_MS = 30_000;
+export const DEFAULT_RESYNC_MS = 60_000;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5_000;
 

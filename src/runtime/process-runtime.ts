@@ -59,7 +59,7 @@ export interface ProcessRuntimeDeps {
   readonly cgroupRoot?: string;
   /** How to run the supervisor; default this Node with dist/runtime/supervisor-main.js (tsx for .ts). */
   readonly supervisorCommand?: { readonly command: string; readonly args: readonly string[] };
-  /** Backstop re-read of every unit's status, besides inotify (also how soon a dead supervisor is noticed); default 10 s. */
+  /** Backstop re-read of every unit's status, besides inotify (also how soon a dead supervisor is noticed); default 30 s. */
   readonly resyncMs?: number;
   /** How long a new supervisor may take to write its first status; default 15 s. */
   readonly supervisorStartTimeoutMs?: number;
@@ -103,7 +103,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#cgroupRoot =
       deps.cgroupRoot ?? `fleetts/${createHash('sha256').update(this.#stateDir).digest('hex').slice(0, 12)}`;
     this.#command = deps.supervisorCommand ?? defaultSupervisorCommand();
-    this.#resyncMs = deps.resyncMs ?? 10_000;
+    this.#resyncMs = deps.resyncMs ?? 30_000;
     this.#startTimeoutMs = deps.supervisorStartTimeoutMs ?? 15_000;
     this.#log = deps.log ?? (() => undefined);
     mkdirSync(join(this.#stateDir, 'units'), { recursive: true });

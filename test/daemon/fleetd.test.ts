@@ -1,6 +1,6 @@
 // Real fleetd processes against a real etcd: membership, leader handover when the leader's process
 // is killed (SIGKILL), units rescheduled off a dead host, and a duplicate machine id refused.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,11 @@ function cluster(): Cluster {
     },
     async close() {
       for (const p of procs.values()) p.kill('SIGKILL');
+      // Unit supervisors outlive a killed fleetd by design: end the ones this test started.
+      // SIGTERM: each supervisor stops its unit, then exits.
+      for (const d of dirs) spawnSync('pkill', ['-TERM', '-f', `supervisor-main.js ${d}`]);
+      await systemClock.sleep(1_500);
+      for (const d of dirs) spawnSync('pkill', ['-KILL', '-f', d]);
       await registry.close();
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
     },
