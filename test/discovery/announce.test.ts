@@ -69,7 +69,11 @@ test.serial('the key exists only while the check passes; SIGTERM removes it at o
   const goneMs = Date.now() - stoppedAt;
   t.true(goneMs < 1500, `withdrawn ${goneMs} ms after Apache stopped (interval 300 ms)`);
   t.true(p.running(), 'a failing check does not end the announcer');
-  t.like(p.events('announce.withdrawn')[0], { service: 'web', instance: 'web@1.unit' });
+  // The announcer logs after etcd confirmed the delete: its line may arrive after we saw the key go.
+  const withdrawn = await waitFor('the withdrawn event', () => p.events('announce.withdrawn')[0], {
+    timeoutMs: 3000,
+  });
+  t.like(withdrawn, { service: 'web', instance: 'web@1.unit' });
   // Refused once Apache is gone; reset or hung up when the check met it shutting down.
   t.regex(
     String(p.events('announce.check_failed')[0]?.['reason']),
