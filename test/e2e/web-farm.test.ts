@@ -195,7 +195,12 @@ test.serial(
     t.truthy(newHost);
     t.not(newHost, lbHost);
     t.deepEqual([...d.timeline.servers].sort(), d.expectedBackends());
-    const probe = await d.probe(12);
+    // The client follows services/lb: once it has seen the new address, every request is answered.
+    let probe = await d.probe(12);
+    for (let i = 0; i < 20 && probe.noLb > 0; i++) {
+      await systemClock.sleep(500);
+      probe = await d.probe(12);
+    }
     t.is(probe.failed, 0, 'the client reaches the balancer at its new address');
     t.is(probe.answered, 12);
     t.log(`balancer moved ${lbHost} → ${newHost}; outage ${JSON.stringify(result.outage)}`);
