@@ -201,7 +201,8 @@ test("a deposed leader's plan does not land", async (t) => {
   }
 });
 
-test('steady state: a settled engine writes nothing to etcd', async (t) => {
+// Serial: the etcd of this file is shared, and the revision counts every test's writes.
+test.serial('steady state: a settled engine writes nothing to etcd', async (t) => {
   const e = env();
   const r = e.open();
   const engine = new Engine({
