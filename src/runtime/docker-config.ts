@@ -2,9 +2,12 @@
 // and that config → the body of Docker's "create container" call. Both pure; the agent calls
 // containerConfigFromSpec just before `runtime.start`, as processConfigFromServiceSpec for services.
 
-import { buildUnitEnvironment } from './unit-environment.js';
+import {
+  buildUnitEnvironment,
+  type RuntimeConfigInput,
+  type RuntimeConfigResult,
+} from './unit-environment.js';
 import type { ContainerCreateOptions } from 'dockerode';
-import type { UnitHash, UnitName } from '../cluster/types.js';
 import type {
   ContainerHealth,
   ContainerNetwork,
@@ -14,7 +17,7 @@ import type {
   VolumeMount,
 } from '../unit/container.js';
 import { expandExecArgs, type ExecCommand } from '../unit/exec.js';
-import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
+import { expandSpecifiers } from '../unit/specifiers.js';
 import type { RestartPolicy, RuntimeUnitConfigBase } from './runtime.js';
 
 /** A `[Container]` unit as the Docker runtime runs it. Every field is final (expanded, defaults applied). */
@@ -57,21 +60,9 @@ export interface ContainerUnitConfig extends RuntimeUnitConfigBase {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-export interface ContainerConfigInput {
-  readonly unit: UnitName;
-  readonly hash: UnitHash;
-  readonly spec: ContainerSpec;
-  /** Every specifier, host ones included. */
-  readonly specifiers: SpecifierContext;
-  /** The agent's environment for every unit (FLEETTS_MACHINE_ID…); Environment= and files override it. */
-  readonly baseEnv: Readonly<Record<string, string>>;
-  /** Reads an EnvironmentFile=; undefined when it does not exist. */
-  readonly readFile: (path: string) => string | undefined;
-}
+export type ContainerConfigInput = RuntimeConfigInput<ContainerSpec>;
 
-export type ContainerConfigResult =
-  | { readonly kind: 'ok'; readonly config: ContainerUnitConfig; readonly warnings: readonly string[] }
-  | { readonly kind: 'error'; readonly reason: string };
+export type ContainerConfigResult = RuntimeConfigResult<ContainerUnitConfig>;
 
 /**
  * Builds the runtime config: `%` specifiers in every string; `$VAR`/`${VAR}` (systemd's rules,

@@ -2,28 +2,19 @@
 // host's specifiers (%H %m %b), EnvironmentFile= read now, `$VAR` expansion in Exec lines. The agent
 // calls this just before `runtime.start`; a problem becomes the unit's failure reason.
 
-import { buildUnitEnvironment } from './unit-environment.js';
-import type { UnitHash, UnitName } from '../cluster/types.js';
+import {
+  buildUnitEnvironment,
+  type RuntimeConfigInput,
+  type RuntimeConfigResult,
+} from './unit-environment.js';
 import { expandExecArgs, type ExecCommand } from '../unit/exec.js';
 import type { ServiceSpec } from '../unit/service.js';
-import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
+import { expandSpecifiers } from '../unit/specifiers.js';
 import type { ExecStep, ProcessUnitConfig, RestartPolicy } from './runtime.js';
 
-export interface ProcessConfigInput {
-  readonly unit: UnitName;
-  readonly hash: UnitHash;
-  readonly spec: ServiceSpec;
-  /** Every specifier, host ones included. */
-  readonly specifiers: SpecifierContext;
-  /** The agent's environment for every unit (FLEETTS_MACHINE_ID…); Environment= and files override it. */
-  readonly baseEnv: Readonly<Record<string, string>>;
-  /** Reads an EnvironmentFile=; undefined when it does not exist. */
-  readonly readFile: (path: string) => string | undefined;
-}
+export type ProcessConfigInput = RuntimeConfigInput<ServiceSpec>;
 
-export type ProcessConfigResult =
-  | { readonly kind: 'ok'; readonly config: ProcessUnitConfig; readonly warnings: readonly string[] }
-  | { readonly kind: 'error'; readonly reason: string };
+export type ProcessConfigResult = RuntimeConfigResult<ProcessUnitConfig>;
 
 /** Builds the runtime config; a missing EnvironmentFile= or a bad specifier is an `error` with a reason. */
 export function processConfigFromServiceSpec(input: ProcessConfigInput): ProcessConfigResult {

@@ -1,6 +1,7 @@
 // The final environment of a unit on this host, shared by both runtimes' config builders: the
 // agent's base variables, then Environment= (specifiers expanded), then each EnvironmentFile= in
 // order (read now, on the host the unit runs on).
+import type { UnitHash, UnitName } from '../cluster/types.js';
 import { parseEnvironmentFile } from '../unit/exec.js';
 import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
 
@@ -40,3 +41,21 @@ export function buildUnitEnvironment(
   }
   return { kind: 'ok', env };
 }
+
+/** What both runtimes' config builders take: one unit's parsed section plus this host's facts. */
+export interface RuntimeConfigInput<Spec> {
+  readonly unit: UnitName;
+  readonly hash: UnitHash;
+  readonly spec: Spec;
+  /** Every specifier, host ones included. */
+  readonly specifiers: SpecifierContext;
+  /** The agent's environment for every unit (FLEETTS_MACHINE_ID…); Environment= and files override it. */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** Reads an EnvironmentFile=; undefined when it does not exist. */
+  readonly readFile: (path: string) => string | undefined;
+}
+
+/** A runtime config for this host, or why the unit cannot start here. */
+export type RuntimeConfigResult<Config> =
+  | { readonly kind: 'ok'; readonly config: Config; readonly warnings: readonly string[] }
+  | { readonly kind: 'error'; readonly reason: string };
