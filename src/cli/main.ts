@@ -15,6 +15,9 @@ import { registerVerify } from './verify.js';
 import { registerAnnounce } from './announce.js';
 import { registerDev } from './dev.js';
 import { registerUpstream } from './upstream.js';
+import { registerGalera } from './galera.js';
+import { registerFtp } from './ftp.js';
+import { registerCloudConfig } from './cloud-config.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
@@ -78,6 +81,9 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerAnnounce(program, ctx);
   registerUpstream(program, ctx);
   registerDev(program, ctx);
+  registerGalera(program, ctx);
+  registerFtp(program, ctx);
+  registerCloudConfig(program, ctx);
   return program;
 }
 

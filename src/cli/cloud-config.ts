@@ -1,0 +1,5 @@
+// Placeholder: filled in by the work on issue 7.
+import type { Command } from 'commander';
+import type { CliContext } from './main.js';
+
+export function registerCloudConfig(_program: Command, _ctx: CliContext): void {}
