@@ -9,7 +9,8 @@
 # without downloading again.
 #
 # Usage: scripts/build-images.sh [--force] [IMAGE…]     IMAGE: base apache nginx, or any directory
-#        name under images/ (default: base apache nginx). Images other than base need base.
+#        name under images/ (default: base, then every directory under images/). Images other
+#        than base need base.
 # Env:   FLEETTS_IMAGE_CACHE  (default /var/cache/fleetts/images)
 #        FLEETTS_DEBIAN_MIRROR (default http://deb.debian.org/debian)
 set -euo pipefail
@@ -27,11 +28,14 @@ targets=()
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
-    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) targets+=("$a") ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(base apache nginx)
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(base)
+  for d in "$root"/images/*/; do targets+=("$(basename "$d")"); done
+fi
 
 say() { printf 'build-images: %s\n' "$*" >&2; }
 t0=$SECONDS
