@@ -28,7 +28,7 @@ targets=()
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) targets+=("$a") ;;
   esac
 done
