@@ -1,52 +1,132 @@
 // Pure: turns a registry snapshot into the scheduler's ClusterView. Unit files are parsed once per
-// (name, hash) — units are immutable — and cached by the engine across passes.
-import type { Placement, UnitHash, UnitName } from '../cluster/types.js';
+// (name, hash) — units are immutable — or once per hash when the text cannot depend on the name,
+// and cached by the engine across passes.
+import type { Placement, TargetState, UnitHash, UnitName } from '../cluster/types.js';
 import type { ClusterView, SchedulableUnit } from '../cluster/view.js';
 import type { ClusterSnapshot } from '../registry/registry.js';
 import { FleetError } from '../lib/errors.js';
+import { globMatch } from '../lib/glob.js';
+import { parseUnitName } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 
 /** A unit's placement, or why its stored file cannot be scheduled. */
 export type PlacementResult =
   { readonly ok: true; readonly placement: Placement } | { readonly ok: false; readonly reason: string };
 
-/** Cache of parsed placements, keyed by unit name and hash. Bounded by pruning to live units. */
+interface NameEntry {
+  readonly hash: UnitHash;
+  readonly result: PlacementResult;
+  /** The scheduler's view of the unit, reused while its hash and target stay the same. */
+  schedulable: SchedulableUnit | undefined;
+}
+
+interface FileEntry {
+  readonly text: string;
+  /**
+   * The placement this text gives every unit name, when it does not depend on the name: the text
+   * has no `%` (so no specifier) and parsed without error. Ten thousand instances of one template
+   * are then parsed once, not once each (issue 3: a 10,000-unit burst within the memory budget).
+   */
+  shared: Placement | undefined;
+}
+
+/**
+ * Parsed placements by unit name and hash, across passes. Bounded by pruning to live units. Units
+ * are immutable per hash, so an entry stays valid until the unit's hash changes.
+ */
 export class PlacementCache {
-  readonly #entries = new Map<string, PlacementResult>();
+  readonly #byName = new Map<UnitName, NameEntry>();
   /** Unit file texts by hash: a snapshot leaves out texts the engine already holds. */
-  readonly #texts = new Map<UnitHash, string>();
+  readonly #files = new Map<UnitHash, FileEntry>();
 
   get size(): number {
-    return this.#entries.size;
+    return this.#byName.size;
   }
 
   get(name: UnitName, hash: UnitHash, text: string | undefined): PlacementResult {
-    const key = `${name}\u0000${hash}`;
-    const hit = this.#entries.get(key);
-    if (hit !== undefined) return hit;
-    if (text !== undefined) this.#texts.set(hash, text);
-    else text = this.#texts.get(hash);
-    const result = placementOf(name, text);
+    return this.#entry(name, hash, text)?.result ?? placementOf(name, undefined);
+  }
+
+  /** The unit as the scheduler sees it, or why it cannot be scheduled; reused across passes. */
+  schedulable(
+    unit: { readonly name: UnitName; readonly hash: UnitHash; readonly target: TargetState },
+    text: string | undefined,
+  ): SchedulableUnit | string {
+    const entry = this.#entry(unit.name, unit.hash, text);
+    const result = entry?.result ?? placementOf(unit.name, undefined);
+    if (!result.ok) return result.reason;
+    const known = entry?.schedulable;
+    if (known !== undefined && known.target === unit.target) return known;
+    const made: SchedulableUnit = {
+      name: unit.name,
+      hash: unit.hash,
+      target: unit.target,
+      placement: result.placement,
+    };
+    if (entry !== undefined) entry.schedulable = made;
+    return made;
+  }
+
+  #entry(name: UnitName, hash: UnitHash, text: string | undefined): NameEntry | undefined {
+    const hit = this.#byName.get(name);
+    if (hit?.hash === hash) return hit;
+    let file = this.#files.get(hash);
+    if (file === undefined && text !== undefined) {
+      file = { text, shared: undefined };
+      this.#files.set(hash, file);
+    }
     // Only cache results for texts we had: a missing text may appear on the next pass.
-    if (text !== undefined) this.#entries.set(key, result);
-    return result;
+    if (file === undefined) return undefined;
+    const entry: NameEntry = { hash, result: placementFor(name, file), schedulable: undefined };
+    this.#byName.set(name, entry);
+    return entry;
   }
 
   /** Keeps only the entries of (name, hash) pairs still present. */
-  prune(live: readonly { readonly name: UnitName; readonly hash: UnitHash }[]): void {
-    const keep = new Set<string>();
+  prune(live: ReadonlyMap<UnitName, { readonly hash: UnitHash }>): void {
+    for (const [name, entry] of this.#byName)
+      if (live.get(name)?.hash !== entry.hash) this.#byName.delete(name);
+    if (this.#files.size === 0) return;
     const hashes = new Set<UnitHash>();
-    for (const u of live) {
-      keep.add(`${u.name}\u0000${u.hash}`);
-      hashes.add(u.hash);
-    }
-    for (const key of this.#entries.keys()) if (!keep.has(key)) this.#entries.delete(key);
-    for (const hash of this.#texts.keys()) if (!hashes.has(hash)) this.#texts.delete(hash);
+    for (const u of live.values()) hashes.add(u.hash);
+    for (const hash of this.#files.keys()) if (!hashes.has(hash)) this.#files.delete(hash);
   }
 
   /** Hashes whose texts the engine no longer needs to read (for SnapshotOptions.knownUnitFiles). */
   knownHashes(): Set<UnitHash> {
-    return new Set(this.#texts.keys());
+    return new Set(this.#files.keys());
+  }
+}
+
+/**
+ * The placement of `name` from a cached file: the shared parse when the text does not depend on the
+ * name and the name breaks none of the rules that involve it (parseUnitSpec checks that a unit does
+ * not follow or replace itself, and that its name is valid); otherwise a full parse for this name.
+ */
+function placementFor(name: UnitName, file: FileEntry): PlacementResult {
+  const shared = file.shared;
+  if (shared !== undefined && nameFits(name, shared)) return { ok: true, placement: shared };
+  const result = placementOf(name, file.text);
+  if (result.ok && shared === undefined && !file.text.includes('%')) file.shared = result.placement;
+  return result;
+}
+
+function nameFits(name: UnitName, placement: Placement): boolean {
+  if (placement.machineOf.includes(name)) return false;
+  for (const pattern of placement.replaces) if (safeGlobMatch(pattern, name)) return false;
+  try {
+    parseUnitName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function safeGlobMatch(pattern: string, name: string): boolean {
+  try {
+    return globMatch(pattern, name);
+  } catch {
+    return true; // not provably fine: let the full parse decide
   }
 }
 
@@ -77,10 +157,9 @@ export function buildClusterView(snapshot: ClusterSnapshot, cache: PlacementCach
       units.push({ name: unit.name, hash: unit.hash, target: unit.target, placement: INACTIVE_PLACEMENT });
       continue;
     }
-    const result = cache.get(unit.name, unit.hash, snapshot.unitFiles.get(unit.hash));
-    if (result.ok)
-      units.push({ name: unit.name, hash: unit.hash, target: unit.target, placement: result.placement });
-    else invalid.set(unit.name, result.reason);
+    const result = cache.schedulable(unit, snapshot.unitFiles.get(unit.hash));
+    if (typeof result === 'string') invalid.set(unit.name, result);
+    else units.push(result);
   }
   return {
     view: { machines: [...snapshot.machines.values()], units, assignments: snapshot.assignments },

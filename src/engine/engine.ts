@@ -5,8 +5,15 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { LeaderTerm } from '../registry/leadership.js';
-import type { ClusterSnapshot, LeaseOptions, Registry, Subscription } from '../registry/registry.js';
+import type {
+  AssignmentChange,
+  ClusterSnapshot,
+  LeaseOptions,
+  Registry,
+  Subscription,
+} from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
+import type { Decision, Plan } from '../scheduler/plan.js';
 import { schedule } from '../scheduler/schedule.js';
 import { buildClusterView, PlacementCache } from './cluster-view.js';
 import { holdUnsafeStarts } from './hold-starts.js';
@@ -164,14 +171,17 @@ export class Engine {
   }
 
   /**
-   * One scheduling pass on a snapshot: schedule, then write the plan fenced on `term`. Exposed for
-   * simulations and benchmarks; the loop above is the only caller in a daemon.
+   * The changes a snapshot calls for. A method of its own so that the view and the plan are
+   * garbage before the write starts: only what is logged after it stays reachable (issue 3: a
+   * 10,000-unit plan's working set must not outlive the scheduling).
    */
-  async runPass(snapshot: ClusterSnapshot, term: LeaderTerm): Promise<PassOutcome> {
-    const { registry, clock, log } = this.#deps;
-    const started = clock.monotonic();
-    this.stats.passes++;
-    this.#cache.prune([...snapshot.units.values()]);
+  #plan(snapshot: ClusterSnapshot): {
+    changes: AssignmentChange[];
+    summary: Plan['summary'];
+    decisions: readonly Decision[];
+  } {
+    const { log } = this.#deps;
+    this.#cache.prune(snapshot.units);
     const { view, invalid } = buildClusterView(snapshot, this.#cache);
     const { plan, held } = holdUnsafeStarts(schedule(view), snapshot, view);
     this.#held = new Set(held.map((h) => h.unit));
@@ -182,7 +192,22 @@ export class Engine {
         `${h.unit} waits to start on ${h.machine} until it has stopped on ${h.runningOn.join(', ')}`,
       );
     }
-    const changes = planToChanges(plan, snapshot, invalid);
+    return {
+      changes: planToChanges(plan, snapshot, invalid),
+      summary: plan.summary,
+      decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
+    };
+  }
+
+  /**
+   * One scheduling pass on a snapshot: schedule, then write the plan fenced on `term`. Exposed for
+   * simulations and benchmarks; the loop above is the only caller in a daemon.
+   */
+  async runPass(snapshot: ClusterSnapshot, term: LeaderTerm): Promise<PassOutcome> {
+    const { registry, clock, log } = this.#deps;
+    const started = clock.monotonic();
+    this.stats.passes++;
+    const { changes, summary, decisions } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
       return 'settled';
@@ -197,12 +222,12 @@ export class Engine {
           event: 'engine.plan_applied',
           revision: result.revision,
           transactions: result.transactions,
-          ...plan.summary,
+          ...summary,
           ms: Math.round(this.stats.lastPassMs),
         },
-        `plan applied: ${plan.summary.assign} assigned, ${plan.summary.unassign} unassigned, ${plan.summary.update} updated, ${plan.summary.unschedulable} unschedulable`,
+        `plan applied: ${summary.assign} assigned, ${summary.unassign} unassigned, ${summary.update} updated, ${summary.unschedulable} unschedulable`,
       );
-      for (const d of plan.decisions) {
+      for (const d of decisions) {
         if (d.kind === 'unschedulable') continue;
         log.debug(
           { event: `engine.${d.kind}`, unit: d.unit, machine: d.machine, reason: d.reason },

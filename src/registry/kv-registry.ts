@@ -68,6 +68,8 @@ export class KvRegistry implements Registry {
   readonly #leases = new Set<KeptLease>();
   readonly #leaderships = new Set<KvLeadership>();
   #closed = false;
+  /** Unit and assignment values decoded by the last snapshot, by key (see `snapshot`). */
+  #decoded = new Map<string, Memo>();
 
   constructor(deps: KvRegistryDeps) {
     this.#kv = deps.kv;
@@ -98,17 +100,21 @@ export class KvRegistry implements Registry {
     const problems: DecodeProblem[] = [];
     const machines = this.#machines(machineKvs ?? [], metadataKvs ?? [], problems);
 
+    // Values decoded by the previous snapshot are reused when their key's mod revision is the same
+    // (the value then is too): a pass over 10,000 unchanged units decodes none of them again.
+    const decoded = new Map<string, Memo>();
     const units = new Map<UnitName, UnitRecord>();
     for (const kv of unitKvs ?? []) {
-      const unit = this.#decodeUnit(kv, problems);
+      const unit = this.#memo(kv, decoded, 'unit', () => this.#decodeUnit(kv, problems));
       if (unit !== undefined) units.set(unit.name, unit);
     }
 
     const assignments: Assignment[] = [];
     for (const kv of assignmentKvs ?? []) {
-      const a = this.#decodeAssignment(kv, problems);
+      const a = this.#memo(kv, decoded, 'assignment', () => this.#decodeAssignment(kv, problems));
       if (a !== undefined) assignments.push(a);
     }
+    this.#decoded = decoded;
     const statuses: UnitStatus[] = [];
     for (const kv of statusKvs ?? []) {
       const s = this.#decodeStatus(kv, problems);
@@ -512,19 +518,21 @@ export class KvRegistry implements Registry {
         `fence for ${fence.key} does not belong to this registry (${this.keys.leader()})`,
       );
     }
+    // Transactions are planned over the changes and their ops built one transaction at a time, so
+    // that a plan of thousands of units never holds all its requests at once (issue 3: memory).
     const groups = this.#groupByUnit(changes);
     const machineCompares = this.#machineCompares(changes, basis);
     const max = this.#kv.maxTxnOps;
     interface PlannedTxn {
       units: UnitName[];
-      ops: TxnOp[];
+      changes: AssignmentChange[];
       machines: Map<string, Compare>;
     }
     const txns: PlannedTxn[] = [];
-    let current: PlannedTxn = { units: [], ops: [], machines: new Map() };
+    let current: PlannedTxn = { units: [], changes: [], machines: new Map() };
     const flush = (): void => {
-      if (current.ops.length > 0) txns.push(current);
-      current = { units: [], ops: [], machines: new Map() };
+      if (current.changes.length > 0) txns.push(current);
+      current = { units: [], changes: [], machines: new Map() };
     };
     const comparesWith = (unit: UnitName): number => {
       let extra = 0;
@@ -532,32 +540,34 @@ export class KvRegistry implements Registry {
       // 1 compare for the fence + 1 per unit + 1 per machine.
       return 1 + current.units.length + 1 + current.machines.size + extra;
     };
-    for (const [unit, ops] of groups) {
-      if (current.ops.length + ops.length > max || comparesWith(unit) > max) flush();
+    for (const [unit, list] of groups) {
+      if (current.changes.length + list.length > max || comparesWith(unit) > max) flush();
       const own = machineCompares.get(unit) ?? new Map<string, Compare>();
-      if (ops.length <= max) {
+      if (list.length <= max) {
         current.units.push(unit);
-        current.ops.push(...ops);
+        current.changes.push(...list);
         for (const [key, c] of own) current.machines.set(key, c);
         continue;
       }
       // A unit with more changes than one txn holds (a global unit on many machines): each part
       // carries the compares of the machines it touches; 2 compares go to the fence and the unit.
-      for (const part of chunks(ops, own.size > 0 ? max - 2 : max)) {
+      for (const part of chunks(list, own.size > 0 ? max - 2 : max)) {
         flush();
         const touched = new Set<string>();
-        for (const op of part) {
-          const parsed = this.keys.parse(op.key);
-          if (parsed?.kind === 'assignment') touched.add(this.keys.machine(parsed.machine));
+        for (const change of part) {
+          if (change.kind === 'assign') touched.add(this.keys.machine(change.assignment.machine));
+          else if (change.kind === 'unassign') touched.add(this.keys.machine(change.machine));
         }
         current = {
           units: [unit],
-          ops: [...part],
+          changes: [...part],
           machines: new Map([...own].filter(([key]) => touched.has(key))),
         };
       }
     }
     flush();
+    // A plan assigns thousands of units that share a few (hash, target) values: encode each once.
+    const encoded = new Map<string, string>();
 
     let revision = 0;
     for (const [i, txn] of txns.entries()) {
@@ -576,7 +586,7 @@ export class KvRegistry implements Registry {
       compare.push(...txn.machines.values());
       const res = await this.#kv.txn({
         compare,
-        success: txn.ops,
+        success: txn.changes.map((c) => this.#changeOp(c, encoded)),
         failure: [
           { kind: 'range', key: fence.key },
           ...txn.units.map((u) => ({ kind: 'range' as const, key: this.keys.unit(u) })),
@@ -645,7 +655,7 @@ export class KvRegistry implements Registry {
     return out;
   }
 
-  #groupByUnit(changes: readonly AssignmentChange[]): [UnitName, TxnOp[]][] {
+  #groupByUnit(changes: readonly AssignmentChange[]): [UnitName, AssignmentChange[]][] {
     const order: Record<AssignmentChange['kind'], number> = {
       unassign: 0,
       clear_unschedulable: 1,
@@ -673,7 +683,7 @@ export class KvRegistry implements Registry {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([unit, list]) => [
         unit,
-        [...list].sort((a, b) => order[a.kind] - order[b.kind]).map((c) => this.#changeOp(c)),
+        list.length === 1 ? list : [...list].sort((a, b) => order[a.kind] - order[b.kind]),
       ]);
   }
 
@@ -690,19 +700,19 @@ export class KvRegistry implements Registry {
     }
   }
 
-  #changeOp(change: AssignmentChange): TxnOp {
+  #changeOp(change: AssignmentChange, encoded: Map<string, string>): TxnOp {
     const key = this.#changeKey(change);
     switch (change.kind) {
-      case 'assign':
-        return {
-          kind: 'put',
-          key,
-          value: encodeValue('assignment', {
-            v: 1,
-            hash: change.assignment.hash,
-            target: change.assignment.target,
-          }),
-        };
+      case 'assign': {
+        const { hash, target } = change.assignment;
+        const memo = `${hash}\u0000${target}`;
+        let value = encoded.get(memo);
+        if (value === undefined) {
+          value = encodeValue('assignment', { v: 1, hash, target });
+          encoded.set(memo, value);
+        }
+        return { kind: 'put', key, value };
+      }
       case 'mark_unschedulable':
         return {
           kind: 'put',
@@ -937,6 +947,24 @@ export class KvRegistry implements Registry {
 
   // ——— decoding ———
 
+  /** `decode()` of `kv`, or the value decoded for the same key at the same mod revision before. */
+  #memo<K extends keyof MemoValues>(
+    kv: KeyValue,
+    into: Map<string, Memo>,
+    kind: K,
+    decode: () => MemoValues[K] | undefined,
+  ): MemoValues[K] | undefined {
+    const hit = this.#decoded.get(kv.key);
+    if (hit !== undefined && hit.kind === kind && hit.modRevision === kv.modRevision) {
+      into.set(kv.key, hit);
+      return hit.value as MemoValues[K];
+    }
+    const value = decode();
+    // Corrupt values are not memoized: their problem is reported by every snapshot.
+    if (value !== undefined) into.set(kv.key, { kind, modRevision: kv.modRevision, value });
+    return value;
+  }
+
   #keep(lease: KeptLease): void {
     this.#leases.add(lease);
     lease.signal.addEventListener('abort', () => this.#leases.delete(lease), { once: true });
@@ -1034,6 +1062,17 @@ export class KvRegistry implements Registry {
       },
     };
   }
+}
+
+/** A decoded value and the mod revision of the key it was decoded from. */
+interface MemoValues {
+  unit: UnitRecord;
+  assignment: Assignment;
+}
+interface Memo {
+  readonly kind: keyof MemoValues;
+  readonly modRevision: Revision;
+  readonly value: MemoValues[keyof MemoValues];
 }
 
 /** `machines/<id>` bound to a kept lease; lost also when the key itself disappears. */

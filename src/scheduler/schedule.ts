@@ -21,7 +21,7 @@
 //  - A global unit is assigned on every machine that passes its predicates; it is unschedulable
 //    only when no machine does.
 
-import type { Assignment, Machine, MachineId, UnitName } from '../cluster/types.js';
+import type { Assignment, Machine, MachineId, Placement, UnitName } from '../cluster/types.js';
 import type { ClusterView, SchedulableUnit } from '../cluster/view.js';
 import { PatternIndex } from './pattern-index.js';
 import { PlacementState, type MachineSlot, type UnitInfo } from './placement-state.js';
@@ -419,21 +419,45 @@ export function runSchedule(view: ClusterView): ScheduleResult {
 
 function toInfo(u: SchedulableUnit, index: PatternIndex): UnitInfo {
   const p = u.placement;
-  const metadata = Object.keys(p.machineMetadata)
-    .sort()
-    .map((k): readonly [string, readonly string[]] => [k, [...new Set(p.machineMetadata[k] ?? [])]])
-    .filter(([, values]) => values.length > 0);
+  const n = normalized(p);
   return {
     name: u.name,
     unit: u,
     placement: p,
-    machineOf: [...new Set(p.machineOf)].filter((n) => n !== u.name) as UnitName[],
-    conflicts: [...new Set(p.conflicts)],
-    replaces: [...new Set(p.replaces)],
-    metadata,
+    machineOf: n.machineOf.includes(u.name) ? n.machineOf.filter((m) => m !== u.name) : n.machineOf,
+    conflicts: n.conflicts,
+    replaces: n.replaces,
+    metadata: n.metadata,
     target: u.target === 'launched' ? 'launched' : 'loaded',
     matchedBy: index.patternsMatching(u.name),
   };
+}
+
+type Normalized = Pick<UnitInfo, 'machineOf' | 'conflicts' | 'replaces' | 'metadata'>;
+
+/**
+ * A placement's deduplicated lists, computed once per Placement object: the engine hands the
+ * thousands of instances of one template the same Placement, so a pass normalizes it once.
+ * Placements are immutable, so this memo cannot change what `schedule` returns.
+ */
+const NORMALIZED = new WeakMap<Placement, Normalized>();
+
+function normalized(p: Placement): Normalized {
+  let n = NORMALIZED.get(p);
+  if (n === undefined) {
+    const metadata = Object.keys(p.machineMetadata)
+      .sort()
+      .map((k): readonly [string, readonly string[]] => [k, [...new Set(p.machineMetadata[k] ?? [])]])
+      .filter(([, values]) => values.length > 0);
+    n = {
+      machineOf: [...new Set(p.machineOf)] as UnitName[],
+      conflicts: [...new Set(p.conflicts)],
+      replaces: [...new Set(p.replaces)],
+      metadata,
+    };
+    NORMALIZED.set(p, n);
+  }
+  return n;
 }
 
 function uniqueMachines(machines: readonly Machine[]): Machine[] {

@@ -307,6 +307,35 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   );
 
   test(
+    'snapshot: unchanged units are not decoded again; changed, deleted and corrupt ones are read afresh',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const a = unit('a.service', 'a');
+      const b = unit('b.service', 'b');
+      await r.createUnits([a, b]);
+      const first = await r.snapshot({ unitFiles: 'none' });
+      const second = await r.snapshot({ unitFiles: 'none' });
+      t.is(second.units.get(a.unit.name), first.units.get(a.unit.name), 'same mod revision: same record');
+      const loaded = await r.setTargetState(a.unit.name, 'loaded');
+      await r.deleteUnit(b.unit.name);
+      await env.rawPut('units/c.service', '{"v":1,"hash":42}');
+      const third = await r.snapshot({ unitFiles: 'none' });
+      t.deepEqual(third.units.get(a.unit.name), loaded, 'a changed unit is decoded again');
+      t.false(third.units.has(b.unit.name), 'a deleted unit is gone');
+      const fourth = await r.snapshot({ unitFiles: 'none' });
+      t.deepEqual(
+        [third, fourth].map((s) => s.problems.map((p) => p.key.replace(/^.*\/units\//, ''))),
+        [['c.service'], ['c.service']],
+        'a corrupt value is reported by every snapshot',
+      );
+      await env.rawPut('units/c.service', JSON.stringify({ v: 1, hash: a.unit.hash, target: 'launched' }));
+      const fifth = await r.snapshot({ unitFiles: 'none' });
+      t.is(fifth.units.get(asUnitName('c.service'))?.hash, a.unit.hash, 'a repaired value is read');
+      t.deepEqual(fifth.problems, []);
+    }),
+  );
+
+  test(
     'watchCluster from a snapshot revision misses nothing written in between and wakes per batch',
     withEnv(async (t, env) => {
       const r = env.connect({ lease: TEST_LEASE });
