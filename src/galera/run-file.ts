@@ -1,0 +1,50 @@
+// Runs one helper program (no shell) with a deadline on the injected Clock, optional stdin, and
+// its output collected: the mariadb client, mariadb-install-db, docker.
+import { spawn } from 'node:child_process';
+import type { Clock } from '../lib/clock.js';
+import type { CommandLine } from './mariadbd-command.js';
+
+export interface FileResult {
+  readonly ok: boolean;
+  readonly code: number | undefined;
+  readonly stdout: string;
+  /** stderr (or the spawn error), trimmed, at most 4000 characters. */
+  readonly stderr: string;
+}
+
+export function runFile(
+  cmd: CommandLine,
+  options: { clock: Clock; timeoutMs: number; input?: string },
+): Promise<FileResult> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    const child = spawn(cmd.file, [...cmd.args], {
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (c: Buffer) => {
+      stdout = (stdout + c.toString()).slice(-64_000);
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-4000);
+    });
+    if (options.input !== undefined) {
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(options.input);
+    }
+    let timedOut = false;
+    const timer = options.clock.setTimer(options.timeoutMs, () => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    });
+    child.once('error', (err) => {
+      timer.cancel();
+      resolve({ ok: false, code: undefined, stdout, stderr: err.message });
+    });
+    child.once('close', (code) => {
+      timer.cancel();
+      const err = stderr.trim() + (timedOut ? ` (killed after ${options.timeoutMs} ms)` : '');
+      resolve({ ok: code === 0 && !timedOut, code: code ?? undefined, stdout, stderr: err.trim() });
+    });
+  });
+}
