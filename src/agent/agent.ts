@@ -161,8 +161,9 @@ export class Agent {
     for (const [kind, runtime] of this.#runtimeList()) {
       for (const o of await runtime.adopt()) {
         // A unit adopted in any state was started by a previous fleetd for that hash: an ended one
-        // ended by itself and stays so; one stopped by its supervisor's self-fencing may start again.
-        if (!isFenceStop(o.reason)) this.#attempted.set(o.unit, o.hash);
+        // ended by itself and stays so; one stopped by its supervisor's self-fencing, or lost with
+        // its supervisor (the host lost power, a reboot), may start again.
+        if (!isFenceStop(o.reason) && o.lost !== true) this.#attempted.set(o.unit, o.hash);
         log.info(
           {
             event: 'agent.unit_adopted',

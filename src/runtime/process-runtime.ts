@@ -377,6 +377,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       active: 'failed',
       sub: 'failed',
       reason: `the supervisor (pid ${status.supervisor.pid}) exited unexpectedly: ${tail(t.paths.supervisorLog)}`,
+      lost: true,
     };
   }
 

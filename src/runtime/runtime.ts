@@ -81,6 +81,12 @@ export interface ObservedUnit {
   readonly since: string;
   readonly lastExit?: UnitStatus['lastExit'];
   readonly reason?: string;
+  /**
+   * The unit did not end by itself: what ran it died with it (its supervisor was killed, the host
+   * lost power). Found when a fleetd adopts it, such a unit is started again if it is still
+   * assigned here, as systemd starts its units after a reboot.
+   */
+  readonly lost?: true;
 }
 
 export interface JournalOptions {

@@ -322,20 +322,41 @@ test('adoption: units still running are left running and their statuses re-repor
         since,
         reason: SUPERVISOR_FENCE_REASON,
       },
+      // Its supervisor died with it while no fleetd ran (the host lost power).
+      {
+        unit: asUnitName('lost.unit'),
+        hash,
+        load: 'loaded',
+        active: 'failed',
+        sub: 'failed',
+        since,
+        reason: 'the supervisor (pid 77) exited unexpectedly: no output',
+        lost: true,
+      },
     ],
   });
   await w.assign('web.unit', SERVICE);
   await w.assign('done.unit', SERVICE);
   await w.assign('fenced.unit', SERVICE);
+  await w.assign('lost.unit', SERVICE);
   await w.register();
   await w.agent.start();
-  // Three adopted states, then fenced.unit's start.
-  await w.until(() => w.agent.stats.statusWrites === 4);
-  t.deepEqual(w.runtime.calls, ['start fenced.unit'], 'only the unit stopped by fencing is started again');
+  // Four adopted states, then the starts of fenced.unit and lost.unit.
+  await w.until(() => w.agent.stats.statusWrites === 6);
+  t.deepEqual(
+    [...w.runtime.calls].sort(),
+    ['start fenced.unit', 'start lost.unit'],
+    'only the units stopped by fencing or lost with their supervisor are started again',
+  );
   const statuses = await w.statuses();
   t.deepEqual(
     statuses.map((s) => `${s.unit} ${s.active}/${s.sub} ${s.pid ?? '-'}`),
-    ['done.unit inactive/dead -', 'fenced.unit active/running 101', 'web.unit active/running 4242'],
+    [
+      'done.unit inactive/dead -',
+      'fenced.unit active/running 101',
+      'lost.unit active/running 102',
+      'web.unit active/running 4242',
+    ],
   );
   t.is(statuses.find((s) => s.unit === 'web.unit')?.since, since);
   await w.agent.stop();

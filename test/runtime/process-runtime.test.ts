@@ -519,6 +519,7 @@ test('a supervisor that dies is reported failed, and stop cleans up after it', a
   process.kill(status?.supervisor.pid ?? 0, 'SIGKILL');
   const o = await waitState(runtime, unit, 'failed');
   t.regex(o.reason ?? '', /the supervisor \(pid \d+\) exited unexpectedly/);
+  t.true(o.lost, 'a unit whose supervisor died did not end by itself (the agent may start it again)');
   await runtime.stop(unit);
   const tracking = (
     JSON.parse(readText(unitPaths(host.stateDir, unit).config)) as { tracking: { kind: string } }
