@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "fleetts demo: needs root (network namespaces, a bridge, mounts): sudo npm run demo" >&2
   exit 1
 fi
-bash scripts/ensure-deps.sh etcd-server apache2 nginx iproute2 iptables util-linux procps curl
+bash scripts/ensure-deps.sh etcd-server apache2 nginx iproute2 iptables util-linux procps curl \
+  mariadb-server mariadb-client galera-4 rsync vsftpd libpam-pwdfile openssl
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "fleetts demo: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2

@@ -13,15 +13,20 @@ import {
   seconds,
   table,
 } from './demo-report.js';
+import { HOSTING_SERVICES, HostingServices } from './hosting-services.js';
+import { hostingTour } from './hosting-tour.js';
 import { WebFarmDemo, WRAPPER_PATH, type FailoverResult } from './web-farm-demo.js';
 
-const USAGE = `usage: npm run demo [-- --keep] [--lease-ttl-ms MS] [--rate N]
+const USAGE = `usage: npm run demo [-- --hosting] [--keep] [--lease-ttl-ms MS] [--rate N]
 
 Brings up 3 hosts (network namespaces with one fleetd each, etcd, shared storage), deploys the web
 farm (3 Apache backends with their discovery sidekicks, an nginx load balancer with its upstream
 watcher and announcer), powers off the host of a backend and then the balancer's host while a client
 sends steady requests, prints what happened and when, and tears everything down.
 
+  --hosting          the whole hosting cluster instead of the two web failovers: the web farm, a
+                     3-member MySQL (Galera) cluster and FTP on the same 3 hosts, one host powered
+                     off (every service heals) and on again (its MySQL member rejoins)
   --keep             leave the cluster and the farm running at the end
   --lease-ttl-ms MS  fleetd's membership lease (default 5000: a dead host is noticed within ~5 s)
   --rate N           the steady client's requests per second (default 20)
@@ -33,6 +38,7 @@ async function main(argv: readonly string[]): Promise<number> {
     args: [...argv],
     options: {
       keep: { type: 'boolean', default: false },
+      hosting: { type: 'boolean', default: false },
       'lease-ttl-ms': { type: 'string' },
       rate: { type: 'string', default: '20' },
       'state-dir': { type: 'string' },
@@ -58,6 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
     clock: systemClock,
     progress: (line) => say(`  · ${line.replace(/^fleetts dev: /, '')}`),
     ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }),
+    ...(values.hosting ? { services: HOSTING_SERVICES } : {}),
   });
   const show = async (args: string[]): Promise<void> => {
     const r = await demo.fleetts(args);
@@ -66,7 +73,11 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   let ok = false;
   try {
-    say('fleetts demo: a web farm that survives losing a host');
+    say(
+      values.hosting
+        ? 'fleetts demo: a hosting cluster (web farm, MySQL, FTP) that survives losing a host'
+        : 'fleetts demo: a web farm that survives losing a host',
+    );
     say('Every host runs fleetd; etcd holds the cluster state; units are systemd-style files placed by');
     say('the elected engine. Hosts are network namespaces on this machine, each with its own IP.');
 
@@ -99,6 +110,14 @@ async function main(argv: readonly string[]): Promise<number> {
 
     say(heading(4, `Requests through the load balancer (${demo.lbAddress() ?? '?'})`));
     say(formatCounts(await demo.probe(12)));
+
+    if (values.hosting) {
+      const summary = await hostingTour(demo, systemClock, { say, show }, { n: 5, rate });
+      say(heading(8, 'Summary'));
+      for (const line of summary) say(line);
+      ok = true;
+      return await finish(8);
+    }
 
     const failovers: FailoverResult[] = [];
     const victim = demo.backendOnlyHost();
@@ -180,21 +199,26 @@ async function main(argv: readonly string[]): Promise<number> {
     await demo.close({ down: false }).catch(() => undefined);
     return 1;
   }
-  if (values.keep) {
-    await demo.close({ down: false });
-    say(heading(10, 'The cluster stays up (--keep)'));
-    say('  fleetts list-units                 where everything runs');
-    say('  fleetts list-machines              the hosts');
-    say(`  curl -si http://${demo.lbAddress() ?? '<lb address>'}/          a page through the balancer`);
-    say('  fleetts journal lb-upstream        the upstream watcher’s log');
-    say('  fleetts dev power-off host2        pull a plug (fleetts dev power-on host2 to boot it)');
-    say('  fleetts dev down                   remove everything');
-  } else {
-    say(heading(10, 'Tear down'));
-    await demo.close({ down: true });
-    say('  dev cluster removed (namespaces, bridge, etcd, mounts); run with --keep to leave it up');
+  return finish(9);
+
+  async function finish(last: number): Promise<number> {
+    if (values.keep) {
+      await demo.close({ down: false });
+      say(heading(last + 1, 'The cluster stays up (--keep)'));
+      say('  fleetts list-units                 where everything runs');
+      say('  fleetts list-machines              the hosts');
+      say(`  curl -si http://${demo.lbAddress() ?? '<lb address>'}/          a page through the balancer`);
+      say('  fleetts journal lb-upstream        the upstream watcher’s log');
+      say('  fleetts dev power-off host2        pull a plug (fleetts dev power-on host2 to boot it)');
+      say('  fleetts dev down                   remove everything');
+    } else {
+      say(heading(last + 1, 'Tear down'));
+      await demo.close({ down: true });
+      if (values.hosting) await new HostingServices({ farm: demo, clock: systemClock }).removeData();
+      say('  dev cluster removed (namespaces, bridge, etcd, mounts); run with --keep to leave it up');
+    }
+    return ok ? 0 : 1;
   }
-  return ok ? 0 : 1;
 }
 
 function reportFailover(say: (s?: string) => void, demo: WebFarmDemo, r: FailoverResult): void {

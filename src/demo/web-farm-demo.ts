@@ -37,6 +37,8 @@ export interface WebFarmDemoDeps {
   readonly stateDir?: string;
   /** Where `dev up` writes the CLI context (default: the user's). */
   readonly contextFile?: string;
+  /** The services whose announcements the timeline follows (default: web and lb). */
+  readonly services?: readonly string[];
 }
 
 export interface UpOptions {
@@ -161,6 +163,7 @@ export class WebFarmDemo {
         hosts: p.hosts,
         upstreamFile: farmPaths(p.shared.target).upstreamFile,
         nginxErrorLog: (m) => join(lbPrefix(m), 'error.log'),
+        ...(this.#d.services === undefined ? {} : { services: this.#d.services }),
       });
       await this.#timeline.start();
     }
@@ -218,11 +221,11 @@ export class WebFarmDemo {
   /** Runs the real CLI against the cluster. */
   fleetts(
     args: readonly string[],
-    options: { timeoutMs?: number; cwd?: string } = {},
+    options: { timeoutMs?: number; cwd?: string; stdin?: string } = {},
   ): Promise<CommandOutput> {
     const command = `fleetts ${args.join(' ')}`;
     return new Promise((resolve) => {
-      execFile(
+      const child = execFile(
         process.execPath,
         [join(REPO_ROOT, 'bin', 'fleetts.js'), ...args],
         {
@@ -236,6 +239,8 @@ export class WebFarmDemo {
           resolve({ command, code, stdout: String(stdout), stderr: String(stderr) });
         },
       );
+      // A secret (a password) goes in on stdin, never in argv.
+      child.stdin?.end(options.stdin);
     });
   }
 
@@ -360,10 +365,7 @@ export class WebFarmDemo {
     const unitsOnHost = t.unitsOn(host);
     const lbMoved = unitsOnHost.includes('lb.unit');
     const oldBackends = new Set(t.servers);
-    const t0 = this.#d.clock.now();
-    t.mark({ kind: 'power-off', host, units: unitsOnHost }, t0);
-    this.#off.add(host);
-    await this.dev.powerOff(host);
+    const t0 = await this.powerOff(host);
     const timeoutMs = options.timeoutMs ?? 60_000;
     const after = (pred: (e: TimedEvent) => boolean): TimedEvent | undefined =>
       t.events.find((e) => e.at >= t0 && pred(e));
@@ -460,6 +462,18 @@ export class WebFarmDemo {
         ? {}
         : { outage: { fromMs: first.at - t0, toMs: last.at - t0 } }),
     };
+  }
+
+  /**
+   * Pulls the host's plug (marked on the timeline, with the units it ran); returns the wall-clock
+   * ms of the power-off. The CLI talks to another host's fleetd until powerOn().
+   */
+  async powerOff(host: string): Promise<number> {
+    const t0 = this.#d.clock.now();
+    this.timeline.mark({ kind: 'power-off', host, units: this.timeline.unitsOn(host) }, t0);
+    this.#off.add(host);
+    await this.dev.powerOff(host);
+    return t0;
   }
 
   /** Boots the host again, waits `settleMs`, and reports any unit that moved (none should). */

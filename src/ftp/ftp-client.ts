@@ -1,5 +1,5 @@
-// A real FTP client for the FTP tests and the failover benchmark (basic-ftp, a devDependency: not
-// in src/): log in, upload/download buffers in passive mode, list. PASV (IPv4) is forced rather than
+// An FTP client (basic-ftp) for the hosting demo, the FTP tests and the failover benchmark: log in,
+// upload/download buffers in passive mode, list. PASV (IPv4) is forced rather than
 // EPSV, so that the address vsftpd announces in its 227 reply is what the data connection uses.
 import { PassThrough, Readable } from 'node:stream';
 import { Client, enterPassiveModeIPv4 } from 'basic-ftp';

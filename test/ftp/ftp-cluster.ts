@@ -15,7 +15,7 @@ import { machineRunDir, unitTextFor } from '../../src/demo/farm-files.js';
 import { REPO_ROOT, WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
-import { splitAddress, withFtp } from './ftp-session.js';
+import { splitAddress, withFtp } from '../../src/ftp/ftp-client.js';
 
 export const FTP_UNITS = ['ftp.unit', 'ftp-discovery.unit'] as const;
 export const FTP_USER = 'webmaster';

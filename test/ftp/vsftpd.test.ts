@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { runBin } from '../helpers/cli.js';
-import { download, upload, withFtp } from './ftp-session.js';
+import { download, upload, withFtp } from '../../src/ftp/ftp-client.js';
 import { spawnSync } from 'node:child_process';
 
 const VSFTPD = '/usr/sbin/vsftpd';
