@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { FtpCluster } from '../ftp/ftp-cluster.js';
-import { download, upload } from '../ftp/ftp-session.js';
+import { download, upload } from '../../src/ftp/ftp-client.js';
 
 let cluster: FtpCluster | undefined;
 function ftp(): FtpCluster {
