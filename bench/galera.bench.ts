@@ -63,7 +63,7 @@ const synced = trials.map((t) => t.syncedMs);
 const s = (ms: number): string => `${fmt(ms / 1000, 1)} s`;
 writeSection(
   'galera-rejoin',
-  `## MySQL (Galera) member rejoin after a host's power-off
+  `### MySQL (Galera) member rejoin after a host's power-off
 
 A 3-member MariaDB Galera cluster (\`examples/process/mysql@.unit\` and its announcer sidekick) on a
 4-host \`fleetts dev\` cluster (lease TTL 4 s), nearly empty database; ${TRIALS} trials, each

@@ -19,9 +19,7 @@ import {
   type DaemonConfig,
 } from './config.js';
 import { Fleetd, type FleetdDeps } from './fleetd.js';
-import Dockerode from 'dockerode';
 import type { Logger } from '../lib/logger.js';
-import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { ProcessRuntime } from '../runtime/process-runtime.js';
 import { resolveMachineId, resolvePublicIp } from './host-identity.js';
 
@@ -189,6 +187,12 @@ async function buildRuntimes(
     throw new UsageError(`docker-host ${dockerHost}: only unix:// sockets are supported`);
   }
   const socketPath = dockerHost.slice('unix://'.length);
+  // Loaded only here: a host that runs no containers (--runtime process, a Raspberry Pi without
+  // Docker) does not pay for dockerode and its SSH stack (about 12–15 MB of a fleetd's RSS).
+  const [{ DockerRuntime }, { default: Dockerode }] = await Promise.all([
+    import('../runtime/docker-runtime.js'),
+    import('dockerode'),
+  ]);
   const container = new DockerRuntime({
     machine: machineId,
     socketPath,
