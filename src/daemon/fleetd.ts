@@ -72,6 +72,11 @@ export class Fleetd {
         FLEETTS_ETCD_ENDPOINTS: config.etcdEndpoints.join(','),
         FLEETTS_ETCD_KEY_PREFIX: config.etcdKeyPrefix,
         FLEETTS_ENDPOINT: `unix://${config.apiSocket}`,
+        // Units that drive Docker themselves (`docker run` in ExecStart, `fleetts galera member
+        // --image`) must reach this host's dockerd, not the machine's default one.
+        ...(deps.runtimes.container === undefined || config.dockerHost === undefined
+          ? {}
+          : { DOCKER_HOST: config.dockerHost }),
       },
     });
   }

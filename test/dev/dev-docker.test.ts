@@ -1,6 +1,6 @@
 // `fleetts dev up --runtime docker`: one dockerd per host, inside the host's namespace with its own
 // roots; power-off kills it with everything else and leaves no mounts; down leaves nothing.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -10,6 +10,7 @@ import { netnsExists } from '../../src/dev/network.js';
 import type { ClusterPlan } from '../../src/dev/plan.js';
 import { readState } from '../../src/dev/state.js';
 import { isRunning, mountsUnder, netnsPids, runCommand } from '../../src/dev/system.js';
+import { runBin } from '../helpers/cli.js';
 
 let root = '';
 let dev: DevCluster | undefined;
@@ -47,6 +48,34 @@ const docker = (
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> =>
   runCommand(['docker', '-H', `unix://${socket}`, ...args], { allowFail: true });
+
+test.serial("units reach their host's dockerd: DOCKER_HOST is in their environment", async (t) => {
+  const host = plan?.hosts[0];
+  if (host?.docker === undefined) return t.fail('the cluster did not come up');
+  await writeFile(
+    join(root, 'docker-env.unit'),
+    '[Service]\nExecStart=/bin/sh -c \'echo "docker=$DOCKER_HOST"; exec sleep 600\'\n',
+  );
+  const env = { FLEETTS_ENDPOINT: `unix://${host.apiSocket}` };
+  const started = await runBin('fleetts', ['start', 'docker-env.unit'], {
+    env,
+    cwd: root,
+    timeoutMs: 60_000,
+  });
+  t.is(started.code, 0, started.stderr);
+  let journal = '';
+  for (let i = 0; i < 50 && !journal.includes('docker='); i++) {
+    journal = (await runBin('fleetts', ['journal', '-n', '5', 'docker-env.unit'], { env, cwd: root })).stdout;
+    if (!journal.includes('docker=')) await systemClock.sleep(200);
+  }
+  t.regex(journal, new RegExp(`docker=unix://${host.docker.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const destroyed = await runBin('fleetts', ['destroy', 'docker-env.unit'], {
+    env,
+    cwd: root,
+    timeoutMs: 60_000,
+  });
+  t.is(destroyed.code, 0, destroyed.stderr);
+});
 
 test.serial(
   'each host has its own dockerd in its namespace; power-off kills it and unmounts what it left',
