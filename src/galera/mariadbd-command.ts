@@ -89,7 +89,8 @@ export function mariadbdArgs(layout: MemberLayout, decision: StartDecision): str
 export function inRuntime(layout: MemberLayout, file: string, args: readonly string[]): CommandLine {
   const rt = layout.runtime;
   if (rt.kind === 'process') return { file, args };
-  // The image's mysql user owns the mounted dirs (its uid need not be the host's).
+  // The image's mysql user (uid/gid 3306, images/mariadb) owns the mounted dirs, 0750 as in the
+  // process form: its ids are no host account's, and no other host user reads the database files.
   return {
     file: rt.docker,
     args: [
@@ -106,7 +107,7 @@ export function inRuntime(layout: MemberLayout, file: string, args: readonly str
       rt.image,
       'sh',
       '-c',
-      `chown -R mysql:mysql ${CONTAINER_DATA} ${CONTAINER_RUN} && exec "$@"`,
+      `chown -R mysql:mysql ${CONTAINER_DATA} ${CONTAINER_RUN} && chmod 0750 ${CONTAINER_DATA} ${CONTAINER_RUN} && exec "$@"`,
       'sh',
       file,
       ...args,

@@ -1,6 +1,7 @@
 // Test harness for the Docker runtime: makes sure dockerd runs (scripts/ensure-docker.sh) and that
-// the base image and a tiny test image FROM it exist (built once, cached), and removes every
-// container a test file created. Fails, never skips, when Docker cannot be had.
+// the base image and a tiny test image FROM it (or the project's images/<name> images) exist
+// (built once, cached), and removes every container a test file created. Fails, never skips,
+// when Docker cannot be had.
 
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
@@ -50,6 +51,34 @@ fi`;
     const e = err as { stderr?: string; message?: string };
     throw new Error(
       `Docker is required by this test and could not be set up (scripts/ensure-docker.sh, scripts/build-images.sh base): ${e.stderr?.trim() || e.message}`,
+    );
+  }
+  return new Dockerode({ socketPath: '/var/run/docker.sock' });
+}
+
+/**
+ * Starts dockerd if needed and builds fleetts/base:bookworm and the given images/<name> images
+ * (fleetts/<name>:latest) with scripts/build-images.sh: cached by the script's build hashes, so a
+ * second call takes seconds. Serialized across parallel test files with the same lock as above.
+ */
+export async function ensureDockerImages(names: readonly string[]): Promise<Dockerode> {
+  for (const n of names)
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(n)) throw new Error(`not an image directory name: '${n}'`);
+  const script = `set -e
+bash ${join(root, 'scripts/ensure-docker.sh')}
+exec 9>/run/fleetts-test-images.lock
+flock 9
+bash ${join(root, 'scripts/build-images.sh')} base ${names.join(' ')}`;
+  try {
+    await run('bash', ['-c', script], {
+      env: { ...process.env, PATH: `/usr/bin:/usr/sbin:${process.env['PATH'] ?? ''}` },
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 15 * 60_000,
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message?: string };
+    throw new Error(
+      `Docker and the images ${names.map((n) => `fleetts/${n}`).join(', ')} are required by this test and could not be set up (scripts/ensure-docker.sh, scripts/build-images.sh base ${names.join(' ')}): ${e.stderr?.trim() || e.message}`,
     );
   }
   return new Dockerode({ socketPath: '/var/run/docker.sock' });
