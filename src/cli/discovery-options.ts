@@ -58,10 +58,15 @@ const etcdSchema = z.object({
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** The etcd settings of a command, validated: flags win over the FLEETTS_* environment. */
+export interface EtcdConnection {
+  readonly endpoints: string[];
+  readonly prefix: string;
+  readonly tls?: { readonly caFile: string; readonly certFile?: string; readonly keyFile?: string };
+}
+
 /** Flags win over the environment; throws UsageError naming the bad setting. */
-/** Loads the etcd client only when a command needs it (it costs ~200 ms of start-up). */
-export async function openRegistry(flags: EtcdFlags, env: NodeJS.ProcessEnv): Promise<EtcdRegistry> {
-  const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
+export function etcdConnection(flags: EtcdFlags, env: NodeJS.ProcessEnv): EtcdConnection {
   const pick = (flag: string | undefined, name: string): string | undefined =>
     flag ?? (env[name] === '' ? undefined : env[name]);
   const parsed = etcdSchema.safeParse({
@@ -91,19 +96,26 @@ export async function openRegistry(flags: EtcdFlags, env: NodeJS.ProcessEnv): Pr
     throw new UsageError(
       '--etcd-cert-file needs --etcd-ca-file (the CA that signed the etcd server certificate)',
     );
-  const tls =
-    o.caFile === undefined
-      ? undefined
-      : {
-          caFile: o.caFile,
-          ...(o.certFile === undefined ? {} : { certFile: o.certFile }),
-          ...(o.keyFile === undefined ? {} : { keyFile: o.keyFile }),
-        };
-  return createEtcdRegistry({
+  return {
     endpoints: o.endpoints,
     prefix: o.prefix,
-    ...(tls === undefined ? {} : { tls }),
-  });
+    ...(o.caFile === undefined
+      ? {}
+      : {
+          tls: {
+            caFile: o.caFile,
+            ...(o.certFile === undefined ? {} : { certFile: o.certFile }),
+            ...(o.keyFile === undefined ? {} : { keyFile: o.keyFile }),
+          },
+        }),
+  };
+}
+
+/** Loads the etcd client only when a command needs it (it costs ~200 ms of start-up). */
+export async function openRegistry(flags: EtcdFlags, env: NodeJS.ProcessEnv): Promise<EtcdRegistry> {
+  const connection = etcdConnection(flags, env);
+  const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
+  return createEtcdRegistry(connection);
 }
 
 export function commandLogger(flags: EtcdFlags, deps: DiscoveryCommandDeps, name: string): Logger {

@@ -4,7 +4,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
 import { EtcdKv } from '../registry/etcd-kv.js';
-import { DEFAULT_KEY_PREFIX } from '../registry/keys.js';
 import { GaleraMember, type MemberSettings } from '../galera/galera-member.js';
 import { CLUSTER_NAME_RE, GaleraStore } from '../galera/galera-store.js';
 import type { MemberLayout, ServerRuntime } from '../galera/mariadbd-command.js';
@@ -15,6 +14,7 @@ import {
   type DiscoveryCommandDeps,
   durationFlag,
   ETCD_OPTIONS_HELP,
+  etcdConnection,
   type EtcdFlags,
   openRegistry,
   stopSignal,
@@ -113,7 +113,12 @@ Examples:
     const cluster = clusterFlag(flags.cluster);
     const kv = etcdKv(flags, env, ctx);
     try {
-      const store = new GaleraStore({ kv, clock: ctx.clock, prefix: prefixOf(flags, env), cluster });
+      const store = new GaleraStore({
+        kv,
+        clock: ctx.clock,
+        prefix: etcdConnection(flags, env).prefix,
+        cluster,
+      });
       const records = await store.listBootstraps();
       for (const r of records)
         ctx.output.out(
@@ -183,7 +188,7 @@ export function memberSettings(
   };
   const machine = fromEnv('FLEETTS_MACHINE_ID');
   return {
-    prefix: prefixOf(flags, env),
+    prefix: etcdConnection(flags, env).prefix,
     settings: {
       layout,
       service: flags.service,
@@ -216,38 +221,8 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function pick(flag: string | undefined, env: NodeJS.ProcessEnv, name: string): string | undefined {
-  return flag ?? (env[name] === '' ? undefined : env[name]);
-}
-
-function prefixOf(flags: EtcdFlags, env: NodeJS.ProcessEnv): string {
-  const prefix = pick(flags.etcdKeyPrefix, env, 'FLEETTS_ETCD_KEY_PREFIX') ?? DEFAULT_KEY_PREFIX;
-  if (!/^\/[A-Za-z0-9_./-]*\/$/.test(prefix))
-    throw new UsageError('--etcd-key-prefix: must start and end with "/" (example: /fleetts/v1/)');
-  return prefix;
-}
-
-/**
- * The raw etcd client for the lock's transactions. The settings are the ones openRegistry()
- * validates (the member calls it first); `bootstraps` checks the endpoints here.
- */
+/** The raw etcd client for the lock's transactions, on the settings openRegistry() validates. */
 function etcdKv(flags: EtcdFlags, env: NodeJS.ProcessEnv, ctx: CliContext): EtcdKv {
-  const endpoints = (pick(flags.etcdEndpoints, env, 'FLEETTS_ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379')
-    .split(',')
-    .map((e) => e.trim())
-    .filter((e) => e !== '');
-  if (endpoints.length === 0 || endpoints.some((e) => !/^https?:\/\/[^/\s]+\/?$/.test(e)))
-    throw new UsageError('--etcd-endpoints: must be URLs like http://127.0.0.1:2379');
-  const caFile = pick(flags.etcdCaFile, env, 'FLEETTS_ETCD_CA_FILE');
-  const certFile = pick(flags.etcdCertFile, env, 'FLEETTS_ETCD_CERT_FILE');
-  const keyFile = pick(flags.etcdKeyFile, env, 'FLEETTS_ETCD_KEY_FILE');
-  const tls =
-    caFile === undefined
-      ? undefined
-      : {
-          caFile,
-          ...(certFile === undefined ? {} : { certFile }),
-          ...(keyFile === undefined ? {} : { keyFile }),
-        };
+  const { endpoints, tls } = etcdConnection(flags, env);
   return new EtcdKv({ endpoints, ...(tls === undefined ? {} : { tls }) }, ctx.clock);
 }

@@ -2,12 +2,12 @@
 // e2e test: the MySQL (Galera) cluster and FTP of examples/process/, set up on the dev cluster of a
 // WebFarmDemo, checked through their real clients (mariadb over TCP, FTP), and one host's
 // power-off followed until every service is whole again and the host has rejoined.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { download, splitAddress, upload, withFtp } from '../ftp/ftp-client.js';
+import { runSql, type SqlResult } from '../galera/sql-client.js';
 import { DemoError } from './demo-error.js';
 import type { TimedEvent } from './failover-timeline.js';
 import { unitTextFor } from './farm-files.js';
@@ -24,12 +24,6 @@ const MYSQL_DATA_ROOT = '/var/lib/fleetts/mysql';
 export interface HostingServicesDeps {
   readonly farm: WebFarmDemo;
   readonly clock: Clock;
-}
-
-export interface SqlResult {
-  readonly ok: boolean;
-  readonly stdout: string;
-  readonly stderr: string;
 }
 
 /** What one host's power-off did to the services, in ms after the power-off. */
@@ -171,28 +165,13 @@ export class HostingServices {
       });
   }
 
-  /** One SQL batch over TCP as the app user (its password through the environment, not argv). */
+  /** One SQL batch over TCP as the app user. */
   sql(address: string, statement: string, timeoutMs = 15_000): Promise<SqlResult> {
-    const { host, port } = splitAddress(address);
-    return new Promise((resolve) => {
-      execFile(
-        'mariadb',
-        [
-          `--host=${host}`,
-          `--port=${port}`,
-          '--user=app',
-          '--connect-timeout=3',
-          '-N',
-          '-B',
-          'app',
-          '-e',
-          statement,
-        ],
-        { timeout: timeoutMs, env: { ...process.env, MYSQL_PWD: this.#appPassword } },
-        (err, stdout, stderr) =>
-          resolve({ ok: err === null, stdout: String(stdout), stderr: String(stderr) }),
-      );
-    });
+    return runSql(
+      { address, user: 'app', password: this.#appPassword, database: 'app' },
+      statement,
+      timeoutMs,
+    );
   }
 
   /** Retries until the batch succeeds (a member that just joined may still refuse); throws at the deadline. */

@@ -1,7 +1,6 @@
 // The MySQL cluster on a real dev cluster, for the e2e test and the rejoin benchmark: brings up
 // hosts (src/demo's WebFarmDemo for the dev cluster, the fleetts wrapper and the CLI), submits the
 // [Service] units of examples/process/mysql*@.unit, and talks SQL over TCP to announced members.
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { REPO_ROOT, WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { DEFAULT_KEY_PREFIX } from '../../src/registry/keys.js';
 import { GaleraStore, type BootstrapRecord } from '../../src/galera/galera-store.js';
+import { runSql, type SqlResult } from '../../src/galera/sql-client.js';
 
 export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-secret';
@@ -18,12 +18,6 @@ CREATE USER IF NOT EXISTS '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}';
 GRANT ALL ON app.* TO '${APP_USER}'@'%';
 CREATE TABLE IF NOT EXISTS app.notes (id INT PRIMARY KEY, body VARCHAR(200) NOT NULL);
 `;
-
-export interface SqlResult {
-  readonly ok: boolean;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 export class GaleraCluster {
   readonly demo: WebFarmDemo;
@@ -108,27 +102,7 @@ export class GaleraCluster {
 
   /** One SQL batch over TCP to `address` as the app user. */
   sql(address: string, statement: string, timeoutMs = 15_000): Promise<SqlResult> {
-    const [host, port] = address.split(':');
-    return new Promise((resolve) => {
-      execFile(
-        'mariadb',
-        [
-          `--host=${host ?? ''}`,
-          `--port=${port ?? '3306'}`,
-          `--user=${APP_USER}`,
-          `--password=${APP_PASSWORD}`,
-          '--connect-timeout=3',
-          '-N',
-          '-B',
-          'app',
-          '-e',
-          statement,
-        ],
-        { timeout: timeoutMs },
-        (err, stdout, stderr) =>
-          resolve({ ok: err === null, stdout: String(stdout), stderr: String(stderr) }),
-      );
-    });
+    return runSql({ address, user: APP_USER, password: APP_PASSWORD, database: 'app' }, statement, timeoutMs);
   }
 
   /** Retries `statement` on `address` until it succeeds or `timeoutMs` passes. */
