@@ -26,6 +26,7 @@ import {
   containerExit,
   describeExit,
   observeContainer,
+  diedWithDaemon,
   shouldRestart,
   type ObservedContainer,
 } from './docker-state.js';
@@ -155,7 +156,15 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
         ...(info === undefined ? {} : { handledExit: info.State.FinishedAt }),
       };
       this.#units.set(unit, t);
-      const o = await this.#refresh(t);
+      const refreshed = await this.#refresh(t);
+      const o: ObservedUnit =
+        info !== undefined && diedWithDaemon(info) && refreshed.active === 'failed'
+          ? {
+              ...refreshed,
+              reason: `the container was running when this host's Docker daemon went down (exit status 255: power loss, reboot): it did not end by itself`,
+              lost: true,
+            }
+          : refreshed;
       found.push(o);
       this.#log('runtime.unit_adopted', { unit, container: keep.Id, active: o.active, sub: o.sub });
     }

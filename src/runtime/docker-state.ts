@@ -60,6 +60,18 @@ export function containerExit(info: ContainerInspectInfo): ContainerExit | undef
   };
 }
 
+/**
+ * Docker's mark for a container that was running when its daemon went down with it (a power cut,
+ * a reboot, a killed dockerd): on restart the daemon finds no task and records exit status 255.
+ * Such a container did not end by itself. (A program that exits with 255 of its own accord looks
+ * the same; it is then started once more by the fleetd that adopts it, which Restart= would
+ * mostly have done anyway.)
+ */
+export function diedWithDaemon(info: ContainerInspectInfo): boolean {
+  const s = info.State;
+  return s.Status === 'exited' && s.ExitCode === 255 && !s.OOMKilled;
+}
+
 /** systemd's table (systemd.service(5), Restart=) for one exit of the main process. */
 export function shouldRestart(policy: RestartPolicy, exit: ContainerExit): boolean {
   const uncleanSignal = exit.signal !== undefined && !exit.clean;

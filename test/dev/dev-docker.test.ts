@@ -11,6 +11,7 @@ import type { ClusterPlan } from '../../src/dev/plan.js';
 import { readState } from '../../src/dev/state.js';
 import { isRunning, mountsUnder, netnsPids, runCommand } from '../../src/dev/system.js';
 import { runBin } from '../helpers/cli.js';
+import { ensureDockerAndTestImage, TEST_IMAGE } from '../helpers/docker.js';
 
 let root = '';
 let dev: DevCluster | undefined;
@@ -19,6 +20,7 @@ let plan: ClusterPlan | undefined;
 test.before(async () => {
   if (process.getuid?.() !== 0)
     throw new Error('the dev cluster tests need root (network namespaces); run them as root');
+  await ensureDockerAndTestImage();
   root = await mkdtemp(join(tmpdir(), 'fleetts-devd-'));
   dev = new DevCluster({
     stateDir: join(root, 'state'),
@@ -82,6 +84,27 @@ test.serial(
   async (t) => {
     const host = plan?.hosts[0];
     if (dev === undefined || host?.docker === undefined) return t.fail('the cluster did not come up');
+    // A container unit runs on the host when the plug is pulled (the test image, copied over).
+    const copied = await runCommand(
+      ['sh', '-c', `docker save ${TEST_IMAGE} | docker -H unix://${host.docker.socket} load -q`],
+      { allowFail: true },
+    );
+    t.is(copied.code, 0, copied.stderr);
+    await writeFile(
+      join(root, 'box.unit'),
+      `[Container]\nImage=${TEST_IMAGE}\nPull=never\nNetwork=host\nRestart=no\n`,
+    );
+    const env = { FLEETTS_ENDPOINT: `unix://${host.apiSocket}` };
+    const started = await runBin('fleetts', ['start', 'box.unit'], { env, cwd: root, timeoutMs: 60_000 });
+    t.is(started.code, 0, started.stderr);
+    // `fleetts status`: "Active: active (running) since <time>".
+    const containerOf = async (): Promise<{ active: string; since: string } | undefined> => {
+      const r = await runBin('fleetts', ['status', '-n', '0', 'box.unit'], { env, cwd: root });
+      const m = /Active: (\S+) .*since (\S+)/.exec(r.stdout);
+      return m === null ? undefined : { active: m[1] ?? '', since: m[2] ?? '' };
+    };
+    const before = await containerOf();
+    t.is(before?.active, 'active');
     const info = await docker(host.docker.socket, 'info', '--format', '{{.DockerRootDir}}');
     t.is(info.code, 0, info.stderr);
     t.is(info.stdout.trim(), host.docker.dataRoot);
@@ -102,6 +125,17 @@ test.serial(
     t.is(again.code, 0, again.stderr);
     const after = (await readState(dev.stateDir))?.processes.find((p) => p.id === 'host1/dockerd');
     t.not(after?.pid, dockerd.pid, 'a new dockerd after power-on');
+    // Its container died with the daemon (Docker records exit 255): the new fleetd starts the unit
+    // again rather than leaving it failed.
+    let now = await containerOf();
+    for (let i = 0; i < 100 && !(now?.active === 'active' && now.since !== before?.since); i++) {
+      await systemClock.sleep(200);
+      now = await containerOf();
+    }
+    t.is(now?.active, 'active', `box.unit after the power-on: ${JSON.stringify(now)}`);
+    t.not(now?.since, before?.since, 'started again after the power-on');
+    const destroyed = await runBin('fleetts', ['destroy', 'box.unit'], { env, cwd: root, timeoutMs: 60_000 });
+    t.is(destroyed.code, 0, destroyed.stderr);
   },
 );
 
