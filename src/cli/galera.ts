@@ -1,12 +1,14 @@
 // `fleetts galera member`: the main process of a mysql@ unit (src/galera/galera-member.ts) — an
 // etcd-decided bootstrap or join, then MariaDB with Galera as its child; and `fleetts galera
-// bootstraps`: the cluster's bootstrap history. Both talk to etcd directly, like `fleetts announce`.
+// bootstraps`: the cluster's bootstrap history; `positions` and `force-bootstrap` for a whole-cluster
+// outage. All talk to etcd directly, like `fleetts announce`.
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
 import { EtcdKv } from '../registry/etcd-kv.js';
 import { GaleraMember, type MemberSettings } from '../galera/galera-member.js';
 import { CLUSTER_NAME_RE, GaleraStore } from '../galera/galera-store.js';
 import type { MemberLayout, ServerRuntime } from '../galera/mariadbd-command.js';
+import { formatPosition } from '../galera/choose-bootstrap.js';
 import type { CliContext } from './main.js';
 import {
   addEtcdOptions,
@@ -38,6 +40,12 @@ interface MemberFlags extends EtcdFlags {
   readonly mariadbdArg: string[];
   readonly ttl: string;
   readonly bootstrapTimeout: string;
+  readonly recoveryWait: string;
+}
+
+interface ForceFlags extends EtcdFlags {
+  readonly cluster: string;
+  readonly instance: string;
 }
 
 interface HistoryFlags extends EtcdFlags {
@@ -75,7 +83,12 @@ export function registerGalera(program: Command, ctx: CliContext, deps: Discover
     .option('--buffer-pool <size>', 'innodb_buffer_pool_size', '32M')
     .option('--mariadbd-arg <arg>', 'extra mariadbd argument (repeatable)', collect, [])
     .option('--ttl <span>', 'lease TTL of the lock and member keys', '5s')
-    .option('--bootstrap-timeout <span>', 'how long a bootstrapping server may take to be Synced', '120s');
+    .option('--bootstrap-timeout <span>', 'how long a bootstrapping server may take to be Synced', '120s')
+    .option(
+      '--recovery-wait <span>',
+      'after a whole-cluster outage, how long to wait for every known member to publish its data position before the most advanced one present bootstraps',
+      '60s',
+    );
   addEtcdOptions(member)
     .addHelpText(
       'after',
@@ -130,6 +143,59 @@ Examples:
       kv.close();
     }
   });
+
+  const positions = galera
+    .command('positions')
+    .description('list the data positions members published while no member runs (a whole-cluster outage)')
+    .option('--cluster <name>', 'cluster name', 'mysql')
+    .option('--json', 'JSON lines instead of a table');
+  addEtcdOptions(positions).action(async (flags: HistoryFlags) => {
+    await withStore(flags, deps, ctx, async (store) => {
+      const [list, forced] = await Promise.all([store.listPositions(), store.forcedBootstrap()]);
+      for (const p of list)
+        ctx.output.out(
+          flags.json === true
+            ? JSON.stringify({ ...p, at: new Date(p.at).toISOString() })
+            : `${p.instance}  ${formatPosition(p.position)}  since ${new Date(p.at).toISOString()}`,
+        );
+      if (forced !== undefined && flags.json !== true)
+        ctx.output.out(`forced bootstrap: ${forced.instance} (set ${forced.at})`);
+    });
+  });
+
+  const force = galera
+    .command('force-bootstrap')
+    .description(
+      'make this member bootstrap the next time no member runs, whatever the published positions (its data wins)',
+    )
+    .option('--cluster <name>', 'cluster name', 'mysql')
+    .requiredOption('--instance <name>', 'the member to bootstrap, e.g. mysql@2.unit');
+  addEtcdOptions(force).action(async (flags: ForceFlags) => {
+    if (!INSTANCE_RE.test(flags.instance))
+      throw new UsageError(`--instance '${flags.instance}' may only hold letters, digits and @ . _ : -`);
+    await withStore(flags, deps, ctx, async (store) => {
+      await store.forceBootstrap(flags.instance);
+      ctx.output.out(
+        `${flags.instance} bootstraps cluster '${flags.cluster}' the next time no member runs; the others wait for it and join (the record goes once used)`,
+      );
+    });
+  });
+}
+
+async function withStore(
+  flags: HistoryFlags | ForceFlags,
+  deps: DiscoveryCommandDeps,
+  ctx: CliContext,
+  body: (store: GaleraStore) => Promise<void>,
+): Promise<void> {
+  const env = deps.env ?? process.env;
+  const cluster = clusterFlag(flags.cluster);
+  const kv = etcdKv(flags, env, ctx);
+  try {
+    await body(new GaleraStore({ kv, clock: ctx.clock, prefix: etcdConnection(flags, env).prefix, cluster }));
+  } finally {
+    kv.close();
+  }
 }
 
 /** Flags and environment → validated member settings (UsageError naming the flag). */
@@ -196,6 +262,7 @@ export function memberSettings(
       lease: { ttlMs: durationFlag('--ttl', flags.ttl, 2_000) },
       probeIntervalMs: 1_000,
       bootstrapTimeoutMs: durationFlag('--bootstrap-timeout', flags.bootstrapTimeout, 1_000),
+      recoveryWaitMs: durationFlag('--recovery-wait', flags.recoveryWait, 0),
       ...(machine === undefined ? {} : { machine }),
       ...(flags.initSql === undefined ? {} : { initSqlFile: flags.initSql }),
     },

@@ -1,6 +1,7 @@
 // The bootstrap-or-join decision of a Galera member (pure): made under the cluster's etcd lock from
 // the members that run now (lease-bound keys of live `fleetts galera member` processes) and the
-// instances announced as Synced under services/<service>/. galera-member.ts supplies both.
+// instances announced as Synced under services/<service>/. galera-member.ts supplies both. Its
+// "bootstrap" means "nobody runs": choose-bootstrap.ts then says whether this member is the one.
 
 /** A member seen in etcd: the unit instance and the host address of its MariaDB. */
 export interface SeenMember {

@@ -1,6 +1,7 @@
-// `fleetts galera member`: the main process of a mysql@ unit. Under the cluster's etcd lock it
-// decides to bootstrap or join (decide-start.ts), records the decision (galera-store.ts), then runs
-// MariaDB as its child, serves the clustercheck and exits with the server's status.
+// `fleetts galera member`: the main process of a mysql@ unit. It learns its data position
+// (data-position.ts), decides under the cluster's etcd lock to bootstrap or join
+// (decide-under-lock.ts), records it (galera-store.ts), then runs MariaDB as its child, serves the
+// clustercheck and exits with the server's status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
@@ -11,7 +12,10 @@ import type { Logger } from '../lib/logger.js';
 import type { Kv } from '../registry/kv.js';
 import type { LeaseHandle, LeaseOptions, Registry } from '../registry/registry.js';
 import { serveClustercheck, type NodeState } from './clustercheck.js';
-import { decideStart, type StartDecision } from './decide-start.js';
+import { formatPosition } from './choose-bootstrap.js';
+import { readDataPosition } from './data-position.js';
+import type { StartDecision } from './decide-start.js';
+import { decideUnderLock } from './decide-under-lock.js';
 import { GaleraError } from './galera-error.js';
 import { GaleraStore, type MemberRecord } from './galera-store.js';
 import { markDataDirSafe } from './grastate.js';
@@ -46,7 +50,17 @@ export interface MemberSettings {
   readonly probeIntervalMs: number;
   /** How long a bootstrapping server may take to reach Synced. */
   readonly bootstrapTimeoutMs: number;
+  /**
+   * After a whole-cluster outage: how long to wait, from the first published position, for every
+   * known member to publish its own before the best one present bootstraps (default 60 s).
+   */
+  readonly recoveryWaitMs?: number;
+  /** How often a member that waits for a better one asks again (default 2 s). */
+  readonly retryMs?: number;
 }
+
+const DEFAULT_RECOVERY_WAIT_MS = 60_000;
+const RETRY_MS = 2_000;
 
 const GALERA_PROVIDER = '/usr/lib/galera/libgalera_smm.so';
 
@@ -92,21 +106,28 @@ export class GaleraMember {
           maxAgeMs: Math.max(5_000, this.#s.probeIntervalMs * 5),
         });
 
-      await this.store.acquireLock(lease.leaseId, layout.instance, signal, (holder) =>
-        log.info(
-          { event: 'galera.lock_wait', lock: this.store.lockKey, holder },
-          'waiting for the bootstrap lock',
-        ),
+      // Our own container or pid file from a killed run goes first: recovery needs the data dir.
+      await this.#removeLeftovers();
+      const local = await readDataPosition(layout, this.#d.clock);
+      log.info(
+        { event: 'galera.position', position: formatPosition(local.position), source: local.source },
+        `local data: ${formatPosition(local.position)} (${local.source})`,
       );
-      const [running, announced] = await Promise.all([
-        this.store.listMembers(),
-        this.#d.registry.listServiceInstances(this.#s.service),
-      ]);
-      const decision = decideStart({
-        self: { instance: layout.instance, host: layout.host },
-        running,
-        announced: announced.items.map((i) => ({ instance: i.unit ?? i.instance, address: i.address })),
-      });
+      const decision = await decideUnderLock(
+        { store: this.store, registry: this.#d.registry, clock: this.#d.clock, log },
+        {
+          lease: lease.leaseId,
+          instance: layout.instance,
+          host: layout.host,
+          cluster: layout.cluster,
+          service: this.#s.service,
+          position: local.position,
+          recoveryWaitMs: this.#s.recoveryWaitMs ?? DEFAULT_RECOVERY_WAIT_MS,
+          retryMs: this.#s.retryMs ?? RETRY_MS,
+        },
+        signal,
+      );
+      if (decision === undefined) return 0;
       this.#decision = decision;
       const member: MemberRecord = {
         instance: layout.instance,
@@ -123,7 +144,7 @@ export class GaleraMember {
             address: layout.host,
             reason: decision.reason,
           },
-          `bootstrapping a new cluster: ${decision.reason}`,
+          `bootstrapping the cluster: ${decision.reason}`,
         );
         await this.#prepareBootstrap();
       } else {
@@ -150,8 +171,7 @@ export class GaleraMember {
       if (decision.kind === 'join') await this.store.releaseLock(lease.leaseId);
 
       if (signal.aborted) return 0;
-      await this.#removeLeftovers();
-      const cmd = serverCommand(layout, decision);
+      const cmd = serverCommand(layout, decision, local.startPosition);
       log.info(
         { event: 'galera.server_start', command: [cmd.file, ...cmd.args].join(' ') },
         'starting MariaDB',
@@ -179,7 +199,11 @@ export class GaleraMember {
             `the bootstrapping MariaDB ${why} (see its log above); the lock is released with this process's lease`,
           );
         }
-        if (synced) await this.#runInitSql();
+        // A stop while the init SQL runs (it shuts the server down under it) is not a failure.
+        if (synced)
+          await this.#runInitSql().catch((err: unknown) => {
+            if (!signal.aborted) throw err;
+          });
         await this.store.releaseLock(lease.leaseId);
         log.info(
           { event: 'galera.lock_released', lock: this.store.lockKey },

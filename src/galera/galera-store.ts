@@ -2,11 +2,16 @@
 //   galera/<cluster>/bootstrap            the bootstrap lock (lease-bound; held while deciding)
 //   galera/<cluster>/members/<instance>   each running member (lease-bound to its wrapper)
 //   galera/<cluster>/bootstraps/<time>-<instance>   every bootstrap ever decided (history, no lease)
+//   galera/<cluster>/known/<instance>     every instance that ever started as a member (no lease)
+//   galera/<cluster>/positions/<instance> data positions published during a whole-cluster outage
+//                                         (no lease; the next bootstrap deletes them all)
+//   galera/<cluster>/force-bootstrap      an operator's choice of bootstrapper (deleted when used)
 // Keys are built here rather than in registry/keys.ts because only this feature reads them.
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
-import type { Kv, LeaseId } from '../registry/kv.js';
+import type { Kv, LeaseId, TxnOp } from '../registry/kv.js';
 import { prefixRange } from '../registry/keys.js';
+import type { DataPosition, PublishedPosition } from './choose-bootstrap.js';
 import type { SeenMember } from './decide-start.js';
 import { GaleraError } from './galera-error.js';
 
@@ -29,6 +34,18 @@ const bootstrapValue = z.object({
   at: z.string(),
   reason: z.string(),
 });
+
+const positionValue = z.object({
+  v: z.literal(1),
+  empty: z.boolean(),
+  uuid: z.string().optional(),
+  seqno: z.number().int().optional(),
+  at: z.number(),
+});
+
+const knownValue = z.object({ v: z.literal(1), since: z.string() });
+
+const forceValue = z.object({ v: z.literal(1), instance: z.string(), at: z.string() });
 
 const lockValue = z.object({ v: z.literal(1), holder: z.string(), since: z.string() });
 
@@ -62,6 +79,9 @@ export class GaleraStore {
   readonly lockKey: string;
   readonly membersPrefix: string;
   readonly bootstrapsPrefix: string;
+  readonly knownPrefix: string;
+  readonly positionsPrefix: string;
+  readonly forceKey: string;
 
   constructor(deps: GaleraStoreDeps) {
     if (!CLUSTER_NAME_RE.test(deps.cluster))
@@ -71,6 +91,9 @@ export class GaleraStore {
     this.lockKey = base + 'bootstrap';
     this.membersPrefix = base + 'members/';
     this.bootstrapsPrefix = base + 'bootstraps/';
+    this.knownPrefix = base + 'known/';
+    this.positionsPrefix = base + 'positions/';
+    this.forceKey = base + 'force-bootstrap';
   }
 
   /**
@@ -133,6 +156,12 @@ export class GaleraStore {
         lease,
       },
     ];
+    const known: TxnOp = {
+      kind: 'put',
+      key: this.knownPrefix + segment(member.instance),
+      value: JSON.stringify(knownValue.parse({ v: 1, since: member.since })),
+    };
+    const rest: TxnOp[] = [known];
     if (bootstrap !== undefined) {
       const stamp = String(this.#d.clock.now()).padStart(15, '0');
       ops.push({
@@ -140,17 +169,16 @@ export class GaleraStore {
         key: `${this.bootstrapsPrefix}${stamp}-${segment(bootstrap.instance)}`,
         value: JSON.stringify(bootstrapValue.parse({ v: 1, ...bootstrap })),
       });
+      // The outage is over: its positions and the operator's choice must not steer the next one.
+      const positions = prefixRange(this.positionsPrefix);
+      rest.push({ kind: 'delete', key: positions.start, end: positions.end });
+      rest.push({ kind: 'delete', key: this.forceKey });
     }
     const res = await this.#d.kv.txn({
       compare: [{ target: 'lease', key: this.lockKey, op: '==', lease }],
-      success: ops,
+      success: [...ops, ...rest],
     });
-    if (!res.succeeded)
-      throw new GaleraError(
-        'lock_lost',
-        `lost the bootstrap lock ${this.lockKey} before recording the decision (etcd lease expired?); the unit's Restart= retries`,
-        { recoverable: true },
-      );
+    if (!res.succeeded) throw lockLost(this.lockKey, 'recording the decision');
   }
 
   /** Re-writes this member's key under a new lease (after the old one was lost). */
@@ -202,6 +230,73 @@ export class GaleraStore {
     return out;
   }
 
+  /** Publishes this member's position, keeping the `at` of its first publication this outage. */
+  async publishPosition(
+    lease: LeaseId,
+    instance: string,
+    position: DataPosition,
+  ): Promise<PublishedPosition> {
+    const key = this.positionsPrefix + segment(instance);
+    const res = await this.#d.kv.range(key);
+    const old = decodePosition(instance, res.kvs[0]?.value);
+    const at = old?.at ?? this.#d.clock.now();
+    const value = positionValue.parse({
+      v: 1,
+      empty: position.kind === 'empty',
+      ...(position.kind === 'data' ? { uuid: position.uuid, seqno: position.seqno } : {}),
+      at,
+    });
+    const put = await this.#d.kv.txn({
+      compare: [{ target: 'lease', key: this.lockKey, op: '==', lease }],
+      success: [{ kind: 'put', key, value: JSON.stringify(value) }],
+    });
+    if (!put.succeeded) throw lockLost(this.lockKey, 'publishing its position');
+    return { instance, position, at };
+  }
+
+  /** Positions published during the current outage; undecodable values are skipped. */
+  async listPositions(): Promise<PublishedPosition[]> {
+    const range = prefixRange(this.positionsPrefix);
+    const res = await this.#d.kv.range(range.start, range.end);
+    const out: PublishedPosition[] = [];
+    for (const kv of res.kvs) {
+      const p = decodePosition(kv.key.slice(this.positionsPrefix.length), kv.value);
+      if (p !== undefined) out.push(p);
+    }
+    return out;
+  }
+
+  /** Instances that ever started as members of this cluster. */
+  async listKnown(): Promise<string[]> {
+    const range = prefixRange(this.knownPrefix);
+    const res = await this.#d.kv.range(range.start, range.end);
+    return res.kvs
+      .filter((kv) => knownValue.safeParse(safeJson(kv.value)).success)
+      .map((kv) => kv.key.slice(this.knownPrefix.length));
+  }
+
+  /** The operator's forced bootstrapper, if one is set. */
+  async forcedBootstrap(): Promise<{ instance: string; at: string } | undefined> {
+    const res = await this.#d.kv.range(this.forceKey);
+    const kv = res.kvs[0];
+    if (kv === undefined) return undefined;
+    const parsed = forceValue.safeParse(safeJson(kv.value));
+    return parsed.success ? { instance: parsed.data.instance, at: parsed.data.at } : undefined;
+  }
+
+  /** Names the member that bootstraps next when no member runs (whatever the positions say). */
+  async forceBootstrap(instance: string): Promise<void> {
+    const value = forceValue.parse({
+      v: 1,
+      instance: segment(instance),
+      at: new Date(this.#d.clock.now()).toISOString(),
+    });
+    await this.#d.kv.txn({
+      compare: [],
+      success: [{ kind: 'put', key: this.forceKey, value: JSON.stringify(value) }],
+    });
+  }
+
   memberKey(instance: string): string {
     return this.membersPrefix + segment(instance);
   }
@@ -217,6 +312,24 @@ function encodeMember(member: MemberRecord): string {
       ...(member.machine === undefined ? {} : { machine: member.machine }),
     }),
   );
+}
+
+function lockLost(lockKey: string, doing: string): GaleraError {
+  return new GaleraError(
+    'lock_lost',
+    `lost the bootstrap lock ${lockKey} before ${doing} (etcd lease expired?); the unit's Restart= retries`,
+    { recoverable: true },
+  );
+}
+
+function decodePosition(instance: string, text: string | undefined): PublishedPosition | undefined {
+  if (text === undefined) return undefined;
+  const parsed = positionValue.safeParse(safeJson(text));
+  if (!parsed.success) return undefined;
+  const { empty, uuid, seqno, at } = parsed.data;
+  if (empty) return { instance, position: { kind: 'empty' }, at };
+  if (uuid === undefined || seqno === undefined) return undefined;
+  return { instance, position: { kind: 'data', uuid, seqno }, at };
 }
 
 function segment(value: string): string {

@@ -52,7 +52,11 @@ export function serverPaths(layout: MemberLayout): { dataDir: string; runDir: st
  * own MariaDB configuration must not leak in). The server runs as `mysql`: rsync SST's receiving
  * daemon runs as the server's user, and a root-run rsync daemon would write as `nobody`.
  */
-export function mariadbdArgs(layout: MemberLayout, decision: StartDecision): string[] {
+export function mariadbdArgs(
+  layout: MemberLayout,
+  decision: StartDecision,
+  startPosition?: string,
+): string[] {
   const p = serverPaths(layout);
   return [
     '--no-defaults',
@@ -81,6 +85,8 @@ export function mariadbdArgs(layout: MemberLayout, decision: StartDecision): str
     '--wsrep-sst-method=rsync',
     '--wsrep-provider-options=gcache.size=32M',
     ...(decision.kind === 'bootstrap' ? ['--wsrep-new-cluster'] : []),
+    // What mysqld_safe passes after a recovery: Galera starts from there (and a joiner may use IST).
+    ...(startPosition === undefined ? [] : [`--wsrep-start-position=${startPosition}`]),
     ...layout.extraArgs,
   ];
 }
@@ -116,21 +122,49 @@ export function inRuntime(layout: MemberLayout, file: string, args: readonly str
 }
 
 /** The server command line. */
-export function serverCommand(layout: MemberLayout, decision: StartDecision): CommandLine {
+export function serverCommand(
+  layout: MemberLayout,
+  decision: StartDecision,
+  startPosition?: string,
+): CommandLine {
   const file = layout.runtime.kind === 'process' ? layout.runtime.mariadbd : 'mariadbd';
-  return inRuntime(layout, file, mariadbdArgs(layout, decision));
+  return inRuntime(layout, file, mariadbdArgs(layout, decision, startPosition));
 }
 
 /** Initializes an empty data dir (system tables; root@localhost by unix socket only). */
 export function installDbCommand(layout: MemberLayout): CommandLine {
   const p = serverPaths(layout);
-  return inRuntime({ ...layout, runtime: dockerOneShot(layout.runtime) }, 'mariadb-install-db', [
+  return inRuntime({ ...layout, runtime: dockerOneShot(layout.runtime, 'init') }, 'mariadb-install-db', [
     '--no-defaults',
     '--user=mysql',
     `--datadir=${p.dataDir}`,
     '--skip-test-db',
     '--auth-root-authentication-method=socket',
   ]);
+}
+
+/**
+ * `mariadbd --wsrep-recover`: after a crash (grastate seqno -1) it reads the last committed
+ * position from InnoDB, prints "WSREP: Recovered position: uuid:seqno" on stderr and exits. Same
+ * settings as the server (a different redo log size would be a resize), no network.
+ */
+export function recoverCommand(layout: MemberLayout): CommandLine {
+  const file = layout.runtime.kind === 'process' ? layout.runtime.mariadbd : 'mariadbd';
+  const args = mariadbdArgs(layout, { kind: 'join', peers: [], reason: 'recovery' }).map((a) =>
+    a.startsWith('--pid-file=') ? `--pid-file=${serverPaths(layout).runDir}/recover.pid` : a,
+  );
+  return inRuntime({ ...layout, runtime: dockerOneShot(layout.runtime, 'recover') }, file, [
+    ...args,
+    '--skip-networking',
+    '--wsrep-recover',
+  ]);
+}
+
+/** The position `mariadbd --wsrep-recover` printed, if any. */
+export function parseRecoveredPosition(log: string): { uuid: string; seqno: number } | undefined {
+  const m = /WSREP: Recovered position:\s+([0-9a-fA-F-]{36}):(-?\d+)/.exec(log);
+  if (m === null || m[1] === undefined || m[2] === undefined) return undefined;
+  return { uuid: m[1], seqno: Number(m[2]) };
 }
 
 /** The `mariadb` client as root over the local socket (`docker exec` into the running server). */
@@ -143,6 +177,6 @@ export function clientCommand(layout: MemberLayout, args: readonly string[]): Co
 }
 
 /** A one-shot helper container must not take the server's name. */
-function dockerOneShot(rt: ServerRuntime): ServerRuntime {
-  return rt.kind === 'docker' ? { ...rt, container: `${rt.container}-init` } : rt;
+function dockerOneShot(rt: ServerRuntime, suffix: string): ServerRuntime {
+  return rt.kind === 'docker' ? { ...rt, container: `${rt.container}-${suffix}` } : rt;
 }

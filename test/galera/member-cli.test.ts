@@ -164,3 +164,25 @@ test('one real member bootstraps, answers the clustercheck when Synced and stops
   t.deepEqual(await store.listMembers(), [], 'the member key goes with the stopped member');
   kv.close();
 });
+
+test('force-bootstrap records the operator choice; positions shows it; a bad instance is a usage error', async (t) => {
+  const prefix = randomPrefix();
+  const etcdArgs = ['--etcd-endpoints', etcd().endpoint, '--etcd-key-prefix', prefix];
+  const bad = capture();
+  t.is(await run(['galera', 'force-bootstrap', '--instance', 'my sql', ...etcdArgs], bad), 2);
+  t.regex(bad.text(), /--instance 'my sql' may only hold letters, digits/);
+  const out = capture();
+  t.is(
+    await run(['galera', 'force-bootstrap', '--instance', 'mysql@2.unit', ...etcdArgs], out),
+    0,
+    out.text(),
+  );
+  t.regex(out.text(), /mysql@2.unit bootstraps cluster 'mysql' the next time no member runs/);
+  const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
+  const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'mysql' });
+  t.is((await store.forcedBootstrap())?.instance, 'mysql@2.unit');
+  kv.close();
+  const listed = capture();
+  t.is(await run(['galera', 'positions', ...etcdArgs], listed), 0, listed.text());
+  t.regex(listed.text(), /^forced bootstrap: mysql@2.unit \(set /m);
+});

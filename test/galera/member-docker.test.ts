@@ -118,7 +118,7 @@ function startMember(s: Setup): Member {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  containers.push(s.container, `${s.container}-init`);
+  containers.push(s.container, `${s.container}-init`, `${s.container}-recover`);
   members.push(child);
   const keep = (d: Buffer): void => void (log = (log + d.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
@@ -245,6 +245,10 @@ GRANT ALL ON farm.* TO 'probe'@'127.0.0.1';
     t.is(await untilSynced(second, s), 200, `no Synced after a restart:\n${second.log()}`);
     t.is(await sqlSoon('SELECT what FROM farm.hits WHERE id = 1', second), 'from the host');
     t.notRegex(second.log(), /galera\.install_db/);
+    // The init SQL (DDL, replicated in total order) runs again after Synced and could abort a
+    // concurrent INSERT with a deadlock error: write once the bootstrap is done (lock released).
+    const doneBy = Date.now() + 30_000;
+    while (!/galera\.lock_released/.test(second.log()) && Date.now() < doneBy) await systemClock.sleep(100);
     await sql("INSERT INTO farm.hits VALUES (2, 'before the kill')");
     // The wrapper killed outright (TimeoutStopSec's SIGKILL): its container runs on, orphaned.
     second.child.kill('SIGKILL');
