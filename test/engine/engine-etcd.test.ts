@@ -166,8 +166,8 @@ test('leader handover: when the leading engine dies, a follower takes over and k
     await until('b placed by e2', async () => ((await placement(r)).has('b.unit') ? true : undefined));
     // e1 cannot write any more (its connection is closed): b's placement is e2's plan. Polled, not
     // read once: on a loaded machine e2's stats may trail the write it just made.
-    await until('e2 leading, with a plan applied', async () =>
-      e2.stats.isLeader && e2.stats.plansApplied >= 1 ? true : undefined,
+    await until('e2 leading, with a plan applied', () =>
+      Promise.resolve(e2.stats.isLeader && e2.stats.plansApplied >= 1 ? true : undefined),
     );
     t.true(e2.stats.plansApplied >= 1);
   } finally {
