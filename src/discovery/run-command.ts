@@ -1,43 +1,23 @@
 // Runs a user-given shell command (`--check-cmd`, `--reload-cmd`) with a deadline on the injected
 // Clock and collects its output for the log: confd's and consul-template's model, through /bin/sh.
-import { spawn } from 'node:child_process';
 import type { Clock } from '../lib/clock.js';
+import { runFile } from '../lib/run-file.js';
 
 export interface CommandResult {
   readonly ok: boolean;
   /** Exit code, or undefined when killed or not started. */
   readonly code: number | undefined;
-  /** stdout and stderr interleaved, trimmed, at most the last 4000 characters. */
+  /** stdout, then stderr (with the deadline's note), trimmed, at most the last 4000 characters. */
   readonly output: string;
 }
 
-export function runCommand(
+export async function runCommand(
   command: string,
   options: { clock: Clock; timeoutMs: number },
 ): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    let output = '';
-    const append = (chunk: Buffer): void => {
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', append);
-    child.stderr.on('data', append);
-    let timedOut = false;
-    const timer = options.clock.setTimer(options.timeoutMs, () => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    });
-    child.once('error', (err) => {
-      timer.cancel();
-      resolve({ ok: false, code: undefined, output: err.message });
-    });
-    child.once('close', (code) => {
-      timer.cancel();
-      const text = output.trim() + (timedOut ? `\n(killed after ${options.timeoutMs} ms)` : '');
-      resolve({ ok: code === 0 && !timedOut, code: code ?? undefined, output: text.trim() });
-    });
-  });
+  const r = await runFile({ file: '/bin/sh', args: ['-c', command] }, options);
+  const output = [r.stdout.trim(), r.stderr].filter((s) => s !== '').join('\n');
+  return { ok: r.ok, code: r.code, output: output.slice(-4000) };
 }
 
 /** Quotes one word for /bin/sh. */

@@ -7,7 +7,7 @@ import type { Clock } from '../lib/clock.js';
 import type { DataPosition } from './choose-bootstrap.js';
 import { parseGrastate } from './grastate.js';
 import { parseRecoveredPosition, recoverCommand, type MemberLayout } from './mariadbd-command.js';
-import { runFile } from './run-file.js';
+import { runFile } from '../lib/run-file.js';
 
 export interface LocalPosition {
   readonly position: DataPosition;

@@ -19,14 +19,8 @@ import { decideUnderLock } from './decide-under-lock.js';
 import { GaleraError } from './galera-error.js';
 import { GaleraStore, type MemberRecord } from './galera-store.js';
 import { markDataDirSafe } from './grastate.js';
-import {
-  clientCommand,
-  installDbCommand,
-  serverCommand,
-  type CommandLine,
-  type MemberLayout,
-} from './mariadbd-command.js';
-import { runFile } from './run-file.js';
+import { clientCommand, installDbCommand, serverCommand, type MemberLayout } from './mariadbd-command.js';
+import { runFile, type CommandLine } from '../lib/run-file.js';
 
 export interface GaleraMemberDeps {
   readonly kv: Kv;

@@ -2,6 +2,7 @@
 // decision implies, mariadb-install-db, and the local `mariadb` client, each either run directly
 // (`--runtime process`) or through Docker with the same data and run dirs bind-mounted (`--image`).
 import { clusterAddress, type StartDecision } from './decide-start.js';
+import type { CommandLine } from '../lib/run-file.js';
 
 export type ServerRuntime =
   | { readonly kind: 'process'; readonly mariadbd: string }
@@ -28,11 +29,6 @@ export interface MemberLayout {
   readonly bufferPool: string;
   /** Appended to mariadbd's arguments as given (`--mariadbd-arg`). */
   readonly extraArgs: readonly string[];
-}
-
-export interface CommandLine {
-  readonly file: string;
-  readonly args: readonly string[];
 }
 
 const CONTAINER_DATA = '/var/lib/mysql';

@@ -6,13 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { runBin } from '../helpers/cli.js';
 import { download, upload, withFtp } from '../../src/ftp/ftp-client.js';
 import { spawnSync } from 'node:child_process';
+import { freePort } from '../helpers/ports.js';
 
 const VSFTPD = '/usr/sbin/vsftpd';
 const PW = 'virtual-user-passw0rd';
@@ -33,17 +34,6 @@ function addUser(name: string, password: string): Promise<{ code: number | null;
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolve({ code, stderr }));
     child.stdin.end(`${password}\n`);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
-    });
   });
 }
 

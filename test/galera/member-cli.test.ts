@@ -2,7 +2,6 @@
 // real one-member cluster (mariadbd + galera-4 on loopback, real etcd): bootstrap, clustercheck
 // 200 once Synced, the history entry, and a clean stop on abort.
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,6 +11,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { GaleraStore } from '../../src/galera/galera-store.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { freePort } from '../helpers/ports.js';
 
 const etcd = useEtcd(test);
 let root = '';
@@ -98,17 +98,6 @@ for (const c of cases) {
     t.is(code, c.code, out.text());
     t.regex(out.text(), c.message);
     t.is(out.text().trim().split('\n').length, 1, 'one line, no stack trace');
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
   });
 }
 

@@ -9,7 +9,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +19,7 @@ import { GaleraStore } from '../../src/galera/galera-store.js';
 import { ROOT } from '../helpers/cli.js';
 import { ensureDockerImages, removeContainersNamed } from '../helpers/docker.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { freePort } from '../helpers/ports.js';
 
 const exec = promisify(execFile);
 const IMAGE = 'fleetts/mariadb:latest';
@@ -42,17 +42,6 @@ test.after.always(async () => {
   removeContainersNamed(containers);
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 async function containerExists(name: string): Promise<boolean> {
   return exec('docker', ['container', 'inspect', name]).then(

@@ -5,7 +5,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +15,7 @@ import { GaleraStore } from '../../src/galera/galera-store.js';
 import { parseGrastate } from '../../src/galera/grastate.js';
 import { ROOT } from '../helpers/cli.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { freePort } from '../helpers/ports.js';
 
 const exec = promisify(execFile);
 const etcd = useEtcd(test);
@@ -36,17 +36,6 @@ test.after.always(async () => {
   }
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 interface Setup {
   readonly instance: string;

@@ -4,11 +4,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './cli.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 const execFileP = promisify(execFile);
 
@@ -27,19 +29,6 @@ export function ensureWebPackages(): Promise<void> {
     },
   );
   return ensured;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface HttpAnswer {

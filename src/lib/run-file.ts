@@ -1,8 +1,14 @@
 // Runs one helper program (no shell) with a deadline on the injected Clock, optional stdin, and
-// its output collected: the mariadb client, mariadb-install-db, docker.
+// its output collected: the Galera member's mariadb client, mariadb-install-db and docker, and the
+// upstream watcher's check and reload commands (through /bin/sh).
 import { spawn } from 'node:child_process';
-import type { Clock } from '../lib/clock.js';
-import type { CommandLine } from './mariadbd-command.js';
+import type { Clock } from './clock.js';
+
+/** A program and its arguments, run without a shell. */
+export interface CommandLine {
+  readonly file: string;
+  readonly args: readonly string[];
+}
 
 export interface FileResult {
   readonly ok: boolean;
