@@ -10,6 +10,7 @@ import { ProcessRuntime, type ProcessRuntimeDeps } from '../../src/runtime/proce
 import type { ExecStep, ObservedUnit, ProcessUnitConfig } from '../../src/runtime/runtime.js';
 import { parseSupervisorStatus } from '../../src/runtime/supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const step = (...argv: string[]): ExecStep => ({
   path: argv[0] ?? '',
@@ -89,19 +90,7 @@ export function newRuntime(
 }
 
 /** Polls `probe` until it returns a value other than undefined/false; throws after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { waitFor };
 
 export async function observed(runtime: ProcessRuntime, unit: UnitName): Promise<ObservedUnit | undefined> {
   return (await runtime.list()).find((o) => o.unit === unit);
