@@ -6,7 +6,7 @@
 // Then the restarts Restart=always makes: on the same data dir, and after the wrapper was killed
 // (SIGKILL, TimeoutStopSec's end) with its container left running. And a second member, on a
 // loopback address of its own, joining the first by rsync SST inside the image.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,10 +16,10 @@ import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { GaleraStore } from '../../src/galera/galera-store.js';
-import { ROOT } from '../helpers/cli.js';
 import { ensureDockerImages, removeContainersNamed } from '../helpers/docker.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
 import { freePort } from '../helpers/ports.js';
+import { startMember, untilSynced, type Member, type MemberSetup } from './member-process.js';
 
 const exec = promisify(execFile);
 const IMAGE = 'fleetts/mariadb:latest';
@@ -50,85 +50,25 @@ async function containerExists(name: string): Promise<boolean> {
   );
 }
 
-interface Member {
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  log(): string;
-}
-
-interface Setup {
-  readonly cluster: string;
-  readonly instance: string;
-  readonly host: string;
-  readonly port: number;
-  readonly checkPort: number;
-  readonly dataDir: string;
-  readonly runDir: string;
+interface Setup extends MemberSetup {
   readonly container: string;
-  readonly prefix: string;
-  readonly gcomm: string;
   readonly initSql?: string;
 }
 
-function startMember(s: Setup): Member {
-  let log = '';
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'bin/fleetts.js'),
-      'galera',
-      'member',
-      '--cluster',
-      s.cluster,
-      '--instance',
-      s.instance,
-      '--host',
-      s.host,
-      '--port',
-      String(s.port),
-      '--check-port',
-      String(s.checkPort),
-      '--data-dir',
-      s.dataDir,
-      '--run-dir',
-      s.runDir,
-      '--runtime',
-      'docker',
-      '--image',
-      IMAGE,
-      '--container',
-      s.container,
-      ...(s.initSql === undefined ? [] : ['--init-sql', s.initSql]),
-      `--mariadbd-arg=--wsrep-provider-options=gcache.size=16M;gmcast.listen_addr=tcp://${s.gcomm}`,
-      '--etcd-endpoints',
-      etcd().endpoint,
-      '--etcd-key-prefix',
-      s.prefix,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+/** A member of the container form: the image, its container name, --init-sql when given. */
+function startDockerMember(s: Setup): Member {
+  const m = startMember(s, [
+    '--runtime',
+    'docker',
+    '--image',
+    IMAGE,
+    '--container',
+    s.container,
+    ...(s.initSql === undefined ? [] : ['--init-sql', s.initSql]),
+  ]);
   containers.push(s.container, `${s.container}-init`, `${s.container}-recover`);
-  members.push(child);
-  const keep = (d: Buffer): void => void (log = (log + d.toString()).slice(-20_000));
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, exited, log: () => log };
-}
-
-/** The clustercheck's status once it says 200, or the last one after 90 s / the member's exit. */
-async function untilSynced(m: Member, s: Pick<Setup, 'host' | 'checkPort'>): Promise<number> {
-  let status = 0;
-  const deadline = Date.now() + 90_000;
-  while (status !== 200 && Date.now() < deadline && m.child.exitCode === null) {
-    status = await fetch(`http://${s.host}:${s.checkPort}/`)
-      .then((r) => r.status)
-      .catch(() => 0);
-    if (status !== 200) await systemClock.sleep(250);
-  }
-  return status;
+  members.push(m.child);
+  return m;
 }
 
 test('a member in the mariadb image bootstraps, serves SQL, stops cleanly, and restarts on its data', async (t) => {
@@ -144,6 +84,7 @@ test('a member in the mariadb image bootstraps, serves SQL, stops cleanly, and r
     dataDir: join(root, 'solo', 'data'),
     runDir: join(root, 'solo', 'run'),
     container,
+    etcdEndpoint: etcd().endpoint,
     prefix: randomPrefix(),
     gcomm: `127.0.0.1:${await freePort()}`,
     initSql,
@@ -191,7 +132,7 @@ GRANT ALL ON farm.* TO 'probe'@'127.0.0.1';
   const store = new GaleraStore({ kv, clock: systemClock, prefix: s.prefix, cluster: 'solo' });
   try {
     // 1. A new cluster: install-db in a one-shot container, then the server in the named one.
-    const first = startMember(s);
+    const first = startDockerMember(s);
     t.is(await untilSynced(first, s), 200, `clustercheck never said Synced:\n${first.log()}`);
     t.true(await containerExists(container), 'the server runs in the named container');
     t.false(await containerExists(`${container}-init`), 'the mariadb-install-db container is gone');
@@ -230,7 +171,7 @@ GRANT ALL ON farm.* TO 'probe'@'127.0.0.1';
     t.regex(first.log(), /galera\.server_exit/);
 
     // 2. Restarted on the same data dir: bootstraps from it (no install-db), the row is there.
-    const second = startMember(s);
+    const second = startDockerMember(s);
     t.is(await untilSynced(second, s), 200, `no Synced after a restart:\n${second.log()}`);
     t.is(await sqlSoon('SELECT what FROM farm.hits WHERE id = 1', second), 'from the host');
     t.notRegex(second.log(), /galera\.install_db/);
@@ -246,7 +187,7 @@ GRANT ALL ON farm.* TO 'probe'@'127.0.0.1';
 
     // 3. The next start removes the orphan by name and bootstraps from the same data dir
     //    (grastate.dat marked safe_to_bootstrap: the orphan was killed, not shut down).
-    const third = startMember(s);
+    const third = startDockerMember(s);
     t.is(await untilSynced(third, s), 200, `no Synced after the orphan:\n${third.log()}`);
     t.is(await sqlSoon('SELECT COUNT(*) FROM farm.hits', third), '2');
     t.regex(third.log(), /safe_to_bootstrap/);
@@ -276,6 +217,7 @@ test('a second member in the image joins the first by rsync SST and reads its ro
       dataDir: join(root, `pair-${n}`, 'data'),
       runDir: join(root, `pair-${n}`, 'run'),
       container: `${container}-pair${n}`,
+      etcdEndpoint: etcd().endpoint,
       prefix,
       gcomm: `${host}:4567`,
     };
@@ -288,13 +230,13 @@ test('a second member in the image joins the first by rsync SST and reads its ro
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'pair' });
   try {
-    const first = startMember(a);
+    const first = startDockerMember(a);
     t.is(await untilSynced(first, a), 200, `the first member never said Synced:\n${first.log()}`);
     await root1(
       "CREATE DATABASE farm; CREATE TABLE farm.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO farm.t VALUES (1, 'before the join')",
       a,
     );
-    const second = startMember(b);
+    const second = startDockerMember(b);
     t.is(
       await untilSynced(second, b),
       200,

@@ -2,7 +2,7 @@
 // process runtime, mariadbd + galera-4) on loopback addresses of their own and a real etcd. The
 // member that went down last, by a crash (seqno -1: its position comes from --wsrep-recover), holds
 // a row the other lacks; the other restarts first, yet must wait, and the crashed one bootstraps.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +13,9 @@ import { systemClock } from '../../src/lib/clock.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { GaleraStore } from '../../src/galera/galera-store.js';
 import { parseGrastate } from '../../src/galera/grastate.js';
-import { ROOT } from '../helpers/cli.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
 import { freePort } from '../helpers/ports.js';
+import { startMember, untilSynced, type Member, type MemberSetup } from './member-process.js';
 
 const exec = promisify(execFile);
 const etcd = useEtcd(test);
@@ -37,73 +37,11 @@ test.after.always(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
-interface Setup {
-  readonly instance: string;
-  readonly host: string;
-  readonly port: number;
-  readonly checkPort: number;
-  readonly dataDir: string;
-  readonly runDir: string;
-}
+type Setup = MemberSetup;
 
-interface Member {
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  log(): string;
-}
-
-function startMember(s: Setup, prefix: string): Member {
-  let log = '';
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'bin/fleetts.js'),
-      'galera',
-      'member',
-      '--cluster',
-      'outage',
-      '--instance',
-      s.instance,
-      '--host',
-      s.host,
-      '--port',
-      String(s.port),
-      '--check-port',
-      String(s.checkPort),
-      '--data-dir',
-      s.dataDir,
-      '--run-dir',
-      s.runDir,
-      '--recovery-wait',
-      '60s',
-      `--mariadbd-arg=--wsrep-provider-options=gcache.size=16M;gmcast.listen_addr=tcp://${s.host}:4567`,
-      '--etcd-endpoints',
-      etcd().endpoint,
-      '--etcd-key-prefix',
-      prefix,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  const keep = (d: Buffer): void => void (log = (log + d.toString()).slice(-40_000));
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, exited, log: () => log };
-}
-
-async function untilSynced(m: Member, s: Setup): Promise<number> {
-  let status = 0;
-  const deadline = Date.now() + 90_000;
-  while (status !== 200 && Date.now() < deadline && m.child.exitCode === null) {
-    status = await fetch(`http://${s.host}:${s.checkPort}/`)
-      .then((r) => r.status)
-      .catch(() => 0);
-    if (status !== 200) await systemClock.sleep(250);
-  }
-  return status;
+function track(m: Member): Member {
+  children.push(m.child);
+  return m;
 }
 
 const sql = (s: Setup, q: string): Promise<string> =>
@@ -117,25 +55,29 @@ test('after a whole-cluster outage the member with the newest row bootstraps, th
   const net = `127.${randomInt(100, 250)}.${randomInt(0, 250)}`;
   const prefix = randomPrefix();
   const setup = async (n: number): Promise<Setup> => ({
+    cluster: 'outage',
     instance: `db${n}`,
     host: `${net}.${n + 1}`,
     port: await freePort(),
     checkPort: await freePort(),
     dataDir: join(root, `m${n}`, 'data'),
     runDir: join(root, `m${n}`, 'run'),
+    gcomm: `${net}.${n + 1}:4567`,
+    etcdEndpoint: etcd().endpoint,
+    prefix,
   });
   const [a, b] = [await setup(1), await setup(2)];
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'outage' });
   try {
     // The cluster's first life: a bootstraps, b joins, one row everywhere.
-    const a1 = startMember(a, prefix);
+    const a1 = track(startMember(a, ['--recovery-wait', '60s']));
     t.is(await untilSynced(a1, a), 200, `a never Synced:\n${a1.log()}`);
     await sql(
       a,
       "CREATE DATABASE farm; CREATE TABLE farm.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO farm.t VALUES (1, 'both')",
     );
-    const b1 = startMember(b, prefix);
+    const b1 = track(startMember(b, ['--recovery-wait', '60s']));
     t.is(await untilSynced(b1, b), 200, `b never Synced:\n${b1.log()}`);
     t.is(await sql(b, 'SELECT v FROM farm.t WHERE id = 1'), 'both');
 
@@ -152,7 +94,7 @@ test('after a whole-cluster outage the member with the newest row bootstraps, th
     t.true((bState.seqno ?? -1) >= 0, `b shut down cleanly: ${JSON.stringify(bState)}`);
 
     // b restarts first: it publishes its position and waits for a (a known member).
-    const b2 = startMember(b, prefix);
+    const b2 = track(startMember(b, ['--recovery-wait', '60s']));
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && !/galera\.wait_for_better/.test(b2.log())) await systemClock.sleep(200);
     t.regex(b2.log(), /waiting for the positions of db1/, b2.log());
@@ -162,7 +104,7 @@ test('after a whole-cluster outage the member with the newest row bootstraps, th
     );
     t.is((await store.listBootstraps()).length, 1, 'b did not bootstrap');
 
-    const a2 = startMember(a, prefix);
+    const a2 = track(startMember(a, ['--recovery-wait', '60s']));
     t.is(await untilSynced(a2, a), 200, `a never Synced after the outage:\n${a2.log()}`);
     t.regex(a2.log(), /"source":"recovered"/, 'a learned its position from --wsrep-recover');
     t.is(await untilSynced(b2, b), 200, `b never joined:\n${b2.log()}`);
