@@ -122,17 +122,7 @@ export class HostingServices {
 
   /** `fleetts start` of the three members with their sidekicks (at once), then FTP. */
   async deploy(): Promise<CommandOutput[]> {
-    const out: CommandOutput[] = [];
-    for (const units of [MYSQL_UNITS, [...FTP_UNITS]]) {
-      const r = await this.#d.farm.fleetts(['start', ...units], { cwd: this.#units, timeoutMs: 240_000 });
-      out.push(r);
-      if (r.code !== 0)
-        throw new DemoError(
-          'demo_step_failed',
-          `\`${r.command}\` failed (exit ${r.code}):\n${r.stderr}${r.stdout}`,
-        );
-    }
-    return out;
+    return this.#d.farm.startGroups([MYSQL_UNITS, [...FTP_UNITS]], { timeoutMs: 240_000 });
   }
 
   /** Announced members: unit → `ip:3306`. */

@@ -250,9 +250,17 @@ export class WebFarmDemo {
     const webs = instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]);
     // Webs first, in one command: the scheduler spreads them (least loaded host first) before the
     // balancer is placed.
+    return this.startGroups([webs, [...LB_UNITS]]);
+  }
+
+  /** `fleetts start` of each group in turn, from the units on shared storage; throws on a failure. */
+  async startGroups(
+    groups: readonly (readonly string[])[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<CommandOutput[]> {
     const out: CommandOutput[] = [];
-    for (const units of [webs, [...LB_UNITS]]) {
-      const r = await this.fleetts(['start', ...units], { cwd: this.paths.units });
+    for (const units of groups) {
+      const r = await this.fleetts(['start', ...units], { cwd: this.paths.units, ...options });
       out.push(r);
       if (r.code !== 0)
         throw new DemoError(
