@@ -86,10 +86,23 @@ export class UsersStore {
     const settings = await this.settings();
     checkUserName(name, settings.guestUser);
     const home = join(this.paths.homes, name);
+    if ((await this.#readUsers()).some((u) => u.name === name)) {
+      // The edit below refuses it with its own message; no home is touched first.
+      await this.#edit((users) => addUser(users, { name, hash }));
+    }
+    // The home first: a share that forbids it (NFS root_squash) must not leave a user without one.
+    const created = await mkdir(home, { recursive: true, mode: 0o750 });
+    try {
+      await chmod(home, 0o750);
+      await (this.#d.chown ?? chown)(home, settings.guestUid, settings.guestGid);
+    } catch (err) {
+      if (created !== undefined) await rm(home, { recursive: true, force: true }).catch(() => undefined);
+      throw new FleetError(
+        'ftp_home_failed',
+        `cannot give ${home} to the guest account (uid ${settings.guestUid}): ${(err as NodeJS.ErrnoException).code ?? String(err)}; on NFS, export the share with no_root_squash (docs/ftp.md); user ${name} was not added`,
+      );
+    }
     await this.#edit((users) => addUser(users, { name, hash }));
-    await mkdir(home, { recursive: true, mode: 0o750 });
-    await chmod(home, 0o750);
-    await (this.#d.chown ?? chown)(home, settings.guestUid, settings.guestGid);
     return { home };
   }
 
