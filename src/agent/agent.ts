@@ -12,6 +12,7 @@ import { DEFAULT_FENCE_AFTER_MS } from '../registry/kept-lease.js';
 import { containerConfigFromSpec } from '../runtime/docker-config.js';
 import { isFenceStop } from '../runtime/fence.js';
 import { processConfigFromServiceSpec } from '../runtime/from-service-spec.js';
+import type { RuntimeConfigInput, RuntimeConfigResult } from '../runtime/unit-environment.js';
 import type {
   JournalOptions,
   ObservedUnit,
@@ -20,7 +21,6 @@ import type {
   RuntimeUnitConfigBase,
 } from '../runtime/runtime.js';
 import type { ContainerSpec } from '../unit/container.js';
-import type { SpecifierContext } from '../unit/specifiers.js';
 import { parseUnitSpec, type UnitSpec } from '../unit/unit-spec.js';
 import {
   diffUnits,
@@ -59,16 +59,9 @@ export interface FencingOptions {
 }
 
 /** Makes a Docker runtime's config from a `[Container]` unit (as containerConfigFromSpec does). */
-export type ContainerConfigBuilder = (input: {
-  readonly unit: UnitName;
-  readonly hash: UnitHash;
-  readonly spec: ContainerSpec;
-  readonly specifiers: SpecifierContext;
-  readonly baseEnv: Readonly<Record<string, string>>;
-  readonly readFile: (path: string) => string | undefined;
-}) =>
-  | { readonly kind: 'ok'; readonly config: RuntimeUnitConfigBase; readonly warnings: readonly string[] }
-  | { readonly kind: 'error'; readonly reason: string };
+export type ContainerConfigBuilder = (
+  input: RuntimeConfigInput<ContainerSpec>,
+) => RuntimeConfigResult<RuntimeUnitConfigBase>;
 
 export interface AgentDeps {
   readonly registry: Pick<

@@ -73,16 +73,7 @@ export function containerConfigFromSpec(input: ContainerConfigInput): ContainerC
   const { spec, specifiers } = input;
   const warnings: string[] = [];
   try {
-    const built = buildUnitEnvironment(
-      {
-        baseEnv: input.baseEnv,
-        environment: spec.environment,
-        environmentFiles: spec.environmentFiles,
-        specifiers,
-        readFile: input.readFile,
-      },
-      warnings,
-    );
+    const built = buildUnitEnvironment(input, warnings);
     if (built.kind === 'error') return built;
     const env = built.env;
     const text = (s: string, key: string): string =>

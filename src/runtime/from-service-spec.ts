@@ -21,16 +21,7 @@ export function processConfigFromServiceSpec(input: ProcessConfigInput): Process
   const { spec, specifiers } = input;
   const warnings: string[] = [];
   try {
-    const built = buildUnitEnvironment(
-      {
-        baseEnv: input.baseEnv,
-        environment: spec.environment,
-        environmentFiles: spec.environmentFiles,
-        specifiers,
-        readFile: input.readFile,
-      },
-      warnings,
-    );
+    const built = buildUnitEnvironment(input, warnings);
     if (built.kind === 'error') return built;
     const env = built.env;
     const steps = (key: string, commands: readonly ExecCommand[]): ExecStep[] =>

@@ -5,27 +5,24 @@ import type { UnitHash, UnitName } from '../cluster/types.js';
 import { parseEnvironmentFile } from '../unit/exec.js';
 import { expandSpecifiers, type SpecifierContext } from '../unit/specifiers.js';
 
-export interface UnitEnvironmentInput {
-  readonly baseEnv: Readonly<Record<string, string>>;
+/** The parts of a unit section the environment comes from ([Service] and [Container] both have them). */
+export interface EnvironmentSection {
   readonly environment: Readonly<Record<string, string>>;
   readonly environmentFiles: readonly { readonly path: string; readonly optional: boolean }[];
-  readonly specifiers: SpecifierContext;
-  /** Reads an EnvironmentFile=; undefined when it does not exist. */
-  readonly readFile: (path: string) => string | undefined;
 }
 
 /** Throws SpecifierError for a bad specifier; a missing required file is an `error` result. */
 export function buildUnitEnvironment(
-  input: UnitEnvironmentInput,
+  input: RuntimeConfigInput<EnvironmentSection>,
   warnings: string[],
 ):
   | { readonly kind: 'ok'; readonly env: Record<string, string> }
   | { readonly kind: 'error'; readonly reason: string } {
   const env: Record<string, string> = { ...input.baseEnv };
-  for (const [k, v] of Object.entries(input.environment)) {
+  for (const [k, v] of Object.entries(input.spec.environment)) {
     env[k] = expandSpecifiers(v, input.specifiers, { where: 'Environment=' });
   }
-  for (const file of input.environmentFiles) {
+  for (const file of input.spec.environmentFiles) {
     const path = expandSpecifiers(file.path, input.specifiers, { where: 'EnvironmentFile=' });
     const text = input.readFile(path);
     if (text === undefined) {
