@@ -2,6 +2,7 @@
 // requests and checks responses with them, the CLI parses responses with them, and the OpenAPI
 // document is generated from them. Names follow fleet's v1 API where it had one.
 import { z } from 'zod';
+import { ACTIVE_STATES, LOAD_STATES } from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
 
 export const errorBody = z
@@ -27,8 +28,8 @@ export const unitStatus = z
     unit: z.string(),
     machine: z.string(),
     hash: z.string(),
-    load: z.enum(['loaded', 'not-found', 'error']),
-    active: z.enum(['active', 'activating', 'deactivating', 'inactive', 'failed']),
+    load: z.enum(LOAD_STATES),
+    active: z.enum(ACTIVE_STATES),
     sub: z.string(),
     pid: z.number().int().optional(),
     containerId: z.string().optional(),

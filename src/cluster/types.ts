@@ -70,10 +70,12 @@ export interface Assignment {
   readonly target: Exclude<TargetState, 'inactive'>;
 }
 
-/** systemd's load state. */
-export type LoadState = 'loaded' | 'not-found' | 'error';
-/** systemd's active state. */
-export type ActiveState = 'active' | 'activating' | 'deactivating' | 'inactive' | 'failed';
+/** systemd's load states (the registry's codec and the API's schema validate against these). */
+export const LOAD_STATES = ['loaded', 'not-found', 'error'] as const;
+export type LoadState = (typeof LOAD_STATES)[number];
+/** systemd's active states. */
+export const ACTIVE_STATES = ['active', 'activating', 'deactivating', 'inactive', 'failed'] as const;
+export type ActiveState = (typeof ACTIVE_STATES)[number];
 
 /** What an agent observes of one unit on its machine; bound to the agent's lease in etcd. */
 export interface UnitStatus {

@@ -3,6 +3,7 @@
 // `DecodeProblem` naming its key, which the caller reports and skips (one bad key must not stop
 // the engine).
 import { z } from 'zod';
+import { ACTIVE_STATES, LOAD_STATES } from '../cluster/types.js';
 import { RegistryError } from './registry-error.js';
 
 const metadata = z.record(z.string(), z.string());
@@ -38,8 +39,8 @@ export const assignmentValue = z.object({
 export const statusValue = z.object({
   v: z.literal(1),
   hash,
-  load: z.enum(['loaded', 'not-found', 'error']),
-  active: z.enum(['active', 'activating', 'deactivating', 'inactive', 'failed']),
+  load: z.enum(LOAD_STATES),
+  active: z.enum(ACTIVE_STATES),
   sub: z.string(),
   pid: z.number().int().optional(),
   containerId: z.string().optional(),
