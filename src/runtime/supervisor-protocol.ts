@@ -12,6 +12,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessUnitConfig } from './runtime.js';
+import { ACTIVE_STATES } from '../cluster/types.js';
 
 export const STATUS_VERSION = 1;
 
@@ -93,7 +94,7 @@ export function writeFileAtomic(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-const ACTIVE = new Set(['active', 'activating', 'deactivating', 'inactive', 'failed']);
+const ACTIVE = new Set<string>(ACTIVE_STATES);
 
 /** Parses status.json; undefined when it is missing fields or from an unknown version. */
 export function parseSupervisorStatus(text: string): SupervisorStatus | undefined {
