@@ -12,6 +12,7 @@ import { VERSION } from '../lib/version.js';
 import type { Registry } from '../registry/registry.js';
 import { parseUnitName, templateOf } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
+import { checkApiToken } from './api-token.js';
 import { ApiError, mapError } from './api-error.js';
 import type { LocalUnits } from './local-units.js';
 import { buildOpenApi } from './openapi.js';
@@ -82,6 +83,7 @@ export function buildApp(deps: ApiDeps): ApiApp {
   const routes = apiRoutes(deps);
   const openapi = buildOpenApi(routes);
   const auth = deps.auth ?? { kind: 'none' };
+  if (auth.kind === 'token') checkApiToken(auth.token, 'api');
   const tokenDigest = auth.kind === 'token' ? digest(auth.token) : undefined;
 
   app.setErrorHandler(async (err, request, reply) => {

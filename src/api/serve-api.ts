@@ -5,6 +5,7 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { isIP, connect } from 'node:net';
 import { dirname } from 'node:path';
 import { UsageError } from '../lib/errors.js';
+import { checkApiToken } from './api-token.js';
 import { buildApp, type ApiApp, type ApiDeps, type ApiTls } from './build-app.js';
 
 /** Where fleetd listens, and where fleetts looks, by default (fleet used /var/run/fleet.sock). */
@@ -46,6 +47,7 @@ export async function serveApi(
   try {
     const tcp = options.tcp;
     if (tcp !== undefined) {
+      if (tcp.token !== undefined) checkApiToken(tcp.token, `api on ${tcp.host}`);
       const secured = tcp.token !== undefined || tcp.tls?.ca !== undefined;
       if (!secured && !isLoopback(tcp.host))
         throw new UsageError(

@@ -3,6 +3,7 @@
 // flags. A bad value is a one-line error naming the setting and where it came from.
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
+import { apiTokenProblem } from '../api/api-token.js';
 
 /** Default lease TTL: a dead host is noticed within about this time (see docs/registry.md). */
 export const DEFAULT_LEASE_TTL_MS = 5_000;
@@ -71,7 +72,10 @@ export const configSchema = z
       .optional(),
     apiToken: z
       .string()
-      .min(16, 'must be at least 16 characters (generate one with: openssl rand -hex 24)')
+      .superRefine((token, ctx) => {
+        const problem = apiTokenProblem(token);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional(),
     apiTokenFile: z.string().min(1).optional(),
     apiTlsCert: z.string().min(1).optional(),
@@ -155,6 +159,9 @@ export interface ConfigSource {
   readonly values: ConfigInput;
 }
 
+/** Settings whose values never appear in an error message. */
+const SECRET_SETTINGS = new Set<string>(['apiToken', 'etcdPassword']);
+
 /** Merges sources (later wins) and validates; errors name the setting and the source that set it. */
 export function resolveConfig(sources: readonly ConfigSource[]): DaemonConfig {
   const merged: Record<string, unknown> = {};
@@ -173,7 +180,8 @@ export function resolveConfig(sources: readonly ConfigSource[]): DaemonConfig {
   if (issue?.code === 'unrecognized_keys')
     throw new UsageError(`unknown setting(s): ${issue.keys.join(', ')}`);
   const from = origin.get(key) ?? 'default';
+  const shown = SECRET_SETTINGS.has(key) ? 'value hidden' : JSON.stringify(merged[key]);
   throw new UsageError(
-    `invalid setting ${kebab(key)} (from ${from}: ${JSON.stringify(merged[key])}): ${issue?.message ?? 'invalid'}`,
+    `invalid setting ${kebab(key)} (from ${from}: ${shown}): ${issue?.message ?? 'invalid'}`,
   );
 }

@@ -19,6 +19,7 @@ import {
   type DaemonConfig,
 } from './config.js';
 import { Fleetd, type FleetdDeps } from './fleetd.js';
+import { checkApiToken } from '../api/api-token.js';
 import type { Logger } from '../lib/logger.js';
 import { ProcessRuntime } from '../runtime/process-runtime.js';
 import { resolveMachineId, resolvePublicIp } from './host-identity.js';
@@ -121,6 +122,7 @@ async function loadConfig(opts: Record<string, unknown>): Promise<DaemonConfig> 
 
 async function serve(config: DaemonConfig): Promise<number> {
   const log = createLogger({ level: config.logLevel, name: 'fleetd' });
+  const api = await readApiSecrets(config);
   const machineId = await resolveMachineId(config.machineId, config.stateDir);
   const publicIp = await resolvePublicIp(config.publicIp);
   const registry = createEtcdRegistry({
@@ -148,7 +150,7 @@ async function serve(config: DaemonConfig): Promise<number> {
     machineId,
     publicIp,
     runtimes,
-    api: await readApiSecrets(config),
+    api,
   });
 
   let stopping: Promise<void> | undefined;
@@ -229,7 +231,10 @@ async function readApiSecrets(config: DaemonConfig): Promise<NonNullable<FleetdD
     config.apiToken ??
     (config.apiTokenFile === undefined
       ? undefined
-      : (await read('api-token-file', config.apiTokenFile)).trim());
+      : checkApiToken(
+          (await read('api-token-file', config.apiTokenFile)).trim(),
+          `api-token-file ${config.apiTokenFile}`,
+        ));
   const tls =
     config.apiTlsCert === undefined || config.apiTlsKey === undefined
       ? undefined

@@ -532,12 +532,12 @@ const AUTH_CASES: readonly [string, Record<string, string>, number, string | und
     401,
     'this fleetd requires a bearer token (fleetts --token, or FLEETTS_TOKEN)',
   ],
-  ['right token', { authorization: 'Bearer s3cret' }, 200, undefined],
+  ['right token', { authorization: 'Bearer s3cret-s3cret-s3cret' }, 200, undefined],
 ];
 
 for (const [title, headers, status, message] of AUTH_CASES) {
   test(`token auth: ${title} → ${status}`, async (t) => {
-    const c = await withCluster(t, { auth: { kind: 'token', token: 's3cret' } });
+    const c = await withCluster(t, { auth: { kind: 'token', token: 's3cret-s3cret-s3cret' } });
     const res = await c.apps.a.inject({ method: 'GET', url: '/v1/machines', headers });
     t.is(res.statusCode, status);
     if (message !== undefined) t.deepEqual(errorOf(res), { code: 'unauthorized', message });

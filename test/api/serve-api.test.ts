@@ -73,12 +73,16 @@ test('TCP: refused on a non-loopback address without a token or client certifica
   t.teardown(() => open.close());
   t.regex(open.tcpAddress ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
 
-  const guarded = await serveApi(deps(), { tcp: { host: '0.0.0.0', port: 0, token: 't0k' } });
+  const guarded = await serveApi(deps(), { tcp: { host: '0.0.0.0', port: 0, token: 't0k-t0k-t0k-t0k-t0k' } });
   t.teardown(() => guarded.close());
   const port = /:(\d+)$/.exec(guarded.tcpAddress ?? '')?.[1] ?? '';
   const endpoint = parseEndpoint(`http://127.0.0.1:${port}`);
   t.is((await sendRequest(endpoint, { method: 'GET', path: '/v1/machines' })).status, 401);
-  const ok = await sendRequest(endpoint, { method: 'GET', path: '/v1/machines' }, { token: 't0k' });
+  const ok = await sendRequest(
+    endpoint,
+    { method: 'GET', path: '/v1/machines' },
+    { token: 't0k-t0k-t0k-t0k-t0k' },
+  );
   t.is(ok.status, 200);
   t.deepEqual(JSON.parse(await readText(ok)), { machines: [] });
 });

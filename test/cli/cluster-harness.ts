@@ -20,7 +20,7 @@ import { run } from '../../src/cli/main.js';
 import { BufferOutput } from '../../src/cli/output.js';
 import { randomPrefix } from '../helpers/etcd.js';
 
-export const TOKEN = 'cli-test-token';
+export const TOKEN = 'cli-test-token-0123456789';
 
 /** Stands in for a host's agent: follows its assignments, reports statuses, keeps a journal. */
 class StandInAgent implements LocalUnits {

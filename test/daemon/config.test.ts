@@ -34,6 +34,18 @@ const bad: [Record<string, unknown>, string][] = [
   [{ publicIp: '1.2.3' }, 'invalid setting public-ip (from flags: "1.2.3"): must be an IPv4 or IPv6 address'],
   [{ etcdKeyPrefix: 'x' }, 'invalid setting etcd-key-prefix (from flags: "x"): must start and end with "/"'],
   [{ machineId: 'a b' }, 'invalid setting machine-id (from flags: "a b"): must be 1–64 letters'],
+  [
+    { apiToken: '' },
+    'invalid setting api-token (from flags: value hidden): must be at least 16 characters, got 0',
+  ],
+  [
+    { apiToken: 'x' },
+    'invalid setting api-token (from flags: value hidden): must be at least 16 characters, got 1',
+  ],
+  [
+    { apiToken: 'sixteen chars ok' },
+    'invalid setting api-token (from flags: value hidden): must be printable ASCII without spaces',
+  ],
 ];
 for (const [values, message] of bad) {
   test(`bad value is a one-line error naming the setting: ${JSON.stringify(values)}`, (t) => {
