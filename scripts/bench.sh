@@ -2,7 +2,7 @@
 # `npm run bench [-- NAME…]`: installs what the benchmarks need, builds, runs them, writes BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 bash scripts/ensure-deps.sh
 npx tsc -p tsconfig.build.json
 node --import=tsx bench/run.ts "$@"

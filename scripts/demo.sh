@@ -9,8 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "fleetts demo: needs root (network namespaces, a bridge, mounts): sudo npm run demo" >&2
   exit 1
 fi
-bash scripts/ensure-deps.sh etcd-server apache2 nginx iproute2 iptables util-linux procps curl \
-  mariadb-server mariadb-client galera-4 rsync vsftpd libpam-pwdfile openssl
+bash scripts/ensure-deps.sh etcd system web mysql ftp
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "fleetts demo: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2

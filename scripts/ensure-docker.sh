@@ -14,7 +14,7 @@ wait_s="${FLEETTS_DOCKER_WAIT_S:-60}"
 export PATH="/usr/bin:/usr/sbin:$PATH"
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
-  bash "$here/ensure-deps.sh" docker.io debootstrap
+  bash "$here/ensure-deps.sh" docker
 fi
 
 docker_ok() { docker info >/dev/null 2>&1; }

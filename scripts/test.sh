@@ -7,15 +7,18 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s ==\n' "$*"; }
 
-# Node dependencies: install from the lock file when missing or out of date.
+# Everything any test needs is installed and started here, before the first test runs, so that no
+# test depends on what another one happened to install: npm packages, Debian packages, a running
+# dockerd and the locally built images (there is no registry to pull them from).
+setup_failed() { echo "test setup failed: $*"; echo "0 passed, 1 failed"; exit 1; }
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
+  npm ci --no-audit --no-fund --loglevel=error || setup_failed "npm ci"
 fi
-
-# Debian packages the real-component tests need (etcd, …): idempotent, skipped when present.
-log "system packages"
-bash scripts/ensure-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+log "system packages, dockerd, images"
+bash scripts/ensure-deps.sh || setup_failed "Debian packages (scripts/ensure-deps.sh)"
+bash scripts/ensure-docker.sh || setup_failed "dockerd (scripts/ensure-docker.sh)"
+bash scripts/build-images.sh || setup_failed "images (scripts/build-images.sh)"
 
 passed=0
 failed=0
