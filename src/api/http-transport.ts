@@ -77,10 +77,27 @@ export interface HttpResponse {
   readonly body: Readable;
 }
 
+/**
+ * Where a request failed. `connect`: no connection was made (refused, no such socket, unknown or
+ * unreachable host, none within the timeout, TLS handshake failed), so no fleetd saw the request
+ * and another endpoint may be tried. `exchange`: the connection was made, so the request may have
+ * arrived and taken effect (a PUT): sending it again elsewhere could apply it twice.
+ */
+export type TransportStage = 'connect' | 'exchange';
+
 /** The endpoint could not be reached or did not answer: the message names it. */
 export class TransportError extends FleetError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('unreachable', message, { ...options, recoverable: true });
+  readonly stage: TransportStage;
+  /** Why, without the endpoint or advice (`connection refused`), for a list of endpoints tried. */
+  readonly reason: string;
+
+  constructor(message: string, options: { stage: TransportStage; reason: string; cause?: unknown }) {
+    super('unreachable', message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      recoverable: true,
+    });
+    this.stage = options.stage;
+    this.reason = options.reason;
   }
 }
 
@@ -124,17 +141,49 @@ export function sendRequest(
               },
               onResponse,
             );
+    // Connected once the (TLS) connection is up: from then on the request may reach the fleetd.
+    // A kept-alive socket is connected already.
+    let connected = false;
+    r.on('socket', (socket) => {
+      if (r.reusedSocket) connected = true;
+      else
+        socket.once(
+          endpoint.kind === 'tcp' && endpoint.protocol === 'https:' ? 'secureConnect' : 'connect',
+          () => {
+            connected = true;
+          },
+        );
+    });
     const timer =
       req.timeoutMs === undefined
         ? undefined
-        : setTimeout(
-            () => r.destroy(new TransportError(`${endpoint.url} did not answer within ${req.timeoutMs} ms`)),
-            req.timeoutMs,
-          );
+        : setTimeout(() => {
+            const ms = req.timeoutMs ?? 0;
+            r.destroy(
+              connected
+                ? new TransportError(`${endpoint.url} did not answer within ${ms} ms`, {
+                    stage: 'exchange',
+                    reason: `no answer within ${ms} ms`,
+                  })
+                : new TransportError(
+                    `cannot reach fleetd at ${endpoint.url}: no connection within ${ms} ms`,
+                    {
+                      stage: 'connect',
+                      reason: `no connection within ${ms} ms`,
+                    },
+                  ),
+            );
+          }, req.timeoutMs);
     r.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (err instanceof TransportError || err.name === 'AbortError') return reject(err);
-      reject(new TransportError(`cannot reach fleetd at ${endpoint.url}: ${describe(err)}`, { cause: err }));
+      const { reason, hint } = describe(err);
+      reject(
+        new TransportError(
+          `cannot reach fleetd at ${endpoint.url}: ${reason}${hint === undefined ? '' : ` (${hint})`}`,
+          { stage: connected ? 'exchange' : 'connect', reason, cause: err },
+        ),
+      );
     });
     r.end(payload);
   });
@@ -147,19 +196,29 @@ export async function readText(res: HttpResponse): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function describe(err: NodeJS.ErrnoException): string {
+/** Why a request failed, and what to do about it when that fits one endpoint. */
+function describe(err: NodeJS.ErrnoException): { reason: string; hint?: string } {
   switch (err.code) {
     case 'ECONNREFUSED':
-      return 'connection refused (is fleetd running there? set --endpoint or FLEETTS_ENDPOINT)';
+      return {
+        reason: 'connection refused',
+        hint: 'is fleetd running there? set --endpoint or FLEETTS_ENDPOINT',
+      };
     case 'ENOENT':
-      return 'no such socket (is fleetd running on this host? set --endpoint or FLEETTS_ENDPOINT)';
+      return {
+        reason: 'no such socket',
+        hint: 'is fleetd running on this host? set --endpoint or FLEETTS_ENDPOINT',
+      };
     case 'EACCES':
-      return 'permission denied on the socket (join the group that owns it, or use sudo)';
+      return { reason: 'permission denied on the socket (join the group that owns it, or use sudo)' };
     case 'ENOTFOUND':
-      return 'unknown host';
+      return { reason: 'unknown host' };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { reason: 'host unreachable' };
     case 'ECONNRESET':
-      return 'connection reset (a TLS endpoint may need https:// and a client certificate)';
+      return { reason: 'connection reset (a TLS endpoint may need https:// and a client certificate)' };
     default:
-      return err.message;
+      return { reason: err.message };
   }
 }

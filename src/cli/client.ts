@@ -1,5 +1,6 @@
 // The CLI's client of the fleetd API: one method per route, every response parsed with the API's
 // own zod schemas, every error turned into one FleetError whose message the CLI prints as is.
+// Requests go to the first endpoint of the list that accepts a connection (endpoint-list.ts).
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import type { TargetState } from '../cluster/types.js';
@@ -7,7 +8,6 @@ import { FleetError } from '../lib/errors.js';
 import {
   readText,
   sendRequest,
-  type Endpoint,
   type HttpRequest,
   type HttpResponse,
   type TlsFiles,
@@ -29,9 +29,11 @@ import {
   type UnitPlan,
   type UnitSummary,
 } from '../api/schemas.js';
+import type { EndpointList } from './endpoint-list.js';
 
 export interface ClientOptions {
-  readonly endpoint: Endpoint;
+  /** Tried in order; the one that answered is kept for later requests. */
+  readonly endpoints: EndpointList;
   /** How long to wait for a response's headers. */
   readonly timeoutMs: number;
   readonly token?: string | undefined;
@@ -60,8 +62,9 @@ export class ApiClient {
     this.#o = options;
   }
 
+  /** The endpoint in use (the one that answered last). */
   get endpoint(): string {
-    return this.#o.endpoint.url;
+    return this.#o.endpoints.current.url;
   }
 
   health(): Promise<HealthResponse> {
@@ -162,17 +165,19 @@ export class ApiClient {
 
   async #send(req: HttpRequest): Promise<HttpResponse> {
     const o = this.#o;
-    o.debug?.(`→ ${req.method} ${o.endpoint.url}${req.path}`);
-    const res = await sendRequest(
-      o.endpoint,
-      { ...req, timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) },
-      {
-        ...(o.token === undefined ? {} : { token: o.token }),
-        ...(o.tls === undefined ? {} : { tls: o.tls }),
-      },
-    );
-    o.debug?.(`← ${res.status} ${res.contentType}`);
-    return res;
+    return o.endpoints.send(async (endpoint) => {
+      o.debug?.(`→ ${req.method} ${endpoint.url}${req.path}`);
+      const res = await sendRequest(
+        endpoint,
+        { ...req, timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) },
+        {
+          ...(o.token === undefined ? {} : { token: o.token }),
+          ...(o.tls === undefined ? {} : { tls: o.tls }),
+        },
+      );
+      o.debug?.(`← ${res.status} ${res.contentType}`);
+      return res;
+    });
   }
 
   async #check(res: HttpResponse): Promise<void> {
@@ -190,14 +195,14 @@ export class ApiClient {
     throw new ApiClientError(
       res.status,
       'http',
-      `${this.#o.endpoint.url} answered HTTP ${res.status}${text === '' ? '' : `: ${text.slice(0, 200)}`} (is it a fleetd API?)`,
+      `${this.endpoint} answered HTTP ${res.status}${text === '' ? '' : `: ${text.slice(0, 200)}`} (is it a fleetd API?)`,
     );
   }
 
   #badResponse(req: HttpRequest, why: string): FleetError {
     return new FleetError(
       'bad_response',
-      `${this.#o.endpoint.url} sent an unexpected answer to ${req.method} ${req.path.split('?')[0] ?? ''} (${why}); is it a fleetd of this version?`,
+      `${this.endpoint} sent an unexpected answer to ${req.method} ${req.path.split('?')[0] ?? ''} (${why}); is it a fleetd of this version?`,
     );
   }
 }

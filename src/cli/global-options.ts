@@ -2,10 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
-import { liveDevEndpoint } from '../dev/context.js';
-import { parseEndpoint } from '../api/http-transport.js';
+import { devContextPath, readDevContext } from '../dev/context.js';
+import type { Endpoint } from '../api/http-transport.js';
 import { DEFAULT_API_ENDPOINT } from '../api/defaults.js';
 import { ApiClient } from './client.js';
+import { EndpointList, parseEndpointList } from './endpoint-list.js';
 import type { Output } from './output.js';
 
 /** fleetctl's default was 3 s; listing thousands of units over a slow link needs more. */
@@ -25,8 +26,9 @@ export function addGlobalOptions(program: Command): void {
   program
     .addOption(
       new Option(
-        '--endpoint <url>',
-        `the fleetd API: unix:///path/to/fleetd.sock or http(s)://host:port (default: the dev cluster's, ` +
+        '--endpoint <urls>',
+        `the fleetd API: unix:///path/to/fleetd.sock or http(s)://host:port, or several separated by ` +
+          `commas, tried in order until one accepts a connection (default: the dev cluster's hosts, ` +
           `from \`fleetts dev up\`, else ${DEFAULT_API_ENDPOINT})`,
       ).env('FLEETTS_ENDPOINT'),
     )
@@ -52,13 +54,14 @@ export function addGlobalOptions(program: Command): void {
     .addOption(new Option('--debug', 'print every API request and response on stderr'));
 }
 
+/** `endpointSource`: commander's source of --endpoint (`env` when it came from FLEETTS_ENDPOINT). */
 export async function clientFromOptions(
   opts: GlobalOptions,
   output: Output,
   signal: AbortSignal | undefined,
+  endpointSource?: string,
 ): Promise<ApiClient> {
-  // As kind sets the kubectl context: `fleetts dev up` leaves its endpoint for plain commands.
-  const endpoint = parseEndpoint(opts.endpoint ?? (await liveDevEndpoint()) ?? DEFAULT_API_ENDPOINT);
+  const endpoints = chooseEndpoints(opts.endpoint, endpointSource);
   const seconds = Number(opts.requestTimeout);
   if (!Number.isFinite(seconds) || seconds <= 0)
     throw new UsageError(
@@ -71,14 +74,26 @@ export async function clientFromOptions(
   };
   if ((tls.cert === undefined) !== (tls.key === undefined))
     throw new UsageError('--cert-file and --key-file go together: give both or neither');
+  const debug = opts.debug === true ? (line: string) => output.err(`debug: ${line}`) : undefined;
   return new ApiClient({
-    endpoint,
+    endpoints: new EndpointList(endpoints, debug),
     timeoutMs: Math.round(seconds * 1000),
     token: opts.token,
     tls,
-    debug: opts.debug === true ? (line) => output.err(`debug: ${line}`) : undefined,
+    debug,
     signal,
   });
+}
+
+function chooseEndpoints(option: string | undefined, source: string | undefined): Endpoint[] {
+  if (option !== undefined)
+    return parseEndpointList(option, source === 'env' ? 'FLEETTS_ENDPOINT' : '--endpoint');
+  // As kind sets the kubectl context: `fleetts dev up` leaves every host's endpoint for plain
+  // commands (host1 first; the others answer while it is powered off).
+  const path = devContextPath();
+  const dev = readDevContext(path);
+  if (dev.length > 0) return parseEndpointList(dev.join(','), `the dev context ${path}`);
+  return parseEndpointList(DEFAULT_API_ENDPOINT, 'the default endpoint');
 }
 
 async function readPem(path: string, flag: string): Promise<string> {

@@ -60,7 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
 Examples:
   fleetts start units/web@1.unit units/web@2.unit    submit, place and start; wait until running
   fleetts list-units                                 what runs where
-  fleetts --endpoint http://10.0.0.2:4003 --token "$T" status web@1.unit
+  fleetts --endpoint http://10.0.0.2:4003,http://10.0.0.3:4003 --token "$T" status web@1.unit
   fleetts verify units/web@.unit                     check unit files without a cluster
   fleetts help start                                 help for one command
 
@@ -97,7 +97,13 @@ export async function run(
   const ctx: CliContext = {
     output,
     exitCode: EXIT_OK,
-    client: () => (client ??= clientFromOptions(program.opts<GlobalOptions>(), output, options.signal)),
+    client: () =>
+      (client ??= clientFromOptions(
+        program.opts<GlobalOptions>(),
+        output,
+        options.signal,
+        program.getOptionValueSource('endpoint'),
+      )),
     clock: options.clock ?? systemClock,
     cwd: options.cwd ?? process.cwd(),
     signal: options.signal,
