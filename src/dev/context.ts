@@ -1,15 +1,16 @@
 // The CLI context a dev cluster leaves behind (as kind sets the kubectl context): a small JSON file
-// naming the endpoint, read by `fleetts` when neither --endpoint nor FLEETTS_ENDPOINT is given.
+// naming every host's endpoint, read by `fleetts` when neither --endpoint nor FLEETTS_ENDPOINT is
+// given; the CLI tries them in order (endpoint-list.ts), so host1 may be powered off.
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 
 const contextSchema = z.object({
+  /** host1's endpoint (the only field older versions wrote and read). */
   endpoint: z.string().min(1),
-  /** Every host's endpoint, in order: the CLI uses the first one that answers. */
+  /** Every host's endpoint, in order: the CLI uses the first one that accepts a connection. */
   endpoints: z.array(z.string().min(1)).optional(),
   /** The dev cluster that wrote it: `down` removes the file only when it is still its own. */
   stateDir: z.string().optional(),
@@ -25,7 +26,7 @@ export function devContextPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'fleetts', 'context.json');
 }
 
-/** The endpoints of the current dev cluster (first the primary), or [] when there is none. */
+/** The endpoints of the current dev cluster (host1's first), or [] when there is none. */
 export function readDevContext(path: string = devContextPath()): string[] {
   try {
     const parsed = contextSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
@@ -34,32 +35,6 @@ export function readDevContext(path: string = devContextPath()): string[] {
   } catch {
     return [];
   }
-}
-
-/**
- * The first dev-cluster endpoint whose unix socket accepts a connection (a powered-off host's
- * socket file stays behind but refuses), else the primary one, else undefined.
- */
-export async function liveDevEndpoint(path: string = devContextPath()): Promise<string | undefined> {
-  const endpoints = readDevContext(path);
-  for (const e of endpoints) {
-    if (!e.startsWith('unix://')) return e;
-    if (await socketAnswers(e.slice('unix://'.length))) return e;
-  }
-  return endpoints[0];
-}
-
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ path: socketPath });
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    s.setTimeout(500, () => done(false));
-  });
 }
 
 export async function writeDevContext(path: string, context: DevContext): Promise<void> {

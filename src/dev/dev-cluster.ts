@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Clock } from '../lib/clock.js';
+import { shellQuote } from '../discovery/run-command.js';
 import { clearDevContext, devContextPath, writeDevContext } from './context.js';
 import { DevError } from './dev-error.js';
 import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
@@ -244,7 +245,7 @@ export class DevCluster {
     await writeDevContext(this.contextFile, {
       endpoint: plan.endpoint,
       // Every host's socket: plain commands still work while host1 is powered off.
-      endpoints: plan.hosts.map((h) => `unix://${h.apiSocket}`),
+      endpoints: [...plan.endpoints],
       stateDir: this.stateDir,
     });
     return { plan, endpoint: plan.endpoint, wasUp };
@@ -314,10 +315,10 @@ export class DevCluster {
     };
   }
 
-  /** The shell line that points `fleetts` at this cluster. */
+  /** The shell line that points `fleetts` at every host of this cluster (host1 may be powered off). */
   async env(): Promise<string> {
     const state = await this.#state();
-    return `export FLEETTS_ENDPOINT=${planCluster(state.input).endpoint}`;
+    return `export FLEETTS_ENDPOINT=${shellQuote(planCluster(state.input).endpoints.join(','))}`;
   }
 
   async findHost(query: string): Promise<HostPlan> {

@@ -67,6 +67,8 @@ export interface ClusterPlan {
   readonly hosts: readonly HostPlan[];
   /** What `fleetts` talks to: host1's API socket (reachable from every namespace: one mount namespace). */
   readonly endpoint: string;
+  /** Every host's API socket, host1's first: `fleetts` uses the first that accepts a connection. */
+  readonly endpoints: readonly string[];
 }
 
 export const ETCD_CLIENT_PORT = 2379;
@@ -125,6 +127,7 @@ export function planCluster(input: PlanInput): ClusterPlan {
     shared: { source: join(stateDir, 'shared'), target: input.sharedPath },
     hosts,
     endpoint: first === undefined ? '' : `unix://${first.apiSocket}`,
+    endpoints: hosts.map((h) => `unix://${h.apiSocket}`),
   };
 }
 

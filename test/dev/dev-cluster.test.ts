@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { buildProgram, type CliContext } from '../../src/cli/main.js';
+import { buildProgram, run as runCli, type CliContext } from '../../src/cli/main.js';
 import { registerDev } from '../../src/cli/dev.js';
 import { BufferOutput } from '../../src/cli/output.js';
 import { systemClock } from '../../src/lib/clock.js';
@@ -17,6 +17,7 @@ import { readState } from '../../src/dev/state.js';
 import { forwardRule, iptablesRuleExists, linkExists, netnsExists } from '../../src/dev/network.js';
 import { isRunning, mountTargets, netnsPids, processStartTime } from '../../src/dev/system.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
+import { waitFor } from '../helpers/wait.js';
 
 const LEASE_TTL_MS = 2_000;
 let root = '';
@@ -63,16 +64,6 @@ async function machines(p: ClusterPlan): Promise<Map<string, { ip: string; hostn
   }
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (await check()) return performance.now() - start;
-    if (performance.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Runs a node script inside the host's network namespace; resolves with its stdout and exit code. */
 function inHost(host: HostPlan, script: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -114,10 +105,10 @@ async function startServer(host: HostPlan, port: number): Promise<{ pid: number;
   const startTime = await processStartTime(pid);
   if (startTime === undefined) throw new Error('server did not start');
   const p = { pid, startTime };
-  await until(
+  await waitFor(
     `${host.name}:${port} listens`,
     async () => (await inHost(host, connectScript(host.ip, port))).code === 0,
-    5_000,
+    { intervalMs: 100 },
   );
   return p;
 }
@@ -169,13 +160,22 @@ test.serial(
     t.is(off.name, 'host2');
     t.deepEqual(await netnsPids(host2.netns), [], 'nothing left in the namespace');
     t.false(await isRunning(unit), 'the unit died with its host');
-    const took = await until(
-      'host2 leaves the cluster',
-      async () => !(await machines(plan)).has(host2.machineId),
-      LEASE_TTL_MS + 8_000,
+    const offAt = performance.now();
+    await waitFor('host2 leaves the cluster', async () => !(await machines(plan)).has(host2.machineId), {
+      intervalMs: 100,
+    });
+    t.log(
+      `host2 left the cluster ${Math.round(performance.now() - offAt)} ms after power-off (TTL ${LEASE_TTL_MS} ms)`,
     );
-    t.log(`host2 left the cluster ${Math.round(took)} ms after power-off (TTL ${LEASE_TTL_MS} ms)`);
     t.true((await machines(plan)).has(cluster().host1.machineId), 'host1 stays');
+    // The powered-off host's endpoint first: fleetts moves on to a live one.
+    const out = new BufferOutput();
+    const code = await runCli(
+      ['--endpoint', [...plan.endpoints].reverse().join(','), 'list-machines', '-l'],
+      out,
+    );
+    t.is(code, 0, out.stderr);
+    t.true(out.stdout.includes(cluster().host1.machineId), out.stdout);
     const status = await dev.status();
     t.like(status.hosts[1], { name: 'host2', power: 'off', registered: 'no' });
   },
@@ -210,11 +210,9 @@ test.serial(
     const toHost2 = await inHost(host1, connectScript(host2.ip, 7070));
     t.not(toHost2.code, 0, 'so is host2');
     t.log(`connect attempts took ${Math.round(performance.now() - t0)} ms`);
-    await until(
-      'host1 leaves the cluster',
-      async () => !(await machines(plan)).has(host1.machineId),
-      LEASE_TTL_MS + 8_000,
-    );
+    await waitFor('host1 leaves the cluster', async () => !(await machines(plan)).has(host1.machineId), {
+      intervalMs: 100,
+    });
     t.log(`host1 left the cluster ${Math.round(performance.now() - t0)} ms after the partition`);
     t.true(await isRunning(unit), "host1's processes keep running");
     if (fleetdBefore !== undefined) t.true(await isRunning(fleetdBefore), "and so does host1's fleetd");
@@ -264,7 +262,8 @@ test.serial('the CLI: status, env, HOST errors and up on a running cluster', asy
     ),
   );
   const env = await run('dev', 'env', '--state-dir', dev.stateDir);
-  t.is(env.out, `export FLEETTS_ENDPOINT=${plan.endpoint}\n`);
+  t.is(env.out, `export FLEETTS_ENDPOINT='${plan.endpoints.join(',')}'\n`, 'every host, host1 first');
+  t.is(plan.endpoints.length, 2);
   const unknown = await run('dev', 'power-off', 'nosuchhost', '--state-dir', dev.stateDir);
   t.regex(unknown.error ?? '', /^no dev host "nosuchhost"; the hosts are: host1 \(/);
   const other = await run('dev', 'up', '--nodes', '3', '--state-dir', dev.stateDir);
