@@ -125,3 +125,29 @@ export function percentiles(values: readonly number[]): { median: number; p95: n
     v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))] ?? NaN;
   return { median: rank(0.5), p95: rank(0.95), n: v.length };
 }
+
+/** What to try on a kept cluster (--keep): each line a command that works as printed. */
+export function keepHints(o: {
+  readonly lb: string | undefined;
+  /** `--state-dir DIR` for the dev commands, or ''. */
+  readonly flag: string;
+  readonly wrapper: 'installed' | 'up to date' | 'kept yours';
+  readonly wrapperPath: string;
+}): string {
+  const cli =
+    o.wrapper === 'kept yours'
+      ? `\`fleetts\` is yours (${o.wrapperPath}); this checkout's is \`node bin/fleetts.js\``
+      : `\`fleetts\` is ${o.wrapperPath}, this checkout's CLI`;
+  return [
+    `  As root (the hosts' sockets are root's; ${cli}):`,
+    table([
+      [`eval "$(fleetts dev env${o.flag})"`, "point this shell's fleetts at the cluster"],
+      ['fleetts list-units', 'where everything runs'],
+      ['fleetts list-machines', 'the hosts'],
+      [`curl -s http://${o.lb ?? 'BALANCER'}/`, 'a page through the balancer'],
+      ['fleetts journal lb-upstream', "the upstream watcher's log"],
+      [`fleetts dev power-off host2${o.flag}`, `pull a plug (fleetts dev power-on host2${o.flag} boots it)`],
+      [`fleetts dev down${o.flag}`, 'remove everything'],
+    ]),
+  ].join('\n');
+}

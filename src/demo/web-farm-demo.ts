@@ -130,12 +130,20 @@ export class WebFarmDemo {
   }
 
   get timeline(): FailoverTimeline {
-    if (this.#timeline === undefined) throw new DemoError('demo_step_failed', 'call up() first');
+    if (this.#timeline === undefined)
+      throw new DemoError(
+        'demo_step_failed',
+        'the recorder is not running: call up() or attach() first (close() stops it)',
+      );
     return this.#timeline;
   }
 
   get registry(): EtcdRegistry {
-    if (this.#registry === undefined) throw new DemoError('demo_step_failed', 'call up() first');
+    if (this.#registry === undefined)
+      throw new DemoError(
+        'demo_step_failed',
+        'no etcd client: call up() or attach() first (close() closes it)',
+      );
     return this.#registry;
   }
 
