@@ -11,6 +11,7 @@ import {
 } from '../discovery/nginx-sink.js';
 import {
   DEFAULT_KEEPALIVE,
+  DEFAULT_KEEPALIVE_TIMEOUT_MS,
   DEFAULT_SERVER_PARAMS,
   defaultFallbackListen,
   parseUpstreamTemplate,
@@ -43,6 +44,7 @@ interface UpstreamFlags extends EtcdFlags {
   readonly debounce: string;
   readonly serverParams: string;
   readonly keepalive: string;
+  readonly keepaliveTimeout: string;
   readonly fallbackListen?: string;
 }
 
@@ -73,6 +75,11 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
     .option('--server-params <params>', 'parameters of each server line', DEFAULT_SERVER_PARAMS)
     .option('--keepalive <n>', 'idle keepalive connections per worker (0: none)', String(DEFAULT_KEEPALIVE))
     .option(
+      '--keepalive-timeout <span>',
+      "how long nginx keeps an idle upstream connection: less than the backends' keep-alive timeout",
+      `${DEFAULT_KEEPALIVE_TIMEOUT_MS / 1000}s`,
+    )
+    .option(
       '--fallback-listen <addr>',
       'where the local 503 server listens (default: unix:/run/fleetts-upstream-NAME.sock)',
     );
@@ -80,11 +87,15 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
     .addHelpText(
       'after',
       `
-The default file holds "upstream NAME { server ADDR ${DEFAULT_SERVER_PARAMS}; … }" and a local server
-that answers 503 with a clear page: the only server when no instance is live, a backup otherwise.
-Proxy to it with e.g.:
-  location / { proxy_pass http://web; proxy_next_upstream error timeout; proxy_connect_timeout 1s;
-               proxy_http_version 1.1; proxy_set_header Connection ""; }
+The default file holds "upstream NAME { server ADDR ${DEFAULT_SERVER_PARAMS}; … }", the same
+servers again as backups that are never marked down (so that failures never leave nginx refusing
+every request), "keepalive N; keepalive_timeout T;" (nginx 1.15.3 or later), and a local server
+that answers 503 with a clear page when no instance is live. Proxy to it with e.g.:
+  location / { proxy_pass http://web; proxy_next_upstream error timeout; proxy_next_upstream_tries 3;
+               proxy_connect_timeout 1s; proxy_http_version 1.1; proxy_set_header Connection ""; }
+Backends behind a keepalive upstream must keep idle connections open longer than
+--keepalive-timeout, and must not close them between requests under load (Apache: mpm_worker, no
+child ever stopped; see docs/web-farm-load.md).
 
 ${TEMPLATE_HELP}
 
@@ -146,6 +157,7 @@ async function renderOptions(flags: UpstreamFlags): Promise<UpstreamRenderOption
     service: flags.service,
     serverParams: flags.serverParams,
     keepalive: countFlag('--keepalive', flags.keepalive, 0),
+    keepaliveTimeoutMs: durationFlag('--keepalive-timeout', flags.keepaliveTimeout, 1),
     fallbackListen: flags.fallbackListen ?? defaultFallbackListen(name),
     ...(template === undefined ? {} : { template }),
   };

@@ -18,24 +18,34 @@ export interface SkippedInstance {
 }
 
 /**
- * Per-server parameters of the default template. One failed connection marks a backend down for
- * 5 s (nginx's passive health check), so that requests stop trying a dead host long before its
- * lease expires and its key is withdrawn.
+ * Per-server parameters of the default template. Three failed attempts (each followed by the next
+ * server: proxy_next_upstream) leave a server out for 5 s (nginx's passive health check), so that a
+ * dead host stops costing a connect timeout per request within its first failures, long before its
+ * lease expires and its key is withdrawn; one stray error does not shift a server's load onto the
+ * others. See docs/web-farm-load.md.
  */
-export const DEFAULT_SERVER_PARAMS = 'max_fails=1 fail_timeout=5s';
+export const DEFAULT_SERVER_PARAMS = 'max_fails=3 fail_timeout=5s';
 /** Idle keepalive connections per nginx worker (used with proxy_http_version 1.1). */
 export const DEFAULT_KEEPALIVE = 16;
+/**
+ * How long nginx keeps an idle upstream connection: shorter than the backends' own keep-alive
+ * timeout (Apache's default is 5 s, Node's too), so that nginx closes an idle connection before
+ * the backend does. Otherwise the backend's close races nginx's next request on that connection.
+ */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 4_000;
 
 export interface UpstreamRenderOptions {
   /** The nginx upstream name (`proxy_pass http://<name>`); see `upstreamName`. */
   readonly name: string;
   readonly service: string;
   readonly serverParams?: string;
-  /** 0 leaves the `keepalive` directive out. */
+  /** 0 leaves the `keepalive` directives out. */
   readonly keepalive?: number;
+  /** nginx's `keepalive_timeout` in the upstream, whole ms ≥ 1 (rendered in s when whole). */
+  readonly keepaliveTimeoutMs?: number;
   /**
    * The nginx `listen` address of the local server that answers 503 with a clear page: the only
-   * server when no backend is live (nginx refuses an empty upstream), a `backup` one otherwise.
+   * server when no backend is live (nginx refuses an empty upstream).
    */
   readonly fallbackListen?: string;
   /** A user template (parseUpstreamTemplate); the default block when absent. */
@@ -142,6 +152,17 @@ function checkRenderOptions(options: UpstreamRenderOptions): void {
   const k = options.keepalive;
   if (k !== undefined && (!Number.isInteger(k) || k < 0))
     throw new DiscoveryError('template_invalid', `keepalive must be a whole number ≥ 0, not ${k}`);
+  const kt = options.keepaliveTimeoutMs;
+  if (kt !== undefined && (!Number.isInteger(kt) || kt < 1))
+    throw new DiscoveryError(
+      'template_invalid',
+      `keepalive timeout must be a whole number of ms ≥ 1, not ${kt}`,
+    );
+}
+
+/** An nginx time: `4s`, or `1500ms` when not whole seconds. */
+function nginxTime(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 function serverLine(b: Backend, params: string): string {
@@ -152,24 +173,35 @@ function renderDefault(backends: readonly Backend[], options: UpstreamRenderOpti
   const { name, service } = options;
   const params = options.serverParams ?? DEFAULT_SERVER_PARAMS;
   const keepalive = options.keepalive ?? DEFAULT_KEEPALIVE;
+  const keepaliveTimeout = options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
   const fallback = options.fallbackListen ?? defaultFallbackListen(name);
   const n = backends.length;
+  const servers =
+    n === 0
+      ? ['    # No live instance: every request gets the 503 page below.', `    server ${fallback};`]
+      : [
+          ...backends.map((b) => {
+            const where = [b.instance, b.unit, b.machine].filter((w) => w !== '').join(' ');
+            return `    ${serverLine(b, params)}  # ${where}`;
+          }),
+          // nginx never resets its failure counts while every server is marked down: without these
+          // a burst of errors (overload, a slow shared disk) would refuse every request for
+          // fail_timeout. As backups they are tried only when every server above is marked down or
+          // has failed this request.
+          '    # The same servers, never marked down: tried only when every server above is failing.',
+          ...backends.map((b) => `    server ${b.address} max_fails=0 backup;`),
+        ];
   const lines = [
     `# Rendered by \`fleetts upstream\` from the live instances of service ${upstreamName(service)} (${n}).`,
     '# Do not edit: it is replaced on every change.',
     `upstream ${name} {`,
-    ...backends.map((b) => {
-      const where = [b.instance, b.unit, b.machine].filter((w) => w !== '').join(' ');
-      return `    ${serverLine(b, params)}  # ${where}`;
-    }),
-    n === 0
-      ? '    # No live instance: every request gets the 503 page below.'
-      : '    # Used only while every server above is failing: the 503 page below.',
-    `    server ${fallback}${n === 0 ? '' : ' backup'};`,
-    ...(keepalive > 0 ? [`    keepalive ${keepalive};`] : []),
+    ...servers,
+    ...(keepalive > 0
+      ? [`    keepalive ${keepalive};`, `    keepalive_timeout ${nginxTime(keepaliveTimeout)};`]
+      : []),
     '}',
     '',
-    `# Answers for ${name} when no instance can: 503 with a page that says why.`,
+    `# Answers for ${name} when no instance is live: 503 with a page that says why.`,
     'server {',
     `    listen ${fallback};`,
     '    access_log off;',

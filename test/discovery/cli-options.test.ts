@@ -60,6 +60,10 @@ const usageErrors: readonly [string[], string][] = [
     '--keepalive must be a whole number ≥ 0, not "many"',
   ],
   [
+    ['upstream', '--service', 'web', '--out', '/tmp/x.conf', '--keepalive-timeout', '0'],
+    '--keepalive-timeout must be at least 1 ms, not "0"',
+  ],
+  [
     ['upstream', '--service', 'web', '--out', '/tmp/x.conf', '--name', 'a b'],
     "upstream name 'a b' may only hold letters, digits, '_', '.' and '-'",
   ],

@@ -19,7 +19,7 @@ const inst = (instance: string, address: string, extra: Partial<ServiceInstance>
   ...extra,
 });
 
-test('default template: one server line per instance, sorted by instance, the 503 server as backup', (t) => {
+test('default template: one server line per instance, sorted by instance, then the same servers as never-failing backups', (t) => {
   const text = renderUpstream(
     [
       inst('web@2.unit', '10.0.0.2:8080'),
@@ -33,14 +33,16 @@ test('default template: one server line per instance, sorted by instance, the 50
       '# Rendered by `fleetts upstream` from the live instances of service web (2).',
       '# Do not edit: it is replaced on every change.',
       'upstream web {',
-      '    server 10.0.0.1:8080 max_fails=1 fail_timeout=5s;  # web@1.unit web@1.unit m1',
-      '    server 10.0.0.2:8080 max_fails=1 fail_timeout=5s;  # web@2.unit',
-      '    # Used only while every server above is failing: the 503 page below.',
-      '    server unix:/tmp/x.sock backup;',
+      '    server 10.0.0.1:8080 max_fails=3 fail_timeout=5s;  # web@1.unit web@1.unit m1',
+      '    server 10.0.0.2:8080 max_fails=3 fail_timeout=5s;  # web@2.unit',
+      '    # The same servers, never marked down: tried only when every server above is failing.',
+      '    server 10.0.0.1:8080 max_fails=0 backup;',
+      '    server 10.0.0.2:8080 max_fails=0 backup;',
       '    keepalive 16;',
+      '    keepalive_timeout 4s;',
       '}',
       '',
-      '# Answers for web when no instance can: 503 with a page that says why.',
+      '# Answers for web when no instance is live: 503 with a page that says why.',
       'server {',
       '    listen unix:/tmp/x.sock;',
       '    access_log off;',
@@ -51,6 +53,40 @@ test('default template: one server line per instance, sorted by instance, the 50
       '',
     ].join('\n'),
   );
+});
+
+test('default template: the 503 server is never a backup beside live instances (failures retry the instances)', (t) => {
+  const text = renderUpstream([inst('web@1.unit', '10.0.0.1:8080')], {
+    name: 'web',
+    service: 'web',
+    fallbackListen: '127.0.0.1:9999',
+  });
+  t.notRegex(text, /server 127\.0\.0\.1:9999/);
+  t.regex(text, /listen 127\.0\.0\.1:9999;/, 'it still listens, for when no instance is live');
+  t.regex(text, /server 10\.0\.0\.1:8080 max_fails=0 backup;/);
+});
+
+test('default template: keepalive_timeout follows the option, whole seconds or ms', (t) => {
+  const one = [inst('web@1.unit', '10.0.0.1:8080')];
+  t.regex(
+    renderUpstream(one, { name: 'web', service: 'web', keepalive: 8, keepaliveTimeoutMs: 30_000 }),
+    /\n {4}keepalive 8;\n {4}keepalive_timeout 30s;\n\}/,
+  );
+  t.regex(
+    renderUpstream(one, { name: 'web', service: 'web', keepaliveTimeoutMs: 1_500 }),
+    /keepalive_timeout 1500ms;/,
+  );
+  t.notRegex(renderUpstream(one, { name: 'web', service: 'web', keepalive: 0 }), /keepalive/);
+});
+
+test('default template: own server parameters go on the primary lines only', (t) => {
+  const text = renderUpstream([inst('web@1.unit', '10.0.0.1:8080')], {
+    name: 'web',
+    service: 'web',
+    serverParams: 'max_fails=1 fail_timeout=10s weight=2',
+  });
+  t.regex(text, /server 10\.0\.0\.1:8080 max_fails=1 fail_timeout=10s weight=2;/);
+  t.regex(text, /server 10\.0\.0\.1:8080 max_fails=0 backup;/);
 });
 
 test('default template, no instance: the 503 server is the only (primary) server, so nginx still loads', (t) => {
@@ -195,6 +231,11 @@ const optionErrors: readonly [string, Parameters<typeof renderUpstream>[1], stri
     'keepalive',
     { name: 'web', service: 'web', keepalive: -1 },
     'keepalive must be a whole number ≥ 0, not -1',
+  ],
+  [
+    'keepalive timeout',
+    { name: 'web', service: 'web', keepaliveTimeoutMs: 0 },
+    'keepalive timeout must be a whole number of ms ≥ 1, not 0',
   ],
 ];
 for (const [what, options, message] of optionErrors) {

@@ -12,6 +12,7 @@ import { DevCluster } from '../../src/dev/dev-cluster.js';
 import { netnsExists } from '../../src/dev/network.js';
 import type { ClusterPlan, HostPlan } from '../../src/dev/plan.js';
 import { runCommand } from '../../src/dev/system.js';
+import { parseUpstreamServers } from '../../src/demo/failover-timeline.js';
 import { LB_UNITS, unitTextFor, WEB_TEMPLATES } from '../../src/demo/farm-files.js';
 import { REPO_ROOT, WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { runBin } from '../helpers/cli.js';
@@ -66,13 +67,9 @@ function hostOf(rows: readonly Row[], unit: string): HostPlan | undefined {
   return cluster().hosts.find((h) => h.machineId === row?.machine);
 }
 
-/** The backends in the rendered upstream (not its 503 fallback on loopback). */
+/** The backends in the rendered upstream (not the same servers as backups, nor its 503 fallback). */
 async function upstreamServers(): Promise<string[]> {
-  const text = await readFile(upstreamFile, 'utf8').catch(() => '');
-  return [...text.matchAll(/^\s*server (\d+\.\d+\.\d+\.\d+:\d+)/gm)]
-    .map((m) => m[1] ?? '')
-    .filter((a) => !a.startsWith('127.'))
-    .sort();
+  return parseUpstreamServers(await readFile(upstreamFile, 'utf8').catch(() => '')).sort();
 }
 
 /** Polls `check` until it returns a value, or fails with `what` and the last state seen. */
