@@ -80,7 +80,7 @@ function apacheConf(p: FarmPaths): string {
   return `# Apache for every web@N.unit instance (apache2 -DFOREGROUND -f ${p.apacheConf}).
 # \${...} come from the unit's environment: FLEETTS_* from fleetd, WEB_PORT and WEB_RUN_DIR from
 # web@.unit. Written by the fleetts demo; edit it and run \`fleetts restart web@1\` to apply.
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule mpm_worker_module /usr/lib/apache2/modules/mod_mpm_worker.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
 LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
@@ -100,12 +100,23 @@ ErrorLog "|/bin/cat"
 LogLevel warn
 TypesConfig /etc/mime.types
 
-StartServers 1
+# nginx keeps connections to Apache open between requests (the upstream's keepalive): Apache must
+# never close one that nginx may be about to reuse. So mpm_worker, whose threads close a connection
+# only at KeepAliveTimeout (mpm_event also closes idle ones whenever its workers are all busy), and
+# every child started at once and none ever stopped (a child that exits closes its connections);
+# KeepAliveTimeout longer than nginx's keepalive_timeout (4 s), so that nginx closes idle ones
+# first. An idle kept-alive connection holds a thread: 64 threads leave room beyond what nginx
+# (2 workers × keepalive 16) can hold idle. Why, and the figures: docs/web-farm-load.md.
+StartServers 2
 ServerLimit 2
-ThreadsPerChild 16
-MaxRequestWorkers 32
-MinSpareThreads 4
-MaxSpareThreads 32
+ThreadsPerChild 32
+MaxRequestWorkers 64
+MinSpareThreads 8
+MaxSpareThreads 64
+MaxConnectionsPerChild 0
+KeepAlive On
+KeepAliveTimeout 10
+MaxKeepAliveRequests 0
 
 DocumentRoot ${p.htdocs}
 <Directory ${p.htdocs}>
@@ -135,7 +146,11 @@ function nginxConf(p: FarmPaths): string {
 # the temporary files below are relative to it. The upstream "web" is rendered by \`fleetts
 # upstream\` (lb-upstream.unit) into ${p.upstreamFile}.
 user www-data;
-worker_processes 1;
+# Two workers, each with room for about 500 proxied clients (a client and a backend connection
+# each). Each worker keeps its own idle backend connections (keepalive in the upstream) and its own
+# failure counts. docs/web-farm-load.md.
+worker_processes 2;
+worker_rlimit_nofile 4096;
 pid nginx.pid;
 error_log error.log notice;
 events { worker_connections 1024; }
@@ -151,10 +166,12 @@ http {
         listen ${LB_PORT};
         location / {
             proxy_pass http://web;
-            # A backend that refuses, times out or answers 502/503/504: the request goes to the next
-            # one, and the failed server is left out for fail_timeout (max_fails=1 in the upstream:
-            # passive failure marking), long before its host is declared dead.
+            # A backend that refuses, resets, times out or answers 502/503/504: the request goes to
+            # the next one (at most 3 tries), and a server that failed 3 times is left out for
+            # fail_timeout (the upstream's passive failure marking), long before its host is
+            # declared dead. A request in flight to a host that died waits proxy_read_timeout.
             proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream_tries 3;
             proxy_connect_timeout 1s;
             proxy_read_timeout 3s;
             proxy_http_version 1.1;
