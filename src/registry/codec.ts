@@ -4,6 +4,8 @@
 // the engine).
 import { z } from 'zod';
 import { ACTIVE_STATES, LOAD_STATES } from '../cluster/types.js';
+import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
+import type { TreeName } from './keys.js';
 import { RegistryError } from './registry-error.js';
 
 const metadata = z.record(z.string(), z.string());
@@ -89,11 +91,34 @@ export const codecs = {
 export type ValueKind = keyof typeof codecs;
 export type StoredValue<K extends ValueKind> = z.infer<(typeof codecs)[K]>;
 
-/** A stored value that did not decode; callers report it and skip the key. */
+/** A stored key or value that did not decode or validate; callers report it and skip the key. */
 export interface DecodeProblem {
   readonly key: string;
   readonly message: string;
+  /** The tree of the layout the key is under (`units`, `machines`…), when it is under one. */
+  readonly tree?: TreeName;
+  /** The key after its tree (under `units/`: the unit name as stored, valid or not). */
+  readonly name?: string;
 }
+
+/**
+ * The largest value of each kind that is decoded at all, in UTF-8 bytes: far above anything fleetts
+ * writes, so that a bigger one is corrupt (or hostile) and is reported without being parsed on
+ * every pass. Unit files are bounded by their text (MAX_UNIT_FILE_BYTES) after JSON escaping;
+ * unschedulable records grow with the cluster (a reason per machine) and only etcd bounds them.
+ */
+const MAX_VALUE_BYTES: Readonly<Record<ValueKind, number | undefined>> = {
+  machine: 64 * 1024,
+  machineMetadata: 64 * 1024,
+  unit: 4 * 1024,
+  unitFile: 6 * MAX_UNIT_FILE_BYTES + 1024,
+  assignment: 4 * 1024,
+  status: 64 * 1024,
+  unschedulable: undefined,
+  leader: 4 * 1024,
+  service: 16 * 1024,
+  claim: 4 * 1024,
+};
 
 export type Decoded<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: DecodeProblem };
@@ -111,6 +136,13 @@ export function encodeValue<K extends ValueKind>(kind: K, value: StoredValue<K>)
 }
 
 export function decodeValue<K extends ValueKind>(kind: K, key: string, raw: string): Decoded<StoredValue<K>> {
+  const max = MAX_VALUE_BYTES[kind];
+  // raw.length ≤ bytes ≤ 3 × raw.length: count bytes only when it can matter.
+  if (max !== undefined && raw.length * 3 > max) {
+    const bytes = Buffer.byteLength(raw, 'utf8');
+    if (bytes > max)
+      return problem(key, `${kind} value of ${bytes} bytes is larger than any fleetts writes (${max})`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -126,7 +158,24 @@ export function decodeValue<K extends ValueKind>(kind: K, key: string, raw: stri
   const parsed = codecs[kind].safeParse(json);
   if (!parsed.success)
     return problem(key, `bad ${kind} value: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+  if (kind === 'unitFile') {
+    const bytes = Buffer.byteLength((parsed.data as StoredValue<'unitFile'>).text, 'utf8');
+    if (bytes > MAX_UNIT_FILE_BYTES)
+      return problem(key, `unit file of ${bytes} bytes is over the ${MAX_UNIT_FILE_BYTES}-byte limit`);
+  }
   return { ok: true, value: parsed.data as StoredValue<K> };
+}
+
+/** Whether `raw` is a value of a later version than this fleetts reads (`{"v": 2, …}`). */
+export function isNewerVersion(raw: string): boolean {
+  try {
+    const json: unknown = JSON.parse(raw);
+    return (
+      typeof json === 'object' && json !== null && 'v' in json && typeof json.v === 'number' && json.v > 1
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** For single-key reads, where a corrupt value is the answer's error. */

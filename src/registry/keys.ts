@@ -3,6 +3,7 @@
 // that a prefix listing of one kind never picks up another (assignments are NOT under machines/).
 import type { MachineId, UnitHash, UnitName } from '../cluster/types.js';
 import { asMachineId, asUnitHash, asUnitName } from '../cluster/types.js';
+import { parseUnitName } from '../unit/names.js';
 import { RegistryError } from './registry-error.js';
 
 export const DEFAULT_KEY_PREFIX = '/fleetts/v1/';
@@ -103,41 +104,115 @@ export class RegistryKeys {
     return prefixRange(this.prefix);
   }
 
-  /** The inverse of the builders; `undefined` for a key outside the layout (never throws). */
+  /** The inverse of the builders; `undefined` for a key outside the layout or invalid (never throws). */
   parse(key: string): ParsedKey | undefined {
-    if (!key.startsWith(this.prefix)) return undefined;
-    const parts = key.slice(this.prefix.length).split('/');
-    const [tree, a, b, ...rest] = parts;
-    if (rest.length > 0 || a === undefined || a === '') return undefined;
-    if (b === '') return undefined;
+    const inspected = this.inspect(key);
+    return inspected.ok ? inspected.parsed : undefined;
+  }
+
+  /**
+   * Like `parse`, with why a key is not one of the layout. Every segment of an `ok` key is one its
+   * builder accepts (unit names are valid unit names), so whatever is read back can be written
+   * again: a hand-written `units/bad name;rm -rf.service` is reported, never handed on to throw
+   * later in the engine.
+   */
+  inspect(key: string): InspectedKey {
+    if (!key.startsWith(this.prefix)) return { ok: false, reason: `not under the prefix ${this.prefix}` };
+    const path = key.slice(this.prefix.length);
+    const slash = path.indexOf('/');
+    const treeName = slash < 0 ? path : path.slice(0, slash + 1);
+    const tree = (Object.keys(TREES) as TreeName[]).find((t) => TREES[t] === treeName);
+    if (tree === undefined)
+      return { ok: false, reason: 'not a key of the fleetts layout (docs/registry.md)' };
+    const name = path.slice(treeName.length);
+    const fail = (reason: string): InspectedKey => ({ ok: false, tree, name, reason });
+    const parts = name.split('/');
+    const [a = '', b] = parts;
+    const arity = SEGMENTS[tree];
+    if (parts.length !== arity || parts.some((p) => p === ''))
+      return fail(
+        `a ${TREES[tree]} key has ${arity === 1 ? 'one segment' : 'two segments'} after ${TREES[tree]}, not ${JSON.stringify(name)}`,
+      );
+    // Unit names are checked as unit names (which are printable ASCII), for the better reason.
+    const unitAt = UNIT_SEGMENT[tree];
+    for (const [i, part] of parts.entries()) {
+      const why =
+        i === unitAt
+          ? unitNameProblem(part)
+          : isPrintableAscii(part)
+            ? undefined
+            : `segment ${JSON.stringify(part)} is not printable ASCII (fleetts writes no such key)`;
+      if (why !== undefined) return fail(why);
+    }
+    const ok = (parsed: ParsedKey): InspectedKey => ({ ok: true, parsed, tree, name });
     switch (tree) {
       case 'machines':
-        return b === undefined ? { kind: 'machine', machine: asMachineId(a) } : undefined;
-      case 'machine-metadata':
-        return b === undefined ? { kind: 'machine-metadata', machine: asMachineId(a) } : undefined;
+        return ok({ kind: 'machine', machine: asMachineId(a) });
+      case 'machineMetadata':
+        return ok({ kind: 'machine-metadata', machine: asMachineId(a) });
       case 'assignments':
-        return b === undefined
-          ? undefined
-          : { kind: 'assignment', machine: asMachineId(a), unit: asUnitName(b) };
+        return ok({ kind: 'assignment', machine: asMachineId(a), unit: asUnitName(b ?? '') });
       case 'units':
-        return b === undefined ? { kind: 'unit', unit: asUnitName(a) } : undefined;
-      case 'unit-files':
-        return b === undefined ? { kind: 'unit-file', hash: asUnitHash(a) } : undefined;
-      case 'status':
-        return b === undefined ? undefined : { kind: 'status', unit: asUnitName(a), machine: asMachineId(b) };
+        return ok({ kind: 'unit', unit: asUnitName(a) });
+      case 'unitFiles':
+        return /^[0-9a-f]+$/.test(a)
+          ? ok({ kind: 'unit-file', hash: asUnitHash(a) })
+          : fail(`unit file key ${JSON.stringify(a)} is not a lowercase hex hash`);
+      case 'statuses':
+        return ok({ kind: 'status', unit: asUnitName(a), machine: asMachineId(b ?? '') });
       case 'unschedulable':
-        return b === undefined ? { kind: 'unschedulable', unit: asUnitName(a) } : undefined;
+        return ok({ kind: 'unschedulable', unit: asUnitName(a) });
       case 'engine':
-        return a === 'leader' && b === undefined ? { kind: 'leader' } : undefined;
+        return a === 'leader' ? ok({ kind: 'leader' }) : fail('the only key under engine/ is engine/leader');
       case 'services':
-        return b === undefined ? undefined : { kind: 'service', service: a, instance: b };
+        return ok({ kind: 'service', service: a, instance: b ?? '' });
       case 'claims':
-        return b === undefined ? { kind: 'claim', unit: asUnitName(a) } : undefined;
-      default:
-        return undefined;
+        return ok({ kind: 'claim', unit: asUnitName(a) });
     }
   }
 }
+
+export type TreeName = keyof typeof TREES;
+
+/** `parse` with reasons: a key of the layout, or why not (with its tree when it is under one). */
+export type InspectedKey =
+  | { readonly ok: true; readonly parsed: ParsedKey; readonly tree: TreeName; readonly name: string }
+  | {
+      readonly ok: false;
+      /** The tree the key is under, if any. */
+      readonly tree?: TreeName;
+      /** The rest of the key after the tree (for `units/`: the name as stored). */
+      readonly name?: string;
+      readonly reason: string;
+    };
+
+/** Which segment after each tree's name is a unit name (checked as one), if any. */
+const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
+  machines: undefined,
+  machineMetadata: undefined,
+  assignments: 1,
+  units: 0,
+  unitFiles: undefined,
+  statuses: 0,
+  unschedulable: 0,
+  engine: undefined,
+  services: undefined,
+  claims: 0,
+};
+
+/** How many segments follow each tree's name. */
+const SEGMENTS: Readonly<Record<TreeName, number>> = {
+  machines: 1,
+  machineMetadata: 1,
+  assignments: 2,
+  units: 1,
+  unitFiles: 1,
+  statuses: 2,
+  unschedulable: 1,
+  engine: 1,
+  services: 2,
+  claims: 1,
+};
 
 /** The range of every key that starts with `prefix` (etcd's `range_end = prefix + 1`). */
 export function prefixRange(prefix: string): KeyRange {
@@ -163,6 +238,16 @@ function segment(value: string, what: string): string {
     );
   }
   return value;
+}
+
+/** Why `s` is not a valid unit name, or undefined when it is. */
+function unitNameProblem(s: string): string | undefined {
+  try {
+    parseUnitName(s);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 function isPrintableAscii(s: string): boolean {

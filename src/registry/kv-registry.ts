@@ -14,11 +14,12 @@ import type {
 } from '../cluster/types.js';
 import { asMachineId, asUnitName, asUnitHash } from '../cluster/types.js';
 import type { Clock } from '../lib/clock.js';
-import type { Decoded, DecodeProblem, StoredValue } from './codec.js';
+import type { Decoded, DecodeProblem, StoredValue, ValueKind } from './codec.js';
 import { decodeOrThrow, decodeValue, encodeValue } from './codec.js';
 import { KeptLease } from './kept-lease.js';
-import { RegistryKeys, type TREES } from './keys.js';
+import { RegistryKeys, TREES, type ParsedKey } from './keys.js';
 import type { Compare, KeyValue, Kv, Revision, TxnOp, TxnResult } from './kv.js';
+import { NO_LEASE } from './kv.js';
 import type { Fence, Leadership, LeadershipOptions } from './leadership.js';
 import { KvLeadership } from './leadership.js';
 import type {
@@ -111,7 +112,7 @@ export class KvRegistry implements Registry {
 
     const assignments: Assignment[] = [];
     for (const kv of assignmentKvs ?? []) {
-      const a = this.#memo(kv, decoded, 'assignment', () => this.#decodeAssignment(kv, problems));
+      const a = this.#memo(kv, decoded, 'assignment', () => check(this.#decodeAssignment(kv), problems));
       if (a !== undefined) assignments.push(a);
     }
     this.#decoded = decoded;
@@ -122,11 +123,11 @@ export class KvRegistry implements Registry {
     }
     const unschedulable = new Map<UnitName, Unschedulable>();
     for (const kv of unschedulableKvs ?? []) {
-      const parsed = this.keys.parse(kv.key);
-      const value = check(decodeValue('unschedulable', kv.key, kv.value), problems);
-      if (parsed?.kind !== 'unschedulable' || value === undefined) continue;
-      unschedulable.set(parsed.unit, {
-        unit: parsed.unit,
+      const read = this.#read(kv, 'unschedulable', 'unschedulable', problems);
+      if (read === undefined) continue;
+      const { key, value } = read;
+      unschedulable.set(key.unit, {
+        unit: key.unit,
         hash: asUnitHash(value.hash),
         reason: value.reason,
         machines: value.machines,
@@ -146,10 +147,8 @@ export class KvRegistry implements Registry {
         });
         for (const r of files.results) {
           const kv = r.kind === 'range' ? r.kvs[0] : undefined;
-          const parsed = kv === undefined ? undefined : this.keys.parse(kv.key);
-          if (kv === undefined || parsed?.kind !== 'unit-file') continue;
-          const value = check(decodeValue('unitFile', kv.key, kv.value), problems);
-          if (value !== undefined) unitFiles.set(parsed.hash, value.text);
+          const read = kv === undefined ? undefined : this.#read(kv, 'unit-file', 'unitFile', problems);
+          if (read !== undefined) unitFiles.set(read.key.hash, read.value.text);
         }
       }
     }
@@ -218,9 +217,10 @@ export class KvRegistry implements Registry {
   async getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined> {
     const key = this.keys.leader();
     const kv = (await this.#kv.range(key)).kvs[0];
-    if (kv === undefined) return undefined;
-    const value = decodeOrThrow('leader', key, kv.value);
-    return { candidate: value.candidate, since: value.since };
+    // A leader key that is not lease-bound or does not decode is treated as expired (leadership.ts).
+    if (kv === undefined || kv.lease === NO_LEASE) return undefined;
+    const decoded = decodeValue('leader', key, kv.value);
+    return decoded.ok ? { candidate: decoded.value.candidate, since: decoded.value.since } : undefined;
   }
 
   // ——— units ———
@@ -363,6 +363,31 @@ export class KvRegistry implements Registry {
       return true;
     }
     throw new RegistryError('conflict', `unit ${name} kept changing while being deleted; retry`);
+  }
+
+  async deleteInvalidUnit(name: string): Promise<boolean> {
+    if (name === '') throw new RegistryError('invalid', 'no unit key named (an empty name)');
+    const key = this.keys.prefix + TREES.units + name;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = (await this.#kv.range(key)).kvs[0];
+      if (kv === undefined) return false;
+      if (this.#decode(kv, 'unit', 'unit').ok) {
+        throw new RegistryError(
+          'invalid',
+          `unit ${name} is a valid unit record; destroy it as a unit, not as a corrupt key`,
+        );
+      }
+      const res = await this.#kv.txn({
+        compare: [{ target: 'mod', key, op: '==', revision: kv.modRevision }],
+        success: [{ kind: 'delete', key }],
+      });
+      if (!res.succeeded) continue;
+      // A valid value under an invalid name still referenced a unit file (best effort, as deleteUnit).
+      const value = decodeValue('unit', key, kv.value);
+      if (value.ok) await this.#collect(new Set([asUnitHash(value.value.hash)])).catch(() => 0);
+      return true;
+    }
+    throw new RegistryError('conflict', `etcd key ${key} kept changing while being deleted; retry`);
   }
 
   collectUnitFiles(): Promise<number> {
@@ -613,7 +638,8 @@ export class KvRegistry implements Registry {
       const machinesChanged = [...txn.machines.values()].filter((c, j) => {
         const r = res.results[1 + txn.units.length + j];
         const kv = r?.kind === 'range' ? r.kvs[0] : undefined;
-        return c.target === 'create' ? kv?.createRevision !== c.revision : kv !== undefined;
+        if (c.target === 'create') return kv?.createRevision !== c.revision;
+        return c.target === 'lease' ? (kv?.lease ?? NO_LEASE) !== NO_LEASE : kv !== undefined;
       });
       const what =
         changed.length > 0
@@ -649,7 +675,13 @@ export class KvRegistry implements Registry {
             : { target: 'create', key, op: '==', revision: seen.createRevision },
         );
       } else if (change.kind === 'unassign' && !machines.has(change.machine)) {
-        add(change.unit, { target: 'version', key: this.keys.machine(change.machine), op: '==', version: 0 });
+        // Still gone: no record, or one bound to no lease (not live: see #machines).
+        add(change.unit, {
+          target: 'lease',
+          key: this.keys.machine(change.machine),
+          op: '==',
+          lease: NO_LEASE,
+        });
       }
     }
     return out;
@@ -739,13 +771,7 @@ export class KvRegistry implements Registry {
         kv: this.#kv,
         clock: this.#clock,
         range: this.keys.assignmentsOf(machine),
-        decode: (kv) => {
-          const problems: DecodeProblem[] = [];
-          const a = this.#decodeAssignment(kv, problems);
-          return a === undefined
-            ? { ok: false, problem: problems[0] ?? { key: kv.key, message: 'bad key' } }
-            : { ok: true, value: a };
-        },
+        decode: (kv) => this.#decodeAssignment(kv),
         onChange,
       }),
     );
@@ -902,8 +928,10 @@ export class KvRegistry implements Registry {
   }
 
   #wakeReason(type: 'put' | 'delete', kv: KeyValue): WakeReason | undefined {
-    const parsed = this.keys.parse(kv.key);
-    switch (parsed?.kind) {
+    const inspected = this.keys.inspect(kv.key);
+    if (!inspected.ok) return { kind: 'invalid_key', key: kv.key };
+    const parsed = inspected.parsed;
+    switch (parsed.kind) {
       case 'machine':
         if (type === 'delete') return { kind: 'machine_left', machine: parsed.machine };
         return { kind: kv.version === 1 ? 'machine_joined' : 'machine_changed', machine: parsed.machine };
@@ -992,21 +1020,29 @@ export class KvRegistry implements Registry {
   ): Map<MachineId, MachineRecord> {
     const dynamic = new Map<MachineId, Metadata>();
     for (const kv of metadataKvs) {
-      const parsed = this.keys.parse(kv.key);
-      const value = check(decodeValue('machineMetadata', kv.key, kv.value), problems);
-      if (parsed?.kind === 'machine-metadata' && value !== undefined)
-        dynamic.set(parsed.machine, value.metadata);
+      const read = this.#read(kv, 'machine-metadata', 'machineMetadata', problems);
+      if (read !== undefined) dynamic.set(read.key.machine, read.value.metadata);
     }
     const machines = new Map<MachineId, MachineRecord>();
     for (const kv of machineKvs) {
-      const parsed = this.keys.parse(kv.key);
-      if (parsed?.kind !== 'machine') continue;
-      const value = check(decodeValue('machine', kv.key, kv.value), problems);
-      if (value === undefined) continue;
-      machines.set(parsed.machine, {
-        id: parsed.machine,
+      const read = this.#read(kv, 'machine', 'machine', problems);
+      if (read === undefined) continue;
+      const { key, value } = read;
+      // A host is live only while its lease is: a record bound to no lease was not written by a
+      // fleetd (each registers under its membership lease) and nothing would ever expire it.
+      if (kv.lease === NO_LEASE) {
+        problems.push({
+          key: kv.key,
+          message: `machine ${key.machine} is bound to no lease, so it is not a live fleetd (each registers under its membership lease); ignored: no units are placed on it and no request goes to its API address`,
+          tree: 'machines',
+          name: key.machine,
+        });
+        continue;
+      }
+      machines.set(key.machine, {
+        id: key.machine,
         ip: value.ip,
-        metadata: { ...value.metadata, ...dynamic.get(parsed.machine) },
+        metadata: { ...value.metadata, ...dynamic.get(key.machine) },
         configuredMetadata: value.metadata,
         ...(value.apiAddress === undefined ? {} : { apiAddress: value.apiAddress }),
         version: value.version,
@@ -1017,44 +1053,79 @@ export class KvRegistry implements Registry {
     return machines;
   }
 
-  #decodeUnit(kv: KeyValue, problems: DecodeProblem[]): UnitRecord | undefined {
-    const parsed = this.keys.parse(kv.key);
-    const value = check(decodeValue('unit', kv.key, kv.value), problems);
-    if (parsed?.kind !== 'unit' || value === undefined) return undefined;
+  /**
+   * The key and value of `kv` as a record of `keyKind`, or undefined with the problem recorded: a
+   * key outside the layout (nested, not ASCII, no valid unit name…) or a value that does not decode.
+   */
+  #read<P extends ParsedKey['kind'], V extends ValueKind>(
+    kv: KeyValue,
+    keyKind: P,
+    valueKind: V,
+    problems: DecodeProblem[],
+  ): { key: Extract<ParsedKey, { kind: P }>; value: StoredValue<V> } | undefined {
+    const decoded = this.#decode(kv, keyKind, valueKind);
+    if (decoded.ok) return decoded.value;
+    problems.push(decoded.problem);
+    return undefined;
+  }
+
+  #decode<P extends ParsedKey['kind'], V extends ValueKind>(
+    kv: KeyValue,
+    keyKind: P,
+    valueKind: V,
+  ): Decoded<{ key: Extract<ParsedKey, { kind: P }>; value: StoredValue<V> }> {
+    const inspected = this.keys.inspect(kv.key);
+    const at = {
+      ...(inspected.tree === undefined ? {} : { tree: inspected.tree }),
+      ...(inspected.name === undefined ? {} : { name: inspected.name }),
+    };
+    if (!inspected.ok)
+      return { ok: false, problem: { key: kv.key, message: `bad key: ${inspected.reason}`, ...at } };
+    if (inspected.parsed.kind !== keyKind)
+      return { ok: false, problem: { key: kv.key, message: `not a ${keyKind} key`, ...at } };
+    const value = decodeValue(valueKind, kv.key, kv.value);
+    if (!value.ok) return { ok: false, problem: { ...value.problem, ...at } };
     return {
-      name: parsed.unit,
-      hash: asUnitHash(value.hash),
-      target: value.target,
+      ok: true,
+      value: { key: inspected.parsed as Extract<ParsedKey, { kind: P }>, value: value.value },
+    };
+  }
+
+  #decodeUnit(kv: KeyValue, problems: DecodeProblem[]): UnitRecord | undefined {
+    const read = this.#read(kv, 'unit', 'unit', problems);
+    if (read === undefined) return undefined;
+    return {
+      name: read.key.unit,
+      hash: asUnitHash(read.value.hash),
+      target: read.value.target,
       modRevision: kv.modRevision,
     };
   }
 
-  #decodeAssignment(kv: KeyValue, problems: DecodeProblem[]): Assignment | undefined {
-    const parsed = this.keys.parse(kv.key);
-    const value = check(decodeValue('assignment', kv.key, kv.value), problems);
-    if (parsed?.kind !== 'assignment' || value === undefined) return undefined;
-    return { unit: parsed.unit, machine: parsed.machine, hash: asUnitHash(value.hash), target: value.target };
+  #decodeAssignment(kv: KeyValue): Decoded<Assignment> {
+    const decoded = this.#decode(kv, 'assignment', 'assignment');
+    if (!decoded.ok) return decoded;
+    const { key, value } = decoded.value;
+    return {
+      ok: true,
+      value: { unit: key.unit, machine: key.machine, hash: asUnitHash(value.hash), target: value.target },
+    };
   }
 
   #decodeStatus(kv: KeyValue, problems: DecodeProblem[]): UnitStatus | undefined {
-    const parsed = this.keys.parse(kv.key);
-    const v = check(decodeValue('status', kv.key, kv.value), problems);
-    if (parsed?.kind !== 'status' || v === undefined) return undefined;
-    return toStatus(parsed.unit, parsed.machine, v);
+    const read = this.#read(kv, 'status', 'status', problems);
+    return read === undefined ? undefined : toStatus(read.key.unit, read.key.machine, read.value);
   }
 
   #decodeService(kv: KeyValue): Decoded<ServiceInstance> {
-    const parsed = this.keys.parse(kv.key);
-    const decoded = decodeValue('service', kv.key, kv.value);
+    const decoded = this.#decode(kv, 'service', 'service');
     if (!decoded.ok) return decoded;
-    if (parsed?.kind !== 'service')
-      return { ok: false, problem: { key: kv.key, message: 'not a service instance key' } };
-    const v = decoded.value;
+    const { key, value: v } = decoded.value;
     return {
       ok: true,
       value: {
-        service: parsed.service,
-        instance: parsed.instance,
+        service: key.service,
+        instance: key.instance,
         address: v.address,
         ...(v.machine === undefined ? {} : { machine: asMachineId(v.machine) }),
         ...(v.unit === undefined ? {} : { unit: asUnitName(v.unit) }),

@@ -1,12 +1,15 @@
 // Engine leader election on the registry's store: a candidate holds `engine/leader` under its own
 // kept lease (create-if-absent txn); followers watch the key and campaign when it goes. The term's
 // Fence (the key's create revision) is compared by every leader write, so a deposed leader's plan
-// cannot land even if it has not noticed yet that it lost.
+// cannot land even if it has not noticed yet that it lost. The key is always lease-bound: one that
+// is not, or holds garbage, would never expire, so it is treated as expired and deleted.
 import type { Clock } from '../lib/clock.js';
-import { encodeValue } from './codec.js';
+import type { Logger } from '../lib/logger.js';
+import { decodeValue, encodeValue, isNewerVersion } from './codec.js';
 import { KeptLease } from './kept-lease.js';
 import type { RegistryKeys } from './keys.js';
-import type { Kv, LeaseId, Revision } from './kv.js';
+import type { KeyValue, Kv, LeaseId, Revision } from './kv.js';
+import { NO_LEASE } from './kv.js';
 import type { LeaseLoss, LeaseOptions } from './registry.js';
 import { RegistryError, isRegistryError } from './registry-error.js';
 import { RangeWatch } from './watch-range.js';
@@ -23,6 +26,8 @@ export interface Fence {
 export interface LeadershipOptions extends LeaseOptions {
   /** Who campaigns (the machine id of this fleetd), shown as the leader. */
   readonly candidate: string;
+  /** Where an invalid leader key is reported (at warn) when it is deleted. */
+  readonly log?: Logger;
 }
 
 /** Why a term ended. */
@@ -132,8 +137,25 @@ export class KvLeadership implements Leadership {
     if (holder !== undefined && holder.lease === lease.leaseId)
       return this.#startTerm(lease, holder.createRevision);
     if (holder === undefined) return undefined;
+    const invalid = invalidLeaderKey(holder);
+    if (invalid !== undefined) {
+      await this.#vacate(holder, invalid);
+      return undefined;
+    }
     await this.#waitForVacancy(key, res.revision, lease, stop);
     return undefined;
+  }
+
+  /** Deletes a leader key that would never expire by itself (unless it changed meanwhile). */
+  async #vacate(holder: KeyValue, why: string): Promise<void> {
+    this.#options.log?.warn(
+      { event: 'engine.leader_key_invalid', key: holder.key, reason: why },
+      `the engine leader key ${holder.key} ${why}; treating it as expired (deleting it) and campaigning`,
+    );
+    await this.#kv.txn({
+      compare: [{ target: 'mod', key: holder.key, op: '==', revision: holder.modRevision }],
+      success: [{ kind: 'delete', key: holder.key }],
+    });
   }
 
   #waitForVacancy(key: string, after: Revision, lease: KeptLease, stop: AbortSignal): Promise<void> {
@@ -150,7 +172,9 @@ export class KvLeadership implements Leadership {
         range: { start: key, end: key + '\0' },
         after,
         onEvents: (events) => {
-          if (events.some((e) => e.type === 'delete')) done();
+          // A put that leaves the key invalid (e.g. garbage without a lease) ends the wait too: the
+          // next attempt vacates it.
+          if (events.some((e) => e.type === 'delete' || invalidLeaderKey(e.kv) !== undefined)) done();
         },
         // After a watch error, simply try again: the create-if-absent txn re-checks the key.
         resync: () => {
@@ -182,13 +206,21 @@ export class KvLeadership implements Leadership {
       range: { start: key, end: key + '\0' },
       after: createRevision,
       onEvents: (events) => {
-        if (events.some((e) => e.type === 'delete' || e.kv.createRevision !== createRevision)) {
+        // This term never writes the key again: any put is someone else's (a put over the key keeps
+        // its create revision but detaches the lease, and the key would outlive this leader).
+        if (
+          events.some(
+            (e) =>
+              e.type === 'delete' || e.kv.createRevision !== createRevision || e.kv.lease !== lease.leaseId,
+          )
+        ) {
           end({ kind: 'key_changed' });
         }
       },
       resync: async () => {
         const res = await this.#kv.range(key);
-        if (res.kvs[0]?.createRevision !== createRevision) end({ kind: 'key_changed' });
+        const kv = res.kvs[0];
+        if (kv?.createRevision !== createRevision || kv.lease !== lease.leaseId) end({ kind: 'key_changed' });
         return res.revision;
       },
     });
@@ -205,4 +237,16 @@ export class KvLeadership implements Leadership {
       },
     };
   }
+}
+
+/**
+ * Why a leader key held by someone else can never expire by itself, or undefined when it can (it
+ * is bound to a lease and decodes, or was written by a newer fleetts, whose term ends with its
+ * lease like any other).
+ */
+function invalidLeaderKey(kv: KeyValue): string | undefined {
+  if (kv.lease === NO_LEASE) return 'is bound to no lease, so it would never expire';
+  const decoded = decodeValue('leader', kv.key, kv.value);
+  if (decoded.ok || isNewerVersion(kv.value)) return undefined;
+  return `does not decode (${decoded.problem.message})`;
 }

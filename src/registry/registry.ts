@@ -102,6 +102,8 @@ export type WakeReason =
   | { readonly kind: 'status_changed'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'assignment_changed'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'unschedulable_changed'; readonly unit: UnitName }
+  /** A key that is not one of the layout changed (the pass reports it among its problems). */
+  | { readonly kind: 'invalid_key'; readonly key: string }
   /** The watch was re-established after an error (anything may have changed). */
   | { readonly kind: 'resync' };
 
@@ -176,7 +178,8 @@ export interface PlanBasis {
   /**
    * The machines the plan saw alive. When given, an assignment to machine M lands only while M's
    * membership is the one seen (same create revision), and an unassignment from a machine the plan
-   * saw gone only while it is still gone: a plan made before a machine came back (or went away)
+   * saw gone only while it is still gone (no record, or one bound to no lease, which is not live):
+   * a plan made before a machine came back (or went away)
    * fails with `conflict` instead of moving units off a live machine.
    */
   readonly machines?: ReadonlyMap<MachineId, { readonly createRevision: Revision }>;
@@ -230,6 +233,13 @@ export interface Registry {
    * file if no other unit references it. Returns false when there was no such unit.
    */
   deleteUnit(name: UnitName): Promise<boolean>;
+  /**
+   * Deletes `units/<name>` where `name` is the key's rest as stored (as `problems` report it under
+   * the `units` tree), only while it is no valid unit record: its name is no valid unit name (a
+   * space, a nested path…) or its value does not decode. Returns false when there is no such key;
+   * throws `invalid` when the record is valid (deleteUnit is for those).
+   */
+  deleteInvalidUnit(name: string): Promise<boolean>;
   /** Deletes every unit file no unit references (safe against concurrent submits). Returns how many. */
   collectUnitFiles(): Promise<number>;
 

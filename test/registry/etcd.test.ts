@@ -9,6 +9,7 @@ import { RegistryError } from '../../src/registry/registry-error.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
 import { registryContract, type ContractEnv } from './contract.js';
+import { corruptKeysContract } from './corrupt-contract.js';
 
 const etcd = useEtcd(test);
 
@@ -85,3 +86,4 @@ function etcdEnv(): ContractEnv {
 }
 
 registryContract(test, () => Promise.resolve(etcdEnv()));
+corruptKeysContract(test, () => Promise.resolve(etcdEnv()));

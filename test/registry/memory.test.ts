@@ -6,6 +6,7 @@ import type { MemoryKv } from '../../src/registry/memory-kv.js';
 import { MemoryEtcd, MemoryRegistry } from '../../src/registry/memory-registry.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { registryContract, type ContractEnv } from './contract.js';
+import { corruptKeysContract } from './corrupt-contract.js';
 
 function memoryEnv(): ContractEnv {
   const clock = new FakeClock();
@@ -48,3 +49,4 @@ function memoryEnv(): ContractEnv {
 }
 
 registryContract(test, () => Promise.resolve(memoryEnv()));
+corruptKeysContract(test, () => Promise.resolve(memoryEnv()));
