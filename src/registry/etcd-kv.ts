@@ -9,7 +9,10 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdLeaseInvalidError,
   EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
   GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
   type ICompare,
   type IDuplexStream,
   type IKeyValue,
@@ -20,7 +23,7 @@ import {
   type IWatchResponse,
   type Watcher,
 } from 'etcd3';
-import { noop } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop } from 'cockatiel';
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
   Compare,
@@ -87,7 +90,13 @@ export class EtcdKv implements Kv {
     }
     if (options.auth !== undefined)
       config.auth = { username: options.auth.username, password: options.auth.password };
-    this.#client = new Etcd3(config);
+    this.#client = new Etcd3({
+      ...config,
+      // A snapshot reads whole trees in one response: grpc-js's default 4 MiB limit would make a
+      // few big (even corrupt) values fail every read of the cluster. etcd bounds what it stores.
+      grpcOptions: { 'grpc.max_receive_message_length': -1 },
+      faultHandling: { host: () => etcdBreaker() },
+    });
     this.#leaseClient = new Etcd3({
       ...config,
       grpcOptions: { 'grpc.use_local_subchannel_pool': 1 },
@@ -293,6 +302,27 @@ export class EtcdKv implements Kv {
       () => undefined,
     );
   }
+}
+
+/**
+ * The per-host circuit breaker of data calls: it opens after consecutive failures that mean etcd
+ * is unreachable or overloaded, and on nothing else. etcd3's default also counts any "recoverable"
+ * gRPC error, such as a response over the size limit or a cancelled watch stream, so that one
+ * oversized key made every read of every caller fail with "circuit breaker is open" for 5 s.
+ */
+function etcdBreaker() {
+  return circuitBreaker(handleWhen(isEtcdUnavailable), {
+    halfOpenAfter: 5_000,
+    breaker: new ConsecutiveBreaker(3),
+  });
+}
+
+/** Whether an etcd3 error means that etcd could not serve the call at all (not this call's fault). */
+export function isEtcdUnavailable(error: Error): boolean {
+  if (error instanceof GRPCUnavailableError || error instanceof GRPCDeadlineExceededError) return true;
+  return (
+    error instanceof GRPCResourceExhastedError && error.message.includes('etcdserver: too many requests')
+  );
 }
 
 /** etcd3's errors → RegistryError; anything unknown is treated as etcd being unavailable. */
