@@ -151,14 +151,25 @@ export interface BuiltView {
 export function buildClusterView(snapshot: ClusterSnapshot, cache: PlacementCache): BuiltView {
   const units: SchedulableUnit[] = [];
   const invalid = new Map<UnitName, string>();
+  // Unit files that are in etcd but did not decode: say so, rather than "missing".
+  const corruptFiles = new Map<string, string>();
+  for (const p of snapshot.problems)
+    if (p.tree === 'unitFiles' && p.name !== undefined) corruptFiles.set(p.name, p.message);
   for (const unit of snapshot.units.values()) {
     if (unit.target === 'inactive') {
       // Not placed whatever its file says: no need to parse it.
       units.push({ name: unit.name, hash: unit.hash, target: unit.target, placement: INACTIVE_PLACEMENT });
       continue;
     }
-    const result = cache.schedulable(unit, snapshot.unitFiles.get(unit.hash));
-    if (typeof result === 'string') invalid.set(unit.name, result);
+    const text = snapshot.unitFiles.get(unit.hash);
+    const result = cache.schedulable(unit, text);
+    const corrupt = text === undefined ? corruptFiles.get(unit.hash) : undefined;
+    if (corrupt !== undefined)
+      invalid.set(
+        unit.name,
+        `its unit file is corrupt in etcd (${corrupt}); destroy the unit and submit it again`,
+      );
+    else if (typeof result === 'string') invalid.set(unit.name, result);
     else units.push(result);
   }
   return {

@@ -47,6 +47,8 @@ export interface EngineStats {
   heldStarts: number;
   lastPassMs: number;
   isLeader: boolean;
+  /** Keys the last pass skipped because they did not decode or validate. */
+  problems: number;
 }
 
 export type PassOutcome = 'settled' | 'applied' | 'conflict';
@@ -57,6 +59,8 @@ export class Engine {
   readonly #cache = new PlacementCache();
   /** Units whose launch waits for their old copy to stop: their status changes wake the loop. */
   #held = new Set<string>();
+  /** Keys the last pass skipped (key → why), so that each is logged once, not every pass. */
+  #problems = new Map<string, string>();
   #running: Promise<void> | undefined;
   readonly stats: EngineStats = {
     terms: 0,
@@ -67,6 +71,7 @@ export class Engine {
     heldStarts: 0,
     lastPassMs: 0,
     isLeader: false,
+    problems: 0,
   };
 
   constructor(deps: EngineDeps) {
@@ -86,9 +91,10 @@ export class Engine {
 
   async #run(): Promise<void> {
     const { registry, log, clock, candidate } = this.#deps;
-    const leadership = registry.leadership({ candidate, ...this.#deps.lease });
+    const leadership = registry.leadership({ candidate, ...this.#deps.lease, log });
     const stop = this.#stop.signal;
     let retryMs = RETRY_MIN_MS;
+    let failedMs = RETRY_MIN_MS;
     try {
       while (!stop.aborted) {
         let term: LeaderTerm;
@@ -111,10 +117,13 @@ export class Engine {
           { event: 'engine.elected', candidate, fence: term.fence.createRevision },
           'this fleetd now leads the engine',
         );
+        let failed = false;
         try {
           await this.#lead(term);
         } catch (err) {
           log.error({ event: 'engine.term_failed', err }, 'engine term ended by an error');
+          // Not at once again: an error that recurs every pass must not become a hot loop.
+          failed = true;
         } finally {
           this.stats.isLeader = false;
           if (stop.aborted) await term.resign().catch(() => undefined);
@@ -123,6 +132,10 @@ export class Engine {
             'engine leadership ended',
           );
         }
+        if (failed) {
+          await clock.sleep(failedMs, stop).catch(() => undefined);
+          failedMs = Math.min(failedMs * 2, RETRY_MAX_MS);
+        } else failedMs = RETRY_MIN_MS;
       }
     } finally {
       await leadership.close().catch(() => undefined);
@@ -200,6 +213,24 @@ export class Engine {
   }
 
   /**
+   * Logs (at warn) each key of the snapshot that did not decode, once while it stays the same:
+   * the key is left out of the pass, which goes on with the others.
+   */
+  #reportProblems(snapshot: ClusterSnapshot): void {
+    const seen = new Map<string, string>();
+    for (const p of snapshot.problems) {
+      seen.set(p.key, p.message);
+      if (this.#problems.get(p.key) === p.message) continue;
+      this.#deps.log.warn(
+        { event: 'engine.key_skipped', key: p.key, reason: p.message },
+        `skipping etcd key ${p.key}: ${p.message}`,
+      );
+    }
+    this.#problems = seen;
+    this.stats.problems = seen.size;
+  }
+
+  /**
    * One scheduling pass on a snapshot: schedule, then write the plan fenced on `term`. Exposed for
    * simulations and benchmarks; the loop above is the only caller in a daemon.
    */
@@ -207,6 +238,7 @@ export class Engine {
     const { registry, clock, log } = this.#deps;
     const started = clock.monotonic();
     this.stats.passes++;
+    this.#reportProblems(snapshot);
     const { changes, summary, decisions } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
