@@ -72,7 +72,11 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
       'changes within this time of the first one go into one reload',
       `${DEFAULT_DEBOUNCE_MS}ms`,
     )
-    .option('--server-params <params>', 'parameters of each server line', DEFAULT_SERVER_PARAMS)
+    .option(
+      '--server-params <params>',
+      'parameters of each server line (not of the backups)',
+      DEFAULT_SERVER_PARAMS,
+    )
     .option('--keepalive <n>', 'idle keepalive connections per worker (0: none)', String(DEFAULT_KEEPALIVE))
     .option(
       '--keepalive-timeout <span>',
