@@ -20,6 +20,8 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   conflict: 409,
   machine_id_taken: 409,
   invalid: 400,
+  /** A stored value that does not decode: the request is fine, the record it names is not. */
+  corrupt: 422,
   unit_invalid: 400,
   usage: 400,
   denied: 403,

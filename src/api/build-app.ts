@@ -5,10 +5,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler } from 'fastify';
-import { asMachineId, type MachineId } from '../cluster/types.js';
+import { asMachineId, type MachineId, type UnitName } from '../cluster/types.js';
+import { FleetError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
+import type { TreeName } from '../registry/keys.js';
 import type { Registry } from '../registry/registry.js';
 import { parseUnitName, templateOf } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
@@ -40,6 +42,7 @@ import {
   unitDetail,
   unitParams,
 } from './schemas.js';
+import { aboutUnit, corruptUnitKey, requestedUnit, storedProblems, unitProblem } from './stored-problems.js';
 import { submitUnits } from './submit-units.js';
 import { UnitHosts } from './unit-hosts.js';
 import { summarizeMachines, summarizeUnit, summarizeUnits } from './unit-summaries.js';
@@ -170,6 +173,10 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
+/** The trees whose skipped keys a unit listing reports, and those of a machine listing. */
+const UNIT_TREES: readonly TreeName[] = ['units', 'unitFiles', 'assignments', 'unschedulable', 'statuses'];
+const MACHINE_TREES: readonly TreeName[] = ['machines', 'machineMetadata'];
+
 /** Every route of the API, in the order of the OpenAPI document. */
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const { registry } = deps;
@@ -218,7 +225,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         }
         const units = summarizeUnits(snapshot, page);
         const last = units.at(-1);
-        return { units, ...(more && last !== undefined ? { nextPageToken: last.name } : {}) };
+        const problems = storedProblems(snapshot.problems, UNIT_TREES);
+        return {
+          units,
+          ...(more && last !== undefined ? { nextPageToken: last.name } : {}),
+          ...(problems.length === 0 ? {} : { problems }),
+        };
       },
     }),
     jsonRoute({
@@ -228,7 +240,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Submit units and/or set their target states, in one batch (all validated first)',
       body: putUnitsBody,
       response: putUnitsResponse,
-      errors: [404, 409],
+      errors: [404, 409, 422],
       async handler({ body }) {
         const units = await submitUnits(registry, body.units, {
           replace: body.replace ?? false,
@@ -244,13 +256,17 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'One unit, with the exact text of its unit file',
       params: unitParams,
       response: unitDetail,
-      errors: [404],
+      errors: [404, 422],
       async handler({ params }) {
-        const name = nameOf(params.name);
+        const name = await requestedUnit(registry, params.name);
         const snapshot = await registry.snapshot({ unitFiles: 'none' });
         const unit = snapshot.units.get(name);
-        if (unit === undefined) throw new ApiError(404, 'not_found', `unit ${name} is not submitted`);
-        const text = await registry.getUnitFile(unit.hash);
+        if (unit === undefined) {
+          const problem = unitProblem(snapshot.problems, name);
+          if (problem !== undefined) throw corruptUnitKey(name, problem);
+          throw new ApiError(404, 'not_found', `unit ${name} is not submitted`);
+        }
+        const text = await aboutUnit(name, () => registry.getUnitFile(unit.hash));
         if (text === undefined)
           throw new ApiError(
             404,
@@ -268,8 +284,9 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       params: unitParams,
       body: putUnitBody,
       response: putUnitResult,
-      errors: [404, 409],
+      errors: [404, 409, 422],
       async handler({ params, body }) {
+        await requestedUnit(registry, params.name);
         const [result] = await submitUnits(
           registry,
           [{ name: params.name, text: body.text, target: body.target }],
@@ -287,7 +304,15 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       params: unitParams,
       errors: [404],
       async handler({ params }) {
-        const name = nameOf(params.name);
+        let name: UnitName;
+        try {
+          name = nameOf(params.name);
+        } catch (error) {
+          // A key under units/ that is no valid unit name (written by hand or by a bug) is removed
+          // by the name it is stored under; any other invalid name is the client's mistake.
+          if (error instanceof FleetError && (await registry.deleteInvalidUnit(params.name))) return;
+          throw error;
+        }
         if (!(await registry.deleteUnit(name)))
           throw new ApiError(404, 'not_found', `unit ${name} is not submitted`);
       },
@@ -300,8 +325,9 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       params: unitParams,
       query: statusQuery,
       response: statusResponse,
-      errors: [404],
-      handler: ({ params, query, signal }) => hosts.status(nameOf(params.name), query.lines, signal),
+      errors: [404, 422],
+      handler: async ({ params, query, signal }) =>
+        hosts.status(await requestedUnit(registry, params.name), query.lines, signal),
     }),
     textStreamRoute({
       method: 'GET',
@@ -310,10 +336,10 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       summary: "A unit's journal from its own host: the last lines, then (follow) new ones as they come",
       params: unitParams,
       query: journalQuery,
-      errors: [404, 502],
-      handler: ({ params, query, signal }) =>
+      errors: [404, 422, 502],
+      handler: async ({ params, query, signal }) =>
         hosts.journal(
-          nameOf(params.name),
+          await requestedUnit(registry, params.name),
           { lines: query.lines, follow: query.follow, machine: query.machine },
           signal,
         ),
@@ -328,7 +354,8 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       async handler({ query }) {
         const set = await registry.listStatuses(query.unit === undefined ? undefined : nameOf(query.unit));
         const states = set.items.filter((s) => query.machine === undefined || s.machine === query.machine);
-        return { states: states.map((s) => ({ ...s })) };
+        const problems = storedProblems(set.problems, ['statuses']);
+        return { states: states.map((s) => ({ ...s })), ...(problems.length === 0 ? {} : { problems }) };
       },
     }),
     jsonRoute({
@@ -338,7 +365,9 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Machines in the cluster (sorted by id) with metadata and unit counts',
       response: machinesResponse,
       async handler() {
-        return { machines: summarizeMachines(await registry.snapshot({ unitFiles: 'none' })) };
+        const snapshot = await registry.snapshot({ unitFiles: 'none' });
+        const problems = storedProblems(snapshot.problems, MACHINE_TREES);
+        return { machines: summarizeMachines(snapshot), ...(problems.length === 0 ? {} : { problems }) };
       },
     }),
     jsonRoute({

@@ -90,10 +90,27 @@ export const listUnitsQuery = z.object({
   /** Comma-separated unit names: only these. */
   names: z.string().optional(),
 });
+/**
+ * An etcd key that fleetd skipped because its key or value did not decode or validate (reported,
+ * never fatal: the other keys are served as usual).
+ */
+export const storedProblem = z
+  .object({
+    key: z.string(),
+    /** For a key under `units/`: the name as stored, valid or not (what `fleetts destroy` takes). */
+    unit: z.string().optional(),
+    /** What is wrong with it. */
+    reason: z.string(),
+  })
+  .meta({ id: 'StoredProblem' });
+export type StoredProblem = z.infer<typeof storedProblem>;
+
 export const listUnitsResponse = z.object({
   units: z.array(unitSummary),
   /** Present when more units follow: pass it as `pageToken`. */
   nextPageToken: z.string().optional(),
+  /** Keys of units (and of their files, assignments and states) that were skipped, and why. */
+  problems: z.array(storedProblem).optional(),
 });
 export type ListUnitsResponse = z.infer<typeof listUnitsResponse>;
 
@@ -148,7 +165,11 @@ export type PutUnitResult = z.infer<typeof putUnitResult>;
 export const putUnitsResponse = z.object({ units: z.array(putUnitResult) });
 
 export const statesQuery = z.object({ unit: unitName.optional(), machine: machineId.optional() });
-export const statesResponse = z.object({ states: z.array(unitStatus) });
+export const statesResponse = z.object({
+  states: z.array(unitStatus),
+  /** State keys that were skipped because they did not decode, and why. */
+  problems: z.array(storedProblem).optional(),
+});
 
 export const machineEntry = z
   .object({
@@ -165,7 +186,11 @@ export const machineEntry = z
   })
   .meta({ id: 'Machine' });
 export type MachineEntry = z.infer<typeof machineEntry>;
-export const machinesResponse = z.object({ machines: z.array(machineEntry) });
+export const machinesResponse = z.object({
+  machines: z.array(machineEntry),
+  /** Machine keys that were skipped (corrupt, or bound to no lease: not live), and why. */
+  problems: z.array(storedProblem).optional(),
+});
 
 /** fleet's metadata patch: JSON Patch operations on `/<machine id>/metadata/<key>`. */
 export const metadataPatch = z

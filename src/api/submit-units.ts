@@ -8,6 +8,7 @@ import { unitHash } from '../unit/hash.js';
 import { parseUnitName, templateOf, type ParsedUnitName } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import { ApiError } from './api-error.js';
+import { aboutUnit, requestedUnit } from './stored-problems.js';
 import type { PutUnitResult } from './schemas.js';
 
 export interface SubmitItem {
@@ -59,7 +60,7 @@ async function prepare(
   batch: readonly SubmitItem[],
   mustExist: boolean,
 ): Promise<Prepared> {
-  const name = parseUnitName(item.name);
+  const name = parseUnitName(await requestedUnit(registry, item.name));
   if (name.kind === 'template' && item.target !== undefined && item.target !== 'inactive') {
     throw new ApiError(
       400,
@@ -67,15 +68,19 @@ async function prepare(
       `${name.name} is a template and cannot be ${item.target === 'loaded' ? 'loaded' : 'started'}; use an instance of it, such as ${name.prefix}@1.${name.type}`,
     );
   }
-  const existing = await registry.getUnit(name.name);
+  const existing = await aboutUnit(name.name, () => registry.getUnit(name.name));
   let text = item.text;
   let template: UnitName | undefined;
   if (text === undefined && existing === undefined && !mustExist) {
-    template = templateOf(name);
+    const of = templateOf(name);
+    template = of;
     const fromBatch = batch.find((b) => b.name === template)?.text;
-    const templateUnit = template === undefined ? undefined : await registry.getUnit(template);
+    const templateUnit = of === undefined ? undefined : await aboutUnit(of, () => registry.getUnit(of));
     text =
-      fromBatch ?? (templateUnit === undefined ? undefined : await registry.getUnitFile(templateUnit.hash));
+      fromBatch ??
+      (templateUnit === undefined || of === undefined
+        ? undefined
+        : await aboutUnit(of, () => registry.getUnitFile(templateUnit.hash)));
     if (text === undefined) {
       const also = template === undefined ? '' : `, and neither is its template ${template}`;
       throw new ApiError(

@@ -11,6 +11,7 @@ import { readText, type HttpResponse } from './http-transport.js';
 import type { LocalUnits } from './local-units.js';
 import type { PeerClient } from './peer-client.js';
 import { errorBody, hostStatus, type HostStatus, type StatusResponse } from './schemas.js';
+import { corruptUnitKey, unitProblem } from './stored-problems.js';
 import { summarizeUnit } from './unit-summaries.js';
 
 export interface UnitHostsDeps {
@@ -32,7 +33,7 @@ export class UnitHosts {
   async status(name: UnitName, lines: number, signal: AbortSignal): Promise<StatusResponse> {
     const snapshot = await this.#deps.registry.snapshot({ unitFiles: 'none' });
     const unit = snapshot.units.get(name);
-    if (unit === undefined) throw notSubmitted(name);
+    if (unit === undefined) throw notSubmitted(snapshot, name);
     const hosts = await Promise.all(
       hostsOf(snapshot, name).map((m) => this.#hostStatus(snapshot, m, name, lines, signal)),
     );
@@ -61,7 +62,7 @@ export class UnitHosts {
     signal: AbortSignal,
   ): Promise<Readable> {
     const snapshot = await this.#deps.registry.snapshot({ unitFiles: 'none' });
-    if (!snapshot.units.has(name)) throw notSubmitted(name);
+    if (!snapshot.units.has(name)) throw notSubmitted(snapshot, name);
     const hosts = hostsOf(snapshot, name);
     const host = options.machine === undefined ? hosts[0] : hosts.find((h) => h === options.machine);
     if (host === undefined) {
@@ -177,7 +178,10 @@ function hostsOf(snapshot: ClusterSnapshot, name: UnitName): MachineId[] {
   return [...new Set(snapshot.statuses.filter((s) => s.unit === name).map((s) => s.machine))];
 }
 
-function notSubmitted(name: UnitName): ApiError {
+/** Why the snapshot has no unit `name`: never submitted (404), or corrupt in etcd (422). */
+function notSubmitted(snapshot: ClusterSnapshot, name: UnitName): ApiError {
+  const problem = unitProblem(snapshot.problems, name);
+  if (problem !== undefined) return corruptUnitKey(name, problem);
   return new ApiError(404, 'not_found', `unit ${name} is not submitted (see fleetts list-unit-files)`);
 }
 

@@ -25,6 +25,7 @@ import {
   type MachineEntry,
   type PutUnitResult,
   type StatusResponse,
+  type StoredProblem,
   type UnitDetail,
   type UnitPlan,
   type UnitSummary,
@@ -73,7 +74,15 @@ export class ApiClient {
 
   /** Every unit (all pages), or only `names`, sorted by name. */
   async listUnits(names?: readonly string[]): Promise<UnitSummary[]> {
+    return (await this.listUnitFiles(names)).units;
+  }
+
+  /** `listUnits`, and the unit keys in etcd the API skipped because they are corrupt. */
+  async listUnitFiles(
+    names?: readonly string[],
+  ): Promise<{ units: UnitSummary[]; problems: StoredProblem[] }> {
     const out: UnitSummary[] = [];
+    let problems: StoredProblem[] = [];
     let token: string | undefined;
     const filter = names === undefined ? '' : `&names=${names.map(encodeURIComponent).join(',')}`;
     do {
@@ -85,9 +94,10 @@ export class ApiClient {
         listUnitsResponse,
       );
       out.push(...page.units);
+      problems = page.problems ?? [];
       token = page.nextPageToken;
     } while (token !== undefined);
-    return out;
+    return { units: out, problems };
   }
 
   getUnit(name: string): Promise<UnitDetail> {

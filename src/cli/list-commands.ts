@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
 import type { MachineEntry, UnitSummary } from '../api/schemas.js';
+import { destroyCommand } from '../api/stored-problems.js';
 import type { CliContext } from './main.js';
 import { formatJson, formatTable, selectColumns, type Column } from './table.js';
 
@@ -176,7 +177,16 @@ Examples:
       ...['unit', 'hash', 'dstate', 'state', 'target'],
       ...(units.some((u) => u.unschedulable !== undefined) ? ['reason'] : []),
     ];
-    await render(ctx, FILE_COLUMNS, defaults, async () => (await ctx.client()).listUnits(), o);
+    const load = async () => {
+      const { units, problems } = await (await ctx.client()).listUnitFiles();
+      // Corrupt keys are no rows (they have no valid record); say which were skipped, and the way out.
+      for (const p of problems) {
+        const fix = p.unit === undefined ? '' : `; remove it with ${destroyCommand(p.unit)}`;
+        ctx.output.err(`WARNING: skipped etcd key ${p.key}: ${p.reason}${fix}`);
+      }
+      return units;
+    };
+    await render(ctx, FILE_COLUMNS, defaults, load, o);
   });
 
   listCommand(

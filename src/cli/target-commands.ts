@@ -2,7 +2,8 @@
 // launched) set in one batch request, then (by default) waiting until the cluster reached them.
 import { Option, type Command } from 'commander';
 import type { TargetState, UnitName } from '../cluster/types.js';
-import { FleetError, UsageError } from '../lib/errors.js';
+import { FleetError, UnitFileError, UsageError } from '../lib/errors.js';
+import { mangleUnitName } from '../unit/names.js';
 import type { ApiClient } from './client.js';
 import { ApiClientError } from './client.js';
 import type { CliContext } from './main.js';
@@ -37,7 +38,9 @@ Examples:
   fleetts unload web@1.unit               stop the unit and take it off its machine`,
   destroy: `
 Examples:
-  fleetts destroy web@1.unit web@.unit    stop and forget units (and templates)`,
+  fleetts destroy web@1.unit web@.unit    stop and forget units (and templates)
+  fleetts destroy 'bad name.service'      remove a corrupt key that list-unit-files reports
+  fleetts destroy --raw nested/x.service  the same, for a name taken as it is stored`,
   restart: `
 Examples:
   fleetts restart web@1.unit              stop, wait until stopped, then start again`,
@@ -128,11 +131,12 @@ export function registerTargetCommands(program: Command, ctx: CliContext): void 
     .command('destroy')
     .description('stop units and remove them from the cluster')
     .argument('<unit...>', 'unit names')
+    .option('--raw', 'take each name exactly as stored under units/ (a corrupt key list-unit-files reports)')
     .addHelpText('after', EXAMPLES['destroy'] ?? '')
-    .action(async (args: string[]) => {
+    .action(async (args: string[], o: { raw?: boolean }) => {
       const client = await ctx.client();
       const missing: string[] = [];
-      for (const name of unitNames(args)) {
+      for (const name of destroyNames(args, o.raw === true)) {
         try {
           await client.deleteUnit(name);
           ctx.output.out(`Destroyed ${name}`);
@@ -169,6 +173,26 @@ export function registerTargetCommands(program: Command, ctx: CliContext): void 
       );
       await block(ctx, new Map(names.map((n) => [n, 'launched'])), o);
     });
+}
+
+/**
+ * The units to destroy: as other commands name them, except that an argument that is no valid unit
+ * name is passed on as it is. It may name a corrupt key under units/ (list-unit-files reports such
+ * keys by the name they are stored under); fleetd refuses it with the name's error otherwise.
+ */
+function destroyNames(args: readonly string[], raw: boolean): string[] {
+  const names = args.map((arg) => {
+    if (raw) return arg;
+    try {
+      return mangleUnitName(arg);
+    } catch (error) {
+      if (error instanceof UnitFileError) return arg;
+      throw error;
+    }
+  });
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new UsageError(`unit ${dup} is given twice`);
+  return names;
 }
 
 /** Submits (and sets the target of) the units in one batch; returns their names. */

@@ -20,7 +20,4 @@ export async function runCommand(
   return { ok: r.ok, code: r.code, output: output.slice(-4000) };
 }
 
-/** Quotes one word for /bin/sh. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from '../lib/shell-quote.js';
