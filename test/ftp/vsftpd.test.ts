@@ -13,7 +13,8 @@ import test from 'ava';
 import { runBin } from '../helpers/cli.js';
 import { download, upload, withFtp } from '../../src/ftp/ftp-client.js';
 import { spawnSync } from 'node:child_process';
-import { freePort } from '../helpers/ports.js';
+import { onFreePort, PortTaken } from '../helpers/ports.js';
+import { WaitAborted, waitFor } from '../helpers/wait.js';
 
 const VSFTPD = '/usr/sbin/vsftpd';
 const PW = 'virtual-user-passw0rd';
@@ -37,22 +38,44 @@ function addUser(name: string, password: string): Promise<{ code: number | null;
   });
 }
 
-async function waitForBanner(deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const banner = await new Promise<string>((resolve) => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('data', (d: Buffer) => {
-        sock.destroy();
-        resolve(d.toString());
-      });
-      sock.once('error', () => resolve(''));
+/** The first line the server at `port` sends ('' when it refuses or closes). */
+function banner(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    sock.once('data', (d: Buffer) => {
+      sock.destroy();
+      resolve(d.toString());
     });
-    if (banner.startsWith('220')) return;
-    if (Date.now() > deadline)
-      throw new Error(`vsftpd did not answer on 127.0.0.1:${port} within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    sock.once('error', () => resolve(''));
+  });
+}
+
+/** vsftpd on a fresh port; PortTaken when another process bound that port first. */
+async function startVsftpd(p: number): Promise<void> {
+  port = p;
+  const child = spawn(
+    VSFTPD,
+    [
+      join(dir, 'vsftpd.conf'),
+      '-olisten_address=127.0.0.1',
+      `-olisten_port=${port}`,
+      `-ovsftpd_log_file=${join(root, 'vsftpd.log')}`,
+    ],
+    { stdio: ['ignore', 'inherit', 'pipe'] },
+  );
+  vsftpd = child;
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    process.stderr.write(d);
+  });
+  await waitFor(`vsftpd to answer on 127.0.0.1:${port}`, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const why = `vsftpd exited (${child.exitCode ?? child.signalCode}): ${stderr}`;
+      throw /could not bind/.test(stderr) ? new PortTaken(why) : new WaitAborted(why);
+    }
+    return (await banner()).startsWith('220');
+  });
 }
 
 test.before(async () => {
@@ -80,18 +103,7 @@ test.before(async () => {
   if (add.code !== 0) throw new Error(`fleetts ftp add-user: ${add.stderr}`);
   const prep = await runBin('fleetts', ['ftp', 'prepare-host', '--ftp-dir', dir]);
   if (prep.code !== 0) throw new Error(`fleetts ftp prepare-host: ${prep.stderr}`);
-  port = await freePort();
-  vsftpd = spawn(
-    VSFTPD,
-    [
-      join(dir, 'vsftpd.conf'),
-      '-olisten_address=127.0.0.1',
-      `-olisten_port=${port}`,
-      `-ovsftpd_log_file=${join(root, 'vsftpd.log')}`,
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  await waitForBanner(15_000);
+  await onFreePort(1, ([p]) => startVsftpd(p ?? 0));
 });
 
 test.after.always(async () => {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestFn } from 'ava';
-import { freePort } from './ports.js';
+import { onFreePort, PortTaken, saysPortTaken } from './ports.js';
 
 export interface RunningEtcd {
   /** `http://127.0.0.1:PORT`, for etcd3's `hosts`. */
@@ -18,18 +18,28 @@ export interface RunningEtcd {
   kill(): Promise<void>;
 }
 
-/** Fails (never skips) when the binary is missing: etcd is a declared test dependency. */
-export async function startEtcd(
-  options: { binary?: string; startTimeoutMs?: number } = {},
+/**
+ * Fails (never skips) when the binary is missing: etcd is a declared test dependency. Its ports are
+ * picked before etcd binds them: when another process took one meanwhile, it starts again on new ones.
+ */
+export function startEtcd(options: { binary?: string; startTimeoutMs?: number } = {}): Promise<RunningEtcd> {
+  return onFreePort(2, ([clientPort, peerPort]) => startEtcdOn(clientPort ?? 0, peerPort ?? 0, options));
+}
+
+async function startEtcdOn(
+  clientPort: number,
+  peerPort: number,
+  options: { binary?: string; startTimeoutMs?: number },
 ): Promise<RunningEtcd> {
   const binary = options.binary ?? process.env['FLEETTS_ETCD_BIN'] ?? 'etcd';
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
   const dataDir = await mkdtemp(join(tmpdir(), 'fleetts-etcd-'));
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
+  // A name of its own: the health check must not take another test's etcd on this port for ours.
+  const name = `fleetts-test-${randomBytes(6).toString('hex')}`;
   const args = [
     '--name',
-    'default',
+    name,
     '--data-dir',
     dataDir,
     '--listen-client-urls',
@@ -41,7 +51,7 @@ export async function startEtcd(
     '--initial-advertise-peer-urls',
     peer,
     '--initial-cluster',
-    `default=${peer}`,
+    `${name}=${peer}`,
     '--log-level',
     'error',
     '--logger',
@@ -63,7 +73,8 @@ export async function startEtcd(
     await rm(dataDir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+  // Sized for a loaded 2-core machine: etcd's first fsyncs and election wait for the CPU too.
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
   for (;;) {
     const early = await Promise.race([exited, delay(100).then(() => undefined)]);
     if (early !== undefined) {
@@ -74,11 +85,10 @@ export async function startEtcd(
             `or run scripts/ensure-deps.sh) or set FLEETTS_ETCD_BIN; registry tests need a real etcd.`,
         );
       }
-      throw new Error(
-        `etcd exited during start-up (code ${String(early.code)}): ${early.error?.message ?? stderr}`,
-      );
+      const why = `etcd exited during start-up (code ${String(early.code)}): ${early.error?.message ?? stderr}`;
+      throw saysPortTaken(stderr) ? new PortTaken(why) : new Error(why);
     }
-    if (await healthy(client)) break;
+    if (await healthy(client, name)) break;
     if (Date.now() > deadline) {
       await cleanup('SIGKILL');
       throw new Error(`etcd did not become healthy at ${client} within the start timeout: ${stderr}`);
@@ -120,11 +130,45 @@ export function randomPrefix(): string {
   return `/fleetts-test/${randomBytes(6).toString('hex')}/`;
 }
 
-async function healthy(client: string): Promise<boolean> {
+/** Grants a lease nobody renews (over etcd's JSON gateway); resolves with its id. */
+export async function grantLease(endpoint: string, ttlSeconds: number): Promise<string> {
+  const body = await gateway<{ ID?: string }>(endpoint, 'lease/grant', { TTL: ttlSeconds });
+  if (body.ID === undefined) throw new Error(`etcd at ${endpoint} granted no lease`);
+  return body.ID;
+}
+
+/** etcd's view of a lease, in seconds: `ttl` is -1 once it expired or was revoked. */
+export async function leaseTimeToLive(
+  endpoint: string,
+  id: string,
+): Promise<{ readonly ttl: number; readonly grantedTtl: number }> {
+  const body = await gateway<{ TTL?: string; grantedTTL?: string }>(endpoint, 'lease/timetolive', { ID: id });
+  return { ttl: Number(body.TTL ?? NaN), grantedTtl: Number(body.grantedTTL ?? NaN) };
+}
+
+async function gateway<T>(endpoint: string, path: string, request: unknown): Promise<T> {
+  const res = await fetch(`${endpoint}/v3/${path}`, {
+    method: 'POST',
+    body: JSON.stringify(request),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`etcd ${path} at ${endpoint}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/** Healthy, and the member answering is the one named `name` (ours, not whoever took the port). */
+async function healthy(client: string, name: string): Promise<boolean> {
   try {
     const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await res.json()) as { health?: unknown };
-    return res.ok && body.health === 'true';
+    if (!res.ok || body.health !== 'true') return false;
+    const members = await fetch(`${client}/v3/cluster/member/list`, {
+      method: 'POST',
+      body: '{}',
+      signal: AbortSignal.timeout(1000),
+    });
+    const list = (await members.json()) as { members?: { name?: unknown }[] };
+    return members.ok && list.members?.some((m) => m.name === name) === true;
   } catch {
     return false;
   }

@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './cli.js';
-import { freePort } from './ports.js';
+import { freePort, onFreePort, PortTaken, saysPortTaken } from './ports.js';
+import { WaitAborted, waitFor } from './wait.js';
 
-export { freePort };
+export { freePort, WaitAborted, waitFor };
 
 const execFileP = promisify(execFile);
 
@@ -51,33 +52,6 @@ export function httpGet(url: string, timeoutMs = 3000): Promise<HttpAnswer> {
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Thrown inside a `waitFor` callback: stops waiting at once (the awaited thing cannot happen). */
-export class WaitAborted extends Error {}
-
-/** Polls `fn` until it returns a value other than undefined; fails with `what` after the deadline. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  options: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      if (err instanceof WaitAborted) throw err;
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
-  }
 }
 
 async function ownDir(prefix: string): Promise<string> {
@@ -132,7 +106,20 @@ export async function startNginx(options: {
   await mkdir(confDir, { mode: 0o755 });
   await mkdir(join(dir, 'tmp'));
   for (const [name, text] of Object.entries(options.files(dir))) await writeFile(join(confDir, name), text);
-  const port = await freePort();
+  try {
+    return await onFreePort(1, ([port]) => startNginxOn(port ?? 0, dir, confDir, options.upstream));
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startNginxOn(
+  port: number,
+  dir: string,
+  confDir: string,
+  upstream: string,
+): Promise<RunningNginx> {
   const conf = `worker_processes 1;
 error_log ${dir}/error.log notice;
 pid ${dir}/nginx.pid;
@@ -148,7 +135,7 @@ http {
     server {
         listen 127.0.0.1:${port};
         location / {
-            proxy_pass http://${options.upstream};
+            proxy_pass http://${upstream};
             proxy_next_upstream error timeout;
             proxy_connect_timeout 1s;
             proxy_http_version 1.1;
@@ -158,6 +145,8 @@ http {
 }
 `;
   await writeFile(join(dir, 'nginx.conf'), conf);
+  // A failed attempt's log would count as this one's reloads.
+  await rm(join(dir, 'error.log'), { force: true });
   const base = `nginx -p ${dir}/ -c ${dir}/nginx.conf -e ${dir}/error.log`;
   const child = spawn(
     'nginx',
@@ -180,13 +169,19 @@ http {
     await waitFor(
       `nginx to listen on ${url}`,
       async () => {
-        if (child.exitCode !== null) throw new WaitAborted(`nginx exited: ${stderr}${await errorLog()}`);
+        if (child.exitCode !== null) {
+          const why = `nginx exited: ${stderr}${await errorLog()}`;
+          throw saysPortTaken(why) ? new PortTaken(why) : new WaitAborted(why);
+        }
+        // nginx writes its pid file once it has bound its port: whatever answers then is this nginx.
+        if (!(await ownsPidFile(join(dir, 'nginx.pid'), child))) return undefined;
         return (await httpGet(url, 1000)).status;
       },
-      { timeoutMs: 10_000, intervalMs: 50 },
+      { intervalMs: 50 },
     );
   } catch (err) {
-    await stop();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
     throw err;
   }
   return {
@@ -229,9 +224,12 @@ export async function startApache(options: { page: string }): Promise<RunningApa
   const htdocs = join(dir, 'htdocs');
   await mkdir(htdocs, { mode: 0o755 });
   await writeFile(join(htdocs, 'index.html'), options.page, { mode: 0o644 });
-  const port = await freePort();
   const root = process.getuid?.() === 0;
-  const conf = `ServerRoot ${dir}
+  const pidFile = join(dir, 'httpd.pid');
+  const configure = (port: number): Promise<void> =>
+    writeFile(
+      join(dir, 'httpd.conf'),
+      `ServerRoot ${dir}
 LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
@@ -239,7 +237,7 @@ LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
 Listen 127.0.0.1:${port}
 ServerName 127.0.0.1
 ${root ? 'User www-data\nGroup www-data' : ''}
-PidFile ${dir}/httpd.pid
+PidFile ${pidFile}
 Mutex file:${dir} default
 ErrorLog ${dir}/error.log
 LogLevel warn
@@ -255,17 +253,20 @@ DocumentRoot ${htdocs}
     Require all granted
 </Directory>
 DirectoryIndex index.html
-`;
-  await writeFile(join(dir, 'httpd.conf'), conf);
-  const url = `http://127.0.0.1:${port}/`;
+`,
+    );
+  let port = 0;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  const url = (): string => `http://127.0.0.1:${port}/`;
   const stopServer = async (): Promise<void> => {
     if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   };
   const start = async (): Promise<void> => {
     await stopServer();
+    await rm(pidFile, { force: true });
+    await rm(join(dir, 'error.log'), { force: true });
     const c = spawn('apache2', ['-f', join(dir, 'httpd.conf'), '-DFOREGROUND'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -274,29 +275,40 @@ DirectoryIndex index.html
     child = c;
     exited = exitOf(c);
     await waitFor(
-      `Apache to answer on ${url}`,
+      `Apache to answer on ${url()}`,
       async () => {
         if (c.exitCode !== null) {
           const log = await readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
-          throw new WaitAborted(`apache2 exited (${c.exitCode}): ${stderr}${log}`);
+          const why = `apache2 exited (${c.exitCode}): ${stderr}${log}`;
+          throw saysPortTaken(why) ? new PortTaken(why) : new WaitAborted(why);
         }
-        const res = await httpGet(url, 1000);
+        // Its pid file is written once it has bound the port: whatever answers then is this Apache.
+        if (!(await ownsPidFile(pidFile, c))) return undefined;
+        const res = await httpGet(url(), 1000);
         return res.status === 200 ? true : undefined;
       },
-      { timeoutMs: 10_000, intervalMs: 25 },
+      { intervalMs: 25 },
     );
   };
   try {
-    await start();
+    await onFreePort(1, async ([p]) => {
+      port = p ?? 0;
+      await configure(port);
+      try {
+        await start();
+      } catch (err) {
+        await stopServer();
+        throw err;
+      }
+    });
   } catch (err) {
-    await stopServer();
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
   return {
     port,
     address: `127.0.0.1:${port}`,
-    url,
+    url: url(),
     page: options.page,
     start,
     stopServer,
@@ -305,4 +317,10 @@ DirectoryIndex index.html
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** True once `pidFile` names `child` (a server writes it after binding its ports). */
+async function ownsPidFile(pidFile: string, child: ChildProcess): Promise<boolean> {
+  const text = await readFile(pidFile, 'utf8').catch(() => '');
+  return text.trim() === String(child.pid);
 }
