@@ -3,7 +3,7 @@
 // that a prefix listing of one kind never picks up another (assignments are NOT under machines/).
 import type { MachineId, UnitHash, UnitName } from '../cluster/types.js';
 import { asMachineId, asUnitHash, asUnitName } from '../cluster/types.js';
-import { parseUnitName } from '../unit/names.js';
+import { parseUnitName, UNIT_NAME_MAX } from '../unit/names.js';
 import { RegistryError } from './registry-error.js';
 
 export const DEFAULT_KEY_PREFIX = '/fleetts/v1/';
@@ -121,55 +121,76 @@ export class RegistryKeys {
     const path = key.slice(this.prefix.length);
     const slash = path.indexOf('/');
     const treeName = slash < 0 ? path : path.slice(0, slash + 1);
-    const tree = (Object.keys(TREES) as TreeName[]).find((t) => TREES[t] === treeName);
+    const tree = TREE_OF.get(treeName);
     if (tree === undefined)
       return { ok: false, reason: 'not a key of the fleetts layout (docs/registry.md)' };
     const name = path.slice(treeName.length);
-    const fail = (reason: string): InspectedKey => ({ ok: false, tree, name, reason });
     const parts = name.split('/');
     const [a = '', b] = parts;
     const arity = SEGMENTS[tree];
     if (parts.length !== arity || parts.some((p) => p === ''))
-      return fail(
+      return invalid(
+        tree,
+        name,
         `a ${TREES[tree]} key has ${arity === 1 ? 'one segment' : 'two segments'} after ${TREES[tree]}, not ${JSON.stringify(name)}`,
       );
-    // Unit names are checked as unit names (which are printable ASCII), for the better reason.
+    // Unit names are checked as unit names (which are printable ASCII), for the better reason;
+    // the common case (all printable, and the unit segment a plain valid name) costs two regexes.
     const unitAt = UNIT_SEGMENT[tree];
-    for (const [i, part] of parts.entries()) {
-      const why =
-        i === unitAt
-          ? unitNameProblem(part)
-          : isPrintableAscii(part)
-            ? undefined
-            : `segment ${JSON.stringify(part)} is not printable ASCII (fleetts writes no such key)`;
-      if (why !== undefined) return fail(why);
+    const unit = unitAt === undefined ? undefined : parts[unitAt];
+    if (!isPrintableAscii(name) || (unit !== undefined && !isPlainUnitName(unit))) {
+      for (const [i, part] of parts.entries()) {
+        const why =
+          i === unitAt
+            ? unitNameProblem(part)
+            : isPrintableAscii(part)
+              ? undefined
+              : `segment ${JSON.stringify(part)} is not printable ASCII (fleetts writes no such key)`;
+        if (why !== undefined) return invalid(tree, name, why);
+      }
     }
-    const ok = (parsed: ParsedKey): InspectedKey => ({ ok: true, parsed, tree, name });
+    let parsed: ParsedKey;
     switch (tree) {
       case 'machines':
-        return ok({ kind: 'machine', machine: asMachineId(a) });
+        parsed = { kind: 'machine', machine: asMachineId(a) };
+        break;
       case 'machineMetadata':
-        return ok({ kind: 'machine-metadata', machine: asMachineId(a) });
+        parsed = { kind: 'machine-metadata', machine: asMachineId(a) };
+        break;
       case 'assignments':
-        return ok({ kind: 'assignment', machine: asMachineId(a), unit: asUnitName(b ?? '') });
+        parsed = { kind: 'assignment', machine: asMachineId(a), unit: asUnitName(b ?? '') };
+        break;
       case 'units':
-        return ok({ kind: 'unit', unit: asUnitName(a) });
+        parsed = { kind: 'unit', unit: asUnitName(a) };
+        break;
       case 'unitFiles':
-        return /^[0-9a-f]+$/.test(a)
-          ? ok({ kind: 'unit-file', hash: asUnitHash(a) })
-          : fail(`unit file key ${JSON.stringify(a)} is not a lowercase hex hash`);
+        if (!/^[0-9a-f]+$/.test(a))
+          return invalid(tree, name, `unit file key ${JSON.stringify(a)} is not a lowercase hex hash`);
+        parsed = { kind: 'unit-file', hash: asUnitHash(a) };
+        break;
       case 'statuses':
-        return ok({ kind: 'status', unit: asUnitName(a), machine: asMachineId(b ?? '') });
+        parsed = { kind: 'status', unit: asUnitName(a), machine: asMachineId(b ?? '') };
+        break;
       case 'unschedulable':
-        return ok({ kind: 'unschedulable', unit: asUnitName(a) });
+        parsed = { kind: 'unschedulable', unit: asUnitName(a) };
+        break;
       case 'engine':
-        return a === 'leader' ? ok({ kind: 'leader' }) : fail('the only key under engine/ is engine/leader');
+        if (a !== 'leader') return invalid(tree, name, 'the only key under engine/ is engine/leader');
+        parsed = { kind: 'leader' };
+        break;
       case 'services':
-        return ok({ kind: 'service', service: a, instance: b ?? '' });
+        parsed = { kind: 'service', service: a, instance: b ?? '' };
+        break;
       case 'claims':
-        return ok({ kind: 'claim', unit: asUnitName(a) });
+        parsed = { kind: 'claim', unit: asUnitName(a) };
+        break;
     }
+    return { ok: true, parsed, tree, name };
   }
+}
+
+function invalid(tree: TreeName, name: string, reason: string): InspectedKey {
+  return { ok: false, tree, name, reason };
 }
 
 export type TreeName = keyof typeof TREES;
@@ -199,6 +220,11 @@ const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
   services: undefined,
   claims: 0,
 };
+
+/** `machines/` → `machines`, … */
+const TREE_OF: ReadonlyMap<string, TreeName> = new Map(
+  (Object.keys(TREES) as TreeName[]).map((t) => [TREES[t], t]),
+);
 
 /** How many segments follow each tree's name. */
 const SEGMENTS: Readonly<Record<TreeName, number>> = {
@@ -240,8 +266,20 @@ function segment(value: string, what: string): string {
   return value;
 }
 
+/**
+ * Names that are certainly valid unit names (a subset of what parseUnitName accepts), so that a
+ * snapshot of 10,000 statuses does not run the full parser on each; anything else gets the parser
+ * and its reason.
+ */
+const PLAIN_UNIT_NAME = /^(?![.])[A-Za-z0-9:_.\\-]+(?:@[A-Za-z0-9:_.\\-]*)?\.(?:unit|service)$/;
+
+function isPlainUnitName(s: string): boolean {
+  return s.length <= UNIT_NAME_MAX && PLAIN_UNIT_NAME.test(s);
+}
+
 /** Why `s` is not a valid unit name, or undefined when it is. */
 function unitNameProblem(s: string): string | undefined {
+  if (isPlainUnitName(s)) return undefined;
   try {
     parseUnitName(s);
     return undefined;

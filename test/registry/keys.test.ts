@@ -1,7 +1,9 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { asMachineId, asUnitHash, asUnitName } from '../../src/cluster/types.js';
 import { RegistryKeys, prefixEnd } from '../../src/registry/keys.js';
 import { isRegistryError } from '../../src/registry/registry-error.js';
+import { isValidUnitName } from '../../src/unit/names.js';
 
 const keys = new RegistryKeys();
 const m = asMachineId('0a1b2c');
@@ -61,4 +63,31 @@ test('segments with a slash, spaces or nothing are refused with the reason', (t)
 test('prefixEnd is the next key after every key with the prefix', (t) => {
   t.is(prefixEnd('/a/'), '/a0');
   t.true('/a/zzz' < prefixEnd('/a/'));
+});
+
+test('a unit segment parses exactly when parseUnitName accepts it (the fast path included)', (t) => {
+  const chars = [...'aZ09:_.-\\@ /é;'];
+  const name = fc
+    .tuple(
+      fc.array(fc.constantFrom(...chars), { maxLength: 12 }).map((cs) => cs.join('')),
+      fc.constantFrom('', '.unit', '.service', '.timer', '.'),
+    )
+    .map(([stem, suffix]) => stem + suffix);
+  fc.assert(
+    fc.property(
+      name,
+      (n) => keys.inspect(`/fleetts/v1/units/${n}`).ok === (isValidUnitName(n) && !n.includes('/')),
+    ),
+    { numRuns: 2000 },
+  );
+  for (const n of [
+    'web@.unit',
+    'web@1.service',
+    'a\\x2d.unit',
+    '.hidden.unit',
+    '@x.unit',
+    'x'.repeat(252) + '.unit',
+  ])
+    t.is(keys.inspect(`/fleetts/v1/units/${n}`).ok, isValidUnitName(n), n);
+  t.false(keys.inspect(`/fleetts/v1/units/${'x'.repeat(252)}.service`).ok, 'over the length limit');
 });
