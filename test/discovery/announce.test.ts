@@ -4,9 +4,9 @@ import { createServer, type Server } from 'node:http';
 import test from 'ava';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
-import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { leaseTimeToLive, randomPrefix, useEtcd } from '../helpers/etcd.js';
 import { freePort, startApache, waitFor, type RunningApache } from '../helpers/web.js';
-import { type CliProcess, median, spawnCli } from './cli-process.js';
+import { type CliProcess, spawnCli } from './cli-process.js';
 
 const etcd = useEtcd(test);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -63,17 +63,29 @@ test.serial('the key exists only while the check passes; SIGTERM removes it at o
     unit: 'web@1.unit',
   });
 
-  let stoppedAt = Date.now();
+  const fromStop = p.logs.length;
   await web.stopServer();
-  await waitFor('the key to go after Apache stopped', absent(registry), { timeoutMs: 3000 });
-  const goneMs = Date.now() - stoppedAt;
-  t.true(goneMs < 1500, `withdrawn ${goneMs} ms after Apache stopped (interval 300 ms)`);
+  await waitFor('the key to go after Apache stopped', absent(registry));
   t.true(p.running(), 'a failing check does not end the announcer');
   // The announcer logs after etcd confirmed the delete: its line may arrive after we saw the key go.
-  const withdrawn = await waitFor('the withdrawn event', () => p.events('announce.withdrawn')[0], {
-    timeoutMs: 3000,
-  });
+  const withdrawn = await p.waitForEvent('announce.withdrawn');
   t.like(withdrawn, { service: 'web', instance: 'web@1.unit' });
+  // Withdrawn at the check that made it down (the second failure in a row: --fall 2), not later;
+  // the checks' pace (--interval) is the fake-clock tests' business (announcer.test.ts), not a
+  // stopwatch's. (One failure may precede the stop on a loaded machine: then one after it is down.)
+  const afterStop = p.logs
+    .slice(fromStop)
+    .filter((l) => l.event?.startsWith('announce.check_') === true || l.event === 'announce.withdrawn')
+    .map((l) => `${l.event ?? ''} ${(l['state'] as { kind?: string } | undefined)?.kind ?? ''}`.trim());
+  t.deepEqual(
+    afterStop.slice(-2),
+    ['announce.check_failed down', 'announce.withdrawn'],
+    afterStop.join(', '),
+  );
+  t.true(
+    afterStop.length <= 3 && afterStop.slice(0, -2).every((e) => e === 'announce.check_failed up'),
+    afterStop.join(', '),
+  );
   // Refused once Apache is gone; reset or hung up when the check met it shutting down.
   t.regex(
     String(p.events('announce.check_failed')[0]?.['reason']),
@@ -81,15 +93,11 @@ test.serial('the key exists only while the check passes; SIGTERM removes it at o
   );
 
   await web.start();
-  const startedAt = Date.now();
-  await waitFor('the key to come back', present(registry), { timeoutMs: 3000 });
-  t.log(`Apache stopped → key gone: ${goneMs} ms; Apache up → key back: ${Date.now() - startedAt} ms`);
+  await waitFor('the key to come back', present(registry));
 
-  stoppedAt = Date.now();
   const code = await p.stop('SIGTERM');
   t.is(code, 0);
   t.deepEqual(await instances(registry), [], 'gone by the time the process has exited');
-  t.log(`SIGTERM → key gone and process exited: ${Date.now() - stoppedAt} ms`);
   t.truthy(p.events('announce.stopped')[0]);
 });
 
@@ -114,58 +122,55 @@ test.serial('the key dies with its lease when the announcer is SIGKILLed (within
   ]);
   await waitFor('the key to appear', present(registry));
   t.like((await instances(registry))[0], { instance: 'w2', address: web.address });
+  const lease = String((await p.waitForEvent('announce.announced'))['lease']);
+  // --ttl reached etcd: the key's lease expires 2 s after its last keepalive, not the default 10 s.
+  t.is((await leaseTimeToLive(etcd().endpoint, lease)).grantedTtl, 2, `lease ${lease}`);
   const killedAt = Date.now();
   t.is(await p.stop('SIGKILL'), 'SIGKILL');
   t.truthy((await instances(registry))[0], 'the key outlives the process until its lease expires');
-  await waitFor('the lease to expire', absent(registry), { timeoutMs: 5000 });
-  const ms = Date.now() - killedAt;
-  t.log(`SIGKILL → key gone: ${ms} ms (TTL 2 s)`);
-  t.true(ms <= 3500, `gone ${ms} ms after SIGKILL, TTL 2 s`);
+  await waitFor('the lease to expire', absent(registry));
+  t.log(`SIGKILL → key gone: ${Date.now() - killedAt} ms (TTL 2 s)`);
+  // Nothing deleted it: its lease expired (a revoked or expired lease reads as TTL -1).
+  t.is((await leaseTimeToLive(etcd().endpoint, lease)).ttl, -1, 'the key went with its lease');
 });
 
-test.serial('timing: backend up → key written, backend down → key removed (20 cycles)', async (t) => {
-  const { prefix, registry } = setup();
-  const port = await freePort();
-  const p = announce([
-    '--service',
-    'timing',
-    '--addr',
-    `127.0.0.1:${port}`,
-    '--check',
-    `http://127.0.0.1:${port}/health`,
-    '--interval',
-    '200ms',
-    '--etcd-endpoints',
-    etcd().endpoint,
-    '--etcd-key-prefix',
-    prefix,
-  ]);
-  await p.waitForEvent('announce.started');
-  let count = 0;
-  const sub = await registry.watchServiceInstances('timing', (set) => (count = set.items.length));
-  cleanups.push(() => Promise.resolve(sub.close()));
-  const up: number[] = [];
-  const down: number[] = [];
-  // Random pauses so that backends change at random points of the announcer's check cycle.
-  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * 300));
-  for (let i = 0; i < 20; i++) {
-    await pause();
-    const server: Server = createServer((_req, res) => res.end('ok\n'));
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-    let t0 = performance.now();
-    await waitFor('the key', () => (count === 1 ? true : undefined), { timeoutMs: 3000, intervalMs: 1 });
-    up.push(performance.now() - t0);
-    await pause();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-    t0 = performance.now();
-    await waitFor('no key', () => (count === 0 ? true : undefined), { timeoutMs: 3000, intervalMs: 1 });
-    down.push(performance.now() - t0);
-  }
-  const fmt = (v: number[]): string =>
-    `median ${median(v).toFixed(0)} ms, max ${Math.max(...v).toFixed(0)} ms`;
-  t.log(`backend up → key written (down-interval 250 ms): ${fmt(up)}`);
-  t.log(`backend down → key removed (interval 200 ms): ${fmt(down)}`);
-  t.true(median(up) < 400, `up → key median ${median(up)} ms`);
-  t.true(median(down) < 500, `down → no key median ${median(down)} ms`);
-});
+test.serial(
+  'the key follows a backend that comes and goes at random points of the check cycle',
+  async (t) => {
+    // The latency of each change is measured by `npm run bench -- discovery`, not asserted here.
+    const { prefix, registry } = setup();
+    const port = await freePort();
+    const p = announce([
+      '--service',
+      'cycles',
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--check',
+      `http://127.0.0.1:${port}/health`,
+      '--interval',
+      '200ms',
+      '--etcd-endpoints',
+      etcd().endpoint,
+      '--etcd-key-prefix',
+      prefix,
+    ]);
+    await p.waitForEvent('announce.started');
+    let count = 0;
+    const sub = await registry.watchServiceInstances('cycles', (set) => (count = set.items.length));
+    cleanups.push(() => Promise.resolve(sub.close()));
+    // Random pauses so that backends change at random points of the announcer's check cycle.
+    const pause = (): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * 300));
+    for (let i = 0; i < 5; i++) {
+      await pause();
+      const server: Server = createServer((_req, res) => res.end('ok\n'));
+      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+      await waitFor(`the key (cycle ${i + 1})`, () => count === 1);
+      await pause();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await waitFor(`no key (cycle ${i + 1})`, () => count === 0);
+    }
+    await p.waitForEvent('announce.withdrawn', { n: 5 });
+    t.true(p.running(), 'coming and going backends do not end the announcer');
+  },
+);

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ROOT } from '../helpers/cli.js';
-import { WaitAborted, waitFor } from '../helpers/web.js';
+import { WaitAborted, waitFor } from '../helpers/wait.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fleetts.ts', import.meta.url));
 
@@ -71,7 +71,7 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
             );
           return found;
         },
-        { timeoutMs: options.timeoutMs ?? 15_000, intervalMs: 5 },
+        { timeoutMs: options.timeoutMs, intervalMs: 5 },
       );
     },
     async stop(signal = 'SIGTERM') {
@@ -79,10 +79,4 @@ export function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
       return exited;
     },
   };
-}
-
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
 }

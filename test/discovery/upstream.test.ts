@@ -16,7 +16,7 @@ import {
   type RunningApache,
   type RunningNginx,
 } from '../helpers/web.js';
-import { type CliProcess, median, spawnCli } from './cli-process.js';
+import { type CliProcess, spawnCli } from './cli-process.js';
 
 const etcd = useEtcd(test);
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -178,42 +178,39 @@ test.serial(
   },
 );
 
-test.serial(
-  'a burst of 20 changes makes few reloads; key change → nginx reloaded (median of 20)',
-  async (t) => {
-    const f = await farm();
-    await synced(f);
-    const before = f.upstream.events('upstream.reloaded').length;
-    const nginxBefore = await f.nginx.reloads();
-    const start = Date.now();
+test.serial('a burst of 20 changes makes few reloads; every key change → nginx reloaded', async (t) => {
+  const f = await farm();
+  await synced(f);
+  const before = f.upstream.events('upstream.reloaded').length;
+  const nginxBefore = await f.nginx.reloads();
+  // The burst must be one for `fleetts upstream`, however slowly a loaded machine writes it: the
+  // process is paused while the 20 changes go in, and sees them all in its first debounce window.
+  f.upstream.child.kill('SIGSTOP');
+  try {
     for (let i = 0; i < 20; i++)
       await f.announce(`i${String(i).padStart(2, '0')}`, `127.0.0.1:${20_000 + i}`);
-    const burstMs = Date.now() - start;
-    const text = await synced(f);
-    t.is(text.match(new RegExp(DEFAULT_SERVER_PARAMS, 'g'))?.length, 20);
-    const reloads = f.upstream.events('upstream.reloaded').length - before;
-    t.log(`burst of 20 changes in ${burstMs} ms → ${reloads} reload(s)`);
-    t.true(reloads >= 1 && reloads <= 3, `${reloads} reloads for 20 changes`);
-    await waitFor('nginx to log the reloads', async () =>
-      (await f.nginx.reloads()) - nginxBefore === reloads ? true : undefined,
-    );
+  } finally {
+    f.upstream.child.kill('SIGCONT');
+  }
+  const text = await synced(f);
+  t.is(text.match(new RegExp(DEFAULT_SERVER_PARAMS, 'g'))?.length, 20);
+  const reloads = f.upstream.events('upstream.reloaded').length - before;
+  t.log(`burst of 20 changes → ${reloads} reload(s)`);
+  t.true(reloads >= 1 && reloads <= 3, `${reloads} reloads for 20 changes`);
+  await waitFor('nginx to log the reloads', async () =>
+    (await f.nginx.reloads()) - nginxBefore === reloads ? true : undefined,
+  );
 
-    const latencies: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const n = f.upstream.events('upstream.reloaded').length;
-      const t0 = Date.now();
-      if (i % 2 === 0) await f.announce('moving', '127.0.0.1:21000');
-      else await f.registry.withdraw('web', 'moving');
-      const event = await f.upstream.waitForEvent('upstream.reloaded', { n: n + 1 });
-      latencies.push(event.time - t0);
-      await synced(f);
-    }
-    t.log(
-      `key change → nginx reloaded: median ${median(latencies)} ms, max ${Math.max(...latencies)} ms (debounce 100 ms)`,
-    );
-    t.true(median(latencies) < 500, `median ${median(latencies)} ms`);
-  },
-);
+  // One change at a time: each is followed by its own reload. (How fast: `npm run bench -- discovery`.)
+  for (let i = 0; i < 6; i++) {
+    const n = f.upstream.events('upstream.reloaded').length;
+    if (i % 2 === 0) await f.announce('moving', '127.0.0.1:21000');
+    else await f.registry.withdraw('web', 'moving');
+    await f.upstream.waitForEvent('upstream.reloaded', { n: n + 1 });
+    const text = await synced(f);
+    t.is(text.includes('127.0.0.1:21000'), i % 2 === 0, `change ${i + 1} is in the file nginx loaded`);
+  }
+});
 
 test.serial(
   'an invalid user template fails nginx -t: the old file stays, the error is logged, it keeps running',
