@@ -55,7 +55,7 @@ function waitState(
   unit: UnitName,
   pred: (o: ObservedContainer) => boolean,
   what: string,
-  timeoutMs = 15_000,
+  timeoutMs?: number,
 ): Promise<ObservedContainer> {
   return waitFor(
     `${unit} ${what}`,
@@ -347,15 +347,17 @@ test('journal returns the container output, follows new lines, and names the uni
   });
 });
 
-test('time from start() to running (median of 10)', async (t) => {
-  const { runtime } = newRuntime('latency');
-  const times: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const unit = containerUnit('latency');
-    const t0 = performance.now();
+test('start() is followed by a running change, start after start (remove forgets each)', async (t) => {
+  // How long that takes: `npm run bench -- runtime`, not asserted here.
+  const { runtime } = newRuntime('repeat');
+  for (let i = 0; i < 3; i++) {
+    const unit = containerUnit('repeat');
+    const seen: string[] = [];
     const running = new Promise<void>((resolve) => {
       const off = runtime.onChange((o) => {
-        if (o.unit === unit && o.sub === 'running') {
+        if (o.unit !== unit) return;
+        seen.push(`${o.active}/${o.sub}`);
+        if (o.sub === 'running') {
           off();
           resolve();
         }
@@ -363,13 +365,9 @@ test('time from start() to running (median of 10)', async (t) => {
     });
     await runtime.start(containerConfig(unit));
     await running;
-    times.push(performance.now() - t0);
+    t.is(seen.at(-1), 'active/running', `start ${i + 1}: ${seen.join(' → ')}`);
+    t.like(await observed(runtime, unit), { active: 'active', sub: 'running' });
     await runtime.remove(unit);
+    t.is(await observed(runtime, unit), undefined, `start ${i + 1}: removed`);
   }
-  times.sort((a, b) => a - b);
-  const median = ((times[4] ?? 0) + (times[5] ?? 0)) / 2;
-  t.log(
-    `start() → running: median ${median.toFixed(0)} ms, min ${times[0]?.toFixed(0)} ms, max ${times[9]?.toFixed(0)} ms`,
-  );
-  t.true(median < 5000, `median ${median} ms`);
 });
