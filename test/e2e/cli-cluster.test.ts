@@ -7,9 +7,12 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { RunResult } from '../helpers/cli.js';
 import { useEtcd } from '../helpers/etcd.js';
-import { pgrep, startLocalHosts, waitFor, type LocalHosts, type UnitProcess } from './local-hosts.js';
+import { waitFor } from '../helpers/wait.js';
+import { pgrep, startLocalHosts, type LocalHosts, type UnitProcess } from './local-hosts.js';
 
 let cluster: LocalHosts | undefined;
+/** Waits on the OS's process table (a pgrep or /proc scan per try): the default limit, slower polls. */
+const POLL = { intervalMs: 200 };
 
 // Serial hooks wait for every hook registered before them, and concurrent ones for the serial ones
 // before them: so the hosts start after etcd did, and stop (their units with them) before it does.
@@ -25,7 +28,10 @@ test.serial.before(async () => {
       { name: 'a', tcp: true },
       { name: 'b', tcp: false },
     ],
-    leaseTtlMs: 2_000,
+    // A loaded 2-core machine can stall a fleetd's event loop for a second or more: with a 2 s TTL
+    // (keepalive 0.67 s, fence at 1.4 s) that alone fenced a host and stopped its units mid-test.
+    // No test here waits for a lease to expire, so a long TTL costs no time.
+    leaseTtlMs: 10_000,
   });
 });
 
@@ -60,8 +66,10 @@ function ok(t: ExecutionContext, r: RunResult, what: string): void {
 function destroyAfter(t: ExecutionContext, names: readonly string[]): void {
   t.teardown(async () => {
     await fleetts(['destroy', ...names]);
-    await waitFor(`${names.join(', ')} gone`, 15_000, async () =>
-      (await c().unitProcesses()).some((p) => names.includes(p.unit)) ? undefined : true,
+    await waitFor(
+      `${names.join(', ')} gone`,
+      async () => ((await c().unitProcesses()).some((p) => names.includes(p.unit)) ? undefined : true),
+      POLL,
     );
   });
 }
@@ -75,11 +83,15 @@ function processesOf(
   count: number,
   not: readonly UnitProcess[] = [],
 ): Promise<UnitProcess[]> {
-  return waitFor(`${count} processes of ${names.join(', ')}`, 10_000, async () => {
-    const ps = (await c().unitProcesses()).filter((p) => names.includes(p.unit));
-    const fresh = ps.every((p) => !not.some((o) => o.pid === p.pid));
-    return ps.length === count && fresh ? ps : undefined;
-  });
+  return waitFor(
+    `${count} processes of ${names.join(', ')}`,
+    async () => {
+      const ps = (await c().unitProcesses()).filter((p) => names.includes(p.unit));
+      const fresh = ps.every((p) => !not.some((o) => o.pid === p.pid));
+      return ps.length === count && fresh ? ps : undefined;
+    },
+    POLL,
+  );
 }
 
 /** True while `pid` exists and is not a zombie (an exited child its supervisor has not reaped yet). */
@@ -92,9 +104,9 @@ async function alive(pid: number): Promise<boolean> {
   }
 }
 
-/** Waits until `pid` has exited; false if it still runs after a few seconds. */
+/** Waits until `pid` has exited; false if it still runs after CONVERGE_MS. */
 async function exits(pid: number): Promise<boolean> {
-  return waitFor(`pid ${pid} to exit`, 5_000, async () => ((await alive(pid)) ? undefined : true)).catch(
+  return waitFor(`pid ${pid} to exit`, async () => ((await alive(pid)) ? undefined : true), POLL).catch(
     () => false,
   );
 }
@@ -647,8 +659,10 @@ test.serial('destroying every unit leaves no unit process behind', async (t) => 
   ok(t, r, 'list-unit-files');
   const left = (JSON.parse(r.stdout) as { unit: string }[]).map((u) => u.unit);
   if (left.length > 0) ok(t, await fleetts(['destroy', ...left]), 'destroy');
-  await waitFor('no unit processes', 10_000, async () =>
-    (await pgrep(c().sleep)).length === 0 ? true : undefined,
+  await waitFor(
+    'no unit processes',
+    async () => ((await pgrep(c().sleep)).length === 0 ? true : undefined),
+    POLL,
   );
   t.deepEqual(await pgrep(c().sleep), []);
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ROOT, runBin, type RunResult } from '../helpers/cli.js';
 import { randomPrefix } from '../helpers/etcd.js';
+import { WaitAborted, waitFor } from '../helpers/wait.js';
 
 export interface HostSpec {
   /** Short name: the machine id is `e2e-<name>-<random>` and the metadata `host=<name>`. */
@@ -169,16 +170,21 @@ export async function startLocalHosts(o: {
     }
     // Ready when every host's own API lists every machine (all registered, all APIs up).
     for (const h of hosts) {
-      const machines = await waitFor(`${h.name}'s API listing every host`, 30_000, async () => {
-        if (h.process.exitCode !== null)
-          throw new Error(`fleetd ${h.name} exited (${h.process.exitCode}): ${h.stderr()}`);
-        const r = await fleetts(['list-machines', '-o', 'json', '--fields', 'machine,api'], {
-          endpoint: h.socket,
-        });
-        if (r.code !== 0) return undefined;
-        const rows = JSON.parse(r.stdout) as { machine: string; api: string | null }[];
-        return hosts.every((x) => rows.some((m) => m.machine === x.machineId)) ? rows : undefined;
-      });
+      const machines = await waitFor(
+        `${h.name}'s API listing every host`,
+        async () => {
+          if (h.process.exitCode !== null)
+            throw new WaitAborted(`fleetd ${h.name} exited (${h.process.exitCode}): ${h.stderr()}`);
+          const r = await fleetts(['list-machines', '-o', 'json', '--fields', 'machine,api'], {
+            endpoint: h.socket,
+          });
+          if (r.code !== 0) return undefined;
+          const rows = JSON.parse(r.stdout) as { machine: string; api: string | null }[];
+          return hosts.every((x) => rows.some((m) => m.machine === x.machineId)) ? rows : undefined;
+        },
+        // Two fleetd and a fleetts per try start on a loaded machine: node start-ups, not just I/O.
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
       for (const spec of o.hosts.filter((s) => s.tcp)) {
         const api = machines.find((m) => m.machine === cluster.host(spec.name).machineId)?.api;
         if (api === undefined || api === null || !api.startsWith('http://127.0.0.1:'))
@@ -193,21 +199,6 @@ export async function startLocalHosts(o: {
     throw err;
   }
   return cluster;
-}
-
-/** Polls `probe` until it returns a value; throws naming `what` at the deadline. */
-export async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(200);
-  }
 }
 
 async function unitProcesses(sleep: string): Promise<UnitProcess[]> {
