@@ -4,7 +4,15 @@
 import type { MachineId, UnitHash, UnitName } from '../lib/ids.js';
 
 export type { Brand, MachineId, UnitHash, UnitName } from '../lib/ids.js';
-export { asMachineId, asUnitHash, asUnitName } from '../lib/ids.js';
+export {
+  asMachineId,
+  asUnitHash,
+  asUnitName,
+  isMachineId,
+  MACHINE_ID_MAX,
+  MACHINE_ID_RULE,
+  machineIdProblem,
+} from '../lib/ids.js';
 
 /** fleet's target states: known but not placed → placed but not running → placed and started. */
 export type TargetState = 'inactive' | 'loaded' | 'launched';

@@ -4,8 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-
-const MACHINE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+import { isMachineId } from '../lib/ids.js';
 
 export async function resolveMachineId(
   configured: string | undefined,
@@ -14,10 +13,10 @@ export async function resolveMachineId(
 ): Promise<string> {
   if (configured !== undefined) return configured;
   const fromEtc = await readTrimmed(etcMachineId);
-  if (fromEtc !== undefined && MACHINE_ID.test(fromEtc)) return fromEtc;
+  if (fromEtc !== undefined && isMachineId(fromEtc)) return fromEtc;
   const kept = join(stateDir, 'machine-id');
   const fromState = await readTrimmed(kept);
-  if (fromState !== undefined && MACHINE_ID.test(fromState)) return fromState;
+  if (fromState !== undefined && isMachineId(fromState)) return fromState;
   const id = randomBytes(16).toString('hex');
   await mkdir(stateDir, { recursive: true });
   await writeFile(kept, id + '\n', { mode: 0o644 });

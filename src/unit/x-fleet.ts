@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import type { Placement } from '../cluster/types.js';
 import { globMatch, globPatternProblem } from '../lib/glob.js';
+import { MACHINE_ID_RULE, machineIdProblem } from '../lib/ids.js';
 import { parseUnitName } from './names.js';
 import {
   booleanValue,
@@ -43,10 +44,12 @@ export const MAX_PLACEMENT_VALUES = 256;
 
 const KNOWN_KEYS_TEXT = `${X_FLEET_KEYS.join(', ')} (and legacy aliases ${Object.keys(X_FLEET_LEGACY_ALIASES).join(', ')})`;
 
+// A machine id or a unique prefix of one (fleet matched prefixes): the machine-id rule holds for both.
 const machineIdValue = valueSchema((value) => {
-  if (/^[A-Za-z0-9_-]{1,64}$/.test(value)) return value;
+  const problem = machineIdProblem(value);
+  if (problem === undefined) return value;
   throw new ValueProblem(
-    'not a machine id; use the 32 hex characters of /etc/machine-id (or a unique prefix), as `fleetts list-machines` shows',
+    `not a machine id (${problem}); a machine id is ${MACHINE_ID_RULE}, or a unique prefix of one, as \`fleetts list-machines\` shows`,
   );
 });
 

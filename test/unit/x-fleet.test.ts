@@ -323,7 +323,7 @@ const badValues: { lines: string[]; message: string }[] = [
   {
     lines: ['MachineID=not/valid'],
     message:
-      'a.unit:4: MachineID=not/valid: not a machine id; use the 32 hex characters of /etc/machine-id (or a unique prefix), as `fleetts list-machines` shows',
+      'a.unit:4: MachineID=not/valid: not a machine id (character "/" is not allowed); a machine id is 1–64 letters, digits, "_" or "-" (such as the 32 hex characters of /etc/machine-id), or a unique prefix of one, as `fleetts list-machines` shows',
   },
   {
     lines: ['MachineOf=db'],
