@@ -11,10 +11,14 @@ export type UnitType = 'unit' | 'service';
 export const UNIT_TYPES: readonly UnitType[] = ['unit', 'service'];
 
 /**
- * The longest accepted name, suffix included. (systemd's UNIT_NAME_MAX is 256 including the
- * terminating NUL, i.e. 255 characters; we allow 256, which only matters for names nobody types.)
+ * The longest accepted name, suffix included: the tightest limit a name meets on a host. A name is
+ * one path component there (the process runtime's `<state-dir>/units/<name>/` and the unit's cgroup
+ * directory), and file systems take at most 255 bytes (NAME_MAX); systemd's own limit is the same
+ * (UNIT_NAME_MAX, 256 with the terminating NUL). Docker's container name, derived from the unit name
+ * by `defaultContainerName`, is as long and has no lower limit. Names are ASCII, so bytes are
+ * characters. fleetd's state dir is kept short enough for whole paths (config.ts, STATE_DIR_MAX).
  */
-export const UNIT_NAME_MAX = 256;
+export const UNIT_NAME_MAX = 255;
 
 export interface ParsedUnitName {
   readonly name: UnitName;
@@ -51,7 +55,10 @@ export function parseUnitName(s: string): ParsedUnitName {
   };
   if (s === '') fail('it is empty; use a name such as web.unit or web@1.unit');
   const length = Array.from(s).length;
-  if (length > UNIT_NAME_MAX) fail(`it is ${length} characters long; the limit is ${UNIT_NAME_MAX}`);
+  if (length > UNIT_NAME_MAX)
+    fail(
+      `it is ${length} characters long; the limit is ${UNIT_NAME_MAX} (the longest file name a host takes: the unit's directory on its host is named after it)`,
+    );
   for (const ch of s) {
     if (!VALID_CHAR.test(ch)) fail(`character ${quote(ch)} is not allowed; ${ALLOWED_CHARS_HINT}`);
   }

@@ -10,6 +10,9 @@ import {
   type ParsedUnitName,
 } from '../../src/unit/names.js';
 
+const LIMIT =
+  "the limit is 255 (the longest file name a host takes: the unit's directory on its host is named after it)";
+
 const valid: readonly (readonly [string, Omit<ParsedUnitName, 'name'>])[] = [
   ['lb.unit', { prefix: 'lb', instance: undefined, type: 'unit', kind: 'plain' }],
   ['lb.service', { prefix: 'lb', instance: undefined, type: 'service', kind: 'plain' }],
@@ -20,7 +23,8 @@ const valid: readonly (readonly [string, Omit<ParsedUnitName, 'name'>])[] = [
   ['my.app-v2_x:y.unit', { prefix: 'my.app-v2_x:y', instance: undefined, type: 'unit', kind: 'plain' }],
   ['a\\x2db.unit', { prefix: 'a\\x2db', instance: undefined, type: 'unit', kind: 'plain' }],
   ['web@a\\x2fb.unit', { prefix: 'web', instance: 'a\\x2fb', type: 'unit', kind: 'instance' }],
-  ['x'.repeat(251) + '.unit', { prefix: 'x'.repeat(251), instance: undefined, type: 'unit', kind: 'plain' }],
+  // The longest: 255 bytes, the file-name limit (NAME_MAX) of the unit's directory on a host.
+  ['x'.repeat(250) + '.unit', { prefix: 'x'.repeat(250), instance: undefined, type: 'unit', kind: 'plain' }],
 ];
 
 for (const [name, expected] of valid) {
@@ -48,7 +52,7 @@ const invalid: readonly (readonly [string, string])[] = [
   ['web.un@it', 'type ".un@it" is not supported; use .unit or .service'],
   ['a@b@c.unit', 'it contains more than one "@"'],
   ['a@@.unit', 'it contains more than one "@"'],
-  ['x'.repeat(252) + '.unit', 'it is 257 characters long; the limit is 256'],
+  ['x'.repeat(251) + '.unit', `it is 256 characters long; ${LIMIT}`],
 ];
 
 for (const [name, reason] of invalid) {
@@ -114,7 +118,7 @@ const badInstances: readonly (readonly [template: string, instance: string, mess
   [
     'web@.unit',
     'x'.repeat(300),
-    `invalid unit name "web@${'x'.repeat(300)}.unit": it is 309 characters long; the limit is 256`,
+    `invalid unit name "web@${'x'.repeat(300)}.unit": it is 309 characters long; ${LIMIT}`,
   ],
 ];
 
