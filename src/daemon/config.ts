@@ -1,9 +1,20 @@
 // fleetd's settings: one zod schema, filled from (lowest to highest precedence) defaults, an
 // optional config file (fleet.conf style `key = value`), FLEETTS_* environment and command-line
 // flags. A bad value is a one-line error naming the setting and where it came from.
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
 import { apiTokenProblem } from '../api/api-token.js';
+import { parseListenAddress } from '../api/listen-address.js';
+import { MACHINE_ID_RULE, machineIdProblem } from '../lib/ids.js';
+import { UNIT_NAME_MAX } from '../unit/names.js';
+
+/**
+ * The longest state dir (absolute): a path may be 4095 bytes (PATH_MAX), and under the state dir
+ * lie `units/<unit name>/<file>`, the name up to UNIT_NAME_MAX and the file (`status.json.<pid>.tmp`
+ * and the like) well within 64 bytes. With this, every name the unit-name rule accepts fits.
+ */
+export const STATE_DIR_MAX = 4095 - '/units/'.length - UNIT_NAME_MAX - '/'.length - 64;
 
 /** Default lease TTL: a dead host is noticed within about this time (see docs/registry.md). */
 export const DEFAULT_LEASE_TTL_MS = 5_000;
@@ -57,18 +68,33 @@ export const configSchema = z
       .default('/fleetts/v1/'),
     machineId: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-" (as /etc/machine-id)')
+      .superRefine((id, ctx) => {
+        const problem = machineIdProblem(id);
+        if (problem !== undefined)
+          ctx.addIssue({ code: 'custom', message: `must be ${MACHINE_ID_RULE}: ${problem}` });
+      })
       .optional(),
     publicIp: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }).optional(),
     metadata: metadataSchema.prefault(''),
     leaseTtlMs: duration
       .min(2_000, 'must be at least 2000 (etcd grants leases in whole seconds)')
       .default(DEFAULT_LEASE_TTL_MS),
-    stateDir: z.string().min(1).default('/var/lib/fleetts'),
+    stateDir: z
+      .string()
+      .min(1)
+      .refine((dir) => Buffer.byteLength(resolve(dir)) <= STATE_DIR_MAX, {
+        error: `must be at most ${STATE_DIR_MAX} bytes long as an absolute path, so that every unit's files fit in a path (4095 bytes)`,
+      })
+      .default('/var/lib/fleetts'),
     apiSocket: z.string().min(1).default('/run/fleetts/fleetd.sock'),
     apiListen: z
       .string()
-      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (example: 0.0.0.0:4003)')
+      .transform((s, ctx) => {
+        const parsed = parseListenAddress(s);
+        if ('ok' in parsed) return parsed.ok;
+        ctx.addIssue({ code: 'custom', message: parsed.problem });
+        return z.NEVER;
+      })
       .optional(),
     apiToken: z
       .string()

@@ -6,10 +6,10 @@ import { dirname, join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { createPeerClient } from '../api/peer-client.js';
 import { serveApi, type ApiServer } from '../api/serve-api.js';
-import { asMachineId, type MachineId } from '../cluster/types.js';
+import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
 import type { Clock } from '../lib/clock.js';
-import { FleetError } from '../lib/errors.js';
+import { FleetError, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import type { Membership, Registry } from '../registry/registry.js';
@@ -50,6 +50,11 @@ export class Fleetd {
   constructor(deps: FleetdDeps) {
     this.#deps = deps;
     const { config } = deps;
+    const problem = machineIdProblem(deps.machineId);
+    if (problem !== undefined)
+      throw new UsageError(
+        `machine id ${JSON.stringify(deps.machineId)} is invalid (${problem}); use ${MACHINE_ID_RULE}`,
+      );
     this.machineId = asMachineId(deps.machineId);
     const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({
@@ -147,10 +152,9 @@ export class Fleetd {
     await mkdir(dirname(config.apiSocket), { recursive: true });
     let tcp: { host: string; port: number; token?: string; tls?: typeof tls } | undefined;
     if (config.apiListen !== undefined) {
-      const i = config.apiListen.lastIndexOf(':');
       tcp = {
-        host: config.apiListen.slice(0, i).replace(/^\[|\]$/g, ''),
-        port: Number(config.apiListen.slice(i + 1)),
+        host: config.apiListen.host,
+        port: config.apiListen.port,
         ...(token === undefined ? {} : { token }),
         ...(tls === undefined ? {} : { tls }),
       };
@@ -179,7 +183,7 @@ export class Fleetd {
   #apiAddress(): string {
     const { config, publicIp } = this.#deps;
     if (config.apiListen === undefined) return `unix://${config.apiSocket}`;
-    const port = this.#api?.tcpAddress?.split(':').at(-1) ?? config.apiListen.split(':').at(-1);
+    const port = this.#api?.tcpAddress?.split(':').at(-1) ?? String(config.apiListen.port);
     const scheme = this.#deps.api?.tls === undefined ? 'http' : 'https';
     const host = publicIp.includes(':') ? `[${publicIp}]` : publicIp;
     return `${scheme}://${host}:${port}`;
