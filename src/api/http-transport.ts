@@ -68,6 +68,12 @@ export interface HttpRequest {
   readonly signal?: AbortSignal;
   /** Abort when no response headers arrived in time (the body may stream for longer). */
   readonly timeoutMs?: number;
+  /**
+   * Once connected, wait this long for the response headers instead (counted from the connection):
+   * for a request whose work grows with its size (a batch of units), while connecting keeps the
+   * short `timeoutMs`, so a dead endpoint is still left soon.
+   */
+  readonly answerTimeoutMs?: number;
 }
 
 /** A response whose body has not been read yet. */
@@ -144,36 +150,35 @@ export function sendRequest(
     // Connected once the (TLS) connection is up: from then on the request may reach the fleetd.
     // A kept-alive socket is connected already.
     let connected = false;
+    const arm = (ms: number): NodeJS.Timeout =>
+      setTimeout(() => {
+        r.destroy(
+          connected
+            ? new TransportError(`${endpoint.url} did not answer within ${ms} ms`, {
+                stage: 'exchange',
+                reason: `no answer within ${ms} ms`,
+              })
+            : new TransportError(`cannot reach fleetd at ${endpoint.url}: no connection within ${ms} ms`, {
+                stage: 'connect',
+                reason: `no connection within ${ms} ms`,
+              }),
+        );
+      }, ms);
+    let timer = req.timeoutMs === undefined ? undefined : arm(req.timeoutMs);
+    const onConnected = (): void => {
+      connected = true;
+      if (req.answerTimeoutMs === undefined) return;
+      clearTimeout(timer);
+      timer = arm(req.answerTimeoutMs);
+    };
     r.on('socket', (socket) => {
-      if (r.reusedSocket) connected = true;
+      if (r.reusedSocket) onConnected();
       else
         socket.once(
           endpoint.kind === 'tcp' && endpoint.protocol === 'https:' ? 'secureConnect' : 'connect',
-          () => {
-            connected = true;
-          },
+          onConnected,
         );
     });
-    const timer =
-      req.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            const ms = req.timeoutMs ?? 0;
-            r.destroy(
-              connected
-                ? new TransportError(`${endpoint.url} did not answer within ${ms} ms`, {
-                    stage: 'exchange',
-                    reason: `no answer within ${ms} ms`,
-                  })
-                : new TransportError(
-                    `cannot reach fleetd at ${endpoint.url}: no connection within ${ms} ms`,
-                    {
-                      stage: 'connect',
-                      reason: `no connection within ${ms} ms`,
-                    },
-                  ),
-            );
-          }, req.timeoutMs);
     r.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (err instanceof TransportError || err.name === 'AbortError') return reject(err);

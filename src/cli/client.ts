@@ -8,6 +8,7 @@ import { FleetError } from '../lib/errors.js';
 import {
   readText,
   sendRequest,
+  TransportError,
   type HttpRequest,
   type HttpResponse,
   type TlsFiles,
@@ -30,12 +31,13 @@ import {
   type UnitPlan,
   type UnitSummary,
 } from '../api/schemas.js';
+import { batchTimeoutMs } from './batch-timeout.js';
 import type { EndpointList } from './endpoint-list.js';
 
 export interface ClientOptions {
   /** Tried in order; the one that answered is kept for later requests. */
   readonly endpoints: EndpointList;
-  /** How long to wait for a response's headers. */
+  /** How long to wait for a response's headers (a batch gets more: batch-timeout.ts). */
   readonly timeoutMs: number;
   readonly token?: string | undefined;
   readonly tls?: TlsFiles | undefined;
@@ -117,7 +119,22 @@ export class ApiClient {
       ...(options.replace === undefined ? {} : { replace: options.replace }),
       ...(options.create === undefined ? {} : { create: options.create }),
     };
-    return (await this.#json({ method: 'PUT', path: '/v1/units', body }, putUnitsResponse)).units;
+    const req = {
+      method: 'PUT',
+      path: '/v1/units',
+      body,
+      answerTimeoutMs: this.#batchTimeoutMs(units),
+    } as const;
+    try {
+      return (await this.#json(req, putUnitsResponse)).units;
+    } catch (err) {
+      if (!(err instanceof TransportError) || err.stage !== 'exchange') throw err;
+      throw new FleetError(
+        err.code,
+        `${err.message}; the batch may still be applied there: see fleetts list-unit-files, or run the command again (units already stored as given are left as they are)`,
+        { cause: err },
+      );
+    }
   }
 
   async deleteUnit(name: string): Promise<void> {
@@ -134,7 +151,13 @@ export class ApiClient {
     const body = {
       units: units.map((u) => ({ name: u.name, ...(u.text === undefined ? {} : { text: u.text }) })),
     };
-    return (await this.#json({ method: 'POST', path: '/v1/plan', body }, planResponse)).units;
+    const req = {
+      method: 'POST',
+      path: '/v1/plan',
+      body,
+      answerTimeoutMs: this.#batchTimeoutMs(units),
+    } as const;
+    return (await this.#json(req, planResponse)).units;
   }
 
   status(name: string, lines: number): Promise<StatusResponse> {
@@ -158,6 +181,11 @@ export class ApiClient {
     return res.body;
   }
 
+  #batchTimeoutMs(units: readonly { text?: string | undefined }[]): number {
+    const bytes = units.reduce((n, u) => n + (u.text === undefined ? 0 : Buffer.byteLength(u.text)), 0);
+    return batchTimeoutMs(this.#o.timeoutMs, units.length, bytes);
+  }
+
   async #json<S extends z.ZodType>(req: HttpRequest, schema: S): Promise<z.infer<S>> {
     const res = await this.#send(req);
     await this.#check(res);
@@ -179,7 +207,7 @@ export class ApiClient {
       o.debug?.(`→ ${req.method} ${endpoint.url}${req.path}`);
       const res = await sendRequest(
         endpoint,
-        { ...req, timeoutMs: o.timeoutMs, ...(o.signal === undefined ? {} : { signal: o.signal }) },
+        { timeoutMs: o.timeoutMs, ...req, ...(o.signal === undefined ? {} : { signal: o.signal }) },
         {
           ...(o.token === undefined ? {} : { token: o.token }),
           ...(o.tls === undefined ? {} : { tls: o.tls }),

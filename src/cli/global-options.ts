@@ -33,9 +33,11 @@ export function addGlobalOptions(program: Command): void {
       ).env('FLEETTS_ENDPOINT'),
     )
     .addOption(
-      new Option('--request-timeout <seconds>', 'give up on a request after this many seconds').default(
-        String(DEFAULT_REQUEST_TIMEOUT_S),
-      ),
+      new Option(
+        '--request-timeout <seconds>',
+        'give up on a request after this many seconds; a batch (submit, start… of many units) gets ' +
+          'more in proportion to its units and bytes',
+      ).default(String(DEFAULT_REQUEST_TIMEOUT_S)),
     )
     .addOption(
       new Option('--ca-file <path>', 'CA certificate (PEM) to verify an https endpoint').env(
