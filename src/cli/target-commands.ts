@@ -7,7 +7,7 @@ import { mangleUnitName } from '../unit/names.js';
 import type { ApiClient } from './client.js';
 import { ApiClientError } from './client.js';
 import type { CliContext } from './main.js';
-import { readUnitArgs, unitNames, type UnitArg } from './unit-args.js';
+import { explainNotFound, readUnitArgs, unitNames, type UnitArg } from './unit-args.js';
 import { DEFAULT_BLOCK_ATTEMPTS, waitForUnits } from './wait-for-units.js';
 
 interface BlockOptions {
@@ -205,10 +205,18 @@ async function submit(
   const units = await readUnitArgs(args, ctx.cwd);
   const client = await ctx.client();
   const items = await withTemplates(client, units);
-  const results = await client.putUnits(
-    items.map((u) => ({ name: u.name, text: u.text, target })),
-    { replace },
-  );
+  let results;
+  try {
+    results = await client.putUnits(
+      items.map((u) => ({ name: u.name, text: u.text, target })),
+      { replace },
+    );
+  } catch (err) {
+    // "Not submitted": say which local files were looked for, and where.
+    if (err instanceof ApiClientError && err.status === 404)
+      throw (await explainNotFound(client, units)) ?? err;
+    throw err;
+  }
   for (const r of results) {
     if (r.outcome === 'differs')
       ctx.output.err(

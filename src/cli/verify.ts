@@ -1,6 +1,5 @@
 // `fleetts verify FILE…`: parses unit files with the same function the API uses at submit and
 // reports every problem with file and line, without talking to a cluster.
-import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { FleetError, UsageError } from '../lib/errors.js';
@@ -8,7 +7,7 @@ import { mangleUnitName } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import type { CliContext } from './main.js';
 import { EXIT_FAILED } from './exit-codes.js';
-import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
+import { directoryMessage, missingMessage, readUnitFile } from './read-unit-file.js';
 
 export function registerVerify(program: Command, ctx: CliContext): void {
   program
@@ -40,16 +39,13 @@ Examples:
 async function verifyFile(path: string): Promise<string | undefined> {
   let text: string;
   try {
-    const info = await stat(path);
-    if (!info.isFile()) return `${path}: not a regular file`;
-    if (info.size > MAX_UNIT_FILE_BYTES)
-      return `${path}: file is ${info.size} bytes; a unit file may be at most ${MAX_UNIT_FILE_BYTES} bytes`;
-    text = await readFile(path, 'utf8');
+    const file = await readUnitFile(path);
+    if (file.kind === 'missing') return `${path}: ${missingMessage(file)}`;
+    if (file.kind === 'directory') return directoryMessage(path);
+    text = file.text;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return `${path}: no such file`;
-    if (code === 'EACCES') return `${path}: permission denied`;
-    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    if (err instanceof UsageError) return err.message; // not a regular file, too large, no permission
+    throw err;
   }
   try {
     const name = mangleUnitName(basename(path));
