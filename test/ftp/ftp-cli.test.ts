@@ -29,7 +29,8 @@ function fleetts(args: readonly string[], stdin?: string): Promise<RunResult> {
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    // Generous: the lock test alone waits 10 s, and a loaded machine starts node slowly.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
