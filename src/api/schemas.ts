@@ -2,7 +2,7 @@
 // requests and checks responses with them, the CLI parses responses with them, and the OpenAPI
 // document is generated from them. Names follow fleet's v1 API where it had one.
 import { z } from 'zod';
-import { ACTIVE_STATES, LOAD_STATES } from '../cluster/types.js';
+import { ACTIVE_STATES, LOAD_STATES, MACHINE_ID_RULE, machineIdProblem } from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
 
 export const errorBody = z
@@ -20,7 +20,12 @@ export type ErrorBody = z.infer<typeof errorBody>;
 export const targetState = z.enum(['inactive', 'loaded', 'launched']);
 const placedTarget = z.enum(['loaded', 'launched']);
 const unitName = z.string().min(1).max(256);
-const machineId = z.string().min(1).max(64);
+/** The one machine-id rule (lib/ids.ts), as in fleetd's --machine-id and MachineID=. */
+const machineId = z.string().superRefine((id, ctx) => {
+  const problem = machineIdProblem(id);
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `must be ${MACHINE_ID_RULE}: ${problem}` });
+});
 const iso = z.string();
 
 export const unitStatus = z
