@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
 import { asUnitName } from '../../src/cluster/types.js';
+import { unitHash } from '../../src/unit/hash.js';
 import { netnsExists, linkExists } from '../../src/dev/network.js';
 import { mountTargets } from '../../src/dev/system.js';
 import { machineRunDir, webPort } from '../../src/demo/farm-files.js';
 import { WebFarmDemo } from '../../src/demo/web-farm-demo.js';
+import { waitFor } from '../helpers/wait.js';
 import { ensureWebPackages } from '../helpers/web.js';
 
 let root = '';
@@ -181,10 +183,29 @@ test.serial(
 
     const before = d.timeline.placement();
     await d.dev.heal(victim);
-    await systemClock.sleep(3_000);
+    // What would move a unit back is an engine pass that sees the healed host. Each pass plans every
+    // unit, so once a unit that can only go to that host is placed, such a pass has been applied.
+    const probe = asUnitName('heal-probe.unit');
+    const text = `[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nMachineID=${victimId ?? '?'}\n`;
+    await d.registry.createUnit({ name: probe, hash: unitHash(text), target: 'launched' }, text);
+    try {
+      await d.timeline.until(
+        `${probe} placed on the healed ${victim}`,
+        () => (d.timeline.placement().get(probe) === victim ? true : undefined),
+        60_000,
+      );
+    } finally {
+      await d.registry.deleteUnit(probe);
+    }
     const after = d.timeline.placement();
+    after.delete(probe);
     const movedBack = [...after].filter(([u, h]) => before.get(u) !== undefined && before.get(u) !== h);
     t.deepEqual(movedBack, [], 'nothing moves back to the healed host');
+    await d.timeline.until(
+      `${probe} gone`,
+      () => (d.timeline.placement().has(probe) ? undefined : true),
+      60_000,
+    );
     await d.waitForFarm(60_000);
   },
 );
@@ -202,13 +223,18 @@ test.serial(
     t.not(newHost, lbHost);
     t.deepEqual([...d.timeline.servers].sort(), d.expectedBackends());
     // The client follows services/lb: once it has seen the new address, every request is answered.
-    let probe = await d.probe(12);
-    for (let i = 0; i < 20 && probe.noLb > 0; i++) {
-      await systemClock.sleep(500);
-      probe = await d.probe(12);
-    }
+    const probe = await waitFor(
+      'a client to see the balancer announced',
+      async () => {
+        const p = await d.probe(12);
+        return p.noLb === 0 ? p : undefined;
+      },
+      { intervalMs: 500 },
+    );
+    // Every request the probe sent was answered: none failed, none lacked a balancer. It sends for
+    // a fixed window (12 at 50/s): on a loaded machine its late timers may send fewer than 12.
     t.is(probe.failed, 0, 'the client reaches the balancer at its new address');
-    t.is(probe.answered, 12);
+    t.true(probe.answered > 0, `${probe.answered} answered`);
     t.log(`balancer moved ${lbHost} → ${newHost}; outage ${JSON.stringify(result.outage)}`);
     await d.powerOn(lbHost, { settleMs: 2_000 });
   },
