@@ -17,6 +17,7 @@ import { LB_UNITS, unitTextFor, WEB_TEMPLATES } from '../../src/demo/farm-files.
 import { REPO_ROOT, WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { runBin } from '../helpers/cli.js';
 import { ensureDockerImages } from '../helpers/docker.js';
+import { waitFor } from '../helpers/wait.js';
 
 const IMAGES = ['fleetts/apache:latest', 'fleetts/nginx:latest'];
 const INSTANCES = [1, 2, 3] as const;
@@ -70,17 +71,6 @@ function hostOf(rows: readonly Row[], unit: string): HostPlan | undefined {
 /** The backends in the rendered upstream (not the same servers as backups, nor its 503 fallback). */
 async function upstreamServers(): Promise<string[]> {
   return parseUpstreamServers(await readFile(upstreamFile, 'utf8').catch(() => '')).sort();
-}
-
-/** Polls `check` until it returns a value, or fails with `what` and the last state seen. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await systemClock.sleep(500);
-  }
 }
 
 /** GETs through the balancer: which web@ instances answered, and the failures. */
@@ -195,7 +185,7 @@ async function steadyAnswers(
 ): Promise<Map<string, string>> {
   // nginx leaves a backend out for fail_timeout after a failed try: poll until all answer.
   let last = await probe(lb, 12);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while ((last.failed.length > 0 || last.by.size !== expected.length) && Date.now() < deadline) {
     await systemClock.sleep(1_000);
     last = await probe(lb, 12);
@@ -221,13 +211,13 @@ test.serial(
     t.is(startedLb.code, 0, startedLb.stderr);
 
     const all = [...webs, ...LB_UNITS];
-    const rows = await until(
+    const rows = await waitFor(
       'every farm unit active',
       async () => {
         const r = await unitRows();
         return all.every((u) => r.some((x) => x.unit === u && x.active === 'active')) ? r : undefined;
       },
-      90_000,
+      { timeoutMs: 90_000, intervalMs: 500 },
     ).catch(async (err: unknown) => {
       const r = await fleetts(['list-units']);
       throw new Error(`${(err as Error).message}\n${r.stdout}`);
@@ -245,13 +235,13 @@ test.serial(
     }
 
     const expected = INSTANCES.map((i) => `${hostOf(rows, `web@${i}.unit`)?.ip ?? '?'}:${WEB_PORT}`).sort();
-    const servers = await until(
+    const servers = await waitFor(
       'the three backends in the upstream',
       async () => {
         const s = await upstreamServers();
         return s.join(' ') === expected.join(' ') ? s : undefined;
       },
-      60_000,
+      { timeoutMs: 60_000, intervalMs: 500 },
     ).catch(async (err: unknown) => {
       throw new Error(`${(err as Error).message}; upstream file:\n${await readFile(upstreamFile, 'utf8')}`);
     });
@@ -289,10 +279,10 @@ test.serial(
 
     let t0 = Date.now();
     await dev!.powerOff(victim.name);
-    await until(
+    await waitFor(
       `${address} out of the upstream`,
       async () => ((await upstreamServers()).includes(address) ? undefined : true),
-      30_000,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
     figures.push(`backend dropped from the upstream ${Date.now() - t0} ms after power-off`);
     const others = INSTANCES.filter((i) => i !== instance).map((i) => `web@${i}.unit`);
@@ -305,7 +295,7 @@ test.serial(
     await steadyAnswers(t, lb, others);
 
     // Conflicts=web@*.unit and two hosts left, each with a web: nowhere to go, and it says why.
-    const reason = await until(
+    const reason = await waitFor(
       `a reason for ${unit} in list-unit-files`,
       async () => {
         const r = await fleetts(['list-unit-files', '-o', 'json', '--fields', 'unit,reason'], {
@@ -316,7 +306,7 @@ test.serial(
         );
         return row?.reason ?? undefined;
       },
-      30_000,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
     t.regex(reason, /conflict/i, `${unit}: ${reason}`);
     t.log(`${unit} while ${victim.name} is off: ${reason}`);
@@ -328,15 +318,15 @@ test.serial(
 
     t0 = Date.now();
     await dev!.powerOn(victim.name);
-    await until(
+    await waitFor(
       `${unit} active on ${victim.name} again`,
       async () => (hostOf(await unitRows(), unit)?.name === victim.name ? true : undefined),
-      60_000,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
-    await until(
+    await waitFor(
       `${address} back in the upstream`,
       async () => ((await upstreamServers()).includes(address) ? true : undefined),
-      30_000,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
     figures.push(`back in the upstream ${Date.now() - t0} ms after power-on`);
     const after = await containerOn(victim, `web-${instance}`);
