@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../test/helpers/wait.js';
 
 export const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -58,17 +59,12 @@ export const fmt = (n: number, digits = 0): string =>
     ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : 'n/a';
 
-export async function until<T>(
+/** The tests' one wait (test/helpers/wait.ts), with the benchmarks' argument order. */
+export function until<T>(
   what: string,
   probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs: number,
   pollMs = 20,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
+  return waitFor(what, probe, { timeoutMs, intervalMs: pollMs });
 }

@@ -16,6 +16,7 @@ import { REPO_ROOT, WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { ServiceInstance } from '../../src/registry/registry.js';
 import { splitAddress, withFtp } from '../../src/ftp/ftp-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const FTP_UNITS = ['ftp.unit', 'ftp-discovery.unit'] as const;
 export const FTP_USER = 'webmaster';
@@ -128,19 +129,8 @@ export class FtpCluster {
   }
 
   /** Polls (every `pollMs`) until `probe` returns a value or the deadline passes. */
-  async until<T>(
-    what: string,
-    probe: () => Promise<T | undefined>,
-    timeoutMs: number,
-    pollMs = 200,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await systemClock.sleep(pollMs);
-    }
+  until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, pollMs = 200): Promise<T> {
+    return waitFor(what, probe, { timeoutMs, intervalMs: pollMs });
   }
 
   /** Resolves services/ftp and logs in there: one client session (throws on any failure). */

@@ -10,6 +10,7 @@ import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { DEFAULT_KEY_PREFIX } from '../../src/registry/keys.js';
 import { GaleraStore, type BootstrapRecord } from '../../src/galera/galera-store.js';
 import { runSql, type SqlResult } from '../../src/galera/sql-client.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-secret';
@@ -115,19 +116,13 @@ export class GaleraCluster {
     }
   }
 
-  /** Polls until `probe` returns a value, or throws naming `what`. */
+  /** Polls until `probe` returns a value, or throws naming `what` (with `fleetts list-units`). */
   async until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) {
-        const listed = await this.demo.fleetts(['list-units']);
-        throw new Error(
-          `timed out after ${timeoutMs} ms waiting for ${what}\n${listed.stdout}${listed.stderr}`,
-        );
-      }
-      await systemClock.sleep(250);
+    try {
+      return await waitFor(what, probe, { timeoutMs, intervalMs: 250 });
+    } catch (err) {
+      const listed = await this.demo.fleetts(['list-units']);
+      throw new Error(`${(err as Error).message}\n${listed.stdout}${listed.stderr}`);
     }
   }
 
