@@ -8,7 +8,7 @@ import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import { KvRegistry } from '../../src/registry/kv-registry.js';
 import type { ServiceInstance, WatchedSet } from '../../src/registry/registry.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
-import { waitFor } from '../helpers/web.js';
+import { waitFor } from '../helpers/wait.js';
 
 const etcd = useEtcd(test);
 const since = '2026-01-01T00:00:00.000Z';
@@ -51,9 +51,7 @@ test('a change made after the list and before the watch starts is delivered', as
   });
   t.deepEqual(calls[0], ['a'], 'the first call is the listed set, without b');
   t.true(injectedAt > 0);
-  await waitFor('b to reach the watcher', () => (names(last).includes('b') ? true : undefined), {
-    timeoutMs: 5000,
-  });
+  await waitFor('b to reach the watcher', () => (names(last).includes('b') ? true : undefined));
   t.deepEqual(names(last), ['a', 'b']);
   t.true((last?.revision ?? 0) >= injectedAt);
 });
@@ -71,9 +69,9 @@ test('level-triggered: every change hands over the whole set, including removal 
   t.deepEqual(sets, [[]]);
   for (let i = 0; i < 5; i++) await registry.announce(lease, inst(`i${i}`, 2000 + i));
   // (etcd may hand over several revisions in one watch response: wait before the next change.)
-  await waitFor('all five', () => (sets.at(-1)?.length === 5 ? true : undefined), { timeoutMs: 5000 });
+  await waitFor('all five', () => (sets.at(-1)?.length === 5 ? true : undefined));
   await registry.withdraw('web', 'i2');
-  await waitFor('the withdraw', () => (sets.at(-1)?.length === 4 ? true : undefined), { timeoutMs: 5000 });
+  await waitFor('the withdraw', () => (sets.at(-1)?.length === 4 ? true : undefined));
   t.deepEqual(sets.at(-1), ['i0', 'i1', 'i3', 'i4']);
   // Every call is a whole sorted set (never a delta): while announcing, each holds the one before.
   const growing = sets.slice(0, sets.findIndex((s) => s.length === 5) + 1);
@@ -83,8 +81,6 @@ test('level-triggered: every change hands over the whole set, including removal 
     t.deepEqual(growing[i], [...(growing[i] ?? [])].sort());
   }
   lease.release(); // stop keepalives: the keys die with the lease, as with a killed announcer
-  await waitFor('the lease to expire', () => (sets.at(-1)?.length === 0 ? true : undefined), {
-    timeoutMs: 6000,
-  });
+  await waitFor('the lease to expire', () => (sets.at(-1)?.length === 0 ? true : undefined));
   t.deepEqual(await registry.listServiceInstances('web').then((s) => names(s)), []);
 });

@@ -175,13 +175,11 @@ test.serial(
       for await (const l of runtime?.journal(unit, { lines: 50 }) ?? []) lines.push(l);
       return lines.join('\n');
     };
-    await waitFor(
-      'vsftpd to answer on port 21',
-      async () => (await banner()).startsWith('220'),
-      20_000,
-    ).catch(async (err: Error) => {
-      throw new Error(`${err.message}; container log:\n${await journal()}`);
-    });
+    await waitFor('vsftpd to answer on port 21', async () => (await banner()).startsWith('220')).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}; container log:\n${await journal()}`);
+      },
+    );
 
     const bytes = randomBytes(256 * 1024);
     const listed = await withFtp(login('alice', PW), async (c) => {

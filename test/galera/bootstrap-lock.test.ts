@@ -12,6 +12,7 @@ import type { DataPosition } from '../../src/galera/choose-bootstrap.js';
 import { decideUnderLock } from '../../src/galera/decide-under-lock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { waitFor } from '../helpers/wait.js';
 
 const etcd = useEtcd(test);
 
@@ -106,7 +107,7 @@ test('a member that dies holding the lock frees it with its lease; its member ke
     AbortSignal.timeout(15_000),
     (h) => (waitedFor = h),
   );
-  await systemClock.sleep(300);
+  await waitFor('the second to report whom it waits for', () => waitedFor !== '');
   t.is(waitedFor, 'mysql@1.unit', 'the second waits and names the holder');
   dead.release(); // a power cut: no revoke, the lease expires after its TTL
   await taken;
