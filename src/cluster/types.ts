@@ -38,6 +38,11 @@ export interface Placement {
   readonly global: boolean;
   /** Glob patterns of units this unit displaces from the machine it is placed on. */
   readonly replaces: readonly string[];
+  /**
+   * `AtMostOnce=true` (not fleet's): the unit must never run on two machines at once, so its host
+   * stops it when cut off from etcd (docs/fencing.md). Absent means false: the unit keeps running.
+   */
+  readonly atMostOnce?: boolean;
 }
 
 export const NO_PLACEMENT: Placement = {

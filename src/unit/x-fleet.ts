@@ -28,6 +28,7 @@ export const X_FLEET_KEYS = [
   'Conflicts',
   'Global',
   'Replaces',
+  'AtMostOnce',
 ] as const;
 export type XFleetKey = (typeof X_FLEET_KEYS)[number];
 
@@ -89,6 +90,7 @@ interface Sourced<T> {
 export function parsePlacement(ctx: SectionContext, entries: readonly UnitEntry[]): Placement {
   const machineId: Sourced<string | undefined> = { value: undefined, entry: undefined };
   const global: Sourced<boolean> = { value: false, entry: undefined };
+  const atMostOnce: Sourced<boolean> = { value: false, entry: undefined };
   const machineOf = list<{ name: string; entry: UnitEntry }>();
   const conflicts = list<{ pattern: string; entry: UnitEntry }>();
   const replaces = list<{ pattern: string; entry: UnitEntry }>();
@@ -123,6 +125,10 @@ export function parsePlacement(ctx: SectionContext, entries: readonly UnitEntry[
       case 'Global':
         global.value = reset ? false : checkValue(ctx, entry, booleanValue);
         global.entry = global.value ? entry : undefined;
+        break;
+      case 'AtMostOnce':
+        atMostOnce.value = reset ? false : checkValue(ctx, entry, booleanValue);
+        atMostOnce.entry = atMostOnce.value ? entry : undefined;
         break;
       case 'MachineOf':
         if (reset) machineOf.reset();
@@ -181,6 +187,17 @@ export function parsePlacement(ctx: SectionContext, entries: readonly UnitEntry[
     throw lineError(ctx, later.line, `${later.key}=${later.value} cannot be combined with ${earlier.key}=`);
   }
 
+  // Not fleet's: "at most once on the whole cluster" cannot hold for a unit that runs on every host.
+  if (atMostOnce.entry !== undefined && global.entry !== undefined) {
+    const later = atMostOnce.entry.line >= global.entry.line ? atMostOnce.entry : global.entry;
+    throw lineError(
+      ctx,
+      later.line,
+      `${later.key}=${later.value} cannot be combined with ${later === global.entry ? 'AtMostOnce' : 'Global'}=true: ` +
+        'a Global unit runs on every machine, while AtMostOnce=true means it must never run on two machines at once; remove one of them',
+    );
+  }
+
   const self = ctx.unit.name;
   for (const { name, entry } of machineOf.items) {
     if (name === self) {
@@ -231,6 +248,7 @@ export function parsePlacement(ctx: SectionContext, entries: readonly UnitEntry[
     conflicts: conflicts.items.map((i) => i.pattern),
     global: global.value,
     replaces: replaces.items.map((i) => i.pattern),
+    ...(atMostOnce.value ? { atMostOnce: true } : {}),
   };
 }
 

@@ -59,6 +59,20 @@ const options: { title: string; name: string; lines: string[]; expected: Partial
     expected: { conflicts: ['web@*.unit'] },
   },
   { title: 'Global', name: 'a.unit', lines: ['Global=true'], expected: { global: true } },
+  { title: 'AtMostOnce', name: 'a.unit', lines: ['AtMostOnce=true'], expected: { atMostOnce: true } },
+  {
+    title: 'AtMostOnce, last wins; false is the default and leaves the field out',
+    name: 'a.unit',
+    lines: ['AtMostOnce=yes', 'AtMostOnce=no'],
+    expected: {},
+  },
+  { title: 'AtMostOnce= resets it', name: 'a.unit', lines: ['AtMostOnce=on', 'AtMostOnce='], expected: {} },
+  {
+    title: 'AtMostOnce with placement keys',
+    name: 'ftp.unit',
+    lines: ['AtMostOnce=true', 'MachineMetadata=role=ftp', 'Conflicts=ftp*.unit'],
+    expected: { atMostOnce: true, machineMetadata: { role: ['ftp'] }, conflicts: ['ftp*.unit'] },
+  },
   {
     title: 'Global, last wins',
     name: 'a.unit',
@@ -213,6 +227,16 @@ const combinations: { lines: string[]; message: string }[] = [
     lines: ['X-ConditionMachineOf=db.unit', 'X-ConditionMachineID=abc'],
     message: 'web@.unit:5: X-ConditionMachineID=abc cannot be combined with X-ConditionMachineOf=',
   },
+  {
+    lines: ['Global=true', 'AtMostOnce=true'],
+    message:
+      'web@.unit:5: AtMostOnce=true cannot be combined with Global=true: a Global unit runs on every machine, while AtMostOnce=true means it must never run on two machines at once; remove one of them',
+  },
+  {
+    lines: ['AtMostOnce=1', 'Global=yes'],
+    message:
+      'web@.unit:5: Global=yes cannot be combined with AtMostOnce=true: a Global unit runs on every machine, while AtMostOnce=true means it must never run on two machines at once; remove one of them',
+  },
   // The issue's own example: Global on line 7, MachineOf earlier.
   {
     lines: ['MachineOf=db.unit', 'Conflicts=x*', 'MachineMetadata=a=b', 'Global=true'],
@@ -233,6 +257,9 @@ const allowed: string[][] = [
   ['MachineID=abc', 'MachineMetadata=role=web'],
   ['MachineOf=db.unit', 'Replaces=old.unit'],
   ['MachineOf=db.unit', 'Conflicts=x*'],
+  ['Global=true', 'AtMostOnce=false'],
+  ['AtMostOnce=true', 'Global=false'],
+  ['AtMostOnce=true', 'MachineID=abc'],
 ];
 
 for (const lines of allowed) {
@@ -295,7 +322,7 @@ test('an unknown key names the known keys and the nearest one', (t) => {
   const error = t.throws(() => parseUnitSpec(text, 'web@.unit'), { instanceOf: UnitFileError });
   t.is(
     error?.message,
-    'web@.unit:9: unknown [X-Fleet] key "Conflict"; known keys: MachineID, MachineOf, MachineMetadata, Conflicts, Global, Replaces (and legacy aliases X-ConditionMachineID, X-ConditionMachineOf, X-ConditionMachineMetadata, X-Conflicts); did you mean Conflicts?',
+    'web@.unit:9: unknown [X-Fleet] key "Conflict"; known keys: MachineID, MachineOf, MachineMetadata, Conflicts, Global, Replaces, AtMostOnce (and legacy aliases X-ConditionMachineID, X-ConditionMachineOf, X-ConditionMachineMetadata, X-Conflicts); did you mean Conflicts?',
   );
   t.is(error?.line, 9);
 });
@@ -307,11 +334,23 @@ test('keys are case-sensitive, as in systemd', (t) => {
   );
 });
 
+test('a misspelt AtMostOnce gets a guess', (t) => {
+  t.regex(
+    errorOf('a.unit', 'AtMostOne=true'),
+    /^a\.unit:4: unknown \[X-Fleet\] key "AtMostOne"; .*did you mean AtMostOnce\?$/,
+  );
+  t.regex(errorOf('a.unit', 'atmostonce=true'), /did you mean AtMostOnce\?$/);
+});
+
 test('an unknown key unlike any known one gets no guess', (t) => {
   t.notRegex(errorOf('a.unit', 'Affinity=x'), /did you mean/);
 });
 
 const badValues: { lines: string[]; message: string }[] = [
+  {
+    lines: ['AtMostOnce=sometimes'],
+    message: 'a.unit:4: AtMostOnce=sometimes: not a boolean; use true/yes/1/on or false/no/0/off',
+  },
   {
     lines: ['Global=maybe'],
     message: 'a.unit:4: Global=maybe: not a boolean; use true/yes/1/on or false/no/0/off',
