@@ -16,6 +16,7 @@ import { asMachineId, asUnitName, asUnitHash } from '../cluster/types.js';
 import type { Clock } from '../lib/clock.js';
 import type { Decoded, DecodeProblem, StoredValue, ValueKind } from './codec.js';
 import { decodeOrThrow, decodeValue, encodeValue } from './codec.js';
+import { EtcdHealth, HealthTrackingKv } from './etcd-health.js';
 import { KeptLease } from './kept-lease.js';
 import { RegistryKeys, TREES, type ParsedKey } from './keys.js';
 import type { Compare, KeyValue, Kv, Revision, TxnOp, TxnResult } from './kv.js';
@@ -61,6 +62,7 @@ export interface KvRegistryDeps {
 
 export class KvRegistry implements Registry {
   readonly keys: RegistryKeys;
+  readonly health: EtcdHealth;
   readonly #kv: Kv;
   readonly #clock: Clock;
   readonly #leaseDefaults: LeaseOptions;
@@ -73,8 +75,10 @@ export class KvRegistry implements Registry {
   #decoded = new Map<string, Memo>();
 
   constructor(deps: KvRegistryDeps) {
-    this.#kv = deps.kv;
     this.#clock = deps.clock;
+    // Every call, leases' keepalives included, tells the health tracker how etcd answered.
+    this.health = new EtcdHealth(deps.clock);
+    this.#kv = new HealthTrackingKv(deps.kv, this.health);
     this.keys = new RegistryKeys(deps.prefix);
     this.#leaseDefaults = deps.lease ?? {};
   }

@@ -13,6 +13,7 @@ import type {
   UnitStatus,
 } from '../cluster/types.js';
 import type { DecodeProblem } from './codec.js';
+import type { EtcdHealthView } from './etcd-health.js';
 import type { LeaseId, Revision } from './kv.js';
 import type { Leadership, LeadershipOptions, Fence } from './leadership.js';
 
@@ -192,6 +193,9 @@ export interface WriteResult {
 }
 
 export interface Registry {
+  /** This connection's view of etcd's availability, from its own calls and keepalives. */
+  readonly health: EtcdHealthView;
+
   // ——— reads ———
   /** Everything the engine needs, read at one revision. */
   snapshot(options?: SnapshotOptions): Promise<ClusterSnapshot>;
