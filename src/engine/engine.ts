@@ -2,9 +2,10 @@
 // triggered (snapshot at one revision → pure schedule → plan → fenced transactions); watches on
 // machines and units only wake it, and a resync timer backs them up (DESIGN.md, STYLE.md rule 3).
 import type { Clock } from '../lib/clock.js';
+import { DEFAULT_KEEPALIVE_MS } from '../registry/kept-lease.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
-import type { LeaderTerm } from '../registry/leadership.js';
+import type { LeaderTerm, TermEnd } from '../registry/leadership.js';
 import type {
   AssignmentChange,
   ClusterSnapshot,
@@ -13,9 +14,12 @@ import type {
   Subscription,
 } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
+import type { UnitName } from '../cluster/types.js';
+import type { ClusterView } from '../cluster/view.js';
 import type { Decision, Plan } from '../scheduler/plan.js';
 import { schedule } from '../scheduler/schedule.js';
 import { buildClusterView, PlacementCache } from './cluster-view.js';
+import { holdMovesOffAbsentMachines } from './hold-moves.js';
 import { holdUnsafeStarts } from './hold-starts.js';
 import { planToChanges } from './plan-changes.js';
 
@@ -23,6 +27,27 @@ import { planToChanges } from './plan-changes.js';
 export const DEFAULT_RESYNC_MS = 60_000;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5_000;
+
+/**
+ * The longest wait between two attempts of fleetd's membership loop to re-register after its lease
+ * was lost (the retry backoff, jittered below it).
+ */
+const REJOIN_RETRY_MAX_MS = 1_000;
+/**
+ * How long an agent may take to learn that its peers are reachable again after an outage (the
+ * agent's peer recheck period, `PEER_RECHECK_MS` of the fencing work in src/agent).
+ */
+const AGENT_PEER_RECHECK_MS = 1_000;
+/** For a loaded machine: an event-loop stall, an etcd leader still settling after a restart. */
+const RECONNECT_MARGIN_MS = 2_000;
+/**
+ * How long this engine's etcd connection must have been healthy before a machine whose membership
+ * is gone counts as gone (docs/control-plane-faults.md): after an outage every lease whose TTL
+ * passed is revoked at once, while the hosts are alive and re-register within a retry, a
+ * keepalive and an agent's recheck. 5 s; it delays no failover while etcd stays healthy.
+ */
+export const DEFAULT_RECONNECT_GRACE_MS =
+  REJOIN_RETRY_MAX_MS + DEFAULT_KEEPALIVE_MS + AGENT_PEER_RECHECK_MS + RECONNECT_MARGIN_MS;
 
 export interface EngineDeps {
   readonly registry: Registry;
@@ -33,6 +58,8 @@ export interface EngineDeps {
   readonly resyncMs?: number;
   /** The leader lease (default: the registry's). */
   readonly lease?: LeaseOptions;
+  /** See DEFAULT_RECONNECT_GRACE_MS. */
+  readonly reconnectGraceMs?: number;
 }
 
 /** Counters for logs, metrics and benchmarks. */
@@ -49,6 +76,10 @@ export interface EngineStats {
   isLeader: boolean;
   /** Keys the last pass skipped because they did not decode or validate. */
   problems: number;
+  /** Units written to a machine other than the one they were on (cumulative). */
+  moves: number;
+  /** Units the last pass kept on absent machines during the reconnect grace (hold-moves.ts). */
+  movesHeld: number;
 }
 
 export type PassOutcome = 'settled' | 'applied' | 'conflict';
@@ -59,6 +90,15 @@ export class Engine {
   readonly #cache = new PlacementCache();
   /** Units whose launch waits for their old copy to stop: their status changes wake the loop. */
   #held = new Set<string>();
+  /**
+   * Monotonic time from which the reconnect grace of this term counts besides the connection's own
+   * health: the term's start when the previous term ended with etcd unavailable, else -Infinity.
+   */
+  #termGraceFrom = Number.NEGATIVE_INFINITY;
+  /** When the current hold of moves ends (monotonic), so that the loop wakes then; undefined: none. */
+  #holdUntil: number | undefined;
+  /** The hold already logged (its end), so that `engine.hold_moves` is logged once per hold. */
+  #holdLogged: number | undefined;
   /** Keys the last pass skipped (key → why), so that each is logged once, not every pass. */
   #problems = new Map<string, string>();
   #running: Promise<void> | undefined;
@@ -72,6 +112,8 @@ export class Engine {
     lastPassMs: 0,
     isLeader: false,
     problems: 0,
+    moves: 0,
+    movesHeld: 0,
   };
 
   constructor(deps: EngineDeps) {
@@ -95,6 +137,7 @@ export class Engine {
     const stop = this.#stop.signal;
     let retryMs = RETRY_MIN_MS;
     let failedMs = RETRY_MIN_MS;
+    let lastEndedByOutage = false;
     try {
       while (!stop.aborted) {
         let term: LeaderTerm;
@@ -111,6 +154,8 @@ export class Engine {
           continue;
         }
         retryMs = RETRY_MIN_MS;
+        const termStart = clock.monotonic();
+        this.#termGraceFrom = this.#termGraceStart(lastEndedByOutage, termStart);
         this.stats.terms++;
         this.stats.isLeader = true;
         log.info(
@@ -126,6 +171,7 @@ export class Engine {
           failed = true;
         } finally {
           this.stats.isLeader = false;
+          lastEndedByOutage = this.#endedByOutage(term, termStart);
           if (stop.aborted) await term.resign().catch(() => undefined);
           log.info(
             { event: 'engine.term_ended', reason: term.signal.reason as unknown },
@@ -176,11 +222,53 @@ export class Engine {
           continue;
         }
         if (outcome === 'conflict') continue; // a unit changed under the plan: re-plan at once
-        await wake.wait(resyncMs, signal);
+        // A hold of moves ends by time alone: no watch event would wake the loop for it.
+        const holdLeft = this.#holdUntil === undefined ? Infinity : this.#holdUntil - clock.monotonic();
+        await wake.wait(Math.max(0, Math.min(resyncMs, holdLeft)), signal);
       }
     } finally {
       sub?.close();
     }
+  }
+
+  /**
+   * Whether a term ended because etcd was unavailable to this fleetd: its lease went unrenewed or
+   * expired, or a call failed for unavailability during the term. A resignation (clean handover)
+   * never is.
+   */
+  #endedByOutage(term: LeaderTerm, termStart: number): boolean {
+    const end = term.signal.reason as TermEnd | undefined;
+    if (end === undefined || end.kind === 'resigned') return false;
+    if (end.kind === 'lease_lost' && (end.loss.kind === 'unrenewed' || end.loss.kind === 'expired'))
+      return true;
+    const failedAt = this.#deps.registry.health.lastFailureAt();
+    return failedAt !== undefined && failedAt >= termStart;
+  }
+
+  /**
+   * A term that follows one ended by an outage, and starts while the grace after that outage still
+   * runs, restarts the grace: the machines' re-registration may not be visible to it yet. A term
+   * that starts later, or after a clean handover, waits for nothing (a power-off must fail over
+   * at once whatever happened to etcd a week ago).
+   */
+  #termGraceStart(afterOutage: boolean, termStart: number): number {
+    if (!afterOutage) return Number.NEGATIVE_INFINITY;
+    const since = this.#deps.registry.health.healthySince();
+    const graceMs = this.#deps.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
+    return since === undefined || termStart < since + graceMs ? termStart : Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Until when moves off absent machines wait: the end of the reconnect grace, counted from when
+   * this engine's etcd connection last became healthy (and from the term's start if the previous
+   * term ended in an outage). -Infinity when etcd has stayed healthy: nothing waits.
+   */
+  #graceEnd(): number {
+    const since = this.#deps.registry.health.healthySince();
+    const graceMs = this.#deps.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
+    // Failing now: the outage has not ended, so the grace has not started.
+    if (since === undefined) return this.#deps.clock.monotonic() + graceMs;
+    return Math.max(since, this.#termGraceFrom) + graceMs;
   }
 
   /**
@@ -192,11 +280,14 @@ export class Engine {
     changes: AssignmentChange[];
     summary: Plan['summary'];
     decisions: readonly Decision[];
+    moves: number;
   } {
     const { log } = this.#deps;
     this.#cache.prune(snapshot.units);
-    const { view, invalid } = buildClusterView(snapshot, this.#cache);
-    const { plan, held } = holdUnsafeStarts(schedule(view), snapshot, view);
+    const built = buildClusterView(snapshot, this.#cache);
+    const { invalid } = built;
+    const view = this.#holdMoves(built.view);
+    const { plan, held } = holdUnsafeStarts(schedule(view.view), snapshot, view.view);
     this.#held = new Set(held.map((h) => h.unit));
     this.stats.heldStarts += held.length;
     for (const h of held) {
@@ -206,10 +297,39 @@ export class Engine {
       );
     }
     return {
-      changes: planToChanges(plan, snapshot, invalid),
+      changes: planToChanges(plan, snapshot, invalid, view.held),
       summary: plan.summary,
       decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
+      moves: plan.decisions.filter((d) => d.kind === 'assign' && d.movedFrom !== undefined).length,
     };
+  }
+
+  /**
+   * The view to schedule: while the reconnect grace runs, without the assignments on absent
+   * machines (hold-moves.ts), so that units of hosts about to re-register stay where they are.
+   */
+  #holdMoves(view: ClusterView): { view: ClusterView; held: ReadonlySet<UnitName> } {
+    const { clock, log } = this.#deps;
+    const graceEnd = this.#graceEnd();
+    const now = clock.monotonic();
+    const hold = now < graceEnd ? holdMovesOffAbsentMachines(view) : { view, held: [] };
+    this.stats.movesHeld = hold.held.length;
+    if (hold.held.length === 0) {
+      this.#holdUntil = undefined;
+      return { view, held: new Set() };
+    }
+    this.#holdUntil = graceEnd;
+    if (this.#holdLogged !== graceEnd) {
+      this.#holdLogged = graceEnd;
+      const machines = [...new Set(hold.held.map((h) => h.machine))].sort();
+      const leftMs = Math.round(graceEnd - now);
+      log.warn(
+        { event: 'engine.hold_moves', units: hold.held.length, machines, leftMs },
+        `keeping ${hold.held.length} unit(s) on ${machines.join(', ')} for ${(leftMs / 1000).toFixed(1)} s: ` +
+          'etcd was unavailable, so their hosts may only be re-registering',
+      );
+    }
+    return { view: hold.view, held: new Set(hold.held.map((h) => h.unit)) };
   }
 
   /**
@@ -239,7 +359,7 @@ export class Engine {
     const started = clock.monotonic();
     this.stats.passes++;
     this.#reportProblems(snapshot);
-    const { changes, summary, decisions } = this.#plan(snapshot);
+    const { changes, summary, decisions, moves } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
       return 'settled';
@@ -248,6 +368,7 @@ export class Engine {
       const result = await registry.writeAssignments(term.fence, changes, snapshot);
       this.stats.plansApplied++;
       this.stats.changesWritten += changes.length;
+      this.stats.moves += moves;
       this.stats.lastPassMs = clock.monotonic() - started;
       log.info(
         {

@@ -9,6 +9,8 @@ export function planToChanges(
   plan: Plan,
   snapshot: ClusterSnapshot,
   invalid: ReadonlyMap<UnitName, string>,
+  /** Units the pass kept out of the plan (hold-moves.ts): their stored reports stay as they are. */
+  held: ReadonlySet<UnitName> = new Set(),
 ): AssignmentChange[] {
   const changes: AssignmentChange[] = [];
   const unschedulable = new Map<UnitName, Unschedulable>();
@@ -49,7 +51,8 @@ export function planToChanges(
       changes.push({ kind: 'mark_unschedulable', record });
   }
   for (const name of snapshot.unschedulable.keys()) {
-    if (!unschedulable.has(name)) changes.push({ kind: 'clear_unschedulable', unit: name });
+    if (!unschedulable.has(name) && !held.has(name))
+      changes.push({ kind: 'clear_unschedulable', unit: name });
   }
   return changes;
 }
