@@ -4,7 +4,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerFactoryHandler,
+} from 'fastify';
 import { asMachineId, type MachineId, type UnitName } from '../cluster/types.js';
 import { FleetError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
@@ -12,7 +18,7 @@ import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import type { TreeName } from '../registry/keys.js';
 import type { Registry } from '../registry/registry.js';
-import { parseUnitName, templateOf } from '../unit/names.js';
+import { parseUnitName, templateOf, UNIT_NAME_MAX } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import { checkApiToken } from './api-token.js';
 import { ApiError, mapError } from './api-error.js';
@@ -91,14 +97,41 @@ export function buildApp(deps: ApiDeps): ApiApp {
 
   app.setErrorHandler(async (err, request, reply) => {
     const m = mapError(err);
-    if (m.internal)
+    if (m.status === 500)
       deps.log.error(
         { event: 'api.request_failed', method: request.method, url: request.url, err },
         m.body.error.message,
       );
+    // Unavailable (etcd, a peer, not registered yet): a known condition, logged without a stack.
+    else if (m.internal)
+      deps.log.info(
+        {
+          event: 'api.request_unavailable',
+          method: request.method,
+          url: request.url,
+          code: m.body.error.code,
+        },
+        m.body.error.message,
+      );
     await reply.code(m.status).send(m.body);
   });
+  const allowedMethods = methodTable([
+    { method: 'GET', url: '/openapi.json' },
+    ...routes.map((r) => ({ method: r.method, url: r.url })),
+  ]);
   app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allow = allowedMethods(path);
+    if (allow.length > 0)
+      return reply
+        .code(405)
+        .header('allow', allow.join(', '))
+        .send({
+          error: {
+            code: 'method_not_allowed',
+            message: `${request.method} is not allowed on ${path}; use ${allow.join(' or ')}`,
+          },
+        });
     await reply.code(404).send({
       error: {
         code: 'not_found',
@@ -144,13 +177,68 @@ export function buildApp(deps: ApiDeps): ApiApp {
   return app;
 }
 
+/**
+ * The methods each path accepts (for 405 and its Allow header), from the routes' url patterns
+ * (`:param` matches one path segment). GET routes answer HEAD as well, as fastify serves them.
+ */
+function methodTable(routes: readonly { method: string; url: string }[]): (path: string) => string[] {
+  const patterns = new Map<string, { re: RegExp; methods: Set<string> }>();
+  for (const { method, url } of routes) {
+    const entry = patterns.get(url) ?? {
+      re: new RegExp(
+        `^${url
+          .split('/')
+          .map((seg) => (seg.startsWith(':') ? '[^/]+' : escapeRe(seg)))
+          .join('/')}/?$`,
+      ),
+      methods: new Set<string>(),
+    };
+    entry.methods.add(method);
+    if (method === 'GET') entry.methods.add('HEAD');
+    patterns.set(url, entry);
+  }
+  return (path) => {
+    const allow = new Set<string>();
+    for (const { re, methods } of patterns.values()) if (re.test(path)) for (const m of methods) allow.add(m);
+    return [...allow].sort();
+  };
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Errors fastify raises before any route or hook runs (a URL that does not decode, a path segment
+ * longer than the router takes), in the API's one error shape.
+ */
+function frameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return void reply.code(414).send({
+      error: {
+        code: 'too_long',
+        message: `a path segment is longer than ${MAX_PARAM_LENGTH} characters (unit names are at most ${UNIT_NAME_MAX}); check the name`,
+      },
+    });
+  void reply.code(400).send({
+    error: {
+      code: 'invalid',
+      message: `the request URL is not valid (${err.code === 'FST_ERR_BAD_URL' ? 'bad percent-encoding' : err.message}); encode names with encodeURIComponent`,
+    },
+  });
+}
+
+/** The router's limit on one path segment (a unit name in /v1/units/:name). */
+const MAX_PARAM_LENGTH = 512;
+
 function options() {
   return {
+    frameworkErrors: frameworkError,
     // Requests are not logged one by one; failures are, by the error handler, with deps.log.
     logger: false,
     bodyLimit: BODY_LIMIT,
     // Unit names contain '@' and '.', which must reach the route params as they are.
-    routerOptions: { maxParamLength: 512 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   };
 }
 
@@ -380,6 +468,9 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       errors: [404, 409],
       async handler({ body }) {
         const machines = (await registry.listMachines()).items;
+        // Keys are looked up as own properties only (a key like toString is an ordinary key here).
+        const own = (record: Readonly<Record<string, string | null>>, key: string) =>
+          Object.hasOwn(record, key) ? record[key] : undefined;
         const patches = new Map<MachineId, Record<string, string | null>>();
         for (const op of body) {
           const [, id = '', , key = ''] = op.path.split('/');
@@ -388,11 +479,11 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
             throw new ApiError(404, 'not_found', `machine ${id} is not in the cluster`);
           const patch = patches.get(machine.id) ?? {};
           patches.set(machine.id, patch);
-          const current = key in patch ? patch[key] : machine.metadata[key];
+          const current = Object.hasOwn(patch, key) ? patch[key] : own(machine.metadata, key);
           if (op.op === 'remove') {
             if (current === undefined || current === null)
               throw new ApiError(404, 'not_found', `machine ${id} has no metadata key ${key}`);
-            if (machine.configuredMetadata[key] !== undefined)
+            if (own(machine.configuredMetadata, key) !== undefined)
               throw new ApiError(
                 409,
                 'conflict',

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { ACTIVE_STATES, LOAD_STATES, MACHINE_ID_RULE, machineIdProblem } from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
+import { metadataKeyProblem } from '../lib/metadata-key.js';
 
 export const errorBody = z
   .object({
@@ -205,7 +206,11 @@ export const metadataPatch = z
         op: z.enum(['add', 'replace', 'remove']),
         path: z
           .string()
-          .regex(/^\/[^/]+\/metadata\/[A-Za-z0-9_.-]+$/, 'must be /<machine id>/metadata/<key>'),
+          .regex(/^\/[^/]+\/metadata\/[^/]+$/, 'must be /<machine id>/metadata/<key>')
+          .superRefine((path, ctx) => {
+            const problem = metadataKeyProblem(path.slice(path.lastIndexOf('/') + 1));
+            if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+          }),
         value: z.string().min(1).max(1024).optional(),
       })
       .strict(),

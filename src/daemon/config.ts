@@ -7,6 +7,7 @@ import { UsageError } from '../lib/errors.js';
 import { apiTokenProblem } from '../api/api-token.js';
 import { parseListenAddress } from '../api/listen-address.js';
 import { MACHINE_ID_RULE, machineIdProblem } from '../lib/ids.js';
+import { metadataKeyProblem } from '../lib/metadata-key.js';
 import { UNIT_NAME_MAX } from '../unit/names.js';
 
 /**
@@ -31,8 +32,13 @@ const metadataSchema = z.string().transform((s, ctx) => {
     const eq = part.indexOf('=');
     const key = eq < 0 ? part : part.slice(0, eq).trim();
     const value = eq < 0 ? '' : part.slice(eq + 1).trim();
-    if (eq <= 0 || !/^[A-Za-z0-9_.-]+$/.test(key) || value === '') {
+    if (eq <= 0 || value === '') {
       ctx.addIssue({ code: 'custom', message: `"${part}" is not key=value (example: region=eu,disk=ssd)` });
+      return z.NEVER;
+    }
+    const problem = metadataKeyProblem(key);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${part}": ${problem}` });
       return z.NEVER;
     }
     out[key] = value;

@@ -28,6 +28,14 @@ const bad: [Record<string, unknown>, string][] = [
   [{ leaseTtlMs: '500' }, 'invalid setting lease-ttl-ms (from flags: "500"): must be at least 2000'],
   [{ metadata: 'foo' }, 'invalid setting metadata (from flags: "foo"): "foo" is not key=value'],
   [
+    { metadata: 'region=eu,__proto__=x' },
+    'invalid setting metadata (from flags: "region=eu,__proto__=x"): "__proto__=x": "__proto__" is reserved',
+  ],
+  [
+    { metadata: 'disk type=ssd' },
+    'invalid setting metadata (from flags: "disk type=ssd"): "disk type=ssd": character " " is not allowed in a key',
+  ],
+  [
     { etcdEndpoints: 'x' },
     'invalid setting etcd-endpoints (from flags: "x"): must be URLs like http://127.0.0.1:2379',
   ],
