@@ -1,6 +1,6 @@
 // Test harness: a real, throwaway etcd on loopback (random ports, temp data dir) for tests that
 // need the real thing. One per test file (`useEtcd(test)`); each test takes its own key prefix.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,15 @@ export interface RunningEtcd {
   stop(): Promise<void>;
   /** Kills etcd at once (SIGKILL), as a crash would, and removes its data dir. */
   kill(): Promise<void>;
+  /** Freezes etcd (SIGSTOP): connections stay open and nothing answers, as in a long stall. */
+  freeze(): void;
+  /** Resumes a frozen etcd (SIGCONT). */
+  thaw(): void;
+  /**
+   * Kills etcd (SIGKILL) and starts it again on the same data dir and ports, as a crashed member
+   * restarted by its supervisor; resolves once it answers again.
+   */
+  restart(): Promise<void>;
 }
 
 /**
@@ -57,6 +66,70 @@ async function startEtcdOn(
     '--logger',
     'zap',
   ];
+  let proc = spawnEtcd(binary, args);
+  const halt = async (signal: NodeJS.Signals): Promise<void> => {
+    const { child, exited } = proc;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT'); // a frozen etcd would not act on SIGTERM
+      child.kill(signal);
+    }
+    await exited;
+  };
+  const cleanup = async (signal: NodeJS.Signals): Promise<void> => {
+    await halt(signal);
+    await rm(dataDir, { recursive: true, force: true });
+  };
+
+  // Sized for a loaded 2-core machine: etcd's first fsyncs and election wait for the CPU too.
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    const early = await Promise.race([proc.exited, delay(100).then(() => undefined)]);
+    if (early !== undefined) {
+      await rm(dataDir, { recursive: true, force: true });
+      if (early.error !== undefined && (early.error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new Error(
+          `etcd is not installed: '${binary}' was not found on PATH. Install it (Debian: apt-get install etcd-server, ` +
+            `or run scripts/ensure-deps.sh) or set FLEETTS_ETCD_BIN; registry tests need a real etcd.`,
+        );
+      }
+      const why = `etcd exited during start-up (code ${String(early.code)}): ${early.error?.message ?? proc.stderr()}`;
+      throw saysPortTaken(proc.stderr()) ? new PortTaken(why) : new Error(why);
+    }
+    if (await healthy(client, name)) break;
+    if (Date.now() > deadline) {
+      await cleanup('SIGKILL');
+      throw new Error(`etcd did not become healthy at ${client} within the start timeout: ${proc.stderr()}`);
+    }
+  }
+  return {
+    endpoint: client,
+    dataDir,
+    stop: () => cleanup('SIGTERM'),
+    kill: () => cleanup('SIGKILL'),
+    freeze: () => void proc.child.kill('SIGSTOP'),
+    thaw: () => void proc.child.kill('SIGCONT'),
+    restart: async () => {
+      await halt('SIGKILL');
+      proc = spawnEtcd(binary, args);
+      const until = Date.now() + startTimeoutMs;
+      while (!(await healthy(client, name))) {
+        if (proc.child.exitCode !== null || Date.now() > until)
+          throw new Error(`etcd did not come back at ${client} after a restart: ${proc.stderr()}`);
+        await delay(100);
+      }
+    },
+  };
+}
+
+interface EtcdProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; error?: Error }>;
+  /** The last 4000 characters it wrote to stderr. */
+  stderr(): string;
+}
+
+function spawnEtcd(binary: string, args: readonly string[]): EtcdProcess {
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -66,40 +139,7 @@ async function startEtcdOn(
     child.once('error', (error) => resolve({ code: null, error }));
     child.once('exit', (code) => resolve({ code }));
   });
-
-  const cleanup = async (signal: NodeJS.Signals): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
-    await rm(dataDir, { recursive: true, force: true });
-  };
-
-  // Sized for a loaded 2-core machine: etcd's first fsyncs and election wait for the CPU too.
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  for (;;) {
-    const early = await Promise.race([exited, delay(100).then(() => undefined)]);
-    if (early !== undefined) {
-      await rm(dataDir, { recursive: true, force: true });
-      if (early.error !== undefined && (early.error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new Error(
-          `etcd is not installed: '${binary}' was not found on PATH. Install it (Debian: apt-get install etcd-server, ` +
-            `or run scripts/ensure-deps.sh) or set FLEETTS_ETCD_BIN; registry tests need a real etcd.`,
-        );
-      }
-      const why = `etcd exited during start-up (code ${String(early.code)}): ${early.error?.message ?? stderr}`;
-      throw saysPortTaken(stderr) ? new PortTaken(why) : new Error(why);
-    }
-    if (await healthy(client, name)) break;
-    if (Date.now() > deadline) {
-      await cleanup('SIGKILL');
-      throw new Error(`etcd did not become healthy at ${client} within the start timeout: ${stderr}`);
-    }
-  }
-  return {
-    endpoint: client,
-    dataDir,
-    stop: () => cleanup('SIGTERM'),
-    kill: () => cleanup('SIGKILL'),
-  };
+  return { child, exited, stderr: () => stderr };
 }
 
 /**
