@@ -1,12 +1,11 @@
 // `fleetts ftp` through the real binary (dist/): init, add-user/passwd/remove-user/list-users with
 // the password on stdin; bad input refused with one clear line and exit 2; the password never
 // appears in any output; concurrent edits all land (the lock) and the file is replaced atomically.
-import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { ROOT, type RunResult } from '../helpers/cli.js';
+import { runBin, type RunResult } from '../helpers/cli.js';
 import { hashPassword } from '../../src/ftp/hash-password.js';
 
 let root = '';
@@ -17,26 +16,13 @@ test.after.always(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
-/** The real CLI with `stdin` piped in (test/helpers/cli.ts's runBin closes stdin). */
-function fleetts(args: readonly string[], stdin?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}bin/fleetts.js`, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, FLEETTS_FTP_DIR: '' },
-      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    // Generous: the lock test alone waits 10 s, and a loaded machine starts node slowly.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin?.end(stdin);
+/** The real CLI with `stdin` piped in. Generous limit: the lock test alone waits 10 s. */
+function fleetts(args: readonly string[], stdin?: string, concurrent = false): Promise<RunResult> {
+  return runBin('fleetts', args, {
+    env: { FLEETTS_FTP_DIR: '' },
+    timeoutMs: 120_000,
+    concurrent,
+    ...(stdin === undefined ? {} : { stdin }),
   });
 }
 
@@ -188,7 +174,7 @@ test('eight concurrent add-user commands all land (the lock), each with a valid 
   const names = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8'];
   const results = await Promise.all(
     names.map((name) =>
-      fleetts(['ftp', 'add-user', name, '--ftp-dir', dir, '--password-stdin'], `${PW}-${name}\n`),
+      fleetts(['ftp', 'add-user', name, '--ftp-dir', dir, '--password-stdin'], `${PW}-${name}\n`, true),
     ),
   );
   for (const r of results) t.is(r.code, 0, r.stderr);
