@@ -136,7 +136,8 @@ export class UnitHosts {
       throw new ApiError(
         502,
         'unreachable',
-        `machine ${machine} has left the cluster; cannot ask it about its units`,
+        `machine ${machine} has left the cluster (no live membership lease); cannot ask it about its units. ` +
+          'After an etcd outage the engine keeps them assigned to it while it may be re-registering, and moves them if it does not',
       );
     if (record.apiAddress === undefined)
       throw new ApiError(

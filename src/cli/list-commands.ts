@@ -86,10 +86,22 @@ const FILE_COLUMNS: readonly Column<UnitSummary>[] = [
   },
   {
     field: 'reason',
-    cell: (u) => (u.unschedulable === undefined ? '-' : `unplaceable: ${u.unschedulable.reason}`),
-    json: (u) => u.unschedulable?.reason ?? null,
+    cell: (u) =>
+      u.unschedulable === undefined ? (waitingFor(u) ?? '-') : `unplaceable: ${u.unschedulable.reason}`,
+    json: (u) => u.unschedulable?.reason ?? waitingFor(u) ?? null,
   },
 ];
+
+/**
+ * Why a placed unit is not running where it is placed: its machine is not registered (a placement
+ * has an IP only while its machine is). The engine keeps it there while that machine may be
+ * re-registering after an etcd outage (docs/control-plane-faults.md), and moves it otherwise.
+ */
+export function waitingFor(u: Pick<UnitSummary, 'placements'>): string | undefined {
+  const absent = u.placements.filter((p) => p.ip === undefined).map((p) => p.machine);
+  if (absent.length === 0) return undefined;
+  return `waiting for ${absent.join(', ')} to re-register (its lease is gone); moved if it does not`;
+}
 
 const MACHINE_COLUMNS: readonly Column<MachineEntry>[] = [
   { field: 'machine', cell: (m, full) => machineCell(m.id, undefined, full) },
