@@ -101,13 +101,17 @@ async function write(registry: Registry, p: Prepared, replace: boolean): Promise
   if (p.existing === undefined || (p.differs && replace)) {
     if (p.text === undefined) throw new FleetError('internal', `no text for ${name}`);
     const target = p.target ?? p.existing?.target ?? 'inactive';
-    if (p.existing !== undefined) await registry.deleteUnit(name);
-    let record = await registry.createUnit({ name, hash: unitHash(p.text), target }, p.text);
+    const unit = { name, hash: unitHash(p.text), target };
+    if (p.existing !== undefined) {
+      // One transaction: a kill at any point leaves the old unit or the new one, never neither.
+      const record = await registry.replaceUnit(p.existing, unit, p.text);
+      return { name, hash: record.hash, target: record.target, outcome: 'replaced' };
+    }
+    let record = await registry.createUnit(unit, p.text);
     // createUnit keeps the stored target of an identical unit submitted concurrently.
     if (record.target !== target && p.target !== undefined)
       record = await registry.setTargetState(name, target, { expectHash: record.hash });
-    const outcome = p.existing === undefined ? 'created' : 'replaced';
-    return { name, hash: record.hash, target: record.target, outcome, ...templateField };
+    return { name, hash: record.hash, target: record.target, outcome: 'created', ...templateField };
   }
   let record: UnitRecord = p.existing;
   if (p.target !== undefined && p.target !== record.target)

@@ -13,7 +13,7 @@ import type {
   UnitStatus,
 } from '../cluster/types.js';
 import { asMachineId, asUnitName, asUnitHash } from '../cluster/types.js';
-import type { Clock } from '../lib/clock.js';
+import type { Clock, Timer } from '../lib/clock.js';
 import type { Decoded, DecodeProblem, StoredValue, ValueKind } from './codec.js';
 import { decodeOrThrow, decodeValue, encodeValue } from './codec.js';
 import { EtcdHealth, HealthTrackingKv } from './etcd-health.js';
@@ -50,6 +50,8 @@ import { RegistryError } from './registry-error.js';
 import { RangeWatch, watchRangeSet } from './watch-range.js';
 
 const CAS_ATTEMPTS = 10;
+/** How long after a delete or replace the unreferenced unit files are swept (one sweep per burst). */
+export const UNIT_FILE_COLLECT_DELAY_MS = 2_000;
 
 export interface KvRegistryDeps {
   readonly kv: Kv;
@@ -361,9 +363,7 @@ export class KvRegistry implements Registry {
         success: [{ kind: 'delete', key }],
       });
       if (!res.succeeded) continue;
-      const decoded = decodeValue('unit', key, kv.value);
-      // Best effort: a conflict here only delays collection to the next delete or collect call.
-      await this.#collect(decoded.ok ? new Set([asUnitHash(decoded.value.hash)]) : undefined).catch(() => 0);
+      this.#collectSoon();
       return true;
     }
     throw new RegistryError('conflict', `unit ${name} kept changing while being deleted; retry`);
@@ -386,16 +386,56 @@ export class KvRegistry implements Registry {
         success: [{ kind: 'delete', key }],
       });
       if (!res.succeeded) continue;
-      // A valid value under an invalid name still referenced a unit file (best effort, as deleteUnit).
-      const value = decodeValue('unit', key, kv.value);
-      if (value.ok) await this.#collect(new Set([asUnitHash(value.value.hash)])).catch(() => 0);
+      // A valid value under an invalid name still referenced a unit file (collected as after deleteUnit).
+      this.#collectSoon();
       return true;
     }
     throw new RegistryError('conflict', `etcd key ${key} kept changing while being deleted; retry`);
   }
 
+  async replaceUnit(expect: UnitRecord, unit: Unit, text: string): Promise<UnitRecord> {
+    const actual = createHash('sha256').update(text, 'utf8').digest('hex');
+    if (actual !== unit.hash) {
+      throw new RegistryError(
+        'invalid',
+        `unit ${unit.name}: hash ${unit.hash} is not the sha256 of its text (${actual})`,
+      );
+    }
+    if (expect.name !== unit.name)
+      throw new RegistryError('invalid', `cannot replace unit ${expect.name} with a unit named ${unit.name}`);
+    const key = this.keys.unit(unit.name);
+    const res = await this.#kv.txn({
+      compare: [{ target: 'mod', key, op: '==', revision: expect.modRevision }],
+      success: [
+        { kind: 'put', key: this.keys.unitFile(unit.hash), value: encodeValue('unitFile', { v: 1, text }) },
+        { kind: 'put', key, value: encodeValue('unit', { v: 1, hash: unit.hash, target: unit.target }) },
+      ],
+      failure: [{ kind: 'range', key }],
+    });
+    if (!res.succeeded) {
+      if (firstKv(res) === undefined)
+        throw new RegistryError('not_found', `unit ${unit.name} was destroyed while being replaced`);
+      throw new RegistryError('conflict', `unit ${unit.name} changed while being replaced; retry`);
+    }
+    if (expect.hash !== unit.hash) this.#collectSoon();
+    return { ...unit, modRevision: res.revision };
+  }
+
   collectUnitFiles(): Promise<number> {
     return this.#collect(undefined);
+  }
+
+  #collectTimer: Timer | undefined;
+
+  /** One sweep for a burst of deletes and replaces (see Registry.deleteUnit); best effort. */
+  #collectSoon(): void {
+    if (this.#collectTimer !== undefined || this.#closed) return;
+    this.#collectTimer = this.#clock.setTimer(UNIT_FILE_COLLECT_DELAY_MS, () => {
+      this.#collectTimer = undefined;
+      if (this.#closed) return;
+      // A conflict or an outage only delays collection to the next delete, replace or sweep.
+      this.#collect(undefined).catch(() => 0);
+    });
   }
 
   /**
@@ -968,6 +1008,8 @@ export class KvRegistry implements Registry {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#collectTimer?.cancel();
+    this.#collectTimer = undefined;
     for (const s of this.#subscriptions) s.close();
     this.#subscriptions.clear();
     for (const lease of this.#leases) lease.release();

@@ -226,6 +226,15 @@ export interface Registry {
    * calling `createUnit` for each, in order (every unit is tried; the first error is thrown at the end).
    */
   createUnits(units: readonly { readonly unit: Unit; readonly text: string }[]): Promise<UnitRecord[]>;
+  /**
+   * Replaces a unit's file in one transaction: `unit-files/<new hash>` and `units/<name>` (new hash,
+   * `unit.target`) are written only while the unit is still the record `expect` names (its
+   * modRevision), so a crash or a kill at any point leaves either the old unit or the new one,
+   * never none. Its placement is kept (the agents replace the running copy). Throws `not_found`
+   * when the unit is gone, `conflict` when it changed meanwhile, `invalid` for a hash that is not
+   * the text's. The old file is collected later, as after deleteUnit.
+   */
+  replaceUnit(expect: UnitRecord, unit: Unit, text: string): Promise<UnitRecord>;
   /** Sets a unit's target state. Throws `not_found`; `conflict` when `expectHash` no longer holds. */
   setTargetState(
     name: UnitName,
@@ -233,8 +242,10 @@ export interface Registry {
     options?: { expectHash?: UnitHash },
   ): Promise<UnitRecord>;
   /**
-   * Deletes a unit (its assignments are removed by the engine's next pass) and collects its unit
-   * file if no other unit references it. Returns false when there was no such unit.
+   * Deletes a unit (its assignments are removed by the engine's next pass). Returns false when
+   * there was no such unit. Its unit file, once no unit references it, is collected by one sweep
+   * a moment after the first delete or replace of a burst (kv-registry's UNIT_FILE_COLLECT_DELAY_MS), not per delete: a
+   * sweep reads every unit, so collecting per delete made destroying n units cost O(n²).
    */
   deleteUnit(name: UnitName): Promise<boolean>;
   /**

@@ -218,26 +218,67 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
     }),
   );
 
+  /** Lets time pass until `hash`'s unit file is gone (the sweep after a delete runs on a timer). */
+  async function collected(env: ContractEnv, r: Registry, hash: UnitHash): Promise<boolean> {
+    for (let i = 0; i < 60; i++) {
+      if ((await r.getUnitFile(hash)) === undefined) return true;
+      await env.pass(500);
+    }
+    return false;
+  }
+
   test(
-    'units: delete collects the unit file only when no other unit references it',
+    'units: unit files are swept after deletes, only once no unit references them',
     withEnv(async (t, env) => {
       const r = env.connect();
       const one = unit('a@1.service', 'same text');
       const two = { unit: { ...one.unit, name: asUnitName('a@2.service') }, text: one.text };
       const other = unit('b.service', 'other text');
+      const kept = unit('c.service', 'kept text');
       await r.createUnit(one.unit, one.text);
       await r.createUnit(two.unit, two.text);
       await r.createUnit(other.unit, other.text);
+      await r.createUnit(kept.unit, kept.text);
 
       t.true(await r.deleteUnit(one.unit.name));
+      t.true(await r.deleteUnit(other.unit.name));
       t.is(await r.getUnit(one.unit.name), undefined);
+      t.true(await collected(env, r, other.unit.hash), 'the sweep after the deletes collected b');
       t.is(await r.getUnitFile(one.unit.hash), one.text, 'still referenced by a@2');
 
       t.true(await r.deleteUnit(two.unit.name));
-      t.is(await r.getUnitFile(one.unit.hash), undefined, 'collected with its last reference');
-      t.is(await r.getUnitFile(other.unit.hash), other.text);
+      t.true(await collected(env, r, one.unit.hash), 'collected once its last reference went');
+      t.is(await r.getUnitFile(kept.unit.hash), kept.text);
       t.false(await r.deleteUnit(two.unit.name), 'deleting a missing unit says so');
       t.is(await r.collectUnitFiles(), 0);
+    }),
+  );
+
+  test(
+    'units: replace writes the new file and record in one step, keeping the target; stale or gone is refused',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      const v1 = unit('r.service', 'version 1');
+      const v2 = unit('r.service', 'version 2');
+      const created = await r.createUnit({ ...v1.unit, target: 'launched' }, v1.text);
+      const replaced = await r.replaceUnit(created, { ...v2.unit, target: 'launched' }, v2.text);
+      t.like(replaced, { name: v2.unit.name, hash: v2.unit.hash, target: 'launched' });
+      t.like(await r.getUnit(v2.unit.name), { hash: v2.unit.hash, target: 'launched' });
+      t.is(await r.getUnitFile(v2.unit.hash), v2.text);
+      t.true(await collected(env, r, v1.unit.hash), 'the old file is swept');
+
+      const stale = await r.replaceUnit(created, v1.unit, v1.text).catch((e: unknown) => e);
+      t.true(isRegistryError(stale, 'conflict'), String(stale));
+      t.like(await r.getUnit(v2.unit.name), { hash: v2.unit.hash }, 'a refused replace changes nothing');
+      const wrongHash = await r
+        .replaceUnit(replaced, { ...v1.unit, hash: v2.unit.hash }, v1.text)
+        .catch((e: unknown) => e);
+      t.true(isRegistryError(wrongHash, 'invalid'), String(wrongHash));
+
+      t.true(await r.deleteUnit(v2.unit.name));
+      const gone = await r.replaceUnit(replaced, v1.unit, v1.text).catch((e: unknown) => e);
+      t.true(isRegistryError(gone, 'not_found'), String(gone));
+      t.is(await r.getUnit(v1.unit.name), undefined, 'a replace never re-creates a destroyed unit');
     }),
   );
 
