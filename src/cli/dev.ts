@@ -10,10 +10,11 @@ import {
   DevCluster,
   type DevDeps,
 } from '../dev/dev-cluster.js';
-import type { DevRuntime } from '../dev/plan.js';
+import type { DevRuntime, EtcdTopology } from '../dev/plan.js';
 import { formatTable, type Column } from './table.js';
 import type { CliContext } from './main.js';
 import type { HostStatus } from '../dev/dev-cluster.js';
+import { etcdLeader, type EtcdMemberStatus } from '../dev/etcd-members.js';
 
 interface StateDirOpts {
   readonly stateDir: string;
@@ -30,8 +31,9 @@ export function registerDev(program: Command, ctx: CliContext, overrides: Partia
       'after',
       `
 Examples:
-  sudo fleetts dev up --nodes 3          etcd and 3 hosts; fleetts commands then reach them
-  fleetts dev status                     hosts, IPs, machine ids, power and network
+  sudo fleetts dev up --nodes 3          3 hosts, an etcd member in each; fleetts commands then reach them
+  sudo fleetts dev up --etcd external    one etcd outside the hosts instead (no fault reaches it)
+  fleetts dev status                     hosts, IPs, machine ids, power, network, etcd member and leader
   sudo fleetts dev power-off host2       pull host2's plug (every process in it killed at once)
   sudo fleetts dev partition host1       cut host1's network (etcd included); heal restores it
   sudo fleetts dev down                  stop and remove everything dev up made`,
@@ -57,6 +59,13 @@ Examples:
         .choices(['process', 'docker'])
         .default('process'),
     )
+    .addOption(
+      new Option(
+        '--etcd <topology>',
+        'where etcd runs: hosts (a member in each of the first 3 hosts, as on real hosts) or external ' +
+          '(one etcd outside the hosts); default: hosts with 3 or more hosts, else external',
+      ).choices(['hosts', 'external']),
+    )
     .addOption(stateDirOption())
     .addOption(
       new Option('--lease-ttl-ms <ms>', "fleetd's membership lease TTL").default(
@@ -74,6 +83,7 @@ Examples:
         opts: StateDirOpts & {
           nodes: string;
           runtime: DevRuntime;
+          etcd?: EtcdTopology;
           leaseTtlMs: string;
           sharedPath: string;
           skipImages?: boolean;
@@ -89,6 +99,7 @@ Examples:
         const result = await cluster(opts).up({
           ...(given('nodes') ? { nodes } : {}),
           ...(given('runtime') ? { runtime: opts.runtime } : {}),
+          ...(opts.etcd !== undefined ? { etcd: opts.etcd } : {}),
           ...(given('leaseTtlMs') ? { leaseTtlMs } : {}),
           ...(given('sharedPath') ? { sharedPath: opts.sharedPath } : {}),
           ...(opts.skipImages === true ? { skipImages: true } : {}),
@@ -100,7 +111,9 @@ Examples:
               ? `dev cluster already up (checked): ${plan.hosts.length} hosts`
               : `dev cluster up: ${plan.hosts.length} hosts`,
             ...plan.hosts.map((h) => `  ${h.name}  ${h.ip}  ${h.machineId}`),
-            `etcd:     ${plan.etcd.loopbackUrl} (hosts use ${plan.etcd.clientUrl})`,
+            plan.etcd.topology === 'hosts'
+              ? `etcd:     members in ${plan.etcd.members.map((m) => m.host).join(', ')}: ${plan.etcd.clientUrls.join(',')}`
+              : `etcd:     ${plan.etcd.endpoints.join(',')} (outside the hosts; they use ${plan.etcd.clientUrls.join(',')})`,
             `shared:   ${plan.shared.target} on every host (${plan.shared.source})`,
             `endpoint: ${plan.endpoint}`,
             'fleetts commands in this account now use it; elsewhere: eval "$(fleetts dev env)"',
@@ -126,7 +139,9 @@ Examples:
 
   dev
     .command('status')
-    .description("the cluster's hosts: IP, machine id, power, network and whether fleetd is registered")
+    .description(
+      "the cluster's hosts: IP, machine id, power, network, whether fleetd is registered, and the etcd member it runs",
+    )
     .addOption(stateDirOption())
     .action(async (opts: StateDirOpts) => {
       const s = await cluster(opts).status();
@@ -134,7 +149,7 @@ Examples:
         [
           `cluster:  ${s.phase} (${s.runtime} runtime; state in ${s.stateDir})`,
           `endpoint: ${s.endpoint}`,
-          `etcd:     ${s.etcd}`,
+          `etcd:     ${s.etcd} (${s.etcdTopology === 'hosts' ? 'a member in each of the first 3 hosts' : 'outside the hosts'}${etcdSummary(s.etcdMembers)})`,
           `shared:   ${s.sharedPath}`,
           '',
           formatTable(STATUS_COLUMNS, s.hosts, { legend: true, full: true }),
@@ -201,7 +216,15 @@ const STATUS_COLUMNS: readonly Column<HostStatus>[] = [
   { field: 'power', cell: (h) => h.power },
   { field: 'network', cell: (h) => h.network },
   { field: 'registered', cell: (h) => h.registered },
+  { field: 'etcd', cell: (h) => (h.etcd === 'none' ? '-' : h.etcd) },
 ];
+
+/** `; leader host2` or `; no leader` (the external member leads itself). */
+function etcdSummary(members: readonly EtcdMemberStatus[]): string {
+  if (members.length < 2) return members[0]?.state === 'down' ? '; not answering' : '';
+  const leader = etcdLeader(members);
+  return leader === undefined ? '; no leader' : `; leader ${leader.host ?? leader.name}`;
+}
 
 function wholeNumber(value: string, flag: string): number {
   const n = Number(value);

@@ -37,7 +37,7 @@ export async function hostingTour(
   say('  waiting until the three members are Synced and announced …');
   await services.waitForServices();
   await show(['list-units']);
-  await show(['galera', 'bootstraps', '--etcd-endpoints', farm.plan.etcd.loopbackUrl]);
+  await show(['galera', 'bootstraps', '--etcd-endpoints', farm.plan.etcd.endpoints.join(',')]);
   const members = [...services.members()].sort();
   const [first] = members;
   if (first === undefined) throw new Error('no MySQL member announced');
@@ -87,7 +87,7 @@ export async function hostingTour(
   say(indent(rejoin.rows.join('\n'), '    '));
   await show(['list-units']);
   await farm.stopClient();
-  await show(['galera', 'bootstraps', '--etcd-endpoints', farm.plan.etcd.loopbackUrl]);
+  await show(['galera', 'bootstraps', '--etcd-endpoints', farm.plan.etcd.endpoints.join(',')]);
 
   return [
     `  ${ftpHost} powered off: MySQL served by the other two after ${seconds(outage.mysqlServedMs)}, the web farm whole after ${seconds(outage.webWholeMs)},`,

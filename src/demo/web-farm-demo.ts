@@ -163,7 +163,7 @@ export class WebFarmDemo {
     const p = plan ?? (await this.dev.plan());
     if (p === undefined) throw new DemoError('demo_step_failed', `no dev cluster in ${this.dev.stateDir}`);
     this.#plan = p;
-    this.#registry ??= createEtcdRegistry({ endpoints: [p.etcd.loopbackUrl] });
+    this.#registry ??= createEtcdRegistry({ endpoints: [...p.etcd.endpoints] });
     if (this.#timeline === undefined) {
       this.#timeline = new FailoverTimeline({
         registry: this.#registry,

@@ -1,5 +1,6 @@
-// `fleetts dev`: a local multi-host cluster on one machine (etcd on a bridge, one network namespace
-// per host with its own fleetd and, for the Docker runtime, its own dockerd). The plan is pure
+// `fleetts dev`: a local multi-host cluster on one machine (one network namespace per host on a
+// bridge, with its own fleetd, an etcd member in each of the first three and, for the Docker
+// runtime, its own dockerd; or one etcd outside the hosts). The plan is pure
 // (plan.ts); this module applies it step by step, each step idempotent and recorded in the state
 // file first, so `down` removes exactly what `up` made, even after a crash.
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { shellQuote } from '../discovery/run-command.js';
 import { clearDevContext, devContextPath, writeDevContext } from './context.js';
 import { DevError } from './dev-error.js';
 import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
+import { etcdMemberStatuses, type EtcdMemberStatus } from './etcd-members.js';
 import { matchHost } from './host-match.js';
 import {
   chooseSubnetIndex,
@@ -33,11 +35,13 @@ import {
   longSocketPaths,
   MAX_SOCKET_PATH,
   dockerdArgv,
+  ETCD_HOST_MEMBERS,
   etcdArgv,
   MAX_NODES,
   planCluster,
   type ClusterPlan,
   type DevRuntime,
+  type EtcdTopology,
   type HostPlan,
   type PlanInput,
 } from './plan.js';
@@ -69,6 +73,15 @@ export const DEFAULT_NODES = 3;
 /** Short, so that a dead host is noticed quickly in demos; fleetd's minimum is 2000. */
 export const DEFAULT_DEV_LEASE_TTL_MS = 5_000;
 
+/**
+ * `hosts` whenever there are hosts for three members: real clusters (the seeds, our cloud-config)
+ * run etcd on the first three hosts, so a power-off or partition there must hit etcd as well.
+ * With 1 or 2 hosts a member per host would lose quorum to any single fault, so etcd stays outside.
+ */
+export function defaultEtcdTopology(nodes: number): EtcdTopology {
+  return nodes >= ETCD_HOST_MEMBERS ? 'hosts' : 'external';
+}
+
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface DevDeps {
@@ -91,6 +104,8 @@ export interface UpOptions {
   readonly runtime?: DevRuntime;
   readonly leaseTtlMs?: number;
   readonly sharedPath?: string;
+  /** Where etcd runs (default: `hosts` with 3 hosts or more, else `external`; see defaultEtcdTopology). */
+  readonly etcd?: EtcdTopology;
   /** How long to wait for every host to register (default 60 s). */
   readonly timeoutMs?: number;
   /** Docker runtime: do not build (scripts/build-images.sh) and copy the farm images into the hosts. */
@@ -112,13 +127,18 @@ export interface HostStatus {
   readonly network: 'connected' | 'partitioned';
   /** `unknown` when etcd cannot be asked. */
   readonly registered: 'yes' | 'no' | 'unknown';
+  /** The etcd member in this host: `leader`, `follower`, `down` (not answering); `none` when it runs none. */
+  readonly etcd: EtcdMemberStatus['state'] | 'none';
 }
 
 export interface ClusterStatus {
   readonly stateDir: string;
   readonly phase: DevState['phase'];
   readonly endpoint: string;
+  /** The etcd URLs this machine uses (loopback for `external`, the members' for `hosts`). */
   readonly etcd: string;
+  readonly etcdTopology: EtcdTopology;
+  readonly etcdMembers: readonly EtcdMemberStatus[];
   readonly runtime: DevRuntime;
   readonly sharedPath: string;
   readonly hosts: readonly HostStatus[];
@@ -173,11 +193,12 @@ export class DevCluster {
       const have = previous.input;
       const clash =
         (options.nodes !== undefined && options.nodes !== have.machineIds.length) ||
-        (options.runtime !== undefined && options.runtime !== have.runtime);
+        (options.runtime !== undefined && options.runtime !== have.runtime) ||
+        (options.etcd !== undefined && options.etcd !== (have.etcdTopology ?? 'external'));
       if (clash)
         throw new DevError(
           'dev_already_up',
-          `a dev cluster of ${have.machineIds.length} hosts (${have.runtime} runtime) is already up in ${this.stateDir}; ` +
+          `a dev cluster of ${have.machineIds.length} hosts (${have.runtime} runtime, etcd ${have.etcdTopology ?? 'external'}) is already up in ${this.stateDir}; ` +
             `run \`fleetts dev down\` first to start a different one`,
         );
     }
@@ -186,6 +207,12 @@ export class DevCluster {
       throw new DevError(
         'dev_step_failed',
         `--nodes must be a whole number from 1 to ${MAX_NODES}, not ${nodes}`,
+      );
+    if (options.etcd === 'hosts' && nodes < ETCD_HOST_MEMBERS)
+      throw new DevError(
+        'dev_step_failed',
+        `--etcd hosts needs at least ${ETCD_HOST_MEMBERS} hosts (one etcd member in each of the first ${ETCD_HOST_MEMBERS}); ` +
+          `give --nodes ${ETCD_HOST_MEMBERS} or more, or --etcd external`,
       );
     await this.#checkPrerequisites(options.runtime ?? previous?.input.runtime ?? 'process');
 
@@ -214,6 +241,11 @@ export class DevCluster {
     this.#deps.progress(
       `fleetts dev: ${wasUp ? 'checking' : 'starting'} ${nodes} hosts on ${plan.subnet} (state in ${this.stateDir})`,
     );
+    this.#deps.progress(
+      plan.etcd.topology === 'hosts'
+        ? `fleetts dev: etcd members in ${plan.etcd.members.map((m) => m.host).join(', ')} (faults on them hit etcd)`
+        : `fleetts dev: one etcd outside the hosts${options.etcd === undefined && nodes < ETCD_HOST_MEMBERS ? ` (${nodes} hosts: too few for a member in each of three)` : ''}`,
+    );
     await mkdir(this.stateDir, { recursive: true });
     await ctx.ensure({ kind: 'bridge', name: plan.bridge.name }, () => ensureBridge(plan));
     await this.#checkSubnetIsOurs(plan);
@@ -224,10 +256,10 @@ export class DevCluster {
     await ctx.ensure({ kind: 'mount', target: plan.shared.target }, () =>
       this.#ensureSharedMount(plan, ctx.state),
     );
-    await ctx.ensure({ kind: 'dir', path: plan.etcd.dataDir }, () =>
-      mkdir(plan.etcd.dataDir, { recursive: true }),
-    );
-    await this.#ensureEtcd(plan, ctx);
+    // A member's data dir is a resource: `down` deletes it, as it deletes the external one's.
+    for (const m of plan.etcd.members)
+      await ctx.ensure({ kind: 'dir', path: m.dataDir }, () => mkdir(m.dataDir, { recursive: true }));
+    if (plan.etcd.topology === 'external') await this.#ensureEtcd(plan, ctx);
 
     for (const host of plan.hosts) {
       await mkdir(host.stateDir, { recursive: true });
@@ -236,6 +268,11 @@ export class DevCluster {
       if (ctx.state.partitioned.includes(host.name)) await setHostLink(host, false);
     }
     const booting = plan.hosts.filter((h) => !ctx.state.poweredOff.includes(h.name));
+    if (plan.etcd.topology === 'hosts') {
+      // Every member first (each waits for a quorum of the others), then the fleetds.
+      for (const host of booting) await this.#startMember(plan, host, ctx);
+      await this.#ensureEtcd(plan, ctx);
+    }
     for (const host of booting) await this.#bootHost(plan, host, ctx);
     if (plan.runtime === 'docker' && options.skipImages !== true) await this.#distributeImages(booting);
     const waitFor = booting.filter((h) => !ctx.state.partitioned.includes(h.name));
@@ -258,7 +295,8 @@ export class DevCluster {
     const plan = planCluster(state.input);
     const ctx = new Applier(state);
 
-    // Every host's plug is pulled at once, then what is left outside the namespaces (etcd).
+    // Every host's plug is pulled at once (their etcd members too), then what is left outside the
+    // namespaces (the external etcd).
     await this.#killHosts(plan.hosts);
     const others: ProcessRecord[] = [];
     for (const p of ctx.state.processes) if (await isRunning(p)) others.push(p);
@@ -290,6 +328,8 @@ export class DevCluster {
       );
     const plan = planCluster(state.input);
     const registered = state.phase === 'down' ? undefined : await this.#registeredMachines(plan, 2_000);
+    const members =
+      state.phase === 'down' ? [] : await etcdMemberStatuses(plan.etcd.members, this.#deps.clock, 1_000);
     const hosts: HostStatus[] = [];
     for (const h of plan.hosts) {
       const fleetd = state.processes.find((p) => p.id === `${h.name}/fleetd`);
@@ -302,13 +342,18 @@ export class DevCluster {
         network: state.partitioned.includes(h.name) ? 'partitioned' : 'connected',
         registered:
           registered === undefined ? 'unknown' : registered.get(h.machineId) === h.ip ? 'yes' : 'no',
+        etcd: plan.etcd.members.some((m) => m.host === h.name)
+          ? (members.find((m) => m.host === h.name)?.state ?? 'down')
+          : 'none',
       });
     }
     return {
       stateDir: this.stateDir,
       phase: state.phase,
       endpoint: plan.endpoint,
-      etcd: plan.etcd.loopbackUrl,
+      etcd: plan.etcd.endpoints.join(','),
+      etcdTopology: plan.etcd.topology,
+      etcdMembers: members,
       runtime: plan.runtime,
       sharedPath: plan.shared.target,
       hosts,
@@ -326,7 +371,7 @@ export class DevCluster {
     return matchHost(planCluster(state.input).hosts, query);
   }
 
-  /** Pulls the plug: every process in the host's namespace is SIGKILLed at once. */
+  /** Pulls the plug: every process in the host's namespace (its etcd member too) is SIGKILLed at once. */
   async powerOff(query: string): Promise<HostPlan> {
     this.#requireRoot('power-off');
     const state = await this.#state();
@@ -342,7 +387,10 @@ export class DevCluster {
     return host;
   }
 
-  /** Boots the host again (same namespace, IP and machine id) and waits for it to register. */
+  /**
+   * Boots the host again (same namespace, IP and machine id): its etcd member restarts on its data
+   * dir and rejoins; waits for the fleetd to register.
+   */
   async powerOn(query: string, options: { timeoutMs?: number } = {}): Promise<HostPlan> {
     this.#requireRoot('power-on');
     const state = await this.#state();
@@ -359,7 +407,10 @@ export class DevCluster {
     return host;
   }
 
-  /** Cuts the host off the bridge: it reaches neither etcd nor the other hosts; its processes run on. */
+  /**
+   * Cuts the host off the bridge: it reaches neither etcd nor the other hosts (its etcd member is
+   * cut off with it); its processes run on.
+   */
   async partition(query: string): Promise<HostPlan> {
     this.#requireRoot('partition');
     const state = await this.#state();
@@ -446,6 +497,10 @@ export class DevCluster {
       subnetIndex,
       machineIds: machineIds.slice(0, nodes),
       runtime: options.runtime ?? previous?.input.runtime ?? 'process',
+      // A running cluster keeps its topology; a new one (or one brought up again) gets the default.
+      // (state files from before the choice ran the external one).
+      etcdTopology:
+        options.etcd ?? (live ? (previous.input.etcdTopology ?? 'external') : defaultEtcdTopology(nodes)),
       leaseTtlMs: options.leaseTtlMs ?? previous?.input.leaseTtlMs ?? DEFAULT_DEV_LEASE_TTL_MS,
       sharedPath: resolve(options.sharedPath ?? previous?.input.sharedPath ?? DEFAULT_SHARED_PATH),
       etcdLoopbackPort,
@@ -484,26 +539,63 @@ export class DevCluster {
     await runCommand(['mount', '--bind', source, target]);
   }
 
+  /** Starts the external etcd if needed; then, for either topology, waits until etcd answers healthy. */
   async #ensureEtcd(plan: ClusterPlan, ctx: Applier): Promise<void> {
-    const rec = ctx.state.processes.find((p) => p.id === 'etcd');
-    if (rec === undefined || !(await isRunning(rec))) {
-      const p = await spawnDetached([this.#deps.etcdBinary ?? 'etcd', ...etcdArgv(plan)], {
-        logFile: plan.etcd.log,
-      });
-      await ctx.setProcess({ id: 'etcd', ...p });
+    const external = plan.etcd.topology === 'external' ? plan.etcd.members[0] : undefined;
+    if (external !== undefined) {
+      const rec = ctx.state.processes.find((p) => p.id === external.processId);
+      if (rec === undefined || !(await isRunning(rec))) {
+        const p = await spawnDetached([this.#deps.etcdBinary ?? 'etcd', ...etcdArgv(plan, external)], {
+          logFile: external.log,
+        });
+        await ctx.setProcess({ id: external.processId, ...p });
+      }
     }
+    const running = [];
+    for (const m of plan.etcd.members) {
+      const rec = ctx.state.processes.find((p) => p.id === m.processId);
+      if (rec !== undefined && (await isRunning(rec))) running.push(m);
+    }
+    // Fewer than a quorum running (hosts powered off): nothing to wait for; the fleetds retry.
+    if (running.length <= plan.etcd.members.length / 2) return;
+    const logs = async (): Promise<string> =>
+      (await Promise.all(plan.etcd.members.map(async (m) => `${m.name}: ${await tail(m.log)}`))).join('\n');
     const deadline = this.#deps.clock.monotonic() + 20_000;
-    while (!(await etcdHealthy(plan.etcd.loopbackUrl))) {
-      const now = ctx.state.processes.find((p) => p.id === 'etcd');
-      if (now === undefined || !(await isRunning(now)))
-        throw new DevError('dev_step_failed', `etcd exited during start-up: ${await tail(plan.etcd.log)}`);
+    for (;;) {
+      const healthy = await Promise.all(running.map((m) => etcdHealthy(m.clientUrl)));
+      if (healthy.includes(true)) return;
+      for (const m of running) {
+        const now = ctx.state.processes.find((p) => p.id === m.processId);
+        if (now === undefined || !(await isRunning(now)))
+          throw new DevError(
+            'dev_step_failed',
+            `etcd member ${m.name} exited during start-up: ${await tail(m.log)}`,
+          );
+      }
       if (this.#deps.clock.monotonic() > deadline)
-        throw new DevError(
-          'dev_timeout',
-          `etcd did not become healthy within 20 s: ${await tail(plan.etcd.log)}`,
-        );
+        throw new DevError('dev_timeout', `etcd did not become healthy within 20 s:\n${await logs()}`);
       await this.#deps.clock.sleep(100);
     }
+  }
+
+  /** The etcd member inside `host` (hosts topology), started like the host's other processes. */
+  async #startMember(plan: ClusterPlan, host: HostPlan, ctx: Applier): Promise<void> {
+    const member = plan.etcd.members.find((m) => m.host === host.name);
+    if (member === undefined) return;
+    const rec = ctx.state.processes.find((p) => p.id === member.processId);
+    if (rec !== undefined && (await isRunning(rec))) return;
+    await mkdir(member.dataDir, { recursive: true });
+    const p = await spawnDetached(
+      [
+        'nsenter',
+        `--net=/var/run/netns/${host.netns}`,
+        '--',
+        this.#deps.etcdBinary ?? 'etcd',
+        ...etcdArgv(plan, member),
+      ],
+      { logFile: member.log },
+    );
+    await ctx.setProcess({ id: member.processId, ...p });
   }
 
   async #fleetdFlags(): Promise<Set<string>> {
@@ -520,6 +612,7 @@ export class DevCluster {
   async #bootHost(plan: ClusterPlan, host: HostPlan, ctx: Applier): Promise<void> {
     const enter = ['nsenter', `--net=/var/run/netns/${host.netns}`, '--'];
     await mkdir(host.stateDir, { recursive: true });
+    await this.#startMember(plan, host, ctx);
     if (host.docker !== undefined) {
       const id = `${host.name}/dockerd`;
       const rec = ctx.state.processes.find((p) => p.id === id);
@@ -633,7 +726,7 @@ export class DevCluster {
   async #registeredMachines(plan: ClusterPlan, timeoutMs: number): Promise<Map<string, string> | undefined> {
     // Loaded here only: the CLI's start-up does not pay for the etcd client.
     const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
-    const registry = createEtcdRegistry({ endpoints: [plan.etcd.loopbackUrl], requestTimeoutMs: timeoutMs });
+    const registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: timeoutMs });
     try {
       const set = await registry.listMachines();
       return new Map(set.items.map((m) => [String(m.id), m.ip]));

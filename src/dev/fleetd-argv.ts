@@ -10,7 +10,7 @@ export interface FleetdFlag {
 }
 
 export const FLEETD_FLAGS: readonly FleetdFlag[] = [
-  { flag: '--etcd-endpoints', value: (_h, p) => p.etcd.clientUrl },
+  { flag: '--etcd-endpoints', value: (_h, p) => p.etcd.clientUrls.join(',') },
   { flag: '--machine-id', value: (h) => h.machineId },
   { flag: '--public-ip', value: (h) => h.ip },
   {

@@ -3,6 +3,14 @@
 import { join } from 'node:path';
 
 export type DevRuntime = 'process' | 'docker';
+/**
+ * Where etcd runs: `hosts` puts one member inside each of the first three hosts (as cloud-config
+ * does on real hosts, so power-off and partition hit etcd too); `external` runs one member in the
+ * root namespace, outside every host (no fault reaches it).
+ */
+export type EtcdTopology = 'hosts' | 'external';
+/** The members of the `hosts` topology: the first three hosts, as cloud-config's ETCD_MEMBERS. */
+export const ETCD_HOST_MEMBERS = 3;
 
 export interface PlanInput {
   /** Absolute state directory: everything the cluster writes lives under it. */
@@ -17,8 +25,10 @@ export interface PlanInput {
   readonly leaseTtlMs: number;
   /** Where the shared directory is mounted, the same path on every host. */
   readonly sharedPath: string;
-  /** Loopback port of etcd's client listener (chosen free by the caller). */
+  /** Loopback port of etcd's client listener (chosen free by the caller; `external` only). */
   readonly etcdLoopbackPort: number;
+  /** Absent in state files written before the choice existed: they ran `external`. */
+  readonly etcdTopology?: EtcdTopology | undefined;
 }
 
 export interface HostPlan {
@@ -55,14 +65,7 @@ export interface ClusterPlan {
   readonly subnet: string;
   readonly prefixLength: number;
   readonly bridge: { readonly name: string; readonly ip: string };
-  readonly etcd: {
-    readonly dataDir: string;
-    readonly log: string;
-    /** What the hosts use: on the bridge. */
-    readonly clientUrl: string;
-    readonly loopbackUrl: string;
-    readonly peerUrl: string;
-  };
+  readonly etcd: EtcdPlan;
   readonly shared: { readonly source: string; readonly target: string };
   readonly hosts: readonly HostPlan[];
   /** What `fleetts` talks to: host1's API socket (reachable from every namespace: one mount namespace). */
@@ -70,6 +73,43 @@ export interface ClusterPlan {
   /** Every host's API socket, host1's first: `fleetts` uses the first that accepts a connection. */
   readonly endpoints: readonly string[];
 }
+
+export interface EtcdPlan {
+  readonly topology: EtcdTopology;
+  readonly members: readonly EtcdMemberPlan[];
+  /** What every fleetd is given (`--etcd-endpoints`): every member's advertised client URL. */
+  readonly clientUrls: readonly string[];
+  /**
+   * What this machine's root namespace uses (the CLI, `dev status`, the demo, tests): loopback for
+   * `external`; the members' URLs on the bridge for `hosts`.
+   */
+  readonly endpoints: readonly string[];
+  /** `--initial-cluster`: every member's name and peer URL (static bootstrap). */
+  readonly initialCluster: string;
+  readonly clusterToken: string;
+}
+
+export interface EtcdMemberPlan {
+  /** etcd's `--name`: the host's name, or `fleetts-dev` for the external member. */
+  readonly name: string;
+  /** The host whose namespace runs it (it lives and dies with the host); undefined: the root namespace. */
+  readonly host: string | undefined;
+  /** Its record in the state file: `etcd`, or `hostN/etcd` (power-off drops `hostN/…`). */
+  readonly processId: string;
+  readonly dataDir: string;
+  readonly log: string;
+  /** Advertised client URL (the hosts reach it on the bridge). */
+  readonly clientUrl: string;
+  readonly listenClientUrls: readonly string[];
+  readonly peerUrl: string;
+}
+
+/**
+ * Raft timing of the `hosts` members: a leader change extends every lease by the election timeout
+ * plus its whole TTL, so the election timeout is on the failover path twice (etcd's defaults here).
+ * Pre-vote keeps a partitioned member from deposing the leader when it comes back.
+ */
+export const DEV_ETCD_TIMING = { heartbeatMs: 100, electionMs: 1000, preVote: true } as const;
 
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
@@ -109,6 +149,36 @@ export function planCluster(input: PlanInput): ClusterPlan {
     };
   });
   const first = hosts[0];
+  const topology = input.etcdTopology ?? 'external';
+  const members: EtcdMemberPlan[] =
+    topology === 'hosts'
+      ? hosts.slice(0, ETCD_HOST_MEMBERS).map((h) => ({
+          name: h.name,
+          host: h.name,
+          processId: `${h.name}/etcd`,
+          dataDir: join(h.stateDir, 'etcd'),
+          log: join(h.stateDir, 'etcd.log'),
+          clientUrl: `http://${h.ip}:${ETCD_CLIENT_PORT}`,
+          // Loopback too, as on real hosts (cloud-config): inside the host's own namespace.
+          listenClientUrls: [`http://${h.ip}:${ETCD_CLIENT_PORT}`, `http://127.0.0.1:${ETCD_CLIENT_PORT}`],
+          peerUrl: `http://${h.ip}:${ETCD_PEER_PORT}`,
+        }))
+      : [
+          {
+            name: 'fleetts-dev',
+            host: undefined,
+            processId: 'etcd',
+            dataDir: join(stateDir, 'etcd'),
+            log: join(stateDir, 'etcd.log'),
+            clientUrl: `http://${bridgeIp}:${ETCD_CLIENT_PORT}`,
+            listenClientUrls: [
+              `http://${bridgeIp}:${ETCD_CLIENT_PORT}`,
+              `http://127.0.0.1:${input.etcdLoopbackPort}`,
+            ],
+            peerUrl: `http://${bridgeIp}:${ETCD_PEER_PORT}`,
+          },
+        ];
+  const clientUrls = members.map((m) => m.clientUrl);
   return {
     stateDir,
     tag,
@@ -118,11 +188,12 @@ export function planCluster(input: PlanInput): ClusterPlan {
     prefixLength: 24,
     bridge: { name: `ft${tag}br`, ip: bridgeIp },
     etcd: {
-      dataDir: join(stateDir, 'etcd'),
-      log: join(stateDir, 'etcd.log'),
-      clientUrl: `http://${bridgeIp}:${ETCD_CLIENT_PORT}`,
-      loopbackUrl: `http://127.0.0.1:${input.etcdLoopbackPort}`,
-      peerUrl: `http://${bridgeIp}:${ETCD_PEER_PORT}`,
+      topology,
+      members,
+      clientUrls,
+      endpoints: topology === 'hosts' ? clientUrls : [`http://127.0.0.1:${input.etcdLoopbackPort}`],
+      initialCluster: members.map((m) => `${m.name}=${m.peerUrl}`).join(','),
+      clusterToken: `fleetts-dev-${tag}`,
     },
     shared: { source: join(stateDir, 'shared'), target: input.sharedPath },
     hosts,
@@ -131,27 +202,45 @@ export function planCluster(input: PlanInput): ClusterPlan {
   };
 }
 
-/** etcd's command line: the hosts reach it on the bridge, the user's shell on loopback. */
-export function etcdArgv(plan: ClusterPlan): string[] {
+/**
+ * One etcd member's command line. `external`: the hosts reach it on the bridge, the user's shell on
+ * loopback. `hosts`: it listens on its host's address (and the host's loopback) and finds the other
+ * members by static bootstrap; a restart with its data dir rejoins (the initial-cluster flags are
+ * then ignored).
+ */
+export function etcdArgv(plan: ClusterPlan, member: EtcdMemberPlan): string[] {
   const { etcd } = plan;
-  return [
+  const argv = [
     '--name',
-    'fleetts-dev',
+    member.name,
     '--data-dir',
-    etcd.dataDir,
+    member.dataDir,
     '--listen-client-urls',
-    `${etcd.clientUrl},${etcd.loopbackUrl}`,
+    member.listenClientUrls.join(','),
     '--advertise-client-urls',
-    etcd.clientUrl,
+    member.clientUrl,
     '--listen-peer-urls',
-    etcd.peerUrl,
+    member.peerUrl,
     '--initial-advertise-peer-urls',
-    etcd.peerUrl,
+    member.peerUrl,
     '--initial-cluster',
-    `fleetts-dev=${etcd.peerUrl}`,
+    etcd.initialCluster,
     '--log-level',
     'warn',
   ];
+  if (etcd.topology === 'hosts')
+    argv.push(
+      '--initial-cluster-token',
+      etcd.clusterToken,
+      '--initial-cluster-state',
+      'new',
+      '--heartbeat-interval',
+      String(DEV_ETCD_TIMING.heartbeatMs),
+      '--election-timeout',
+      String(DEV_ETCD_TIMING.electionMs),
+      `--pre-vote=${String(DEV_ETCD_TIMING.preVote)}`,
+    );
+  return argv;
 }
 
 /**

@@ -15,6 +15,7 @@ const planInputSchema = z.object({
   leaseTtlMs: z.number().int().positive(),
   sharedPath: z.string().min(1),
   etcdLoopbackPort: z.number().int().min(1).max(65535),
+  etcdTopology: z.enum(['hosts', 'external']).optional(),
 });
 
 const resourceSchema = z.discriminatedUnion('kind', [
@@ -28,7 +29,7 @@ const resourceSchema = z.discriminatedUnion('kind', [
 export type Resource = z.infer<typeof resourceSchema>;
 
 const processSchema = z.object({
-  /** `etcd`, `host1/fleetd`, `host1/dockerd`. */
+  /** `etcd`, `host1/etcd`, `host1/fleetd`, `host1/dockerd`. */
   id: z.string(),
   pid: z.number().int().positive(),
   /** /proc/<pid>/stat start time: a recycled pid is not ours. */

@@ -55,7 +55,7 @@ test.after.always(async () => {
 });
 
 async function machines(p: ClusterPlan): Promise<Map<string, { ip: string; hostname: string | undefined }>> {
-  const registry = createEtcdRegistry({ endpoints: [p.etcd.loopbackUrl], requestTimeoutMs: 2_000 });
+  const registry = createEtcdRegistry({ endpoints: [...p.etcd.endpoints], requestTimeoutMs: 2_000 });
   try {
     const set = await registry.listMachines();
     return new Map(set.items.map((m) => [String(m.id), { ip: m.ip, hostname: m.metadata['hostname'] }]));
@@ -269,7 +269,7 @@ test.serial('the CLI: status, env, HOST errors and up on a running cluster', asy
   const other = await run('dev', 'up', '--nodes', '3', '--state-dir', dev.stateDir);
   t.regex(
     other.error ?? '',
-    /a dev cluster of 2 hosts \(process runtime\) is already up in .*; run `fleetts dev down` first/,
+    /a dev cluster of 2 hosts \(process runtime, etcd external\) is already up in .*; run `fleetts dev down` first/,
   );
   const again = await run('dev', 'up', '--state-dir', dev.stateDir);
   t.is(again.error, undefined);

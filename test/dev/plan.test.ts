@@ -6,12 +6,19 @@ import { join } from 'node:path';
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
 import { clearDevContext, readDevContext, writeDevContext } from '../../src/dev/context.js';
-import { DevCluster } from '../../src/dev/dev-cluster.js';
+import { defaultEtcdTopology, DevCluster } from '../../src/dev/dev-cluster.js';
 import { DevError, type DevErrorCode } from '../../src/dev/dev-error.js';
 import { FLEETD_FLAGS, fleetdArgs, fleetdEnv, parseHelpFlags } from '../../src/dev/fleetd-argv.js';
 import { matchHost } from '../../src/dev/host-match.js';
 import { chooseSubnetIndex, routedNetworks } from '../../src/dev/network.js';
-import { dockerdArgv, etcdArgv, longSocketPaths, planCluster, type PlanInput } from '../../src/dev/plan.js';
+import {
+  DEV_ETCD_TIMING,
+  dockerdArgv,
+  etcdArgv,
+  longSocketPaths,
+  planCluster,
+  type PlanInput,
+} from '../../src/dev/plan.js';
 
 const input: PlanInput = {
   stateDir: '/var/lib/fleetts-dev',
@@ -28,8 +35,9 @@ test('the plan names every host, address and path from the inputs', (t) => {
   const plan = planCluster(input);
   t.is(plan.subnet, '10.213.7.0/24');
   t.deepEqual(plan.bridge, { name: 'ftabc123br', ip: '10.213.7.1' });
-  t.is(plan.etcd.clientUrl, 'http://10.213.7.1:2379');
-  t.is(plan.etcd.loopbackUrl, 'http://127.0.0.1:23790');
+  t.is(plan.etcd.topology, 'external', 'a state file without the choice ran the external etcd');
+  t.deepEqual(plan.etcd.clientUrls, ['http://10.213.7.1:2379']);
+  t.deepEqual(plan.etcd.endpoints, ['http://127.0.0.1:23790']);
   t.is(plan.endpoint, 'unix:///var/lib/fleetts-dev/hosts/host1/fleetd.sock');
   t.deepEqual(plan.endpoints, [
     'unix:///var/lib/fleetts-dev/hosts/host1/fleetd.sock',
@@ -71,12 +79,67 @@ test('the Docker runtime plans one dockerd per host with its own roots and no br
   });
 });
 
-test('etcd listens on the bridge and on loopback and advertises the bridge address', (t) => {
-  const argv = etcdArgv(planCluster(input));
+test('external etcd listens on the bridge and on loopback and advertises the bridge address', (t) => {
+  const plan = planCluster({ ...input, etcdTopology: 'external' });
+  t.is(plan.etcd.members.length, 1);
+  const [member] = plan.etcd.members;
+  if (member === undefined) return t.fail();
+  t.like(member, { host: undefined, processId: 'etcd' });
+  const argv = etcdArgv(plan, member);
   const at = (flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
   t.is(at('--listen-client-urls'), 'http://10.213.7.1:2379,http://127.0.0.1:23790');
   t.is(at('--advertise-client-urls'), 'http://10.213.7.1:2379');
   t.is(at('--data-dir'), '/var/lib/fleetts-dev/etcd');
+  t.is(at('--initial-cluster'), 'fleetts-dev=http://10.213.7.1:2380');
+  t.false(argv.includes('--election-timeout'), "today's external etcd keeps etcd's defaults");
+});
+
+test('hosts topology: a member in each of the first three hosts, on its address, static bootstrap', (t) => {
+  const plan = planCluster({
+    ...input,
+    machineIds: [...input.machineIds, 'cccc4444'],
+    etcdTopology: 'hosts',
+  });
+  t.deepEqual(
+    plan.etcd.members.map((m) => [m.name, m.host, m.processId, m.clientUrl, m.peerUrl, m.dataDir]),
+    [1, 2, 3].map((n) => [
+      `host${n}`,
+      `host${n}`,
+      `host${n}/etcd`,
+      `http://10.213.7.${10 + n}:2379`,
+      `http://10.213.7.${10 + n}:2380`,
+      `/var/lib/fleetts-dev/hosts/host${n}/etcd`,
+    ]),
+    'host4 runs no member',
+  );
+  t.deepEqual(plan.etcd.endpoints, plan.etcd.clientUrls, 'this machine reaches the members on the bridge');
+  const host4 = plan.hosts[3];
+  if (host4 === undefined) return t.fail();
+  const fleetd = fleetdArgs(plan, host4, new Set());
+  t.is(
+    fleetd[fleetd.indexOf('--etcd-endpoints') + 1],
+    'http://10.213.7.11:2379,http://10.213.7.12:2379,http://10.213.7.13:2379',
+    'every fleetd gets all three members',
+  );
+  const member = plan.etcd.members[1];
+  if (member === undefined) return t.fail();
+  const argv = etcdArgv(plan, member);
+  const at = (flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
+  t.is(at('--name'), 'host2');
+  t.is(at('--listen-client-urls'), 'http://10.213.7.12:2379,http://127.0.0.1:2379');
+  t.is(at('--listen-peer-urls'), 'http://10.213.7.12:2380');
+  t.is(
+    at('--initial-cluster'),
+    'host1=http://10.213.7.11:2380,host2=http://10.213.7.12:2380,host3=http://10.213.7.13:2380',
+  );
+  t.is(at('--initial-cluster-token'), 'fleetts-dev-abc123');
+  t.is(at('--election-timeout'), String(DEV_ETCD_TIMING.electionMs));
+  t.is(at('--heartbeat-interval'), String(DEV_ETCD_TIMING.heartbeatMs));
+  t.true(argv.includes('--pre-vote=true'));
+});
+
+test('the default topology: etcd on the hosts from three hosts up, outside them below', (t) => {
+  t.deepEqual([1, 2, 3, 5].map(defaultEtcdTopology), ['external', 'external', 'hosts', 'hosts']);
 });
 
 const fleetdCases: { name: string; help: string; has: string[]; lacks: string[] }[] = [

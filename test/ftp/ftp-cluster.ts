@@ -73,7 +73,7 @@ export class FtpCluster {
   async up(): Promise<void> {
     const r = await this.dev.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(this.root, 'shared') });
     this.#plan = r.plan;
-    this.#registry = createEtcdRegistry({ endpoints: [r.plan.etcd.loopbackUrl] });
+    this.#registry = createEtcdRegistry({ endpoints: [...r.plan.etcd.endpoints] });
     await new WebFarmDemo({
       clock: systemClock,
       progress: () => undefined,

@@ -91,7 +91,7 @@ export class GaleraCluster {
   }
 
   async bootstraps(): Promise<BootstrapRecord[]> {
-    this.#kv ??= new EtcdKv({ endpoints: [this.demo.plan.etcd.loopbackUrl] }, systemClock);
+    this.#kv ??= new EtcdKv({ endpoints: [...this.demo.plan.etcd.endpoints] }, systemClock);
     const store = new GaleraStore({
       kv: this.#kv,
       clock: systemClock,
