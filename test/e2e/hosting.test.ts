@@ -24,7 +24,13 @@ function up(): { farm: WebFarmDemo; services: HostingServices } {
 }
 
 async function bootstraps(f: WebFarmDemo): Promise<string[]> {
-  const r = await f.fleetts(['galera', 'bootstraps', '--etcd-endpoints', f.plan.etcd.endpoints.join(','), '--json']);
+  const r = await f.fleetts([
+    'galera',
+    'bootstraps',
+    '--etcd-endpoints',
+    f.plan.etcd.endpoints.join(','),
+    '--json',
+  ]);
   if (r.code !== 0) throw new Error(`fleetts galera bootstraps failed: ${r.stderr}`);
   return r.stdout.split('\n').filter((l) => l !== '');
 }
