@@ -89,6 +89,9 @@ ETCD_ADVERTISE_CLIENT_URLS=http://${me}:2379
 ETCD_INITIAL_CLUSTER=${initial}
 ETCD_INITIAL_CLUSTER_STATE=new
 ETCD_INITIAL_CLUSTER_TOKEN=${spec.clusterToken}
+# A member back from a partition asks before it calls an election, so it does not depose a healthy
+# leader (each leader change extends every fleetd lease by its TTL). etcd 3.5's default; 3.4's is off.
+ETCD_PRE_VOTE=true
 `;
 }
 
