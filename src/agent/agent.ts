@@ -6,7 +6,7 @@ import { hostname as osHostname } from 'node:os';
 import type { Clock, Timer } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
-import type { Assignment, Machine, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
+import type { Assignment, Machine, MachineId, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
 import type { LeaseId, Membership, Registry, Subscription } from '../registry/registry.js';
 import { DEFAULT_FENCE_AFTER_MS } from '../registry/kept-lease.js';
 import { containerConfigFromSpec } from '../runtime/docker-config.js';
@@ -31,7 +31,18 @@ import {
   type ReportedState,
   type RuntimeKind,
 } from './diff.js';
+import {
+  KEEP_STEP_MS,
+  PEER_RECHECK_MS,
+  PEER_TIMEOUT_MS,
+  peerVerdict,
+  type PeerAnswer,
+  type PeerVerdict,
+  type SelfLeaseReport,
+} from './peer-check.js';
 import { unitBaseEnvironment, unitSpecifiers, type HostFacts } from './unit-environment.js';
+
+export { PEER_RECHECK_MS, FENCE_KEEP_BOUND_MS, MIN_ENGINE_GRACE_MS } from './peer-check.js';
 
 /** Watches wake the agent; this only backs them up. */
 export const DEFAULT_AGENT_RESYNC_MS = 30_000;
@@ -41,17 +52,22 @@ const MAX_CONCURRENT_STARTS = 8;
 /** How soon a start that waits for another machine's run claim is tried again. */
 const CLAIM_RETRY_MS = 250;
 const RETRY_MS = 2_000;
+/** How often the list of peers (machines with a live lease) is read while this host runs AtMostOnce units. */
+const PEER_LIST_REFRESH_MS = 5_000;
+/** Room for a loaded host's timers beyond PEER_TIMEOUT_MS before the first answers count as missing. */
+const CHECK_SLACK_MS = 250;
 
 /** What the agent needs of this fleetd's membership: the lease its statuses live under. */
 export type AgentMembership = Pick<Membership, 'leaseId' | 'renewedAt' | 'signal'>;
 
-export type FencingPolicy = 'stop' | 'keep-running';
+export type FencingPolicy = 'per-unit' | 'stop' | 'keep-running';
 
 export interface FencingOptions {
   /**
-   * `stop` (default): stop every unit when the lease has not been renewed for `deadlineMs`, so that
-   * a cut-off host never runs a unit the engine has placed elsewhere. `keep-running`: leave them
-   * running (a unit may then run on two machines; see docs/agent.md).
+   * `per-unit` (default): when the lease has not been renewed for `deadlineMs`, stop the
+   * `AtMostOnce=true` units, unless every peer says it has lost etcd too (docs/fencing.md); other
+   * units keep running. `stop`: every unit is treated as AtMostOnce, and stopped at the deadline
+   * without asking the peers. `keep-running`: nothing is stopped (a unit may then run on two machines).
    */
   readonly policy: FencingPolicy;
   /** Must be shorter than the lease TTL; default DEFAULT_FENCE_AFTER_MS (3.5 s for a 5 s TTL). */
@@ -62,6 +78,21 @@ export interface FencingOptions {
 export type ContainerConfigBuilder = (
   input: RuntimeConfigInput<ContainerSpec>,
 ) => RuntimeConfigResult<RuntimeUnitConfigBase>;
+
+/** A machine with a live lease, as the agent last read it: a peer to ask when etcd is out of reach. */
+export interface PeerMachine {
+  readonly id: MachineId;
+  /** Where its fleetd API listens (Machine.apiAddress); a peer without one cannot be asked. */
+  readonly apiAddress?: string;
+}
+
+/** How the agent reaches its peers for the peer check (fleetd: the registry and the peer client). */
+export interface AgentPeers {
+  /** The machines that hold a live lease now (this one may be among them), read from etcd. */
+  list(): Promise<readonly PeerMachine[]>;
+  /** The peer's own GET /v1/self/lease; rejects when it cannot be had. Ends soon after `signal` aborts. */
+  ask(peer: PeerMachine & { readonly apiAddress: string }, signal: AbortSignal): Promise<SelfLeaseReport>;
+}
 
 export interface AgentDeps {
   readonly registry: Pick<
@@ -75,6 +106,8 @@ export interface AgentDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly fencing?: FencingOptions;
+  /** For the peer check of policy `per-unit`; without it there is no peer to ask, so AtMostOnce units fence at the deadline. */
+  readonly peers?: AgentPeers;
   readonly resyncMs?: number;
   /** How often the fencing watchdog looks at the lease; default a tenth of the deadline, at most 250 ms. */
   readonly watchdogMs?: number;
@@ -88,6 +121,14 @@ export interface AgentDeps {
   readonly containerConfig?: ContainerConfigBuilder;
   /** Cluster-wide variables every unit gets (e.g. FLEETTS_ETCD_ENDPOINTS for sidekicks). */
   readonly environment?: Readonly<Record<string, string>>;
+}
+
+/** The peer check of one outage: the renewal it follows, the latest round of questions and its verdict. */
+interface PeerCheck {
+  readonly renewal: number;
+  startedAt: number;
+  inFlight: boolean;
+  verdict?: PeerVerdict & { readonly at: number };
 }
 
 type ParsedSpec = { readonly kind: 'ok'; readonly spec: UnitSpec } | Extract<DesiredSpec, { kind: 'error' }>;
@@ -121,14 +162,28 @@ export class Agent {
   #detached = false;
   /** The renewal the supervisors' deadline was last written for. */
   #deadlineFor: number | undefined;
+  /** Peers as last read while the lease was alive, and when (monotonic). */
+  #peerList: readonly PeerMachine[] | undefined;
+  #peerListAt: number | undefined;
+  #peerListReading = false;
+  /** The peer check of the current outage (keyed by the last renewal it follows). */
+  #check: PeerCheck | undefined;
   #watchdog: Timer | undefined;
   #running: Promise<void> | undefined;
   /** Counters for tests and metrics. */
-  readonly stats = { passes: 0, statusWrites: 0, statusDeletes: 0, fences: 0, claimWaits: 0 };
+  readonly stats = {
+    passes: 0,
+    statusWrites: 0,
+    statusDeletes: 0,
+    fences: 0,
+    claimWaits: 0,
+    peerChecks: 0,
+    keeps: 0,
+  };
 
   constructor(deps: AgentDeps) {
     this.#d = deps;
-    this.#policy = deps.fencing?.policy ?? 'stop';
+    this.#policy = deps.fencing?.policy ?? 'per-unit';
     this.#deadlineMs = deps.fencing?.deadlineMs ?? DEFAULT_FENCE_AFTER_MS;
     this.#wake = new Wakeup(deps.clock);
     this.#host = {
@@ -139,7 +194,7 @@ export class Agent {
     };
   }
 
-  /** True while self-fenced (units stopped, nothing started until the lease is alive again). */
+  /** True while self-fenced (AtMostOnce units stopped, none started until the lease is alive again). */
   get fenced(): boolean {
     return this.#fenced !== undefined;
   }
@@ -235,7 +290,13 @@ export class Agent {
     this.stats.passes++;
     if (this.#fenced !== undefined) {
       const observed = await this.#list();
-      this.#execute(diffUnits([], observed, this.#context()));
+      this.#execute(
+        diffUnits(
+          [],
+          observed.filter((o) => this.#atMostOnce(o)),
+          this.#context(),
+        ),
+      );
       return;
     }
     const m = this.#membership;
@@ -497,6 +558,20 @@ export class Agent {
       return { kind: 'error', reason: parsed?.reason ?? `the unit file ${hash.slice(0, 12)} is not loaded` };
     }
     const spec = parsed.spec;
+    const atMostOnce =
+      this.#policy === 'stop' || (this.#policy === 'per-unit' && spec.placement.atMostOnce === true);
+    const built = this.#buildRuntimeConfig(unit, hash, spec);
+    if (built.kind === 'error' || !atMostOnce) return built;
+    return { ...built, config: { ...built.config, atMostOnce: true } };
+  }
+
+  #buildRuntimeConfig(
+    unit: UnitName,
+    hash: UnitHash,
+    spec: UnitSpec,
+  ):
+    | { kind: 'ok'; config: RuntimeUnitConfigBase; warnings: readonly string[] }
+    | { kind: 'error'; reason: string } {
     const input = {
       unit,
       hash,
@@ -620,7 +695,7 @@ export class Agent {
     };
   }
 
-  // ——— self-fencing ———
+  // ——— self-fencing (docs/fencing.md) ———
 
   /** The watchdog: follows the membership, moves the supervisors' deadline, trips the fence. */
   #tick(): void {
@@ -637,6 +712,8 @@ export class Agent {
       this.#wake.trigger();
     }
     if (m !== undefined) this.#lastRenewal = Math.max(this.#lastRenewal ?? 0, m.renewedAt());
+    const since = this.#lastRenewal ?? this.#startedAt;
+    const age = now - since;
     const live = m !== undefined && !m.signal.aborted && now - m.renewedAt() <= this.#deadlineMs;
     if (live) {
       if (this.#fenced !== undefined) {
@@ -652,36 +729,179 @@ export class Agent {
         log.info({ event: 'agent.reattached', lease: m.leaseId }, 'the lease is alive again');
         this.#detached = false;
       }
+      if (this.#check !== undefined && this.#check.renewal !== since) {
+        if (this.#check.verdict?.kind === 'keep')
+          log.info(
+            { event: 'agent.keep_ended', lease: m.leaseId },
+            'the lease is renewed again; AtMostOnce units ran on throughout',
+          );
+        this.#check = undefined;
+      }
       // The deadline is absolute (last renewal + deadline): it moves only when the lease is renewed.
-      if (this.#policy === 'stop' && m.renewedAt() !== this.#deadlineFor) {
+      if (this.#policy !== 'keep-running' && m.renewedAt() !== this.#deadlineFor) {
         this.#deadlineFor = m.renewedAt();
-        const remaining = m.renewedAt() + this.#deadlineMs - now;
-        for (const [kind, runtime] of this.#runtimeList()) {
-          try {
-            runtime.setFenceDeadline?.(remaining);
-          } catch (err) {
-            log.error(
-              { event: 'agent.fence_deadline_unwritable', runtime: kind, err: (err as Error).message },
-              'cannot move the units’ self-fencing deadline forward; they will stop by themselves',
-            );
-          }
-        }
+        this.#setSupervisorDeadline(m.renewedAt() + this.#deadlineMs - now);
       }
-    } else {
-      const since = this.#lastRenewal ?? this.#startedAt;
-      const age = now - since;
-      if (age > this.#deadlineMs && this.#fenced === undefined && !this.#detached) {
-        const reason =
-          m === undefined
-            ? `fenced: this fleetd has had no membership for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms)`
-            : m.signal.aborted
-              ? `fenced: the membership lease was lost (${describeLoss(m.signal.reason)})`
-              : `fenced: no lease keepalive acknowledged for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms, before the lease can expire)`;
-        this.#trip(reason);
+      if (this.#policy === 'per-unit') {
+        this.#refreshPeers(now);
+        // Ask the peers a little before the deadline, so that the verdict is there when it passes.
+        if (age > this.#deadlineMs - PEER_TIMEOUT_MS) this.#outage(now, age, '');
       }
+    } else if (this.#fenced === undefined && !this.#detached) {
+      const reason =
+        m === undefined
+          ? `fenced: this fleetd has had no membership for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms)`
+          : m.signal.aborted
+            ? `fenced: the membership lease was lost (${describeLoss(m.signal.reason)})`
+            : `fenced: no lease keepalive acknowledged for ${Math.round(age)} ms (deadline ${this.#deadlineMs} ms, before the lease can expire)`;
+      if (this.#policy === 'per-unit') this.#outage(now, age, reason);
+      else if (age > this.#deadlineMs) this.#trip(reason);
     }
     const every = this.#d.watchdogMs ?? Math.min(250, this.#deadlineMs / 10);
     this.#watchdog = clock.setTimer(every, () => this.#tick());
+  }
+
+  /**
+   * Policy per-unit, no renewal for (nearly) the deadline: the peer check. Keeps the AtMostOnce
+   * units only while the latest answers say every peer has lost etcd too, asking again every
+   * PEER_RECHECK_MS; fences on any other answer, or when the answers are late.
+   */
+  #outage(now: number, age: number, reason: string): void {
+    const renewal = this.#lastRenewal ?? this.#startedAt;
+    if (this.#check?.renewal !== renewal) this.#check = { renewal, startedAt: now, inFlight: false };
+    const check = this.#check;
+    if (!this.#runsAtMostOnce()) {
+      // Nothing to stop; fencing only keeps AtMostOnce units from starting (they could not claim anyway).
+      if (age > this.#deadlineMs) this.#trip(reason);
+      return;
+    }
+    if (!check.inFlight && (check.verdict === undefined || now - check.startedAt >= PEER_RECHECK_MS)) {
+      void this.#askPeers(check, now);
+    }
+    if (age <= this.#deadlineMs) return;
+    const v = check.verdict;
+    if (v === undefined) {
+      if (now - check.startedAt <= PEER_TIMEOUT_MS + CHECK_SLACK_MS) return;
+      this.#trip(`${reason}; the peers' answers did not come in time`);
+    } else if (v.kind === 'fence') this.#trip(`${reason}; ${v.reason}`);
+    else if (now - v.at > KEEP_STEP_MS)
+      this.#trip(`${reason}; the peers were last asked ${Math.round(now - v.at)} ms ago`);
+  }
+
+  async #askPeers(check: PeerCheck, now: number): Promise<void> {
+    const { clock, log } = this.#d;
+    check.inFlight = true;
+    check.startedAt = now;
+    this.stats.peerChecks++;
+    const self = this.#d.machine.id;
+    const peers = (this.#peerList ?? []).filter((p) => p.id !== self);
+    const answers = await Promise.all(peers.map((p) => this.#ask(p)));
+    check.inFlight = false;
+    if (this.#check !== check || this.#fenced !== undefined || this.#stop.signal.aborted) return;
+    const verdict = peerVerdict(answers);
+    const at = clock.monotonic();
+    const first = check.verdict === undefined;
+    const wasKeeping = check.verdict?.kind === 'keep';
+    check.verdict = { ...verdict, at };
+    if (verdict.kind === 'keep') {
+      this.stats.keeps++;
+      // Supervisors stop their AtMostOnce unit if this fleetd dies meanwhile: KEEP_STEP_MS from now.
+      this.#deadlineFor = undefined;
+      this.#setSupervisorDeadline(KEEP_STEP_MS);
+      if (!wasKeeping)
+        log.warn(
+          { event: 'agent.fence_kept', reason: verdict.reason },
+          `no lease renewal, but ${verdict.reason}: AtMostOnce units keep running; asking again every ${PEER_RECHECK_MS} ms`,
+        );
+    } else if (!first || clock.monotonic() - check.renewal > this.#deadlineMs) {
+      this.#tick0();
+    }
+  }
+
+  /** Re-evaluates at once (a verdict came in) instead of at the next watchdog tick. */
+  #tick0(): void {
+    this.#watchdog?.cancel();
+    this.#tick();
+  }
+
+  async #ask(peer: PeerMachine): Promise<PeerAnswer> {
+    const peers = this.#d.peers;
+    const apiAddress = peer.apiAddress;
+    if (peers === undefined || apiAddress === undefined)
+      return { kind: 'unanswered', machine: peer.id, error: 'it registered no API address' };
+    const abort = new AbortController();
+    let timer: Timer | undefined;
+    const late = new Promise<PeerAnswer>((resolve) => {
+      timer = this.#d.clock.setTimer(PEER_TIMEOUT_MS, () => {
+        abort.abort(new Error('timed out'));
+        resolve({ kind: 'unanswered', machine: peer.id, error: `no answer within ${PEER_TIMEOUT_MS} ms` });
+      });
+    });
+    const asked = peers.ask({ ...peer, apiAddress }, abort.signal).then(
+      (report): PeerAnswer => ({ kind: 'answered', machine: peer.id, report }),
+      (err: unknown): PeerAnswer => ({
+        kind: 'unanswered',
+        machine: peer.id,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
+    const answer = await Promise.race([asked, late]);
+    timer?.cancel();
+    return answer;
+  }
+
+  /** Reads the peers (machines with a live lease) while the lease is alive and AtMostOnce units run here. */
+  #refreshPeers(now: number): void {
+    const peers = this.#d.peers;
+    if (peers === undefined || this.#peerListReading || !this.#runsAtMostOnce()) return;
+    if (this.#peerListAt !== undefined && now - this.#peerListAt < PEER_LIST_REFRESH_MS) return;
+    this.#peerListReading = true;
+    peers
+      .list()
+      .then((list) => {
+        this.#peerList = list;
+        this.#peerListAt = this.#d.clock.monotonic();
+      })
+      .catch((err: unknown) => {
+        this.#d.log.warn(
+          { event: 'agent.peers_unreadable', err: (err as Error).message },
+          'cannot read the list of peers now; keeping the last one',
+        );
+      })
+      .finally(() => {
+        this.#peerListReading = false;
+      });
+  }
+
+  /** Whether `o` must stop when this host fences: AtMostOnce=true (or policy stop). */
+  #atMostOnce(o: ObservedEntry): boolean {
+    if (this.#policy !== 'per-unit') return this.#policy === 'stop';
+    const parsed = this.#specs.get(`${o.hash} ${o.unit}`);
+    if (parsed?.kind === 'ok') return parsed.spec.placement.atMostOnce === true;
+    if (o.atMostOnce === true) return true;
+    // The process runtime says which units are AtMostOnce; of a container whose file this agent has
+    // not read (adopted, etcd out of reach since), it cannot be known: treat it as one.
+    return o.runtime !== 'process';
+  }
+
+  #runsAtMostOnce(): boolean {
+    for (const o of this.#observed.values()) {
+      if (o.active !== 'inactive' && o.active !== 'failed' && this.#atMostOnce(o)) return true;
+    }
+    return false;
+  }
+
+  #setSupervisorDeadline(remainingMs: number): void {
+    for (const [kind, runtime] of this.#runtimeList()) {
+      try {
+        runtime.setFenceDeadline?.(remainingMs);
+      } catch (err) {
+        this.#d.log.error(
+          { event: 'agent.fence_deadline_unwritable', runtime: kind, err: (err as Error).message },
+          'cannot move the units’ self-fencing deadline forward; they will stop by themselves',
+        );
+      }
+    }
   }
 
   #trip(reason: string): void {
@@ -696,16 +916,22 @@ export class Agent {
     }
     this.#fenced = { reason };
     this.stats.fences++;
-    log.warn({ event: 'agent.fenced', reason }, `${reason}: stopping every unit of this host`);
+    log.warn(
+      { event: 'agent.fenced', reason },
+      this.#policy === 'stop'
+        ? `${reason}: stopping every unit of this host`
+        : `${reason}: stopping the AtMostOnce units of this host (the others keep running)`,
+    );
     void this.#fenceNow();
   }
 
-  /** Stops every running unit at once (not from the loop, which may be waiting on etcd). */
+  /** Stops every running AtMostOnce unit at once (not from the loop, which may be waiting on etcd). */
   async #fenceNow(): Promise<void> {
     const fenced = this.#fenced;
     if (fenced === undefined) return;
     try {
-      this.#execute(diffUnits([], await this.#list(), this.#context()));
+      const fenceable = (await this.#list()).filter((o) => this.#atMostOnce(o));
+      this.#execute(diffUnits([], fenceable, this.#context()));
     } catch (err) {
       this.#d.log.error(
         { event: 'agent.fence_failed', err: (err as Error).message },

@@ -16,6 +16,7 @@ import { FleetError } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
+import type { SelfLeaseReport } from '../agent/peer-check.js';
 import type { TreeName } from '../registry/keys.js';
 import type { Registry } from '../registry/registry.js';
 import { parseUnitName, templateOf, UNIT_NAME_MAX } from '../unit/names.js';
@@ -34,6 +35,7 @@ import {
   listUnitsQuery,
   listUnitsResponse,
   machinesResponse,
+  selfLeaseResponse,
   metadataPatch,
   planBody,
   planResponse,
@@ -72,6 +74,11 @@ export interface ApiDeps {
   readonly peers: PeerClient;
   /** True while this host holds its membership; other /v1 routes answer 503 meanwhile. */
   readonly registered: () => boolean;
+  /**
+   * This host's lease as its agent sees it (GET /v1/self/lease, asked by peers that lost etcd).
+   * Default: alive while registered (a conservative answer: the asker then stops its AtMostOnce units).
+   */
+  readonly selfLease?: () => SelfLeaseReport;
   readonly clock: Clock;
   readonly log: Logger;
   readonly auth?: ApiAuth;
@@ -287,6 +294,24 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       whileUnregistered: true,
       response: healthResponse,
       handler: () => Promise.resolve({ machine: self, registered: deps.registered(), version: VERSION }),
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/self/lease',
+      operationId: 'selfLease',
+      summary:
+        "This fleetd's own lease, from its local state (no etcd read): whether it was renewed recently, how long ago, since when it is alive. Peers cut off from etcd ask it before they stop their AtMostOnce units",
+      whileUnregistered: true,
+      response: selfLeaseResponse,
+      handler: () =>
+        Promise.resolve(
+          deps.selfLease?.() ?? {
+            machine: self,
+            leaseAlive: deps.registered(),
+            renewedAgoMs: null,
+            liveSinceMs: null,
+          },
+        ),
     }),
     jsonRoute({
       method: 'GET',

@@ -311,3 +311,11 @@ export const healthResponse = z.object({
   version: z.string(),
 });
 export type HealthResponse = z.infer<typeof healthResponse>;
+
+/** GET /v1/self/lease: this fleetd's own lease, from its local state (docs/fencing.md, the peer check). */
+export const selfLeaseResponse = z.object({
+  machine: z.string(),
+  leaseAlive: z.boolean(),
+  renewedAgoMs: z.number().int().nonnegative().nullable(),
+  liveSinceMs: z.number().int().nonnegative().nullable(),
+});

@@ -127,8 +127,8 @@ After=network-online.target ${MOUNT_UNIT}${etcd}${setup}
 ${debian ? '' : `Requires=fleetts-setup.service\n`}
 [Service]
 ${debian ? '' : '# Node.js and fleetts are under /opt (Flatcar: /usr is read-only); units inherit this PATH.\nEnvironment=PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'}ExecStart=${bin} --config ${FLEETD_CONF}
-# Units outlive fleetd: a restarted fleetd adopts them, and a dead one's units stop at their fence
-# deadline (docs/agent.md). So stopping fleetd.service stops fleetd alone.
+# Units outlive fleetd: a restarted fleetd adopts them, and a dead one's AtMostOnce units stop at
+# their fence deadline (docs/fencing.md). So stopping fleetd.service stops fleetd alone.
 KillMode=process
 Restart=always
 RestartSec=2s

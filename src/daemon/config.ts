@@ -117,7 +117,9 @@ export const configSchema = z
       .enum(['auto', 'process', 'docker'], { error: 'must be auto, process or docker' })
       .default('auto'),
     dockerHost: z.string().min(1).optional(),
-    fencePolicy: z.enum(['stop', 'keep-running'], { error: 'must be stop or keep-running' }).default('stop'),
+    fencePolicy: z
+      .enum(['per-unit', 'stop', 'keep-running'], { error: 'must be per-unit, stop or keep-running' })
+      .default('per-unit'),
     fenceAfterMs: duration.optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

@@ -3,8 +3,9 @@
 // engine (leader-elected) and the agent (this host's units on the process and Docker runtimes).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Agent } from '../agent/agent.js';
-import { createPeerClient } from '../api/peer-client.js';
+import { Agent, type AgentPeers } from '../agent/agent.js';
+import { selfLeaseReport, type SelfLeaseReport } from '../agent/peer-check.js';
+import { askSelfLease, createPeerClient, type PeerClient } from '../api/peer-client.js';
 import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
@@ -45,7 +46,10 @@ export class Fleetd {
   readonly agent: Agent;
   #api: ApiServer | undefined;
   #membership: Membership | undefined;
+  /** When (monotonic) the current membership was registered or resumed. */
+  #membershipSince = 0;
   #running: Promise<void> | undefined;
+  readonly #peers: PeerClient;
 
   constructor(deps: FleetdDeps) {
     this.#deps = deps;
@@ -56,6 +60,18 @@ export class Fleetd {
         `machine id ${JSON.stringify(deps.machineId)} is invalid (${problem}); use ${MACHINE_ID_RULE}`,
       );
     this.machineId = asMachineId(deps.machineId);
+    const token = deps.api?.token;
+    const tls = deps.api?.tls;
+    this.#peers = createPeerClient({
+      ...(token === undefined ? {} : { token }),
+      ...(tls === undefined
+        ? {}
+        : { tls: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), cert: tls.cert, key: tls.key } }),
+    });
+    const peers: AgentPeers = {
+      list: async () => (await deps.registry.listMachines()).items,
+      ask: (peer, signal) => askSelfLease(this.#peers, peer.apiAddress, { signal }),
+    };
     const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({
       registry: deps.registry,
@@ -72,6 +88,7 @@ export class Fleetd {
       clock: deps.clock,
       log: deps.log.child({ component: 'agent' }),
       fencing: { policy: config.fencePolicy, deadlineMs: fenceAfterMsOf(config) },
+      peers,
       // Sidekicks (`fleetts announce`, `fleetts upstream`) reach etcd and this host's API with these.
       environment: {
         FLEETTS_ETCD_ENDPOINTS: config.etcdEndpoints.join(','),
@@ -90,6 +107,20 @@ export class Fleetd {
   get membership(): Membership | undefined {
     const m = this.#membership;
     return m === undefined || m.signal.aborted ? undefined : m;
+  }
+
+  /** What GET /v1/self/lease answers: this host's lease from local state (docs/fencing.md). */
+  selfLease(): SelfLeaseReport {
+    const m = this.#membership;
+    return selfLeaseReport({
+      machine: this.machineId,
+      now: this.#deps.clock.monotonic(),
+      keepaliveMs: keepaliveMsFor(this.#deps.config.leaseTtlMs),
+      lease:
+        m === undefined
+          ? undefined
+          : { renewedAt: m.renewedAt(), since: this.#membershipSince, lost: m.signal.aborted },
+    });
   }
 
   get apiServer(): ApiServer | undefined {
@@ -135,6 +166,11 @@ export class Fleetd {
       },
       `registered as machine ${this.machineId}`,
     );
+    if (config.fencePolicy === 'keep-running')
+      log.warn(
+        { event: 'fleetd.fencing_off', policy: config.fencePolicy },
+        'fence policy keep-running: no unit is stopped when this host is cut off from etcd, not even AtMostOnce=true units, which may then run on two machines at once',
+      );
     this.engine.start();
     await this.agent.start();
     this.#running = this.#keepMembership();
@@ -164,13 +200,9 @@ export class Fleetd {
         registry,
         machineId: this.machineId,
         local: this.agent,
-        peers: createPeerClient({
-          ...(token === undefined ? {} : { token }),
-          ...(tls === undefined
-            ? {}
-            : { tls: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), cert: tls.cert, key: tls.key } }),
-        }),
+        peers: this.#peers,
         registered: () => this.membership !== undefined,
+        selfLease: () => this.selfLease(),
         clock,
         log: log.child({ component: 'api' }),
         ...(token === undefined ? {} : { auth: { kind: 'token' as const, token } }),
@@ -208,6 +240,7 @@ export class Fleetd {
       },
     );
     await this.#writeLeaseId(membership.leaseId);
+    this.#membershipSince = this.#deps.clock.monotonic();
     return membership;
   }
 

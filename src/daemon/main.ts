@@ -49,8 +49,10 @@ const HELP: Record<keyof DaemonConfig, string> = {
   runtime:
     'how [Container] units run: docker, process (no Docker on this host), or auto (Docker if it answers)',
   dockerHost: 'the Docker daemon (default DOCKER_HOST, else unix:///var/run/docker.sock)',
-  fencePolicy: 'when cut off from etcd: stop units (default) or keep-running (may run a unit twice)',
-  fenceAfterMs: 'stop units after this long without a lease renewal (default 70 % of the lease TTL)',
+  fencePolicy:
+    'when cut off from etcd: per-unit (default: stop only AtMostOnce=true units, unless every peer lost etcd too), stop (stop every unit) or keep-running (stop nothing: an AtMostOnce unit may run twice)',
+  fenceAfterMs:
+    'stop AtMostOnce units after this long without a lease renewal (default 70 % of the lease TTL)',
 };
 
 export async function run(argv: readonly string[]): Promise<number> {

@@ -152,7 +152,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     });
   }
 
-  /** Writes `<stateDir>/fence.json`, which every supervisor this runtime spawns watches. */
+  /** Writes `<stateDir>/fence.json`, which the supervisor of every AtMostOnce unit watches. */
   setFenceDeadline(remainingMs: number | undefined): void {
     writeFenceDeadline(this.#fencePath(), remainingMs);
   }
@@ -213,7 +213,8 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       unitConfig: config,
       tracking,
       journal: this.#journal,
-      fence: { path: this.#fencePath() },
+      // Only AtMostOnce units stop at the deadline; the others outlive any control-plane outage.
+      ...(config.atMostOnce === true ? { fence: { path: this.#fencePath() } } : {}),
     };
     writeFileAtomic(paths.config, JSON.stringify(supConfig) + '\n');
     rmSync(paths.status, { force: true });
@@ -332,6 +333,11 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   }
 
   #observe(t: Tracked): ObservedUnit {
+    const o = this.#observeState(t);
+    return t.config.unitConfig.atMostOnce === true ? { ...o, atMostOnce: true } : o;
+  }
+
+  #observeState(t: Tracked): ObservedUnit {
     const c = t.config.unitConfig;
     const status = readStatus(t.paths);
     if (status === undefined) {

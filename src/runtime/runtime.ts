@@ -10,6 +10,12 @@ export interface RuntimeUnitConfigBase {
   readonly kind: string;
   readonly unit: UnitName;
   readonly hash: UnitHash;
+  /**
+   * `AtMostOnce=true` (or fencing policy `stop`): the unit must stop when this host can no longer
+   * be sure it owns it, even after fleetd died. The process runtime makes its supervisor watch the
+   * self-fencing deadline only for such units; others run on through any control-plane outage.
+   */
+  readonly atMostOnce?: boolean;
 }
 
 /** One Exec*= command, fully resolved: specifiers and `$VAR` already expanded. */
@@ -87,6 +93,8 @@ export interface ObservedUnit {
    * assigned here, as systemd starts its units after a reboot.
    */
   readonly lost?: true;
+  /** The runtime was told the unit is AtMostOnce (RuntimeUnitConfigBase.atMostOnce); absent: it was not, or it does not know. */
+  readonly atMostOnce?: true;
 }
 
 export interface JournalOptions {
@@ -122,8 +130,8 @@ export interface Runtime<C extends RuntimeUnitConfigBase = RuntimeUnitConfigBase
   remove(unit: UnitName): Promise<void>;
   /**
    * Self-fencing that outlives fleetd (optional: runtimes whose units cannot watch a deadline omit
-   * it): every unit stops by itself once `remainingMs` from now has passed without another call.
-   * `undefined` lifts the deadline (policy keep-running). See docs/agent.md.
+   * it): every unit started with `atMostOnce` stops by itself once `remainingMs` from now has passed
+   * without another call. `undefined` lifts the deadline (policy keep-running). See docs/fencing.md.
    */
   setFenceDeadline?(remainingMs: number | undefined): void;
   /** Every unit this runtime knows, running or not, sorted by name. */

@@ -34,7 +34,10 @@ export interface SupervisorConfig {
   readonly unitConfig: ProcessUnitConfig;
   readonly tracking: TrackingConfig;
   readonly journal: JournalLimits;
-  /** The self-fencing deadline file (fence.ts): the supervisor stops its unit once it passes. */
+  /**
+   * The self-fencing deadline file (fence.ts): the supervisor stops its unit once it passes. Set
+   * only for an AtMostOnce unit (`unitConfig.atMostOnce`); other units ignore the deadline.
+   */
   readonly fence?: { readonly path: string };
 }
 

@@ -2,7 +2,14 @@
 // through the clock, so fencing deadlines are checked to the millisecond.
 import { Writable } from 'node:stream';
 import test from 'ava';
-import { Agent, type AgentMembership } from '../../src/agent/agent.js';
+import {
+  Agent,
+  PEER_RECHECK_MS,
+  type AgentMembership,
+  type AgentPeers,
+  type FencingPolicy,
+} from '../../src/agent/agent.js';
+import { KEEP_STEP_MS, type SelfLeaseReport } from '../../src/agent/peer-check.js';
 import {
   asMachineId,
   asUnitName,
@@ -44,7 +51,11 @@ interface World {
 }
 
 async function world(
-  options: { adopted?: ConstructorParameters<typeof FakeRuntime>[1]; policy?: 'stop' | 'keep-running' } = {},
+  options: {
+    adopted?: ConstructorParameters<typeof FakeRuntime>[1];
+    policy?: FencingPolicy;
+    peers?: AgentPeers;
+  } = {},
 ): Promise<World> {
   const clock = new FakeClock();
   const store = new MemoryEtcd({ clock });
@@ -129,6 +140,7 @@ async function world(
     clock,
     log: createLogger({ level: 'info', destination }),
     fencing: { policy: options.policy ?? 'stop', deadlineMs: 3500 },
+    ...(options.peers === undefined ? {} : { peers: options.peers }),
     resyncMs: 1000,
     hostname: 'host-a',
     bootId: 'b00t',
@@ -398,5 +410,122 @@ test('journal is served from the runtime that ran the unit', async (t) => {
   const lines: string[] = [];
   for await (const line of w.agent.journal(asUnitName('web.unit'))) lines.push(line);
   t.deepEqual(lines, ['web.unit journal line']);
+  await w.agent.stop();
+});
+
+const AT_MOST_ONCE = '[Service]\nExecStart=/bin/sleep 1000\n[X-Fleet]\nAtMostOnce=true\n';
+
+/** Peers answering from `reports` (a function, so a test can change them), counting the questions. */
+function fakePeers(reports: () => SelfLeaseReport[]): AgentPeers & { asked: number } {
+  const peers = {
+    asked: 0,
+    list: () =>
+      Promise.resolve([
+        { id: M1, apiAddress: 'unix:///self' },
+        ...reports().map((r) => ({ id: asMachineId(r.machine), apiAddress: `unix:///${r.machine}` })),
+      ]),
+    ask: (peer: { id: string }) => {
+      peers.asked++;
+      const r = reports().find((x) => x.machine === peer.id);
+      return r === undefined ? Promise.reject(new Error('connection refused')) : Promise.resolve(r);
+    },
+  };
+  return peers;
+}
+
+const lostEtcd = (machine: string): SelfLeaseReport => ({
+  machine,
+  leaseAlive: false,
+  renewedAgoMs: 4000,
+  liveSinceMs: null,
+});
+
+test('per-unit: cut off with no peer, only the AtMostOnce unit stops, at the deadline; the other keeps running', async (t) => {
+  const w = await world({ policy: 'per-unit' });
+  const m = await w.register();
+  await w.agent.start();
+  await w.assign('plain.unit', SERVICE);
+  await w.assign('once.unit', AT_MOST_ONCE);
+  await w.until(() => w.agent.stats.statusWrites === 2);
+  t.is(w.runtime.configs.get('once.unit')?.atMostOnce, true, 'its supervisor is told');
+  t.is(w.runtime.configs.get('plain.unit')?.atMostOnce, undefined);
+
+  w.host.setFaults({ dropKeepalives: true });
+  const lastRenewal = m.renewedAt();
+  await w.until(() => w.runtime.calls.includes('stop once.unit'));
+  const stoppedAt = w.clock.monotonic();
+  t.true(stoppedAt - lastRenewal > 3500 && stoppedAt < lastRenewal + 5000, `${stoppedAt - lastRenewal} ms`);
+  t.regex(events(w, 'agent.fenced')[0]?.reason ?? '', /; no peer to ask/);
+  // Through the lease's loss and long after: plain.unit is never stopped.
+  await w.until(() => m.signal.aborted, 10_000);
+  await w.clock.advance(20_000);
+  t.deepEqual(w.runtime.calls, ['start plain.unit', 'start once.unit', 'stop once.unit']);
+  t.like(w.runtime.units.get('plain.unit'), { active: 'active' });
+  await w.agent.stop();
+});
+
+test('per-unit: every peer lost etcd too → the AtMostOnce unit keeps running, re-checked; a live peer → fenced', async (t) => {
+  let reports = [lostEtcd('m2'), lostEtcd('m3')];
+  const peers = fakePeers(() => reports);
+  const w = await world({ policy: 'per-unit', peers });
+  const m = await w.register();
+  await w.agent.start();
+  await w.assign('once.unit', AT_MOST_ONCE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  await w.clock.advance(6_000); // the peer list is read while the lease is alive
+  t.is(peers.asked, 0, 'nobody is asked while the lease is renewed');
+
+  w.host.setFaults({ dropKeepalives: true });
+  await w.until(() => w.agent.stats.keeps >= 1);
+  t.regex(events(w, 'agent.fence_kept')[0]?.reason ?? '', /^all 2 peer\(s\) have lost etcd too/);
+  t.is(w.runtime.deadlines.at(-1), KEEP_STEP_MS, 'the supervisors’ deadline moves in short steps');
+  // Well past the lease's expiry, it runs on, asked about every second.
+  const keepsBefore = w.agent.stats.keeps;
+  await w.until(() => m.signal.aborted, 10_000);
+  await w.until(() => w.agent.stats.keeps >= keepsBefore + 8);
+  t.false(w.agent.fenced);
+  t.deepEqual(w.runtime.calls, ['start once.unit']);
+
+  // A peer reaches etcd again while this host does not: fenced at the next re-check.
+  reports = [lostEtcd('m2'), { ...lostEtcd('m3'), leaseAlive: true, renewedAgoMs: 200, liveSinceMs: 200 }];
+  const flipped = w.clock.monotonic();
+  await w.until(() => w.runtime.calls.includes('stop once.unit'));
+  t.true(w.clock.monotonic() - flipped <= PEER_RECHECK_MS + 500, 'within one re-check');
+  t.regex(events(w, 'agent.fenced')[0]?.reason ?? '', /; peer m3 has a live lease/);
+  await w.agent.stop();
+});
+
+test('per-unit: a peer that does not answer → fenced at the deadline', async (t) => {
+  const peers = fakePeers(() => [lostEtcd('m2')]);
+  const original = peers.ask.bind(peers);
+  peers.ask = (peer, signal) => (peer.id === 'm2' ? new Promise(() => undefined) : original(peer, signal));
+  const w = await world({ policy: 'per-unit', peers });
+  const m = await w.register();
+  await w.agent.start();
+  await w.assign('once.unit', AT_MOST_ONCE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  await w.clock.advance(1_000);
+  w.host.setFaults({ dropKeepalives: true });
+  const lastRenewal = m.renewedAt();
+  await w.until(() => w.runtime.calls.includes('stop once.unit'));
+  t.true(w.clock.monotonic() < lastRenewal + 5000, 'before the lease can expire');
+  t.regex(events(w, 'agent.fenced')[0]?.reason ?? '', /; peer m2 did not answer \(no answer within 500 ms\)/);
+  await w.agent.stop();
+});
+
+test('per-unit: the lease renewed again while keeping → the unit ran throughout, nothing restarted', async (t) => {
+  const peers = fakePeers(() => [lostEtcd('m2')]);
+  const w = await world({ policy: 'per-unit', peers });
+  await w.register();
+  await w.agent.start();
+  await w.assign('once.unit', AT_MOST_ONCE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  await w.clock.advance(1_000);
+  w.host.setFaults({ dropKeepalives: true });
+  await w.until(() => w.agent.stats.keeps >= 1);
+  w.host.setFaults({});
+  await w.until(() => events(w, 'agent.keep_ended').length === 1);
+  t.false(w.agent.fenced);
+  t.deepEqual(w.runtime.calls, ['start once.unit']);
   await w.agent.stop();
 });

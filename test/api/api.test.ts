@@ -566,6 +566,7 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'GET /v1/local/units/{name}/journal localUnitJournal',
     'GET /v1/local/units/{name}/status localUnitStatus',
     'GET /v1/machines listMachines',
+    'GET /v1/self/lease selfLease',
     'GET /v1/state listUnitStates',
     'GET /v1/units listUnits',
     'GET /v1/units/{name} getUnit',
