@@ -800,13 +800,17 @@ export class Agent {
     if (this.#check !== check || this.#fenced !== undefined || this.#stop.signal.aborted) return;
     const verdict = peerVerdict(answers);
     const at = clock.monotonic();
+    log.debug(
+      { event: 'agent.peer_check', verdict: verdict.kind, peers: peers.length, reason: verdict.reason },
+      `peer check: ${verdict.kind}`,
+    );
     const first = check.verdict === undefined;
     const wasKeeping = check.verdict?.kind === 'keep';
     check.verdict = { ...verdict, at };
     if (verdict.kind === 'keep') {
       this.stats.keeps++;
       // Supervisors stop their AtMostOnce unit if this fleetd dies meanwhile: KEEP_STEP_MS from now.
-      this.#deadlineFor = undefined;
+      // (#deadlineFor stays: the next renewal, not the watchdog, writes the lease's deadline again.)
       this.#setSupervisorDeadline(KEEP_STEP_MS);
       if (!wasKeeping)
         log.warn(
@@ -861,6 +865,7 @@ export class Agent {
       .then((list) => {
         this.#peerList = list;
         this.#peerListAt = this.#d.clock.monotonic();
+        this.#d.log.debug({ event: 'agent.peers_read', machines: list.length }, 'read the list of peers');
       })
       .catch((err: unknown) => {
         this.#d.log.warn(

@@ -18,10 +18,15 @@ export const PEER_TIMEOUT_MS = 500;
 export const KEEP_STEP_MS = PEER_RECHECK_MS + PEER_TIMEOUT_MS + 500;
 /**
  * A peer's lease counts as alive (etcd works for it) when its last acknowledged keepalive was sent
- * within this many keepalive periods: every keepalive is retried one period after the last was
- * sent, so a host that reaches etcd renews at least this often even after one lost keepalive.
+ * within this many keepalive periods. A host that reaches etcd sends one every period, so its last
+ * acknowledged one is about a period old at most. A host that lost etcd when the asker did renewed
+ * at most one period after the asker, who asks PEER_TIMEOUT_MS before its deadline (3 s with the
+ * defaults), so its last renewal is at least 2 periods old: 1.5 leaves half a period either side.
+ * A peer that has just lost one keepalive may look cut off for half a period: the next re-check
+ * sees it alive. With deadlines shorter than 2.5 periods + PEER_TIMEOUT_MS (small TTLs), peers that
+ * lost etcd together look alive: the check then always fences, as a blind timer would.
  */
-export const LIVE_RENEWAL_PERIODS = 2;
+export const LIVE_RENEWAL_PERIODS = 1.5;
 /**
  * The longest a peer whose etcd works again takes to say so: it renews within LIVE_RENEWAL_PERIODS
  * keepalives (1 s each by default), or, when its own lease expired meanwhile, it registers again

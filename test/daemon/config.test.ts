@@ -8,6 +8,15 @@ test('defaults fill every setting that has one', (t) => {
   t.is(c.leaseTtlMs, 5000);
   t.deepEqual(c.metadata, {});
   t.is(c.machineId, undefined);
+  t.is(c.fencePolicy, 'per-unit', 'only AtMostOnce units fence by default');
+});
+
+test('fence policies: per-unit, stop and keep-running; anything else names the three', (t) => {
+  for (const policy of ['per-unit', 'stop', 'keep-running'])
+    t.is(resolveConfig([{ name: 'flags', values: { fencePolicy: policy } }]).fencePolicy, policy);
+  t.throws(() => resolveConfig([{ name: 'flags', values: { fencePolicy: 'fence' } }]), {
+    message: 'invalid setting fence-policy (from flags: "fence"): must be per-unit, stop or keep-running',
+  });
 });
 
 test('later sources win: file < env < flags', (t) => {
