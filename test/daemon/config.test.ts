@@ -12,7 +12,7 @@ test('defaults fill every setting that has one', (t) => {
 });
 
 test('fence policies: per-unit, stop and keep-running; anything else names the three', (t) => {
-  for (const policy of ['per-unit', 'stop', 'keep-running'])
+  for (const policy of ['per-unit', 'stop', 'keep-running'] as const)
     t.is(resolveConfig([{ name: 'flags', values: { fencePolicy: policy } }]).fencePolicy, policy);
   t.throws(() => resolveConfig([{ name: 'flags', values: { fencePolicy: 'fence' } }]), {
     message: 'invalid setting fence-policy (from flags: "fence"): must be per-unit, stop or keep-running',
