@@ -40,6 +40,10 @@ try {
   await demo.close({ down: true });
 }
 
+const etcdWhere =
+  demo.plan.etcd.topology === 'hosts'
+    ? 'a member inside each host, so a power-off may take the etcd leader'
+    : 'outside the hosts';
 const active = results.map((x) => x.activeMs);
 const upstream = results.map((x) => x.r.upstreamMs);
 const dead = results.map((x) => x.r.deadMs);
@@ -49,7 +53,7 @@ const md = [
   '### Web-farm failover: a backend host powered off (issue 6)',
   '',
   `The demo's farm (examples/process: 3 Apache backends with discovery sidekicks, nginx with its`,
-  `upstream watcher) on a 3-host dev cluster, default settings (lease TTL 5 s). ${results.length} power-offs`,
+  `upstream watcher) on a 3-host dev cluster, default settings (lease TTL 5 s; etcd ${etcdWhere}). ${results.length} power-offs`,
   'of a backend-only host (every process of its namespace SIGKILLed at once), each powered on again',
   'before the next; a client sends 20 GETs/s through the balancer, fresh connection each, no retries.',
   '',

@@ -1,0 +1,339 @@
+// Control-plane faults (issue 12) on a 3-host dev cluster (root: network namespaces), etcd where
+// `fleetts dev up` puts it by default (a member in each host; BENCH_ETCD=external for one etcd
+// outside them), 30 plain [Service] units (a shell loop each):
+//  1. etcd faults: every member frozen (SIGSTOP) 10 s and 60 s; every member restarted; with the
+//     members on the hosts, 2 of the 3 killed for 30 s then restarted. For each, from before the
+//     fault to 30 s after it ends: units whose process ended (stopped), restarted in place (main
+//     pid changed), moved (machine changed), and not running at the end;
+//  2. power-offs: the host holding the etcd leader, and a host not holding it (BENCH_POWER_OFFS
+//     runs each, default 5): time from power-off to that host's units active elsewhere.
+// Run alone: `node --import=tsx bench/control-plane-faults.bench.ts [faults|power-off]`.
+import { asUnitName, type UnitStatus } from '../src/cluster/types.js';
+import { systemClock } from '../src/lib/clock.js';
+import { DevCluster } from '../src/dev/dev-cluster.js';
+import { etcdLeader, etcdMemberStatuses } from '../src/dev/etcd-members.js';
+import type { ClusterPlan, EtcdTopology } from '../src/dev/plan.js';
+import { readState } from '../src/dev/state.js';
+import { isRunning, processStartTime } from '../src/dev/system.js';
+import { createEtcdRegistry, type EtcdRegistry } from '../src/registry/etcd-registry.js';
+import { unitHash } from '../src/unit/hash.js';
+import { fmt, median, percentile, until, writeSection } from './lib.js';
+
+const UNITS = 30;
+const RUNS = Number(process.env['BENCH_POWER_OFFS'] ?? 5);
+const AFTER_MS = 30_000;
+const only = process.argv.slice(2);
+const topology = process.env['BENCH_ETCD'] as EtcdTopology | undefined;
+
+if (process.getuid?.() !== 0)
+  throw new Error('bench/control-plane-faults.bench.ts needs root (network namespaces)');
+
+const dev = new DevCluster({
+  stateDir: '/var/lib/fleetts-bench-faults',
+  clock: systemClock,
+  progress: (line) => process.stderr.write(`  · ${line}\n`),
+  contextFile: '/var/lib/fleetts-bench-faults.context.json',
+});
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const sleep = (ms: number): Promise<void> => systemClock.sleep(ms);
+const names = Array.from({ length: UNITS }, (_, i) =>
+  asUnitName(`loop-${String(i + 1).padStart(2, '0')}.service`),
+);
+const unitText = `[Service]\nExecStart=/bin/sh -c 'while :; do sleep 1; done'\n`;
+
+let plan: ClusterPlan;
+let registry: EtcdRegistry | undefined;
+
+/** unit → its running status (active, with a pid), read from etcd. */
+async function running(): Promise<Map<string, UnitStatus>> {
+  if (registry === undefined) throw new Error('no registry yet');
+  const set = await registry.listStatuses();
+  const out = new Map<string, UnitStatus>();
+  for (const s of set.items)
+    if (s.active === 'active' && s.pid !== undefined && names.includes(s.unit)) out.set(s.unit, s);
+  return out;
+}
+
+async function allRunning(): Promise<Map<string, UnitStatus>> {
+  return until(
+    `all ${UNITS} units active`,
+    async () => {
+      const r = await running().catch(() => undefined);
+      return r !== undefined && r.size === UNITS ? r : undefined;
+    },
+    180_000,
+    250,
+  );
+}
+
+async function membersHealthy(n: number): Promise<void> {
+  await until(
+    `${n} etcd members answering with a leader`,
+    async () => {
+      const s = await etcdMemberStatuses(plan.etcd.members, systemClock);
+      return s.filter((m) => m.state !== 'down').length >= n && etcdLeader(s) !== undefined
+        ? true
+        : undefined;
+    },
+    120_000,
+    250,
+  );
+}
+
+async function etcdPids(): Promise<{ id: string; pid: number }[]> {
+  const state = await readState(dev.stateDir);
+  const ids = new Set(plan.etcd.members.map((m) => m.processId));
+  return (state?.processes ?? []).filter((p) => ids.has(p.id));
+}
+
+/** Deletes and recreates the units so that they spread over the hosts again (a power-off piles them up). */
+async function redeploy(): Promise<Map<string, UnitStatus>> {
+  if (registry === undefined) throw new Error('no registry yet');
+  for (const n of names) await registry.deleteUnit(n);
+  const r = registry;
+  // Gone from assignments and statuses, and every host registered: the engine then spreads them.
+  await until(
+    'units gone, 3 hosts registered',
+    async () => {
+      const s = await r.snapshot({ unitFiles: 'none' });
+      const ours = (u: string): boolean => names.some((n) => n === u);
+      return s.machines.size === plan.hosts.length &&
+        !s.assignments.some((a) => ours(a.unit)) &&
+        !s.statuses.some((x) => ours(x.unit))
+        ? true
+        : undefined;
+    },
+    120_000,
+    250,
+  );
+  await deploy(registry);
+  return allRunning();
+}
+
+async function deploy(r: EtcdRegistry): Promise<void> {
+  await r.createUnits(
+    names.map((name) => ({ unit: { name, hash: unitHash(unitText), target: 'launched' }, text: unitText })),
+  );
+}
+
+interface FaultCount {
+  fault: string;
+  stopped: number;
+  restarted: number;
+  moved: number;
+  down: number;
+  leaderChanges: string;
+}
+
+/** Runs `fault` (resolves when the fault ends), then waits 30 s and compares with before. */
+async function measureFault(name: string, fault: () => Promise<void>): Promise<FaultCount> {
+  const before = await allRunning();
+  const identities = new Map<string, { pid: number; startTime: string }>();
+  for (const [u, s] of before) {
+    const startTime = await processStartTime(s.pid ?? 0);
+    if (startTime !== undefined) identities.set(u, { pid: s.pid ?? 0, startTime });
+  }
+  const leaderBefore = etcdLeader(await etcdMemberStatuses(plan.etcd.members, systemClock));
+  log(`${name}: ${before.size} units running; etcd leader ${leaderBefore?.name ?? 'none'}`);
+  // Process ends are seen on this machine (etcd may be down meanwhile).
+  const ended = new Set<string>();
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const [u, id] of identities) if (!ended.has(u) && !(await isRunning(id))) ended.add(u);
+      await sleep(200);
+    }
+  })();
+  await fault();
+  await sleep(AFTER_MS);
+  watching = false;
+  await watcher;
+  const after = await until(
+    'etcd answers after the fault',
+    () => running().catch(() => undefined),
+    120_000,
+    500,
+  );
+  const leaderAfter = etcdLeader(await etcdMemberStatuses(plan.etcd.members, systemClock));
+  let restarted = 0;
+  let moved = 0;
+  let down = 0;
+  for (const [u, s] of before) {
+    const a = after.get(u);
+    if (a === undefined) down++;
+    else if (a.machine !== s.machine) moved++;
+    else if (a.pid !== s.pid) restarted++;
+  }
+  const r: FaultCount = {
+    fault: name,
+    stopped: ended.size,
+    restarted,
+    moved,
+    down,
+    leaderChanges: `${leaderBefore?.name ?? '–'} → ${leaderAfter?.name ?? '–'}`,
+  };
+  log(`${name}: stopped ${r.stopped}, restarted ${restarted}, moved ${moved}, not running ${down}`);
+  return r;
+}
+
+async function signalMembers(signal: NodeJS.Signals, which?: readonly string[]): Promise<void> {
+  for (const p of await etcdPids())
+    if (which === undefined || which.includes(p.id)) {
+      try {
+        process.kill(p.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+}
+
+async function faults(): Promise<FaultCount[]> {
+  const out: FaultCount[] = [];
+  const freeze = (ms: number) => async (): Promise<void> => {
+    await signalMembers('SIGSTOP');
+    await sleep(ms);
+    await signalMembers('SIGCONT');
+  };
+  out.push(await measureFault('etcd frozen 10 s (SIGSTOP every member)', freeze(10_000)));
+  out.push(await measureFault('etcd frozen 60 s (SIGSTOP every member)', freeze(60_000)));
+  out.push(
+    await measureFault('etcd restarted (every member: SIGTERM, then started again)', async () => {
+      const pids = await etcdPids();
+      await signalMembers('SIGTERM');
+      await until(
+        'members exited',
+        async () => {
+          for (const p of pids) if ((await processStartTime(p.pid)) !== undefined) return undefined;
+          return true;
+        },
+        30_000,
+        50,
+      );
+      await dev.up();
+    }),
+  );
+  if (plan.etcd.topology === 'hosts') {
+    out.push(
+      await measureFault('2 of 3 members killed for 30 s (quorum lost), then restarted', async () => {
+        const statuses = await etcdMemberStatuses(plan.etcd.members, systemClock);
+        // The leader and one follower: the survivor is a follower without quorum.
+        const victims = [...statuses]
+          .sort((a, b) => (a.state === 'leader' ? -1 : b.state === 'leader' ? 1 : 0))
+          .slice(0, 2)
+          .map((s) => plan.etcd.members.find((m) => m.name === s.name)?.processId ?? '');
+        await signalMembers('SIGKILL', victims);
+        await sleep(30_000);
+        await dev.up();
+      }),
+    );
+  }
+  return out;
+}
+
+interface PowerOffRun {
+  leader: boolean;
+  host: string;
+  units: number;
+  activeMs: number;
+}
+
+async function powerOffs(): Promise<PowerOffRun[]> {
+  const out: PowerOffRun[] = [];
+  for (let i = 0; i < RUNS * 2; i++) {
+    const leader = i % 2 === 0;
+    const before = await redeploy();
+    await membersHealthy(plan.etcd.members.length);
+    const statuses = await etcdMemberStatuses(plan.etcd.members, systemClock);
+    const lead = etcdLeader(statuses)?.host;
+    const candidates = plan.hosts.map((h) => h.name).filter((h) => (leader ? h === lead : h !== lead));
+    const host = candidates[i % candidates.length];
+    const victim = plan.hosts.find((h) => h.name === host);
+    if (victim === undefined) throw new Error(`no ${leader ? 'leader' : 'non-leader'} host`);
+    const moving = [...before].filter(([, s]) => String(s.machine) === victim.machineId).map(([u]) => u);
+    const t0 = performance.now();
+    await dev.powerOff(victim.name);
+    await until(
+      `${victim.name}'s ${moving.length} units active elsewhere`,
+      async () => {
+        const r = await running().catch(() => undefined);
+        if (r === undefined) return undefined;
+        return moving.every((u) => {
+          const s = r.get(u);
+          return s !== undefined && String(s.machine) !== victim.machineId;
+        })
+          ? true
+          : undefined;
+      },
+      120_000,
+      50,
+    );
+    const activeMs = performance.now() - t0;
+    out.push({ leader, host: victim.name, units: moving.length, activeMs });
+    log(
+      `power-off ${i + 1}/${RUNS * 2}: ${victim.name} (${leader ? 'etcd leader' : 'not the leader'}), ` +
+        `${moving.length} units active elsewhere after ${fmt(activeMs / 1000, 2)} s`,
+    );
+    await dev.powerOn(victim.name);
+  }
+  return out;
+}
+
+const faultRows: FaultCount[] = [];
+const powerRows: PowerOffRun[] = [];
+try {
+  const up = await dev.up({
+    nodes: 3,
+    sharedPath: '/srv/fleetts-bench-faults',
+    ...(topology === undefined ? {} : { etcd: topology }),
+  });
+  plan = up.plan;
+  registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: 2_000 });
+  await deploy(registry);
+  await allRunning();
+  if (only.length === 0 || only.includes('power-off')) powerRows.push(...(await powerOffs()));
+  if (only.length === 0 || only.includes('faults')) faultRows.push(...(await faults()));
+} finally {
+  await registry?.close().catch(() => undefined);
+  await dev.down({ purge: true });
+}
+
+const lines = [
+  `### Control-plane faults (issue 12)`,
+  '',
+  `A 3-host dev cluster (\`fleetts dev up\`, lease TTL 5 s), etcd ${plan.etcd.topology === 'hosts' ? 'a member inside each host (the default)' : 'outside the hosts'},`,
+  `${UNITS} plain \`[Service]\` units (a shell loop each), fence policy as fleetd's default.`,
+];
+if (faultRows.length > 0)
+  lines.push(
+    '',
+    "etcd faults, counted from before the fault to 30 s after it ends: *stopped* = the unit's process ended,",
+    '*restarted* = running on the same host with another pid, *moved* = running on another host,',
+    '*not running* = not active 30 s after the fault.',
+    '',
+    `| fault | stopped | restarted | moved | not running | etcd leader |`,
+    '|---|---|---|---|---|---|',
+    ...faultRows.map(
+      (r) => `| ${r.fault} | ${r.stopped} | ${r.restarted} | ${r.moved} | ${r.down} | ${r.leaderChanges} |`,
+    ),
+  );
+if (powerRows.length > 0) {
+  const row = (leader: boolean): string => {
+    const ms = powerRows.filter((r) => r.leader === leader).map((r) => r.activeMs);
+    const units = powerRows.filter((r) => r.leader === leader).map((r) => r.units);
+    return `| ${leader ? 'holds the etcd leader' : 'does not hold it'} | ${ms.length} | ${Math.min(...units)}–${Math.max(...units)} | ${fmt(median(ms) / 1000, 2)} s | ${fmt(percentile(ms, 95) / 1000, 2)} s | ${fmt(Math.max(...ms) / 1000, 2)} s | median ≤ 6 s, p95 ≤ 8 s |`;
+  };
+  lines.push(
+    '',
+    'A host powered off (every process of its namespace SIGKILLed, its etcd member too); time from',
+    'power-off to every unit it ran active on another host (units redeployed before each run so that',
+    'each host runs about a third of them).',
+    '',
+    '| host powered off | runs | its units | median | p95 | max | target |',
+    '|---|---|---|---|---|---|---|',
+    row(true),
+    row(false),
+  );
+}
+const md = lines.join('\n');
+writeSection('control-plane-faults', md);
+process.stdout.write(md + '\n');
