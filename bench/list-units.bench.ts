@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asMachineId, asUnitName } from '../src/cluster/types.js';
 import { systemClock } from '../src/lib/clock.js';
+import { createRandom } from '../src/lib/random.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { Engine } from '../src/engine/engine.js';
 import { createEtcdRegistry } from '../src/registry/etcd-registry.js';
@@ -43,7 +44,13 @@ try {
         registry.createUnit({ name: asUnitName(`svc@${i + j}.unit`), hash, target: 'launched' }, text),
       ),
     );
-  const engine = new Engine({ registry, clock: systemClock, log: silentLogger, candidate: 'bench' });
+  const engine = new Engine({
+    registry,
+    clock: systemClock,
+    random: createRandom(1),
+    log: silentLogger,
+    candidate: 'bench',
+  });
   engine.start();
   for (;;) {
     const snap = await registry.snapshot({ unitFiles: 'none' });

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/logger.js';
+import type { Random } from '../lib/random.js';
 import type { EtcdRegistry } from '../registry/etcd-registry.js';
 import { parseTimeSpan } from '../unit/time-span.js';
 
@@ -15,6 +16,8 @@ export interface DiscoveryCommandDeps {
   readonly signal?: AbortSignal;
   readonly log?: Logger;
   readonly hostname?: string;
+  /** Draws retry jitter (default: seeded from the OS's entropy, one per command run). */
+  readonly random?: Random;
 }
 
 export interface EtcdFlags {
@@ -112,10 +115,14 @@ export function etcdConnection(flags: EtcdFlags, env: NodeJS.ProcessEnv): EtcdCo
 }
 
 /** Loads the etcd client only when a command needs it (it costs ~200 ms of start-up). */
-export async function openRegistry(flags: EtcdFlags, env: NodeJS.ProcessEnv): Promise<EtcdRegistry> {
+export async function openRegistry(
+  flags: EtcdFlags,
+  env: NodeJS.ProcessEnv,
+  random?: Random,
+): Promise<EtcdRegistry> {
   const connection = etcdConnection(flags, env);
   const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
-  return createEtcdRegistry(connection);
+  return createEtcdRegistry({ ...connection, ...(random === undefined ? {} : { random }) });
 }
 
 export function commandLogger(flags: EtcdFlags, deps: DiscoveryCommandDeps, name: string): Logger {

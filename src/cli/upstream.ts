@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
+import { createRandom, entropySeed } from '../lib/random.js';
 import {
   DEFAULT_CHECK_CMD,
   DEFAULT_RELOAD_CMD,
@@ -115,7 +116,9 @@ Examples:
       const render = await renderOptions(flags);
       const debounceMs = durationFlag('--debounce', flags.debounce, 0);
       const log = commandLogger(flags, deps, 'fleetts-upstream');
-      const registry = await openRegistry(flags, env);
+      // One Random per run, seeded from entropy: balancers restarted together retry apart.
+      const random = deps.random ?? createRandom(entropySeed());
+      const registry = await openRegistry(flags, env, random);
       const stop = stopSignal(deps, ctx.signal);
       try {
         const sink = new NginxSink({
@@ -128,6 +131,7 @@ Examples:
         const sync = new UpstreamSync({
           registry,
           clock: ctx.clock,
+          random,
           log,
           service: flags.service,
           render: (instances) => renderUpstream(instances, render),

@@ -9,9 +9,11 @@ import { askSelfLease, createPeerClient, type PeerClient } from '../api/peer-cli
 import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
+import { Backoff, type BackoffOptions } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { Random } from '../lib/random.js';
 import { VERSION } from '../lib/version.js';
 import type { Membership, Registry } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
@@ -22,6 +24,8 @@ export interface FleetdDeps {
   readonly config: DaemonConfig;
   readonly registry: Registry;
   readonly clock: Clock;
+  /** Draws retry jitter: main.ts seeds one per process from entropy, so hosts retry apart. */
+  readonly random: Random;
   readonly log: Logger;
   readonly machineId: string;
   readonly publicIp: string;
@@ -32,6 +36,16 @@ export interface FleetdDeps {
     readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string };
   };
 }
+
+/**
+ * Retries of registering while etcd is unreachable (after a lost lease). The cap is short, 1 s: once
+ * etcd is back, the engine gives a vanished host only a few seconds to re-register before it moves
+ * its units, so a fleetd must try again within about a second, not after a 5 s backoff. Jittered
+ * (lib/backoff, delays in [250 ms, 1 s] once capped), so that the fleet does not re-register all in
+ * the same instant; one small txn per host per second is cheap for etcd. The simulation
+ * (test/sim/harness.ts) keeps membership with these same options.
+ */
+export const MEMBERSHIP_RETRY: BackoffOptions = { minMs: 250, maxMs: 1_000 };
 
 /** Keepalive period: a third of the TTL at most, and about every second with the default TTL. */
 export function keepaliveMsFor(ttlMs: number): number {
@@ -76,6 +90,7 @@ export class Fleetd {
     this.engine = new Engine({
       registry: deps.registry,
       clock: deps.clock,
+      random: deps.random,
       log: deps.log.child({ component: 'engine' }),
       candidate: deps.machineId,
       lease,
@@ -268,9 +283,9 @@ export class Fleetd {
 
   /** Re-registers whenever the membership lease is lost (etcd unreachable for longer than the TTL). */
   async #keepMembership(): Promise<void> {
-    const { log, clock } = this.#deps;
+    const { log, clock, random } = this.#deps;
     const stop = this.#stop.signal;
-    let retryMs = 250;
+    const retry = new Backoff({ clock, random, ...MEMBERSHIP_RETRY });
     while (!stop.aborted) {
       const m = this.#membership;
       if (m !== undefined) {
@@ -289,12 +304,11 @@ export class Fleetd {
       }
       try {
         this.#membership = await this.#register();
-        retryMs = 250;
+        retry.reset();
         log.info({ event: 'fleetd.rejoined', machine: this.machineId }, 'rejoined the cluster');
       } catch (err) {
         log.warn({ event: 'fleetd.rejoin_failed', err: (err as Error).message }, 'rejoin failed; retrying');
-        await clock.sleep(retryMs, stop).catch(() => undefined);
-        retryMs = Math.min(retryMs * 2, 2_000);
+        await retry.sleep(stop);
       }
     }
   }

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { FleetError, UsageError } from '../lib/errors.js';
 import { systemClock } from '../lib/clock.js';
+import { createRandom, entropySeed } from '../lib/random.js';
 import { createLogger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import { createEtcdRegistry } from '../registry/etcd-registry.js';
@@ -127,7 +128,10 @@ async function serve(config: DaemonConfig): Promise<number> {
   const api = await readApiSecrets(config);
   const machineId = await resolveMachineId(config.machineId, config.stateDir);
   const publicIp = await resolvePublicIp(config.publicIp);
+  // One Random per process, seeded from entropy: each fleetd of the cluster draws its own retry jitter.
+  const random = createRandom(entropySeed());
   const registry = createEtcdRegistry({
+    random,
     endpoints: config.etcdEndpoints,
     prefix: config.etcdKeyPrefix,
     ...(config.etcdCaFile === undefined
@@ -148,6 +152,7 @@ async function serve(config: DaemonConfig): Promise<number> {
     config,
     registry,
     clock: systemClock,
+    random,
     log,
     machineId,
     publicIp,

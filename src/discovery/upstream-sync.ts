@@ -1,8 +1,10 @@
 // The loop behind `fleetts upstream`: level-triggered on the service's instances (the registry
 // lists, then watches from that revision, so no change between the two is missed), coalescing
 // bursts into one render → validate → swap → reload.
+import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { Registry, ServiceInstance, WatchedSet } from '../registry/registry.js';
 import type { ApplyResult } from './nginx-sink.js';
@@ -15,12 +17,14 @@ import { selectBackends } from './render-upstream.js';
 export const DEFAULT_DEBOUNCE_MS = 100;
 /** A level-triggered loop re-applies now and then even without events (a no-op when in sync). */
 const RESYNC_MS = 60_000;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 15_000;
+/** Retries of a failed render, write or reload (lib/backoff, jittered); a change wakes it sooner. */
+const RETRY = { minMs: 500, maxMs: 15_000 };
 
 export interface UpstreamSyncDeps {
   readonly registry: Pick<Registry, 'watchServiceInstances'>;
   readonly clock: Clock;
+  /** Draws the jitter of retries. */
+  readonly random: Random;
   readonly log: Logger;
   readonly service: string;
   /** Pure: the file's text for these instances (renderUpstream with the command's options). */
@@ -42,12 +46,13 @@ export class UpstreamSync {
 
   /** Keeps the file and nginx in step with the service until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    const { registry, clock, log, service } = this.#d;
+    const { registry, clock, random, log, service } = this.#d;
     const sub = await registry.watchServiceInstances(service, (set) => {
       this.#latest = set;
       this.#wake.trigger();
     });
     log.info({ event: 'upstream.started', service }, `watching service ${service}`);
+    const retry = new Backoff({ clock, random, ...RETRY });
     let retryMs: number | undefined;
     let first = true;
     try {
@@ -62,7 +67,8 @@ export class UpstreamSync {
         }
         first = false;
         const ok = await this.#pass();
-        retryMs = ok ? undefined : Math.min(RETRY_MAX_MS, retryMs === undefined ? RETRY_MIN_MS : retryMs * 2);
+        if (ok) retry.reset();
+        retryMs = ok ? undefined : retry.next();
       }
     } finally {
       sub.close();

@@ -1,9 +1,11 @@
 // The engine: every fleetd runs one; the one elected through etcd schedules. Each pass is level-
 // triggered (snapshot at one revision → pure schedule → plan → fenced transactions); watches on
 // machines and units only wake it, and a resync timer backs them up (DESIGN.md, STYLE.md rule 3).
+import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { DEFAULT_KEEPALIVE_MS } from '../registry/kept-lease.js';
 import type { Logger } from '../lib/logger.js';
+import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { LeaderTerm, TermEnd } from '../registry/leadership.js';
 import type {
@@ -25,8 +27,8 @@ import { planToChanges } from './plan-changes.js';
 
 /** Default resync period: watches wake the engine; this only backs them up. */
 export const DEFAULT_RESYNC_MS = 60_000;
-const RETRY_MIN_MS = 200;
-const RETRY_MAX_MS = 5_000;
+/** Retries of a failed campaign, term or pass (lib/backoff: jittered, every fleetd fails at once). */
+const RETRY = { minMs: 200, maxMs: 5_000 };
 
 /**
  * The longest wait between two attempts of fleetd's membership loop to re-register after its lease
@@ -52,6 +54,8 @@ export const DEFAULT_RECONNECT_GRACE_MS =
 export interface EngineDeps {
   readonly registry: Registry;
   readonly clock: Clock;
+  /** Draws the jitter of retries. */
+  readonly random: Random;
   readonly log: Logger;
   /** This fleetd's machine id: the name it campaigns under. */
   readonly candidate: string;
@@ -132,11 +136,11 @@ export class Engine {
   }
 
   async #run(): Promise<void> {
-    const { registry, log, clock, candidate } = this.#deps;
+    const { registry, log, clock, random, candidate } = this.#deps;
     const leadership = registry.leadership({ candidate, ...this.#deps.lease, log });
     const stop = this.#stop.signal;
-    let retryMs = RETRY_MIN_MS;
-    let failedMs = RETRY_MIN_MS;
+    const campaignRetry = new Backoff({ clock, random, ...RETRY });
+    const termRetry = new Backoff({ clock, random, ...RETRY });
     let lastEndedByOutage = false;
     try {
       while (!stop.aborted) {
@@ -149,11 +153,10 @@ export class Engine {
             { event: 'engine.campaign_failed', err },
             'campaign for engine leadership failed; retrying',
           );
-          await clock.sleep(retryMs, stop).catch(() => undefined);
-          retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+          await campaignRetry.sleep(stop);
           continue;
         }
-        retryMs = RETRY_MIN_MS;
+        campaignRetry.reset();
         const termStart = clock.monotonic();
         this.#termGraceFrom = this.#termGraceStart(lastEndedByOutage, termStart);
         this.stats.terms++;
@@ -178,10 +181,8 @@ export class Engine {
             'engine leadership ended',
           );
         }
-        if (failed) {
-          await clock.sleep(failedMs, stop).catch(() => undefined);
-          failedMs = Math.min(failedMs * 2, RETRY_MAX_MS);
-        } else failedMs = RETRY_MIN_MS;
+        if (failed) await termRetry.sleep(stop);
+        else termRetry.reset();
       }
     } finally {
       await leadership.close().catch(() => undefined);
@@ -189,14 +190,14 @@ export class Engine {
   }
 
   async #lead(term: LeaderTerm): Promise<void> {
-    const { registry, clock, log } = this.#deps;
+    const { registry, clock, random, log } = this.#deps;
     const signal = AbortSignal.any([term.signal, this.#stop.signal]);
     // Stop claiming leadership the moment the term ends, not when the call in flight returns.
     signal.addEventListener('abort', () => (this.stats.isLeader = false), { once: true });
     const wake = new Wakeup(clock);
     const resyncMs = this.#deps.resyncMs ?? DEFAULT_RESYNC_MS;
     let sub: Subscription | undefined;
-    let retryMs = RETRY_MIN_MS;
+    const passRetry = new Backoff({ clock, random, ...RETRY });
     try {
       while (!signal.aborted) {
         let outcome: PassOutcome;
@@ -212,13 +213,12 @@ export class Engine {
             if (relevant) wake.trigger();
           });
           outcome = await this.runPass(snapshot, term);
-          retryMs = RETRY_MIN_MS;
+          passRetry.reset();
         } catch (err) {
           if (signal.aborted || isRegistryError(err, 'fenced')) break;
           if (!isRegistryError(err) || !err.recoverable) throw err;
           log.warn({ event: 'engine.pass_failed', err: err.message }, 'scheduling pass failed; retrying');
-          await clock.sleep(retryMs, signal).catch(() => undefined);
-          retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+          await passRetry.sleep(signal);
           continue;
         }
         if (outcome === 'conflict') continue; // a unit changed under the plan: re-plan at once

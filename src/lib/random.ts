@@ -1,6 +1,8 @@
 // Seeded randomness (STYLE.md rule 1: randomness only when seeded and passed in). Simulations and
 // property-style tests draw every choice from one `Random`, so that a seed replays a run exactly.
 // The generator is mulberry32: 32 bits of state, fast, and plenty for choosing actions (not crypto).
+// Composition roots (daemon/, CLI binaries) seed theirs once per process with `entropySeed()`.
+import { randomInt } from 'node:crypto';
 
 export interface Random {
   /** The seed this generator started from (print it to replay a run). */
@@ -51,4 +53,12 @@ export function createRandom(seed: number): Random {
       return out;
     },
   };
+}
+
+/**
+ * A seed from the OS's entropy, for a composition root's one `Random` per process (so that the
+ * fleetds of one cluster draw different retry jitter). Tests and simulations pass a fixed seed.
+ */
+export function entropySeed(): number {
+  return randomInt(0, 2 ** 32 - 1);
 }

@@ -2,6 +2,7 @@
 // from its configuration. All logic lives in KvRegistry; this only connects it to etcd.
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
+import { createRandom, entropySeed, type Random } from '../lib/random.js';
 import type { EtcdConnectionOptions } from './etcd-kv.js';
 import { EtcdKv } from './etcd-kv.js';
 import { KvRegistry } from './kv-registry.js';
@@ -16,6 +17,11 @@ export interface EtcdRegistryOptions extends EtcdConnectionOptions {
   readonly lease?: LeaseOptions;
   /** Only tests pass another clock: etcd's own leases run on real time. */
   readonly clock?: Clock;
+  /**
+   * Draws the retry jitter (default: seeded from the OS's entropy, so that processes differ). A
+   * fleetd passes its process-wide one.
+   */
+  readonly random?: Random;
 }
 
 export class EtcdRegistry extends KvRegistry {
@@ -24,6 +30,7 @@ export class EtcdRegistry extends KvRegistry {
     super({
       kv: new EtcdKv(options, clock),
       clock,
+      random: options.random ?? createRandom(entropySeed()),
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       ...(options.lease === undefined ? {} : { lease: options.lease }),
     });

@@ -14,6 +14,7 @@ import type {
 } from '../cluster/types.js';
 import { asMachineId, asUnitName, asUnitHash } from '../cluster/types.js';
 import type { Clock, Timer } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
 import type { Decoded, DecodeProblem, StoredValue, ValueKind } from './codec.js';
 import { decodeOrThrow, decodeValue, encodeValue } from './codec.js';
 import { EtcdHealth, HealthTrackingKv } from './etcd-health.js';
@@ -56,6 +57,8 @@ export const UNIT_FILE_COLLECT_DELAY_MS = 2_000;
 export interface KvRegistryDeps {
   readonly kv: Kv;
   readonly clock: Clock;
+  /** Draws the jitter of retries (watches, leadership campaigns) while etcd is unreachable. */
+  readonly random: Random;
   /** Key prefix (default `/fleetts/v1/`). */
   readonly prefix?: string;
   /** Lease defaults for register/openLease/leadership when a call gives none. */
@@ -67,6 +70,7 @@ export class KvRegistry implements Registry {
   readonly health: EtcdHealth;
   readonly #kv: Kv;
   readonly #clock: Clock;
+  readonly #random: Random;
   readonly #leaseDefaults: LeaseOptions;
   readonly #subscriptions = new Set<Subscription>();
   /** Leases granted through this registry, released (not revoked) when it closes. */
@@ -81,6 +85,7 @@ export class KvRegistry implements Registry {
     // Every call, leases' keepalives included, tells the health tracker how etcd answered.
     this.health = new EtcdHealth(deps.clock);
     this.#kv = new HealthTrackingKv(deps.kv, this.health);
+    this.#random = deps.random;
     this.keys = new RegistryKeys(deps.prefix);
     this.#leaseDefaults = deps.lease ?? {};
   }
@@ -542,7 +547,7 @@ export class KvRegistry implements Registry {
           `(it will within ${lease.ttlMs / 1000} s)`,
       );
     }
-    return new KvMembership(this.#kv, this.#clock, key, machine.id, createRevision, lease);
+    return new KvMembership(this.#kv, this.#clock, this.#random, key, machine.id, createRevision, lease);
   }
 
   async patchMachineMetadata(
@@ -814,6 +819,7 @@ export class KvRegistry implements Registry {
       await watchRangeSet<Assignment>({
         kv: this.#kv,
         clock: this.#clock,
+        random: this.#random,
         range: this.keys.assignmentsOf(machine),
         decode: (kv) => this.#decodeAssignment(kv),
         onChange,
@@ -925,6 +931,7 @@ export class KvRegistry implements Registry {
       await watchRangeSet<ServiceInstance>({
         kv: this.#kv,
         clock: this.#clock,
+        random: this.#random,
         range: this.keys.instancesOf(service),
         decode: (kv) => this.#decodeService(kv),
         onChange,
@@ -949,6 +956,7 @@ export class KvRegistry implements Registry {
         new RangeWatch({
           kv: this.#kv,
           clock: this.#clock,
+          random: this.#random,
           range: this.keys.tree(tree),
           after: fromRevision,
           onEvents: (events) => {
@@ -998,6 +1006,7 @@ export class KvRegistry implements Registry {
     const leadership = new KvLeadership({
       kv: this.#kv,
       clock: this.#clock,
+      random: this.#random,
       keys: this.keys,
       options: { ...this.#leaseDefaults, ...options },
     });
@@ -1202,6 +1211,7 @@ class KvMembership implements Membership {
   constructor(
     kv: Kv,
     clock: Clock,
+    random: Random,
     key: string,
     machineId: MachineId,
     createRevision: Revision,
@@ -1214,6 +1224,7 @@ class KvMembership implements Membership {
     this.#watch = new RangeWatch({
       kv,
       clock,
+      random,
       range: { start: key, end: key + '\0' },
       after: createRevision,
       onEvents: (events) => {

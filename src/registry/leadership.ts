@@ -3,8 +3,10 @@
 // Fence (the key's create revision) is compared by every leader write, so a deposed leader's plan
 // cannot land even if it has not noticed yet that it lost. The key is always lease-bound: one that
 // is not, or holds garbage, would never expire, so it is treated as expired and deleted.
+import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { Random } from '../lib/random.js';
 import { decodeValue, encodeValue, isNewerVersion } from './codec.js';
 import { KeptLease } from './kept-lease.js';
 import type { RegistryKeys } from './keys.js';
@@ -59,40 +61,47 @@ export interface Leadership {
   close(): Promise<void>;
 }
 
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 5000;
+/** Campaign retries while etcd is unreachable (jittered: every fleetd campaigns again at once). */
+const RETRY = { minMs: 250, maxMs: 5000 };
 
 export class KvLeadership implements Leadership {
   readonly #kv: Kv;
   readonly #clock: Clock;
+  readonly #random: Random;
   readonly #keys: RegistryKeys;
   readonly #options: LeadershipOptions;
   readonly #closed = new AbortController();
   #lease: KeptLease | undefined;
   #term: { end: (why: TermEnd) => void } | undefined;
 
-  constructor(deps: { kv: Kv; clock: Clock; keys: RegistryKeys; options: LeadershipOptions }) {
+  constructor(deps: {
+    kv: Kv;
+    clock: Clock;
+    random: Random;
+    keys: RegistryKeys;
+    options: LeadershipOptions;
+  }) {
     this.#kv = deps.kv;
     this.#clock = deps.clock;
+    this.#random = deps.random;
     this.#keys = deps.keys;
     this.#options = deps.options;
   }
 
   async campaign(signal?: AbortSignal): Promise<LeaderTerm> {
     const stop = signal === undefined ? this.#closed.signal : AbortSignal.any([signal, this.#closed.signal]);
-    let retryMs = RETRY_MIN_MS;
+    const backoff = new Backoff({ clock: this.#clock, random: this.#random, ...RETRY });
     for (;;) {
       if (this.#closed.signal.aborted) throw new RegistryError('closed', 'leadership was closed');
       stop.throwIfAborted();
       try {
         const term = await this.#attempt(stop);
         if (term !== undefined) return term;
-        retryMs = RETRY_MIN_MS;
+        backoff.reset();
       } catch (error) {
         if (stop.aborted) continue;
         if (!isRegistryError(error) || !error.recoverable) throw error;
-        await this.#clock.sleep(retryMs, stop).catch(() => undefined);
-        retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
+        await backoff.sleep(stop);
       }
     }
   }
@@ -169,6 +178,7 @@ export class KvLeadership implements Leadership {
       const watch = new RangeWatch({
         kv: this.#kv,
         clock: this.#clock,
+        random: this.#random,
         range: { start: key, end: key + '\0' },
         after,
         onEvents: (events) => {
@@ -203,6 +213,7 @@ export class KvLeadership implements Leadership {
     const watch = new RangeWatch({
       kv: this.#kv,
       clock: this.#clock,
+      random: this.#random,
       range: { start: key, end: key + '\0' },
       after: createRevision,
       onEvents: (events) => {

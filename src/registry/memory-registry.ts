@@ -1,6 +1,7 @@
 // The registry on an in-memory etcd (memory-kv.ts), for the deterministic cluster simulation and
 // fast tests: the same KvRegistry logic as on etcd, leases expiring on a FakeClock, and per-client
 // faults (unreachable, slow, keepalives dropped) to script partitions and frozen hosts.
+import { createRandom, type Random } from '../lib/random.js';
 import { KvRegistry } from './kv-registry.js';
 import type { MemoryEtcd, MemoryKv, MemoryKvFaults } from './memory-kv.js';
 import type { LeaseOptions } from './registry.js';
@@ -13,6 +14,11 @@ export interface MemoryRegistryOptions {
   readonly store: MemoryEtcd;
   readonly prefix?: string;
   readonly lease?: LeaseOptions;
+  /**
+   * Draws the retry jitter (default: seed 1, deterministic like the store's fake clock). Give each
+   * simulated host its own, or their retries move in lockstep.
+   */
+  readonly random?: Random;
 }
 
 /** One fleetd's (or client's) connection to the shared in-memory store. */
@@ -24,6 +30,7 @@ export class MemoryRegistry extends KvRegistry {
     super({
       kv,
       clock: options.store.clock,
+      random: options.random ?? createRandom(1),
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       ...(options.lease === undefined ? {} : { lease: options.lease }),
     });

@@ -2,16 +2,20 @@
 // an error (its revision compacted, the stream cancelled) re-list and watch again from the new
 // revision, retrying with backoff while etcd is unreachable. Both level-triggered set watchers and
 // the engine's wake-up watch are built on it.
+import { Backoff } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
 import type { KeyRange } from './keys.js';
 import type { KeyValue, Kv, KvWatch, Revision, WatchEvent } from './kv.js';
 
-const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 5000;
+/** Re-list retries while etcd is unreachable (jittered: every watcher of every fleetd fails at once). */
+const RETRY = { minMs: 250, maxMs: 5000 };
 
 export interface RangeWatchOptions {
   readonly kv: Kv;
   readonly clock: Clock;
+  /** Draws the retry jitter. */
+  readonly random: Random;
   readonly range: KeyRange;
   /** Watch from `after + 1`. */
   readonly after: Revision;
@@ -25,10 +29,11 @@ export class RangeWatch {
   #watch: KvWatch | undefined;
   #timer: Timer | undefined;
   #closed = false;
-  #retryMs = RETRY_MIN_MS;
+  readonly #backoff: Backoff;
 
   constructor(options: RangeWatchOptions) {
     this.#o = options;
+    this.#backoff = new Backoff({ clock: options.clock, random: options.random, ...RETRY });
     this.#start(options.after);
   }
 
@@ -45,7 +50,7 @@ export class RangeWatch {
     this.#watch = kv.watch(range.start, range.end, after + 1, {
       onEvents: (events) => {
         if (this.#closed) return;
-        this.#retryMs = RETRY_MIN_MS;
+        this.#backoff.reset();
         this.#o.onEvents(events);
       },
       onError: () => {
@@ -59,13 +64,10 @@ export class RangeWatch {
 
   #retry(): void {
     if (this.#closed) return;
-    this.#timer = this.#o.clock.setTimer(this.#retryMs, () => {
+    this.#timer = this.#o.clock.setTimer(this.#backoff.next(), () => {
       this.#o.resync().then(
         (revision) => this.#start(revision),
-        () => {
-          this.#retryMs = Math.min(RETRY_MAX_MS, this.#retryMs * 2);
-          this.#retry();
-        },
+        () => this.#retry(),
       );
     });
   }
@@ -78,6 +80,7 @@ export class RangeWatch {
 export async function watchRangeSet<T>(options: {
   readonly kv: Kv;
   readonly clock: Clock;
+  readonly random: Random;
   readonly range: KeyRange;
   readonly decode: (
     kv: KeyValue,
@@ -115,6 +118,7 @@ export async function watchRangeSet<T>(options: {
   const watch = new RangeWatch({
     kv,
     clock: options.clock,
+    random: options.random,
     range,
     after,
     resync: list,

@@ -4,6 +4,7 @@
 import test from 'ava';
 import { asMachineId, asUnitName } from '../../src/cluster/types.js';
 import { FakeClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { buildApp, type ApiApp } from '../../src/api/build-app.js';
 import type { PeerClient } from '../../src/api/peer-client.js';
@@ -55,7 +56,13 @@ async function setup(): Promise<Setup> {
     log: silentLogger,
   });
   const raw = store.client();
-  const engine = new Engine({ registry, clock, log: silentLogger, candidate: 'test' });
+  const engine = new Engine({
+    registry,
+    clock,
+    random: createRandom(1),
+    log: silentLogger,
+    candidate: 'test',
+  });
   const term = await registry.leadership({ candidate: 'test' }).campaign();
   return {
     app,

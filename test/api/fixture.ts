@@ -10,6 +10,7 @@ import {
   type UnitStatus,
 } from '../../src/cluster/types.js';
 import { FakeClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { FleetError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -120,7 +121,13 @@ export async function startCluster(
     memberships,
     registered: true,
     async schedule() {
-      const engine = new Engine({ registry, clock, log: silentLogger, candidate: 'test' });
+      const engine = new Engine({
+        registry,
+        clock,
+        random: createRandom(1),
+        log: silentLogger,
+        candidate: 'test',
+      });
       term ??= await registry.leadership({ candidate: 'test' }).campaign();
       await engine.runPass(await registry.snapshot(), term);
     },

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { asMachineId, type Assignment, type MachineId, type UnitName } from '../../src/cluster/types.js';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { FleetError } from '../../src/lib/errors.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -144,7 +145,13 @@ export interface TestCluster {
 export async function startTestCluster(etcdEndpoint: string): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetts-cli-'));
   const registry = createEtcdRegistry({ endpoints: [etcdEndpoint], prefix: randomPrefix() });
-  const engine = new Engine({ registry, clock: systemClock, log: silentLogger, candidate: 'test-engine' });
+  const engine = new Engine({
+    registry,
+    clock: systemClock,
+    random: createRandom(1),
+    log: silentLogger,
+    candidate: 'test-engine',
+  });
   const hosts: Host[] = [];
   const cleanups: (() => Promise<void> | void)[] = [];
   try {

@@ -3,6 +3,7 @@
 // list-then-watch-from-now loses it).
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import { KvRegistry } from '../../src/registry/kv-registry.js';
@@ -25,7 +26,7 @@ test('a change made after the list and before the watch starts is delivered', as
   const prefix = randomPrefix();
   const writer = createEtcdRegistry({ endpoints: [etcd().endpoint], prefix });
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
-  const watcher = new KvRegistry({ kv, clock: systemClock, prefix });
+  const watcher = new KvRegistry({ kv, clock: systemClock, random: createRandom(1), prefix });
   const lease = await writer.openLease({ ttlMs: 5000 });
   await writer.announce(lease, inst('a', 1001));
   // The list returns; before watchServiceInstances can open its watch, another client announces b.

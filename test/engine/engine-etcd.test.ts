@@ -4,6 +4,7 @@ import test from 'ava';
 import { asMachineId, asUnitName, type MachineId, type Unit } from '../../src/cluster/types.js';
 import { Engine } from '../../src/engine/engine.js';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import { RegistryError } from '../../src/registry/registry-error.js';
@@ -78,6 +79,7 @@ test('places conflicting units one per machine and explains the one that does no
   const engine = new Engine({
     registry: e.open(),
     clock: systemClock,
+    random: createRandom(1),
     log: silentLogger,
     candidate: 'e1',
     lease: LEASE,
@@ -108,6 +110,7 @@ test('a machine whose lease expires has its units moved in the pass the expiry w
   const engine = new Engine({
     registry: e.open(),
     clock: systemClock,
+    random: createRandom(2),
     log: silentLogger,
     candidate: 'e1',
     lease: LEASE,
@@ -142,6 +145,7 @@ test('leader handover: when the leading engine dies, a follower takes over and k
   const e1 = new Engine({
     registry: reg1,
     clock: systemClock,
+    random: createRandom(3),
     log: silentLogger,
     candidate: 'e1',
     lease: LEASE,
@@ -149,6 +153,7 @@ test('leader handover: when the leading engine dies, a follower takes over and k
   const e2 = new Engine({
     registry: e.open(),
     clock: systemClock,
+    random: createRandom(4),
     log: silentLogger,
     candidate: 'e2',
     lease: LEASE,
@@ -184,6 +189,7 @@ test("a deposed leader's plan does not land", async (t) => {
   const stale = new Engine({
     registry: reg,
     clock: systemClock,
+    random: createRandom(5),
     log: silentLogger,
     candidate: 'old',
     lease: LEASE,
@@ -214,6 +220,7 @@ test.serial('steady state: a settled engine writes nothing to etcd', async (t) =
   const engine = new Engine({
     registry: e.open(),
     clock: systemClock,
+    random: createRandom(6),
     log: silentLogger,
     candidate: 'e1',
     lease: LEASE,

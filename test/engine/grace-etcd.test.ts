@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { asMachineId, asUnitName, type MachineId, type Unit } from '../../src/cluster/types.js';
 import { DEFAULT_RECONNECT_GRACE_MS, Engine } from '../../src/engine/engine.js';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { Membership, Registry } from '../../src/registry/registry.js';
@@ -95,6 +96,7 @@ async function setup(ids: string[]): Promise<Setup> {
   const engine = new Engine({
     registry: engineRegistry,
     clock: systemClock,
+    random: createRandom(1),
     log: silentLogger,
     candidate: 'e1',
     lease: LEASE,

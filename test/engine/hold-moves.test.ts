@@ -9,6 +9,7 @@ import type { ClusterView } from '../../src/cluster/view.js';
 import { DEFAULT_RECONNECT_GRACE_MS, Engine } from '../../src/engine/engine.js';
 import { holdMovesOffAbsentMachines } from '../../src/engine/hold-moves.js';
 import { FakeClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { MemoryEtcd, MemoryRegistry } from '../../src/registry/memory-registry.js';
 import type { Membership } from '../../src/registry/registry.js';
 import { NO_PLACEMENT } from '../../src/cluster/types.js';
@@ -61,7 +62,8 @@ async function cluster(hosts: string[], engines: string[]): Promise<Cluster> {
   }
   for (const id of engines) {
     const registry = new MemoryRegistry({ store, lease: LEASE });
-    const engine = new Engine({ registry, clock, log, candidate: id, lease: LEASE });
+    const random = createRandom(c.engines.size + 1);
+    const engine = new Engine({ registry, clock, random, log, candidate: id, lease: LEASE });
     c.engines.set(id, { registry, engine });
     engine.start();
   }

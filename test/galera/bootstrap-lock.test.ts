@@ -3,6 +3,7 @@
 // whole-cluster outage from published positions (no mariadbd here: the e2e test runs real ones).
 import test from 'ava';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { asUnitName } from '../../src/cluster/types.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { KvRegistry } from '../../src/registry/kv-registry.js';
@@ -24,7 +25,7 @@ interface SimMember {
 /** One member's protocol, with its own etcd client, as galera-member.ts runs it. */
 async function startMember(prefix: string, n: number, holdMs: number): Promise<SimMember> {
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
-  const registry = new KvRegistry({ kv, clock: systemClock, prefix });
+  const registry = new KvRegistry({ kv, clock: systemClock, random: createRandom(n), prefix });
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'sim' });
   const lease = await registry.openLease({ ttlMs: 3_000 });
   const instance = `mysql@${n}.unit`;
@@ -90,7 +91,7 @@ test('five members started at once: exactly one bootstraps, the others join it',
 test('a member that dies holding the lock frees it with its lease; its member key goes too', async (t) => {
   const prefix = randomPrefix();
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
-  const registry = new KvRegistry({ kv, clock: systemClock, prefix });
+  const registry = new KvRegistry({ kv, clock: systemClock, random: createRandom(1), prefix });
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'sim' });
   const dead = await registry.openLease({ ttlMs: 2_000 });
   await store.acquireLock(dead.leaseId, 'mysql@1.unit', AbortSignal.timeout(5_000));
@@ -128,7 +129,7 @@ test('a member that dies holding the lock frees it with its lease; its member ke
 /** An earlier life of the cluster: mysql@1 bootstrapped it, the others joined; then every host lost power. */
 async function earlierLife(prefix: string, members: readonly number[]): Promise<void> {
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
-  const registry = new KvRegistry({ kv, clock: systemClock, prefix });
+  const registry = new KvRegistry({ kv, clock: systemClock, random: createRandom(1), prefix });
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'sim' });
   const lease = await registry.openLease({ ttlMs: 3_000 });
   await store.acquireLock(lease.leaseId, 'setup', AbortSignal.timeout(5_000));
@@ -162,7 +163,7 @@ async function restart(
   await systemClock.sleep(options.delayMs ?? 0);
   const started = Date.now();
   const kv = new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock);
-  const registry = new KvRegistry({ kv, clock: systemClock, prefix });
+  const registry = new KvRegistry({ kv, clock: systemClock, random: createRandom(n), prefix });
   const store = new GaleraStore({ kv, clock: systemClock, prefix, cluster: 'sim' });
   const lease = await registry.openLease({ ttlMs: 3_000 });
   const instance = `mysql@${n}.unit`;

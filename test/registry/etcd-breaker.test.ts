@@ -9,6 +9,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { EtcdKv, isEtcdUnavailable } from '../../src/registry/etcd-kv.js';
 import { KvRegistry } from '../../src/registry/kv-registry.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
@@ -38,6 +39,7 @@ test('values over 4 MiB in one tree are read and reported; reads go on with no b
   const registry = new KvRegistry({
     kv: new EtcdKv({ endpoints: [etcd().endpoint] }, systemClock),
     clock: systemClock,
+    random: createRandom(1),
     prefix,
   });
   t.teardown(async () => {

@@ -2,6 +2,7 @@
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { systemClock } from '../../src/lib/clock.js';
+import { createRandom } from '../../src/lib/random.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import type { Kv, LeaseId } from '../../src/registry/kv.js';
 import { KvRegistry } from '../../src/registry/kv-registry.js';
@@ -48,6 +49,7 @@ function etcdEnv(): ContractEnv {
       const r = new KvRegistry({
         kv,
         clock: systemClock,
+        random: createRandom(1),
         prefix,
         ...(options.lease === undefined ? {} : { lease: options.lease }),
       });

@@ -3,7 +3,7 @@
 // WHAT RUNS: one in-memory etcd (`MemoryEtcd`, observed by `ObservedEtcd` below) on a `FakeClock`;
 // per simulated host its OWN registry client (`createMemoryRegistry`, so faults are per host), the
 // REAL `Engine` (src/engine/engine.ts) campaigning for leadership, a membership kept like fleetd
-// keeps it (register, re-register after a loss, retry with backoff), and a `LightAgent`
+// keeps it (register, re-register after a loss, retry with fleetd's jittered backoff), and a `LightAgent`
 // (light-agent.ts) whose "units" are in-memory entries that take a simulated time to start/stop,
 // which self-fences on `monotonic - membership.renewedAt() > fenceAfterMs` exactly as the real
 // agent will. A separate fault-free client plays the API (submit, start, stop, destroy).
@@ -37,7 +37,9 @@
 // each got a new machine (`failovers`), in simulated milliseconds from the fault.
 //
 // REPLAY: everything is deterministic (fake clock, seeded `Random`, no wall time, no I/O): the same
-// seed and script give the same run. `trace` holds every action and notable event with its time.
+// seed and script give the same run. Each host's retry jitter (engine, leadership, watches,
+// membership) comes from its own `Random`, seeded from the simulation's (`SimOptions.seed`) as the
+// host is created, so hosts do not retry in lockstep and a seed still replays exactly. `trace` holds every action and notable event with its time.
 import { asMachineId, asUnitHash, asUnitName } from '../../src/cluster/types.js';
 import type {
   Assignment,
@@ -47,10 +49,13 @@ import type {
   UnitHash,
   UnitName,
 } from '../../src/cluster/types.js';
+import { MEMBERSHIP_RETRY } from '../../src/daemon/fleetd.js';
 import { Engine } from '../../src/engine/engine.js';
+import { Backoff } from '../../src/lib/backoff.js';
 import { FakeClock } from '../../src/lib/clock.js';
 import { globMatch } from '../../src/lib/glob.js';
 import { silentLogger } from '../../src/lib/logger.js';
+import { createRandom, type Random } from '../../src/lib/random.js';
 import { decodeValue } from '../../src/registry/codec.js';
 import { DEFAULT_FENCE_AFTER_MS } from '../../src/registry/kept-lease.js';
 import { RegistryKeys } from '../../src/registry/keys.js';
@@ -77,6 +82,8 @@ export interface SimOptions {
   readonly stopDelayMs?: number;
   readonly stepMs?: number;
   readonly resyncMs?: number;
+  /** Seeds the hosts' retry jitter (default 1); randomized runs pass their script's seed. */
+  readonly seed?: number;
 }
 
 export interface Violation {
@@ -152,6 +159,8 @@ class SimHost {
   readonly metadata: Readonly<Record<string, string>>;
   readonly registry: MemoryRegistry;
   readonly agent: LightAgent;
+  /** This host process's retry jitter (as fleetd's one Random per process). */
+  readonly random: Random;
   engine: Engine | undefined;
   membership: Membership | undefined;
   up = true;
@@ -165,9 +174,11 @@ class SimHost {
     this.metadata = spec.metadata ?? {};
     Object.assign(this.faults, faults);
     const o = sim.options;
+    this.random = createRandom(sim.random.int(2 ** 32));
     this.registry = createMemoryRegistry({
       store: sim.store,
       lease: { ttlMs: o.ttlMs, keepaliveMs: o.keepaliveMs },
+      random: this.random,
     });
     this.applyFaults();
     this.agent = new LightAgent({
@@ -211,7 +222,7 @@ class SimHost {
   async #keepMembership(): Promise<void> {
     const { clock, options } = this.#sim;
     const stop = this.#stop.signal;
-    let retryMs = 500;
+    const retry = new Backoff({ clock, random: this.random, ...MEMBERSHIP_RETRY });
     while (!stop.aborted) {
       const m = this.membership;
       if (m !== undefined) {
@@ -237,12 +248,13 @@ class SimHost {
         );
         if (stop.aborted) break;
         this.membership = next;
-        retryMs = 500;
+        retry.reset();
         this.#sim.note(`${this.id} registered (membership rev ${next.createRevision})`);
         if (this.engine === undefined) {
           this.engine = new Engine({
             registry: this.registry,
             clock,
+            random: this.random,
             log: silentLogger,
             candidate: this.id,
             resyncMs: options.resyncMs,
@@ -252,8 +264,7 @@ class SimHost {
         }
       } catch (err) {
         if (!isRegistryError(err)) throw err;
-        await clock.sleep(retryMs, stop).catch(() => undefined);
-        retryMs = Math.min(retryMs * 2, 5000);
+        await retry.sleep(stop);
       }
     }
   }
@@ -268,6 +279,8 @@ interface CatalogEntry {
 export class Simulation {
   readonly options: Required<Omit<SimOptions, 'hosts'>>;
   readonly clock = new FakeClock();
+  /** Seeds each host's own Random, in the order hosts are created (boot, restart, addHost). */
+  readonly random: Random;
   readonly store: ObservedEtcd;
   /** The API's connection: never faulted. */
   readonly admin: MemoryRegistry;
@@ -288,7 +301,8 @@ export class Simulation {
     string,
     { unit: UnitName; machine: MachineId; createRevision: number; hash: UnitHash }
   >();
-  #pendingFailovers: { host: MachineId; unit: UnitName; at: number }[] = [];
+  /** `membership`: the host's membership revision at the fault (undefined: it had none). */
+  #pendingFailovers: { host: MachineId; membership: number | undefined; unit: UnitName; at: number }[] = [];
   #seenBefore = new Set<string>();
   #seenNow = new Set<string>();
   #lastFence = 0;
@@ -304,7 +318,9 @@ export class Simulation {
       stopDelayMs: options.stopDelayMs ?? 200,
       stepMs: options.stepMs ?? 100,
       resyncMs: options.resyncMs ?? 30_000,
+      seed: options.seed ?? 1,
     };
+    this.random = createRandom(this.options.seed);
     this.store = new ObservedEtcd({ clock: this.clock });
     this.store.onFencedWrite = (fence) => this.#onFencedWrite(fence);
     this.admin = createMemoryRegistry({ store: this.store });
@@ -612,11 +628,12 @@ export class Simulation {
 
   #trackFailover(host: MachineId): void {
     const state = this.readState();
+    const membership = state.machines.get(host)?.createRevision;
     for (const a of state.assignments) {
       if (a.machine !== host) continue;
       const p = this.#catalog.get(a.hash)?.placement;
       if (p === undefined || p.global || p.machineId !== undefined) continue;
-      this.#pendingFailovers.push({ host, unit: a.unit, at: this.now });
+      this.#pendingFailovers.push({ host, membership, unit: a.unit, at: this.now });
     }
   }
 
@@ -728,7 +745,11 @@ export class Simulation {
     this.#pendingFailovers = this.#pendingFailovers.filter((f) => {
       const unit = state.units.get(f.unit);
       if (unit === undefined || unit.target === 'inactive') return false;
-      const to = this.assignedTo(f.unit, state).find((m) => m !== f.host);
+      // Another machine, or the same host restarted and registered again (a new membership) before
+      // the engine moved the unit: either way the unit has a live machine again.
+      const to = this.assignedTo(f.unit, state).find(
+        (m) => m !== f.host || state.machines.get(m)?.createRevision !== f.membership,
+      );
       if (to === undefined) return true;
       this.failovers.push({ host: f.host, unit: f.unit, faultAt: f.at, ms: this.now - f.at, to });
       this.note(`failover ${f.unit}: ${f.host} → ${to} after ${this.now - f.at} ms`);

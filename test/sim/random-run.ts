@@ -96,7 +96,7 @@ export async function randomAction(rnd: Random, sim: Simulation): Promise<void> 
 /** Runs one seed to the end (faults healed, liveness checked); the caller reads `violations`. */
 export async function runSeed(seed: number): Promise<Simulation> {
   const rnd = createRandom(seed);
-  const sim = new Simulation({ hosts: HOSTS });
+  const sim = new Simulation({ hosts: HOSTS, seed });
   sim.note(`seed ${seed}`);
   await sim.start();
   while (sim.now < RUN_MS) {

@@ -28,3 +28,14 @@ for (const seed of seeds) {
     t.log(`${sim.failovers.length} failovers (slowest ${worst} ms), ${sim.writesPerFence.size} terms wrote`);
   });
 }
+
+// Replay is what makes a failing seed debuggable: the script, the faults and every host's retry
+// jitter (lib/backoff on each host's seeded Random) must come out the same, to the step.
+test('a seed replays exactly: the same seed gives the same trace, activity and failovers', async (t) => {
+  const seed = only ?? FIRST_SEED;
+  const [a, b] = [await runSeed(seed), await runSeed(seed)];
+  t.true(a.trace.some((line) => line.includes('registered')));
+  t.deepEqual(b.trace, a.trace);
+  t.deepEqual(b.activity, a.activity);
+  t.deepEqual(b.failovers, a.failovers);
+});
