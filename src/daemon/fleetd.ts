@@ -9,12 +9,13 @@ import { askSelfLease, createPeerClient, type PeerClient } from '../api/peer-cli
 import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
-import { Backoff, type BackoffOptions } from '../lib/backoff.js';
+import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { VERSION } from '../lib/version.js';
+import { MEMBERSHIP_RETRY } from '../registry/kept-lease.js';
 import type { Membership, Registry } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
 import type { ProcessUnitConfig, Runtime } from '../runtime/runtime.js';
@@ -36,16 +37,6 @@ export interface FleetdDeps {
     readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string };
   };
 }
-
-/**
- * Retries of registering while etcd is unreachable (after a lost lease). The cap is short, 1 s: once
- * etcd is back, the engine gives a vanished host only a few seconds to re-register before it moves
- * its units, so a fleetd must try again within about a second, not after a 5 s backoff. Jittered
- * (lib/backoff, delays in [250 ms, 1 s] once capped), so that the fleet does not re-register all in
- * the same instant; one small txn per host per second is cheap for etcd. The simulation
- * (test/sim/harness.ts) keeps membership with these same options.
- */
-export const MEMBERSHIP_RETRY: BackoffOptions = { minMs: 250, maxMs: 1_000 };
 
 /** Keepalive period: a third of the TTL at most, and about every second with the default TTL. */
 export function keepaliveMsFor(ttlMs: number): number {
@@ -285,6 +276,7 @@ export class Fleetd {
   async #keepMembership(): Promise<void> {
     const { log, clock, random } = this.#deps;
     const stop = this.#stop.signal;
+    // Jittered, capped at 1 s: see MEMBERSHIP_RETRY (the engine's reconnect grace counts on it).
     const retry = new Backoff({ clock, random, ...MEMBERSHIP_RETRY });
     while (!stop.aborted) {
       const m = this.#membership;

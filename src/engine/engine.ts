@@ -3,7 +3,7 @@
 // machines and units only wake it, and a resync timer backs them up (DESIGN.md, STYLE.md rule 3).
 import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
-import { DEFAULT_KEEPALIVE_MS } from '../registry/kept-lease.js';
+import { DEFAULT_KEEPALIVE_MS, MEMBERSHIP_RETRY } from '../registry/kept-lease.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
@@ -34,7 +34,7 @@ const RETRY = { minMs: 200, maxMs: 5_000 };
  * The longest wait between two attempts of fleetd's membership loop to re-register after its lease
  * was lost (the retry backoff, jittered below it).
  */
-const REJOIN_RETRY_MAX_MS = 1_000;
+const REJOIN_RETRY_MAX_MS = MEMBERSHIP_RETRY.maxMs;
 /**
  * How long an agent may take to learn that its peers are reachable again after an outage (the
  * agent's peer recheck period, `PEER_RECHECK_MS` of the fencing work in src/agent).

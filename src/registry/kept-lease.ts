@@ -1,6 +1,7 @@
 // A lease kept alive on the registry's Clock: the basis of membership, leadership and service
 // announcements. It tracks when the last acknowledged keepalive was SENT, which bounds from below
 // when etcd can expire the lease, so that holders can self-fence before their keys vanish.
+import type { BackoffOptions } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
 import type { Kv, LeaseId } from './kv.js';
 import type { LeaseHandle, LeaseLoss, LeaseOptions } from './registry.js';
@@ -16,6 +17,15 @@ export const DEFAULT_KEEPALIVE_MS = 1000;
 export const DEFAULT_FENCE_AFTER_MS = 3500;
 /** etcd's smallest usable TTL with its default heartbeat/election settings (it raises lower ones). */
 export const MIN_LEASE_TTL_MS = 2000;
+/**
+ * fleetd's retries of registering while etcd is unreachable (after a lost lease), lib/backoff. The
+ * cap is short, 1 s, not 5 s: once etcd is back, the engine gives a machine whose lease the outage
+ * took only its reconnect grace (engine.ts, built on this cap) to re-register before it moves its
+ * units, so a fleetd must try again within about a second. Jittered (delays in [250 ms, 1 s] once
+ * capped) so that the fleet does not re-register in the same instant; one small txn per host per
+ * second while etcd is down is cheap. The simulation keeps membership with these same options.
+ */
+export const MEMBERSHIP_RETRY: BackoffOptions = { minMs: 250, maxMs: 1_000 };
 
 export interface ResolvedLeaseOptions {
   readonly ttlMs: number;

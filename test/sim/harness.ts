@@ -49,7 +49,6 @@ import type {
   UnitHash,
   UnitName,
 } from '../../src/cluster/types.js';
-import { MEMBERSHIP_RETRY } from '../../src/daemon/fleetd.js';
 import { Engine } from '../../src/engine/engine.js';
 import { Backoff } from '../../src/lib/backoff.js';
 import { FakeClock } from '../../src/lib/clock.js';
@@ -57,7 +56,7 @@ import { globMatch } from '../../src/lib/glob.js';
 import { silentLogger } from '../../src/lib/logger.js';
 import { createRandom, type Random } from '../../src/lib/random.js';
 import { decodeValue } from '../../src/registry/codec.js';
-import { DEFAULT_FENCE_AFTER_MS } from '../../src/registry/kept-lease.js';
+import { DEFAULT_FENCE_AFTER_MS, MEMBERSHIP_RETRY } from '../../src/registry/kept-lease.js';
 import { RegistryKeys } from '../../src/registry/keys.js';
 import type { TxnRequest, TxnResult } from '../../src/registry/kv.js';
 import { createMemoryRegistry, MemoryEtcd, type MemoryRegistry } from '../../src/registry/memory-registry.js';
@@ -163,6 +162,8 @@ class SimHost {
   readonly random: Random;
   engine: Engine | undefined;
   membership: Membership | undefined;
+  /** Simulated time of the last successful registration. */
+  registeredAt: number | undefined;
   up = true;
   readonly faults: HostFaults = { partitioned: false, latencyMs: 0, dropKeepalives: false };
   readonly #sim: Simulation;
@@ -248,6 +249,7 @@ class SimHost {
         );
         if (stop.aborted) break;
         this.membership = next;
+        this.registeredAt = clock.monotonic();
         retry.reset();
         this.#sim.note(`${this.id} registered (membership rev ${next.createRevision})`);
         if (this.engine === undefined) {

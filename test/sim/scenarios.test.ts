@@ -1,6 +1,7 @@
 // Scripted faults on the deterministic cluster simulation (harness.ts): the real engine and light
 // agents on the in-memory registry and a fake clock; every invariant is checked after every step.
 import test, { type ExecutionContext } from 'ava';
+import { MEMBERSHIP_RETRY } from '../../src/registry/kept-lease.js';
 import { Simulation, type HostSpec } from './harness.js';
 import { unitText } from './units.js';
 
@@ -268,5 +269,32 @@ test('a leader whose keepalives stop is deposed; its in-flight plan is refused b
   t.deepEqual(sim.checkSettled(), []);
   // Bug C (known-issues.test.ts): the deposed engine's stats.isLeader lags its term's end.
   assertClean(t, sim, ['2-one-leader']);
+  sim.shutdown();
+});
+
+test('etcd unreachable for every host past the TTL: once it is back, each host re-registers within the 1 s retry cap', async (t) => {
+  // Issue 12: after an outage the engine gives a host whose lease it took only a few seconds to come
+  // back, so fleetd's membership retry is capped at 1 s (jittered) while etcd is down, not 5 s. The
+  // bound is the requirement (1 s), not MEMBERSHIP_RETRY.maxMs, so that raising the cap fails here.
+  const sim = await cluster();
+  const ids = ['h1', 'h2', 'h3'];
+  await launch(sim, ['a.service', 'b.service', 'c.service']);
+  for (const id of ids) sim.partition(id);
+  await sim.run(30_000);
+  t.deepEqual(
+    ids.filter((id) => sim.host(id).membership !== undefined),
+    [],
+    'every host lost its lease during the outage',
+  );
+  const back = sim.now;
+  for (const id of ids) sim.heal(id);
+  await sim.until(() => ids.every((id) => sim.host(id).membership !== undefined), 10_000);
+  const after = ids.map((id) => (sim.host(id).registeredAt ?? Infinity) - back);
+  for (const [i, ms] of after.entries())
+    t.true(ms <= 1_000, `${ids[i]} re-registered ${ms} ms after etcd came back`);
+  t.log(`re-registered ${after.join(', ')} ms after etcd came back (cap ${MEMBERSHIP_RETRY.maxMs} ms)`);
+  await sim.run(10_000);
+  t.deepEqual(sim.checkSettled(), []);
+  assertClean(t, sim);
   sim.shutdown();
 });
