@@ -139,7 +139,7 @@ function pidAlive(pid: number): boolean {
 }
 
 test.serial(
-  "a partitioned host's backend stops there before it runs elsewhere (never on both), and nothing moves back after heal",
+  "a partitioned host's backend runs on there while it starts elsewhere (web@ is not AtMostOnce); healed, the host stops its old copy and nothing moves back",
   async (t) => {
     const d = farm();
     const victim = d.backendOnlyHost();
@@ -156,33 +156,28 @@ test.serial(
     const victimId = d.plan.hosts.find((h) => h.name === victim)?.machineId;
     const t0 = Date.now();
     await d.dev.partition(victim);
-    // The host keeps running but cannot renew its lease: it must stop the unit itself (fencing)
-    // before the engine may place it elsewhere.
-    let stoppedAt = 0;
-    let movedActiveAt = 0;
-    const deadline = Date.now() + 40_000;
-    while ((stoppedAt === 0 || movedActiveAt === 0) && Date.now() < deadline) {
-      if (stoppedAt === 0 && !pidAlive(oldPid)) stoppedAt = Date.now();
-      if (movedActiveAt === 0) {
+    // The host keeps running but cannot renew its lease. web@ is stateless behind the balancer and
+    // not AtMostOnce (docs/fencing.md): the cut-off host keeps it running, while the engine, once the
+    // host's lease has expired, starts it on another host too.
+    await waitFor(
+      `${unit} active on another host`,
+      async () => {
         // From etcd directly: the CLI's endpoint may be the cut-off host's (it answers 503 then).
         const statuses = await d.registry.listStatuses(asUnitName(unit));
-        if (statuses.items.some((s) => s.machine !== victimId && s.active === 'active'))
-          movedActiveAt = Date.now();
-      }
-      await systemClock.sleep(50);
-    }
-    t.true(stoppedAt > 0, `${unit} (pid ${oldPid}) stopped on the partitioned ${victim}`);
-    t.true(movedActiveAt > 0, `${unit} active on another host`);
-    t.true(
-      stoppedAt <= movedActiveAt,
-      `stopped on ${victim} at +${stoppedAt - t0} ms, active elsewhere at +${movedActiveAt - t0} ms`,
+        return statuses.items.some((s) => s.machine !== victimId && s.active === 'active') ? true : undefined;
+      },
+      { timeoutMs: 60_000 },
     );
-    t.log(
-      `partition: stopped on ${victim} +${stoppedAt - t0} ms, active on ${d.hostOf(unit)} +${movedActiveAt - t0} ms`,
-    );
+    const movedAt = Date.now();
+    t.true(pidAlive(oldPid), `${unit} (pid ${oldPid}) still runs on the partitioned ${victim}`);
+    t.log(`partition: ${unit} active on ${d.hostOf(unit)} +${movedAt - t0} ms, still running on ${victim}`);
 
     const before = d.timeline.placement();
     await d.dev.heal(victim);
+    // Healed, the host re-registers, sees the unit is no longer assigned to it, and stops its copy.
+    await waitFor(`${unit}'s old copy stopped on the healed ${victim}`, () => !pidAlive(oldPid), {
+      timeoutMs: 60_000,
+    });
     // What would move a unit back is an engine pass that sees the healed host. Each pass plans every
     // unit, so once a unit that can only go to that host is placed, such a pass has been applied.
     const probe = asUnitName('heal-probe.unit');
