@@ -310,6 +310,10 @@ test('503 while the host is not registered, and while etcd is unreachable', asyn
   res = await call(c, 'GET', '/v1/health');
   t.is(res.statusCode, 200);
   t.like(res.json(), { machine: 'aaaa', registered: false });
+  // Peers ask for this host's lease exactly when it may be unregistered (docs/fencing.md): it answers.
+  res = await call(c, 'GET', '/v1/self/lease');
+  t.is(res.statusCode, 200);
+  t.deepEqual(res.json(), { machine: 'aaaa', leaseAlive: false, renewedAgoMs: null, liveSinceMs: null });
   c.registered = true;
   c.registry.setFaults({ unavailable: true });
   res = await call(c, 'GET', '/v1/machines');
