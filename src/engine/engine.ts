@@ -3,6 +3,8 @@
 // machines and units only wake it, and a resync timer backs them up (DESIGN.md, STYLE.md rule 3).
 import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
+// Timing constants only (a pure module): the grace is sized on the agent's fencing bounds.
+import { MIN_ENGINE_GRACE_MS, PEER_RECHECK_MS } from '../agent/peer-check.js';
 import { DEFAULT_KEEPALIVE_MS, MEMBERSHIP_RETRY } from '../registry/kept-lease.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
@@ -30,26 +32,21 @@ export const DEFAULT_RESYNC_MS = 60_000;
 /** Retries of a failed campaign, term or pass (lib/backoff: jittered, every fleetd fails at once). */
 const RETRY = { minMs: 200, maxMs: 5_000 };
 
-/**
- * The longest wait between two attempts of fleetd's membership loop to re-register after its lease
- * was lost (the retry backoff, jittered below it).
- */
-const REJOIN_RETRY_MAX_MS = MEMBERSHIP_RETRY.maxMs;
-/**
- * How long an agent may take to learn that its peers are reachable again after an outage (the
- * agent's peer recheck period, `PEER_RECHECK_MS` of the fencing work in src/agent).
- */
-const AGENT_PEER_RECHECK_MS = 1_000;
 /** For a loaded machine: an event-loop stall, an etcd leader still settling after a restart. */
 const RECONNECT_MARGIN_MS = 2_000;
 /**
  * How long this engine's etcd connection must have been healthy before a machine whose membership
  * is gone counts as gone (docs/control-plane-faults.md): after an outage every lease whose TTL
- * passed is revoked at once, while the hosts are alive and re-register within a retry, a
- * keepalive and an agent's recheck. 5 s; it delays no failover while etcd stays healthy.
+ * passed is revoked at once, while the hosts are alive and re-register within fleetd's rejoin
+ * retry (MEMBERSHIP_RETRY, at most 1 s), one keepalive (1 s) and an agent's peer recheck
+ * (PEER_RECHECK_MS, 1 s), plus a margin: 5 s. Never below what fencing needs to stop the
+ * AtMostOnce units a host kept through the outage (MIN_ENGINE_GRACE_MS, docs/fencing.md). It
+ * delays no failover while etcd stays healthy.
  */
-export const DEFAULT_RECONNECT_GRACE_MS =
-  REJOIN_RETRY_MAX_MS + DEFAULT_KEEPALIVE_MS + AGENT_PEER_RECHECK_MS + RECONNECT_MARGIN_MS;
+export const DEFAULT_RECONNECT_GRACE_MS = Math.max(
+  MEMBERSHIP_RETRY.maxMs + DEFAULT_KEEPALIVE_MS + PEER_RECHECK_MS + RECONNECT_MARGIN_MS,
+  MIN_ENGINE_GRACE_MS,
+);
 
 export interface EngineDeps {
   readonly registry: Registry;
