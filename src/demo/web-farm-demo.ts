@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Clock } from '../lib/clock.js';
 import { DevCluster, DEFAULT_DEV_STATE_DIR } from '../dev/dev-cluster.js';
-import type { ClusterPlan, HostPlan } from '../dev/plan.js';
+import type { ClusterPlan, EtcdTopology, HostPlan } from '../dev/plan.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../registry/etcd-registry.js';
 import { DemoError } from './demo-error.js';
 import { FailoverTimeline, type TimedEvent } from './failover-timeline.js';
@@ -45,6 +45,8 @@ export interface UpOptions {
   readonly nodes?: number;
   readonly leaseTtlMs?: number;
   readonly sharedPath?: string;
+  /** Where etcd runs (default: the dev cluster's, a member in each host). */
+  readonly etcd?: EtcdTopology;
 }
 
 export interface CommandOutput {
@@ -153,6 +155,7 @@ export class WebFarmDemo {
       ...(options.nodes === undefined ? {} : { nodes: options.nodes }),
       ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
       ...(options.sharedPath === undefined ? {} : { sharedPath: options.sharedPath }),
+      ...(options.etcd === undefined ? {} : { etcd: options.etcd }),
     });
     await this.attach(result.plan);
     return result.plan;

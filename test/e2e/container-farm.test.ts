@@ -138,6 +138,9 @@ test.before(async () => {
     await dev.up({
       nodes: 3,
       runtime: 'docker',
+      // etcd outside the hosts: these faults test fleetts; with a member per host (the dev default)
+      // a partitioned or dead member stalls the etcd client (docs/dev-cluster.md).
+      etcd: 'external',
       leaseTtlMs: 4_000,
       sharedPath: join(root, 'shared'),
       // Only the farm's two images, copied below: `up` would copy every fleetts/* image (mariadb…).

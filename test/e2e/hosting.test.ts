@@ -50,7 +50,9 @@ test.before(async (t) => {
     contextFile: join(root, 'context.json'),
     services: HOSTING_SERVICES,
   });
-  await farm.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(root, 'shared') });
+  // etcd outside the hosts: these faults test fleetts; with a member per host (the dev default)
+  // a partitioned or dead member stalls the etcd client (docs/dev-cluster.md).
+  await farm.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(root, 'shared'), etcd: 'external' });
   await farm.installFleetts();
   await farm.prepareSharedStorage();
   await farm.deploy([1, 2, 3]);

@@ -40,7 +40,9 @@ test.before(async () => {
     stateDir: join(root, 'state'),
     contextFile: join(root, 'context.json'),
   });
-  await demo.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(root, 'shared') });
+  // etcd outside the hosts: these faults test fleetts; with a member per host (the dev default)
+  // a partitioned or dead member stalls the etcd client (docs/dev-cluster.md).
+  await demo.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(root, 'shared'), etcd: 'external' });
   await demo.installFleetts();
   await demo.prepareSharedStorage();
   await demo.deploy([1, 2, 3]);

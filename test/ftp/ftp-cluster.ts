@@ -71,7 +71,14 @@ export class FtpCluster {
 
   /** Cluster up, fleetts on PATH, FTP directory and user made, units submitted and started. */
   async up(): Promise<void> {
-    const r = await this.dev.up({ nodes: 3, leaseTtlMs: 4_000, sharedPath: join(this.root, 'shared') });
+    // etcd outside the hosts: these faults test fleetts; with a member per host (the dev default)
+    // a partitioned or dead member stalls the etcd client (docs/dev-cluster.md).
+    const r = await this.dev.up({
+      nodes: 3,
+      leaseTtlMs: 4_000,
+      sharedPath: join(this.root, 'shared'),
+      etcd: 'external',
+    });
     this.#plan = r.plan;
     this.#registry = createEtcdRegistry({ endpoints: [...r.plan.etcd.endpoints] });
     await new WebFarmDemo({

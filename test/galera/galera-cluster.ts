@@ -45,7 +45,9 @@ export class GaleraCluster {
       contextFile: join(root, 'context.json'),
     });
     const c = new GaleraCluster(root, demo);
-    await demo.up({ nodes, leaseTtlMs: 4_000, sharedPath: join(root, 'shared') });
+    // etcd outside the hosts: these faults test fleetts; with a member per host (the dev default)
+    // a partitioned or dead member stalls the etcd client (docs/dev-cluster.md).
+    await demo.up({ nodes, leaseTtlMs: 4_000, sharedPath: join(root, 'shared'), etcd: 'external' });
     await demo.installFleetts();
     return c;
   }
