@@ -96,14 +96,20 @@ export class TransportError extends FleetError {
   readonly stage: TransportStage;
   /** Why, without the endpoint or advice (`connection refused`), for a list of endpoints tried. */
   readonly reason: string;
+  /** The request was sent and no answer came in time (as opposed to a connection that broke). */
+  readonly timedOut: boolean;
 
-  constructor(message: string, options: { stage: TransportStage; reason: string; cause?: unknown }) {
+  constructor(
+    message: string,
+    options: { stage: TransportStage; reason: string; cause?: unknown; timedOut?: boolean },
+  ) {
     super('unreachable', message, {
       ...(options.cause === undefined ? {} : { cause: options.cause }),
       recoverable: true,
     });
     this.stage = options.stage;
     this.reason = options.reason;
+    this.timedOut = options.timedOut ?? false;
   }
 }
 
@@ -157,6 +163,7 @@ export function sendRequest(
             ? new TransportError(`${endpoint.url} did not answer within ${ms} ms`, {
                 stage: 'exchange',
                 reason: `no answer within ${ms} ms`,
+                timedOut: true,
               })
             : new TransportError(`cannot reach fleetd at ${endpoint.url}: no connection within ${ms} ms`, {
                 stage: 'connect',

@@ -55,6 +55,31 @@ export class ApiClientError extends FleetError {
   }
 }
 
+/** The longest `names=` filter one listing request carries (URL-encoded). */
+const NAMES_PER_URL_CHARS = 6_000;
+
+/** `names` in groups whose encoded filter stays within NAMES_PER_URL_CHARS. */
+export function chunkNames(names: readonly string[]): string[][] {
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  let length = 0;
+  for (const name of names) {
+    const size = encodeURIComponent(name).length + 1;
+    if (current.length > 0 && length + size > NAMES_PER_URL_CHARS) {
+      chunks.push(current);
+      current = [];
+      length = 0;
+    }
+    current.push(name);
+    length += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/** A batch whose connection broke is sent this many times in all (see putUnits). */
+const BATCH_ATTEMPTS = 3;
+
 /** Page size for listing; the API allows up to 10,000. */
 const PAGE = 5_000;
 
@@ -83,6 +108,24 @@ export class ApiClient {
   async listUnitFiles(
     names?: readonly string[],
   ): Promise<{ units: UnitSummary[]; problems: StoredProblem[] }> {
+    if (names !== undefined && names.length > 0) {
+      // Many names do not fit one URL (fleetd, like most HTTP servers, refuses header blocks
+      // over 16 KiB with 431): ask in chunks, then merge.
+      const chunks = chunkNames(names);
+      if (chunks.length > 1) {
+        const units = new Map<string, UnitSummary>();
+        const problems = new Map<string, StoredProblem>();
+        for (const chunk of chunks) {
+          const part = await this.listUnitFiles(chunk);
+          for (const u of part.units) units.set(u.name, u);
+          for (const p of part.problems) problems.set(JSON.stringify(p), p);
+        }
+        return {
+          units: [...units.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+          problems: [...problems.values()],
+        };
+      }
+    }
     const out: UnitSummary[] = [];
     let problems: StoredProblem[] = [];
     let token: string | undefined;
@@ -125,16 +168,30 @@ export class ApiClient {
       body,
       answerTimeoutMs: this.#batchTimeoutMs(units),
     } as const;
-    try {
-      return (await this.#json(req, putUnitsResponse)).units;
-    } catch (err) {
-      if (!(err instanceof TransportError) || err.stage !== 'exchange') throw err;
-      throw new FleetError(
-        err.code,
-        `${err.message}; the batch may still be applied there: see fleetts list-unit-files, or run the command again (units already stored as given are left as they are)`,
-        { cause: err },
-      );
+    // A batch is idempotent (units already stored as given are left as they are), so a connection
+    // that broke while fleetd worked on it (fleetd killed, its host powered off) is retried, through
+    // the next endpoint when that one is gone. A batch that got no answer in time is not: fleetd
+    // may still be working on it, and a second copy would only add to its load.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#json(req, putUnitsResponse)).units;
+      } catch (err) {
+        if (!(err instanceof TransportError) || err.stage !== 'exchange') throw err;
+        if (!err.timedOut && attempt < BATCH_ATTEMPTS) {
+          this.#o.debug?.(`✗ ${err.reason} during the batch; sending it again (attempt ${attempt + 1})`);
+          continue;
+        }
+        throw this.#batchUnknown(err);
+      }
     }
+  }
+
+  #batchUnknown(err: TransportError): FleetError {
+    return new FleetError(
+      err.code,
+      `${err.message}; the batch may still be applied there: see fleetts list-unit-files, or run the command again (units already stored as given are left as they are)`,
+      { cause: err },
+    );
   }
 
   async deleteUnit(name: string): Promise<void> {
