@@ -263,13 +263,16 @@ test('Restart=on-failure restarts a failing container after RestartSec, then the
       restart: 'on-failure',
       restartSecMs: 100,
       startLimitBurst: 3,
-      startLimitIntervalMs: 30_000,
+      // Wide enough that four container starts fit in it on a loaded machine (each is a Docker
+      // create and start: seconds under a CPU hog); with 30 s they could spread past it and never
+      // hit the limit.
+      startLimitIntervalMs: 300_000,
     }),
   );
-  const failed = await waitState(runtime, unit, (o) => o.active === 'failed', 'failed', 20_000);
+  const failed = await waitState(runtime, unit, (o) => o.active === 'failed', 'failed', 90_000);
   t.is(
     failed.reason,
-    'start-limit-hit: restarted 3 times within 30s (StartLimitBurst=, StartLimitIntervalSec=); the last exit: the container exited with status 3',
+    'start-limit-hit: restarted 3 times within 300s (StartLimitBurst=, StartLimitIntervalSec=); the last exit: the container exited with status 3',
   );
   t.like(failed.lastExit, { code: 3 });
   t.true(subs.includes('auto-restart'), `went through auto-restart: ${subs.join(' ')}`);
