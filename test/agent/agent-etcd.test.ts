@@ -1,6 +1,6 @@
 // The agent with its real parts: a real etcd, the real ProcessRuntime (detached supervisors, real
 // processes), the system clock. Fencing is tested by killing etcd and by "killing" fleetd.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -180,7 +180,12 @@ test('a unit runs with its environment and specifiers; is reported, replaced, an
   );
   t.true(pidAlive(pid));
   t.like(await c.status('web@7.unit'), { machine: 'm1', hash: h1, load: 'loaded' });
-  t.is(readFileSync(join(out, '7.spec'), 'utf8'), 'web@7.unit web@7 web 7 host-a m1 b00t\n');
+  // Running is reported when the process started, which may be before its shell wrote the files.
+  const spec = await waitFor('web@7 to write its specifiers', () => {
+    const text = existsSync(join(out, '7.spec')) ? readFileSync(join(out, '7.spec'), 'utf8') : '';
+    return text.endsWith('\n') ? text : undefined;
+  });
+  t.is(spec, 'web@7.unit web@7 web 7 host-a m1 b00t\n');
   const env = readFileSync(join(out, '7.env'), 'utf8');
   for (const line of [
     'FLEETTS_MACHINE_ID=m1',
@@ -198,7 +203,12 @@ test('a unit runs with its environment and specifiers; is reported, replaced, an
   });
   t.not(pid2, pid);
   t.false(pidAlive(pid), 'the old process is gone');
-  t.true(readFileSync(join(out, '7.env'), 'utf8').includes('V=2'));
+  // (The new process writes its environment just after it starts: fails by timing out if never.)
+  t.true(
+    await waitFor('the new process to write its environment, with V=2', () =>
+      readFileSync(join(out, '7.env'), 'utf8').split('\n').includes('V=2') ? true : undefined,
+    ),
+  );
 
   // Unassigned: stopped, forgotten, its status deleted.
   await c.unassign('web@7.unit');
