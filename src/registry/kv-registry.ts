@@ -359,43 +359,40 @@ export class KvRegistry implements Registry {
   }
 
   async deleteUnit(name: UnitName): Promise<boolean> {
-    const key = this.keys.unit(name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const kv = (await this.#kv.range(key)).kvs[0];
-      if (kv === undefined) return false;
-      const res = await this.#kv.txn({
-        compare: [{ target: 'mod', key, op: '==', revision: kv.modRevision }],
-        success: [{ kind: 'delete', key }],
-      });
-      if (!res.succeeded) continue;
-      this.#collectSoon();
-      return true;
-    }
-    throw new RegistryError('conflict', `unit ${name} kept changing while being deleted; retry`);
+    return await this.#deleteUnitKey(this.keys.unit(name), `unit ${name}`, () => undefined);
   }
 
   async deleteInvalidUnit(name: string): Promise<boolean> {
     if (name === '') throw new RegistryError('invalid', 'no unit key named (an empty name)');
     const key = this.keys.prefix + TREES.units + name;
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const kv = (await this.#kv.range(key)).kvs[0];
-      if (kv === undefined) return false;
-      if (this.#decode(kv, 'unit', 'unit').ok) {
+    return await this.#deleteUnitKey(key, `etcd key ${key}`, (kv) => {
+      if (this.#decode(kv, 'unit', 'unit').ok)
         throw new RegistryError(
           'invalid',
           `unit ${name} is a valid unit record; destroy it as a unit, not as a corrupt key`,
         );
-      }
+    });
+  }
+
+  /**
+   * Deletes a key under units/ unless it changed between the read and the delete (retried), after
+   * `check` accepted what was read; unit files it referenced are swept soon after. False when the
+   * key is not there.
+   */
+  async #deleteUnitKey(key: string, what: string, check: (kv: KeyValue) => void): Promise<boolean> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = (await this.#kv.range(key)).kvs[0];
+      if (kv === undefined) return false;
+      check(kv);
       const res = await this.#kv.txn({
         compare: [{ target: 'mod', key, op: '==', revision: kv.modRevision }],
         success: [{ kind: 'delete', key }],
       });
       if (!res.succeeded) continue;
-      // A valid value under an invalid name still referenced a unit file (collected as after deleteUnit).
       this.#collectSoon();
       return true;
     }
-    throw new RegistryError('conflict', `etcd key ${key} kept changing while being deleted; retry`);
+    throw new RegistryError('conflict', `${what} kept changing while being deleted; retry`);
   }
 
   async replaceUnit(expect: UnitRecord, unit: Unit, text: string): Promise<UnitRecord> {
