@@ -36,16 +36,27 @@ check "format" npx prettier --check --log-level warn .
 check "build" npx tsc -p tsconfig.build.json
 
 log "ava"
-tap=$(mktemp)
-npx ava --tap "$@" 2>&1 | tee "$tap"
-ava_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)
-ava_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)
-ava_skip=$(sed -n 's/^# skip \([0-9]*\)$/\1/p' "$tap" | tail -1)
-ava_todo=$(sed -n 's/^# todo \([0-9]*\)$/\1/p' "$tap" | tail -1)
-rm -f "$tap"
-ava_pass=${ava_pass:-0}
-ava_fail=${ava_fail:-0}
-skipped=$(( ${ava_skip:-0} + ${ava_todo:-0} ))
+# ava's default reporter, counted from its per-test lines. (Its TAP reporter dies with a js-yaml
+# YAMLException when a failing test's error holds a value YAML cannot dump, and then hides which
+# test failed.) Tests that never finished (a failed hook, a crashed or timed-out worker) count as failures.
+out=$(mktemp)
+NO_COLOR=1 npx ava "$@" 2>&1 | tee "$out"
+ava_rc=${PIPESTATUS[0]}
+read -r ava_pass ava_fail skipped < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '
+  /^  ✔ / { pass++ }
+  /^  ✘ \[(fail|unexpected pass)\]:/ { fail++ }
+  /^  - \[(skip|todo)\] / { skip++ }
+  /^  ✘ [0-9]+ tests? remaining in / { fail += $2 }
+  /^  [0-9]+ (uncaught exceptions?|unhandled rejections?)$/ { fail += $1 }
+  /^  [0-9]+ tests? remained pending after a timeout$/ { fail += $1; pending = 1 }
+  /Timed out while running tests/ { timedout = 1 }
+  /exited (due to|with a non-zero exit code)|Internal error/ { fail++ }
+  END { if (timedout && !pending) fail++; print pass + 0, fail + 0, skip + 0 }')
+rm -f "$out"
+if [ "$ava_rc" -ne 0 ] && [ "$ava_fail" -eq 0 ]; then
+  echo "ava exited with status $ava_rc without naming a failed test: counted as a failure"
+  ava_fail=1
+fi
 if [ "$ava_pass" -eq 0 ] && [ "$ava_fail" -eq 0 ]; then
   echo "ava ran no test (or its output could not be read): counted as a failure"
   ava_fail=1
