@@ -51,6 +51,12 @@ export const DEFAULT_AGENT_RESYNC_MS = 30_000;
 const MAX_CONCURRENT_STARTS = 8;
 /** How soon a start that waits for another machine's run claim is tried again. */
 const CLAIM_RETRY_MS = 250;
+/**
+ * How long units found on the host at start (adopted) and not assigned to it are kept (stopped, not
+ * removed): long enough for the engine to place them again after a power-on (a lease TTL of the
+ * dead machine plus the engine's grace), so that the same container starts again.
+ */
+export const ADOPTED_KEEP_MS = 30_000;
 const RETRY_MS = 2_000;
 /** How often the list of peers (machines with a live lease) is read while this host runs AtMostOnce units. */
 const PEER_LIST_REFRESH_MS = 5_000;
@@ -158,6 +164,8 @@ export class Agent {
   #membership: AgentMembership | undefined;
   #lastRenewal: number | undefined;
   #startedAt = 0;
+  /** Adopted units not removed before ADOPTED_KEEP_MS (emptied when that time is up). */
+  #keep = new Set<UnitName>();
   #fenced: { reason: string } | undefined;
   #detached = false;
   /** The renewal the supervisors' deadline was last written for. */
@@ -212,6 +220,7 @@ export class Agent {
         // ended by itself and stays so; one stopped by its supervisor's self-fencing, or lost with
         // its supervisor (the host lost power, a reboot), may start again.
         if (!isFenceStop(o.reason) && o.lost !== true) this.#attempted.set(o.unit, o.hash);
+        this.#keep.add(o.unit);
         log.info(
           {
             event: 'agent.unit_adopted',
@@ -228,6 +237,15 @@ export class Agent {
     }
     if (this.#policy === 'keep-running') {
       for (const [, runtime] of this.#runtimeList()) runtime.setFenceDeadline?.(undefined);
+    }
+    if (this.#keep.size > 0) {
+      void clock
+        .sleep(ADOPTED_KEEP_MS, this.#stop.signal)
+        .then(() => {
+          this.#keep.clear();
+          this.#wake.trigger();
+        })
+        .catch(() => undefined);
     }
     this.#tick();
     this.#running = this.#run();
@@ -310,6 +328,7 @@ export class Agent {
       if (spec === undefined) unknown.add(a.unit);
       else desired.push({ unit: a.unit, hash: a.hash, target: a.target, spec: desiredSpec(spec) });
     }
+    for (const d of desired) this.#keep.delete(d.unit); // assigned: no longer a leftover
     const observed = await this.#list();
     if (this.#fenced !== undefined) return;
     const ctx = this.#context(unknown);
@@ -360,6 +379,7 @@ export class Agent {
       ),
       busy: new Set([...this.#busy.keys(), ...unknown]),
       attempted: this.#attempted,
+      keep: this.#keep,
       ...(this.#fenced === undefined ? {} : { fenced: this.#fenced }),
     };
   }

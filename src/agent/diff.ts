@@ -49,6 +49,12 @@ export interface DiffContext {
    * assignment changes: restarting is its Restart= policy's job, not the agent's.
    */
   readonly attempted: ReadonlyMap<UnitName, UnitHash>;
+  /**
+   * Units found on this host when fleetd started (adopted) and not assigned to it yet: for a short
+   * while they are stopped but not removed, because the engine may place them here again (a host
+   * powered on after its units went unplaced) and then the same container starts again.
+   */
+  readonly keep?: ReadonlySet<UnitName>;
   /** The agent has self-fenced: stop everything that runs, start nothing, remove nothing. */
   readonly fenced?: { readonly reason: string };
 }
@@ -117,7 +123,8 @@ function describe(o: ObservedUnit): string {
 /**
  * The actions of one pass, in a stable order (units by name; within a unit, removals from a
  * runtime it left before anything else). Every assigned unit gets exactly one action that decides
- * it (start, replace, stop, report or hold); an observed unit that is not assigned gets a remove.
+ * it (start, replace, stop, report or hold); an observed unit that is not assigned gets a remove
+ * (or, while it is in `ctx.keep`, a stop if it runs).
  */
 export function diffUnits(
   desired: readonly DesiredUnit[],
@@ -144,6 +151,18 @@ export function diffUnits(
     if (d === undefined) {
       for (const o of entries) {
         if (ctx.busy.has(o.unit)) continue;
+        if (ctx.keep?.has(o.unit) === true) {
+          if (isUp(o)) {
+            actions.push({
+              kind: 'stop',
+              unit: o.unit,
+              runtime: o.runtime,
+              reason:
+                'not assigned to this machine (found running when fleetd started; kept stopped for now)',
+            });
+          }
+          continue;
+        }
         actions.push({
           kind: 'remove',
           unit: o.unit,

@@ -3,6 +3,7 @@
 import { Writable } from 'node:stream';
 import test from 'ava';
 import {
+  ADOPTED_KEEP_MS,
   Agent,
   PEER_RECHECK_MS,
   type AgentMembership,
@@ -371,6 +372,45 @@ test('adoption: units still running are left running and their statuses re-repor
     ],
   );
   t.is(statuses.find((s) => s.unit === 'web.unit')?.since, since);
+  await w.agent.stop();
+});
+
+test('adoption: an unassigned unit found at start is stopped and kept a while, so the engine can place it here again', async (t) => {
+  const since = '2025-12-31T23:00:00.000Z';
+  const text = SERVICE.replace('1000', '1001');
+  const w = await world({
+    adopted: [
+      // Lost with the host's power: the engine had left it unplaced; it is placed here again later.
+      {
+        unit: asUnitName('back.unit'),
+        hash: unitHash(SERVICE),
+        load: 'loaded',
+        active: 'failed',
+        sub: 'failed',
+        since,
+        lost: true,
+      },
+      // Still running (a fleetd restart) but moved away meanwhile: stopped at once, removed later.
+      {
+        unit: asUnitName('moved.unit'),
+        hash: unitHash(text),
+        load: 'loaded',
+        active: 'active',
+        sub: 'running',
+        pid: 4243,
+        since,
+      },
+    ],
+  });
+  await w.register();
+  await w.agent.start();
+  await w.until(() => w.runtime.calls.includes('stop moved.unit'));
+  await w.clock.advance(ADOPTED_KEEP_MS / 2);
+  t.deepEqual(w.runtime.calls, ['stop moved.unit'], 'nothing removed before the keep time is up');
+  await w.assign('back.unit', SERVICE);
+  await w.until(() => w.runtime.calls.includes('start back.unit'));
+  await w.until(() => w.runtime.calls.includes('remove moved.unit'), ADOPTED_KEEP_MS);
+  t.deepEqual(w.runtime.calls, ['stop moved.unit', 'start back.unit', 'remove moved.unit']);
   await w.agent.stop();
 });
 

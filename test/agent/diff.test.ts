@@ -130,6 +130,22 @@ const rows: Row[] = [
     ],
   },
   {
+    title: 'an unassigned unit found when fleetd started is stopped, not removed, while it is kept',
+    desired: [],
+    observed: [seen('up.unit', 'active'), seen('lost.unit', 'failed', { runtime: 'container' })],
+    ctx: { keep: new Set([u('up.unit'), u('lost.unit')]) },
+    expect: [
+      'stop up.unit: not assigned to this machine (found running when fleetd started; kept stopped for now)',
+    ],
+  },
+  {
+    title: 'a kept unit that is assigned again is started as any other',
+    desired: [want('lost.unit', { info: { runtime: 'container' } })],
+    observed: [seen('lost.unit', 'failed', { runtime: 'container' })],
+    ctx: { runtimes: new Set(['process', 'container']), keep: new Set([u('lost.unit')]) },
+    expect: ['start lost.unit (container): target launched, but it is failed/failed'],
+  },
+  {
     title: 'a busy unit is left alone, assigned or not',
     desired: [want('web.unit')],
     observed: [seen('old.unit', 'active')],
