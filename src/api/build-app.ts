@@ -51,7 +51,7 @@ import {
   unitParams,
 } from './schemas.js';
 import { aboutUnit, corruptUnitKey, requestedUnit, storedProblems, unitProblem } from './stored-problems.js';
-import { submitUnits } from './submit-units.js';
+import { submitUnits, type StorageLimits } from './submit-units.js';
 import { UnitHosts } from './unit-hosts.js';
 import { summarizeMachines, summarizeUnit, summarizeUnits } from './unit-summaries.js';
 
@@ -79,6 +79,8 @@ export interface ApiDeps {
    * Default: alive while registered (a conservative answer: the asker then stops its AtMostOnce units).
    */
   readonly selfLease?: () => SelfLeaseReport;
+  /** What clients may store (default: no limit). */
+  readonly limits?: StorageLimits;
   readonly clock: Clock;
   readonly log: Logger;
   readonly auth?: ApiAuth;
@@ -353,11 +355,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       summary: 'Submit units and/or set their target states, in one batch (all validated first)',
       body: putUnitsBody,
       response: putUnitsResponse,
-      errors: [404, 409, 422],
+      errors: [404, 409, 422, 507],
       async handler({ body }) {
         const units = await submitUnits(registry, body.units, {
           replace: body.replace ?? false,
           create: body.create ?? true,
+          ...(deps.limits === undefined ? {} : { limits: deps.limits }),
         });
         return { units };
       },
@@ -397,13 +400,13 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       params: unitParams,
       body: putUnitBody,
       response: putUnitResult,
-      errors: [404, 409, 422],
+      errors: [404, 409, 422, 507],
       async handler({ params, body }) {
         await requestedUnit(registry, params.name);
         const [result] = await submitUnits(
           registry,
           [{ name: params.name, text: body.text, target: body.target }],
-          { replace: body.replace ?? false },
+          { replace: body.replace ?? false, ...(deps.limits === undefined ? {} : { limits: deps.limits }) },
         );
         if (result === undefined) throw new Error('submitUnits returned nothing');
         return result;

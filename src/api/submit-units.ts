@@ -3,13 +3,20 @@
 // is written, so a bad file in a batch leaves the cluster unchanged.
 import type { TargetState, UnitName } from '../cluster/types.js';
 import { FleetError } from '../lib/errors.js';
-import type { Registry, UnitRecord } from '../registry/registry.js';
+import type { Registry, StorageUsage, UnitRecord } from '../registry/registry.js';
 import { unitHash } from '../unit/hash.js';
 import { parseUnitName, templateOf, type ParsedUnitName } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import { ApiError } from './api-error.js';
 import { aboutUnit, requestedUnit } from './stored-problems.js';
 import type { PutUnitResult } from './schemas.js';
+
+/** What clients may store in the cluster (fleetd --max-units, --max-unit-file-bytes). */
+export interface StorageLimits {
+  readonly maxUnits: number;
+  /** Bytes of unit files as stored in etcd (each text JSON-encoded). */
+  readonly maxUnitFileBytes: number;
+}
 
 export interface SubmitItem {
   readonly name: string;
@@ -31,7 +38,7 @@ interface Prepared {
 export async function submitUnits(
   registry: Registry,
   items: readonly SubmitItem[],
-  options: { readonly replace?: boolean; readonly create?: boolean } = {},
+  options: { readonly replace?: boolean; readonly create?: boolean; readonly limits?: StorageLimits } = {},
 ): Promise<PutUnitResult[]> {
   const seen = new Set<string>();
   for (const item of items) {
@@ -49,6 +56,8 @@ export async function submitUnits(
         `${missing.length === 1 ? 'unit' : 'units'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not submitted`,
       );
   }
+  if (options.limits !== undefined)
+    await checkLimits(registry, prepared, options.replace ?? false, options.limits);
   const results: PutUnitResult[] = [];
   for (const p of prepared) results.push(await write(registry, p, options.replace ?? false));
   return results;
@@ -117,4 +126,49 @@ async function write(registry: Registry, p: Prepared, replace: boolean): Promise
   if (p.target !== undefined && p.target !== record.target)
     record = await registry.setTargetState(name, p.target, { expectHash: record.hash });
   return { name, hash: record.hash, target: record.target, outcome: p.differs ? 'differs' : 'unchanged' };
+}
+
+/** What one unit file costs as stored: its text JSON-encoded in a small record. */
+export function storedUnitFileBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text)) + 16;
+}
+
+/**
+ * Refuses a batch that would take the cluster over its storage limits, before anything is written
+ * (so a client cannot fill etcd's quota, after which etcd refuses every write, leases included).
+ * Concurrent batches may overshoot by at most one batch each.
+ */
+async function checkLimits(
+  registry: Registry,
+  prepared: readonly Prepared[],
+  replace: boolean,
+  limits: StorageLimits,
+): Promise<void> {
+  const writes = prepared.filter(
+    (p) => p.text !== undefined && (p.existing === undefined || (p.differs && replace)),
+  );
+  if (writes.length === 0) return;
+  const usage: StorageUsage = await registry.usage();
+  const added = writes.filter((p) => p.existing === undefined).length;
+  if (added > 0 && usage.units + added > limits.maxUnits) {
+    throw new ApiError(
+      507,
+      'storage_limit',
+      `the cluster holds ${usage.units} units and this submit adds ${added}: over the limit of ${limits.maxUnits} (fleetd --max-units); destroy units that are no longer needed, or raise --max-units on every fleetd`,
+    );
+  }
+  const newTexts = new Map<string, number>();
+  for (const p of writes) {
+    const text = p.text as string;
+    const hash = unitHash(text);
+    if (!usage.unitFileHashes.has(hash)) newTexts.set(hash, storedUnitFileBytes(text));
+  }
+  const bytes = [...newTexts.values()].reduce((a, b) => a + b, 0);
+  if (bytes > 0 && usage.unitFileBytes + bytes > limits.maxUnitFileBytes) {
+    throw new ApiError(
+      507,
+      'storage_limit',
+      `the cluster holds ${usage.unitFileBytes} bytes of unit files and this submit adds ${bytes}: over the limit of ${limits.maxUnitFileBytes} (fleetd --max-unit-file-bytes); destroy units that are no longer needed, or raise --max-unit-file-bytes on every fleetd`,
+    );
+  }
 }

@@ -92,6 +92,10 @@ ETCD_INITIAL_CLUSTER_TOKEN=${spec.clusterToken}
 # A member back from a partition asks before it calls an election, so it does not depose a healthy
 # leader (each leader change extends every fleetd lease by its TTL). etcd 3.5's default; 3.4's is off.
 ETCD_PRE_VOTE=true
+# Keep one hour of history: every status write and lease renewal adds a revision, and without
+# compaction etcd fills its quota (2 GiB) and then refuses every write, lease renewals included.
+ETCD_AUTO_COMPACTION_MODE=periodic
+ETCD_AUTO_COMPACTION_RETENTION=1h
 `;
 }
 

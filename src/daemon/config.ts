@@ -25,6 +25,15 @@ const duration = z.coerce
   .int('must be a whole number of milliseconds')
   .positive('must be greater than 0');
 
+const count = z.coerce
+  .number({ error: 'must be a whole number' })
+  .int('must be a whole number')
+  .positive('must be greater than 0');
+
+/** Storage limits of the API (what clients may store in etcd); see docs/security.md. */
+export const DEFAULT_MAX_UNITS = 20_000;
+export const DEFAULT_MAX_UNIT_FILE_BYTES = 64 * 1024 * 1024;
+
 const metadataSchema = z.string().transform((s, ctx) => {
   const out: Record<string, string> = {};
   for (const part of s.split(',').map((p) => p.trim())) {
@@ -121,6 +130,8 @@ export const configSchema = z
       .enum(['per-unit', 'stop', 'keep-running'], { error: 'must be per-unit, stop or keep-running' })
       .default('per-unit'),
     fenceAfterMs: duration.optional(),
+    maxUnits: count.default(DEFAULT_MAX_UNITS),
+    maxUnitFileBytes: count.default(DEFAULT_MAX_UNIT_FILE_BYTES),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict()

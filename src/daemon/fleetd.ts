@@ -209,6 +209,7 @@ export class Fleetd {
         peers: this.#peers,
         registered: () => this.membership !== undefined,
         selfLease: () => this.selfLease(),
+        limits: { maxUnits: config.maxUnits, maxUnitFileBytes: config.maxUnitFileBytes },
         clock,
         log: log.child({ component: 'api' }),
         ...(token === undefined ? {} : { auth: { kind: 'token' as const, token } }),

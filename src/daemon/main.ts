@@ -54,6 +54,9 @@ const HELP: Record<keyof DaemonConfig, string> = {
     'when cut off from etcd: per-unit (default: stop only AtMostOnce=true units, unless every peer lost etcd too), stop (stop every unit) or keep-running (stop nothing: an AtMostOnce unit may run twice)',
   fenceAfterMs:
     'stop AtMostOnce units after this long without a lease renewal (default 70 % of the lease TTL)',
+  maxUnits: 'refuse submits that would store more units than this in the cluster (default 20000)',
+  maxUnitFileBytes:
+    'refuse submits that would store more unit-file bytes than this in the cluster (default 67108864, 64 MiB; etcd holds 2 GiB by default)',
 };
 
 export async function run(argv: readonly string[]): Promise<number> {

@@ -229,6 +229,11 @@ export function etcdArgv(plan: ClusterPlan, member: EtcdMemberPlan): string[] {
     etcd.initialCluster,
     '--log-level',
     'warn',
+    // History is compacted (as cloud-config's members do): unit statuses and leases write often.
+    '--auto-compaction-mode',
+    'periodic',
+    '--auto-compaction-retention',
+    '1h',
   ];
   if (etcd.topology === 'hosts')
     argv.push(

@@ -38,6 +38,7 @@ import type {
   Registry,
   ServiceInstance,
   SnapshotOptions,
+  StorageUsage,
   Subscription,
   UnitRecord,
   Unschedulable,
@@ -425,6 +426,27 @@ export class KvRegistry implements Registry {
 
   collectUnitFiles(): Promise<number> {
     return this.#collect(undefined);
+  }
+
+  async usage(): Promise<StorageUsage> {
+    const units = this.keys.tree('units');
+    const files = this.keys.tree('unitFiles');
+    const res = await this.#kv.txn({
+      compare: [],
+      success: [
+        { kind: 'range', key: units.start, end: units.end },
+        { kind: 'range', key: files.start, end: files.end },
+      ],
+    });
+    const [unitKvs, fileKvs] = res.results.map((r) => (r.kind === 'range' ? r.kvs : []));
+    const unitFileHashes = new Set<UnitHash>();
+    let unitFileBytes = 0;
+    for (const kv of fileKvs ?? []) {
+      unitFileBytes += Buffer.byteLength(kv.value);
+      const parsed = this.keys.parse(kv.key);
+      if (parsed?.kind === 'unit-file') unitFileHashes.add(parsed.hash);
+    }
+    return { units: unitKvs?.length ?? 0, unitFileBytes, unitFileHashes };
   }
 
   #collectTimer: Timer | undefined;

@@ -70,6 +70,14 @@ export interface ClusterSnapshot {
   readonly problems: readonly DecodeProblem[];
 }
 
+/** How much the registry holds: every key under units/ (corrupt ones too) and unit-files/. */
+export interface StorageUsage {
+  readonly units: number;
+  readonly unitFileBytes: number;
+  /** Hashes of the stored unit files: a text with one of these hashes costs nothing more. */
+  readonly unitFileHashes: ReadonlySet<UnitHash>;
+}
+
 export interface SnapshotOptions {
   /** `referenced` (default): the texts of every unit's file; `none`: no texts. */
   readonly unitFiles?: 'referenced' | 'none';
@@ -257,6 +265,8 @@ export interface Registry {
   deleteInvalidUnit(name: string): Promise<boolean>;
   /** Deletes every unit file no unit references (safe against concurrent submits). Returns how many. */
   collectUnitFiles(): Promise<number>;
+  /** What the cluster stores: for the API's storage limits (fleetd --max-units, --max-unit-file-bytes). */
+  usage(): Promise<StorageUsage>;
 
   // ——— membership (agents) ———
   /**

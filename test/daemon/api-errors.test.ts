@@ -2,78 +2,21 @@
 // its TCP listener and a real etcd: a path segment over the router's limit (414), a URL that does
 // not decode (400), a wrong method on a known path (405 with Allow), and machine metadata keys that
 // would reach JavaScript's prototype chain (400), while a key like toString is an ordinary key.
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
-import { ROOT } from '../helpers/cli.js';
-import { randomPrefix, useEtcd } from '../helpers/etcd.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { useEtcd } from '../helpers/etcd.js';
+import { errorOf, startTcpFleetd, type TcpFleetd } from '../helpers/fleetd.js';
 
 const etcd = useEtcd(test);
 const MACHINE = 'e'.repeat(32);
-const TOKEN = '0123456789abcdef0123456789abcdef';
-let url = '';
-const stops: (() => Promise<void>)[] = [];
+let started: Promise<TcpFleetd> | undefined;
 test.after.always(async () => {
-  for (const stop of stops) await stop();
+  await (await started?.catch(() => undefined))?.stop();
 });
 
-/** Starts the one fleetd of this file on first use (after useEtcd's before hook has run). */
-let started: Promise<void> | undefined;
-const fleetd = (): Promise<void> => (started ??= startFleetd());
-
-async function startFleetd(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'fleetd-api-errors-'));
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, `${TOKEN}\n`);
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      `${ROOT}bin/fleetd.js`,
-      ...['--etcd-endpoints', etcd().endpoint, '--etcd-key-prefix', randomPrefix()],
-      ...['--machine-id', MACHINE, '--public-ip', '127.0.0.1', '--state-dir', dir],
-      ...['--api-socket', join(dir, 'fleetd.sock'), '--api-listen', `127.0.0.1:${port}`],
-      ...['--api-token-file', tokenFile, '--runtime', 'process', '--log-level', 'warn'],
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  stops.push(async () => {
-    child.kill('SIGTERM');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  });
-  url = `http://127.0.0.1:${port}`;
-  await waitFor('fleetd to register', async () => {
-    const res = await request('GET', '/v1/machines').catch(() => undefined);
-    return res?.status === 200 && ((await res.json()) as { machines: unknown[] }).machines.length === 1;
-  });
-}
-
+/** A request to the one fleetd of this file, started on first use (after useEtcd's before hook). */
 async function call(method: string, path: string, body?: unknown): Promise<Response> {
-  await fleetd();
-  return request(method, path, body);
-}
-
-function request(method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-}
-
-async function errorOf(res: Response): Promise<{ code: string; message: string }> {
-  const body = (await res.json()) as { error?: { code: string; message: string } };
-  if (body.error === undefined) throw new Error(`not the API's error shape: ${JSON.stringify(body)}`);
-  return body.error;
+  started ??= startTcpFleetd({ etcdEndpoint: etcd().endpoint, machineId: MACHINE });
+  return (await started).request(method, path, body);
 }
 
 test('a 10,000-character unit name: 414 in the API shape, naming the limit', async (t) => {

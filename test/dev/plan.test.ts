@@ -92,6 +92,8 @@ test('external etcd listens on the bridge and on loopback and advertises the bri
   t.is(at('--data-dir'), '/var/lib/fleetts-dev/etcd');
   t.is(at('--initial-cluster'), 'fleetts-dev=http://10.213.7.1:2380');
   t.false(argv.includes('--election-timeout'), "today's external etcd keeps etcd's defaults");
+  t.is(at('--auto-compaction-mode'), 'periodic', 'history is compacted: statuses and leases write often');
+  t.is(at('--auto-compaction-retention'), '1h');
 });
 
 test('hosts topology: a member in each of the first three hosts, on its address, static bootstrap', (t) => {
