@@ -52,6 +52,7 @@ import {
 } from './schemas.js';
 import { aboutUnit, corruptUnitKey, requestedUnit, storedProblems, unitProblem } from './stored-problems.js';
 import { submitUnits, type StorageLimits } from './submit-units.js';
+import { isPeerAuthorization, PeerAuthVerifier } from './peer-auth.js';
 import { UnitHosts } from './unit-hosts.js';
 import { summarizeMachines, summarizeUnit, summarizeUnits } from './unit-summaries.js';
 
@@ -149,8 +150,18 @@ export function buildApp(deps: ApiDeps): ApiApp {
     });
   });
   if (tokenDigest !== undefined) {
+    const peerAuth =
+      auth.kind === 'token'
+        ? new PeerAuthVerifier({ token: auth.token, self: deps.machineId, now: () => deps.clock.now() })
+        : undefined;
     app.addHook('onRequest', (request, _reply, done) => {
       const header = request.headers.authorization ?? '';
+      if (peerAuth !== undefined && isPeerAuthorization(header)) {
+        const refused = peerAuth.verify(header, { method: request.method, path: request.url });
+        return done(
+          refused === undefined ? undefined : new ApiError(401, 'unauthorized', `refused: ${refused}`),
+        );
+      }
       const given = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
       if (!timingSafeEqual(digest(given), tokenDigest))
         return done(

@@ -7,36 +7,74 @@ import {
   readText,
   sendRequest,
   type HttpResponse,
+  type TlsFiles,
   type TransportOptions,
 } from './http-transport.js';
+import { signPeerRequest } from './peer-auth.js';
 import { selfLeaseResponse } from './schemas.js';
+
+/** Where a peer is: its machine id (what a signed request is meant for) and API address. */
+export interface PeerAddress {
+  readonly id: string;
+  /** A machine's registered address, e.g. `http://10.0.0.2:4003`. */
+  readonly apiAddress: string;
+}
 
 export interface PeerClient {
   /**
-   * GETs `path` from the fleetd API at `apiAddress` (a machine's registered address, e.g.
-   * `http://10.0.0.2:4003`) and returns the response with its body unread. Throws a FleetError
-   * (`unreachable`) when the peer cannot be reached or sends no headers within `timeoutMs`.
+   * GETs `path` from the fleetd API of `peer` and returns the response with its body unread.
+   * Throws a FleetError (`unreachable`) when the peer cannot be reached or sends no headers
+   * within `timeoutMs`.
    */
   get(
-    apiAddress: string,
+    peer: PeerAddress,
     path: string,
     options?: { readonly signal?: AbortSignal; readonly timeoutMs?: number },
   ): Promise<HttpResponse>;
 }
 
-export function createPeerClient(transport: TransportOptions = {}): PeerClient {
+/**
+ * A client for this fleetd's peers. With the cluster token, each request carries a FleetPeer
+ * signature of itself (peer-auth.ts), never the token: a peer's address is read from etcd, and
+ * whoever can write etcd could point it anywhere. With TLS, the client certificate is presented.
+ */
+export function createPeerClient(
+  o: {
+    readonly token?: string;
+    readonly tls?: TlsFiles;
+    /** This fleetd's machine id (the `from` of signed requests). */
+    readonly self?: string;
+    readonly now?: () => number;
+  } = {},
+): PeerClient {
+  const transport: TransportOptions = o.tls === undefined ? {} : { tls: o.tls };
+  const now = o.now ?? Date.now;
   return {
-    get: (apiAddress, path, options = {}) =>
-      sendRequest(
-        parseEndpoint(apiAddress),
+    get: (peer, path, options = {}) => {
+      const endpoint = parseEndpoint(peer.apiAddress);
+      const wirePath = endpoint.kind === 'tcp' ? endpoint.base + path : path;
+      const headers =
+        o.token === undefined
+          ? {}
+          : {
+              authorization: signPeerRequest(
+                o.token,
+                { method: 'GET', path: wirePath },
+                { from: o.self ?? 'unknown', to: peer.id, now: now() },
+              ),
+            };
+      return sendRequest(
+        endpoint,
         {
           method: 'GET',
           path,
+          headers,
           timeoutMs: options.timeoutMs ?? 5_000,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         },
         transport,
-      ),
+      );
+    },
   };
 }
 
@@ -46,10 +84,11 @@ export function createPeerClient(transport: TransportOptions = {}): PeerClient {
  */
 export async function askSelfLease(
   client: PeerClient,
-  apiAddress: string,
+  peer: PeerAddress,
   options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
 ): Promise<SelfLeaseReport> {
-  const res = await client.get(apiAddress, '/v1/self/lease', options);
+  const { apiAddress } = peer;
+  const res = await client.get(peer, '/v1/self/lease', options);
   const text = await readText(res);
   if (res.status !== 200)
     throw new FleetError('unreachable', `${apiAddress} answered ${res.status}: ${text.slice(0, 200)}`);

@@ -147,7 +147,7 @@ export class UnitHosts {
       );
     let res: HttpResponse;
     try {
-      res = await this.#deps.peers.get(record.apiAddress, path, { signal });
+      res = await this.#deps.peers.get({ id: machine, apiAddress: record.apiAddress }, path, { signal });
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new ApiError(

@@ -68,6 +68,8 @@ export class Fleetd {
     const token = deps.api?.token;
     const tls = deps.api?.tls;
     this.#peers = createPeerClient({
+      self: this.machineId,
+      now: () => deps.clock.now(),
       ...(token === undefined ? {} : { token }),
       ...(tls === undefined
         ? {}
@@ -75,7 +77,8 @@ export class Fleetd {
     });
     const peers: AgentPeers = {
       list: async () => (await deps.registry.listMachines()).items,
-      ask: (peer, signal) => askSelfLease(this.#peers, peer.apiAddress, { signal }),
+      ask: (peer, signal) =>
+        askSelfLease(this.#peers, { id: peer.id, apiAddress: peer.apiAddress }, { signal }),
     };
     const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({

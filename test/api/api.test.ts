@@ -584,6 +584,15 @@ test('the OpenAPI document covers every route with its schemas and the error sha
   t.truthy(doc.components.schemas['Error']);
   const put = doc.paths['/v1/units/{name}']?.['put'];
   t.truthy(put?.requestBody);
-  t.deepEqual(Object.keys(put?.responses ?? {}).sort(), ['200', '400', '401', '404', '409', '422', '503']);
+  t.deepEqual(Object.keys(put?.responses ?? {}).sort(), [
+    '200',
+    '400',
+    '401',
+    '404',
+    '409',
+    '422',
+    '503',
+    '507',
+  ]);
   t.regex(JSON.stringify(doc.paths['/v1/units']?.['get']), /nextPageToken/);
 });

@@ -41,7 +41,7 @@ async function setup(): Promise<Setup> {
   });
   const asked: string[] = [];
   const peers: PeerClient = {
-    get(apiAddress, path) {
+    get({ apiAddress }, path) {
       asked.push(`${apiAddress}${path}`);
       return Promise.reject(new Error('no peer in this test'));
     },

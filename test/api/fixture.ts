@@ -99,7 +99,7 @@ export async function startCluster(
   const local = { a: new FakeLocalUnits(), b: new FakeLocalUnits() };
   const apps = {} as Record<'a' | 'b', ApiApp>;
   const peers: PeerClient = {
-    async get(apiAddress, path) {
+    async get({ apiAddress }, path) {
       const target =
         apiAddress === 'http://a.test:4003'
           ? apps.a

@@ -171,7 +171,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
             return local.agent.journal(u, o);
           },
         },
-        peers: createPeerClient({ token: TOKEN }),
+        peers: createPeerClient({ token: TOKEN, self: machine }),
         registered: () => true,
         clock: systemClock,
         log: silentLogger,

@@ -526,3 +526,65 @@ test.serial('a machine record bound to no lease gets no units and no request', a
     await c.close();
   }
 });
+
+test.serial(
+  'a machine record with a live lease at a stranger’s address gets signed requests, never the token',
+  async (t) => {
+    t.timeout(600_000);
+    // Someone who can write etcd registers a "machine" of their own, with a lease as fleetd's are.
+    const seen: { url: string; headers: Record<string, string | string[] | undefined> }[] = [];
+    const listener: Server = createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('line from the stranger\n');
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => listener.listen(port, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => listener.close(() => resolve())));
+    const c = new Cluster();
+    const lease = c.raw.lease(30);
+    t.teardown(() => lease.revoke().catch(() => undefined));
+    try {
+      const a = await c.start(A);
+      await lease.put(`${c.prefix}machines/${FAKE}`).value(
+        JSON.stringify({
+          v: 1,
+          ip: '127.0.0.1',
+          metadata: {},
+          apiAddress: `http://127.0.0.1:${port}`,
+          version: '0.1.0',
+          startedAt: new Date().toISOString(),
+        }),
+      );
+      await waitFor('the stranger listed as a machine', async () => (await c.machines()).includes(FAKE));
+      const pinned = `${SLEEP}\n[X-Fleet]\nMachineID=${FAKE}\n`;
+      t.is(
+        (await c.request(a, 'PUT', unitPath('pinned.service'), { text: pinned, target: 'launched' })).status,
+        200,
+      );
+      await waitFor('pinned.service placed on the stranger', async () =>
+        (await c.registry.snapshot({ unitFiles: 'none' })).assignments.some(
+          (x) => x.unit === 'pinned.service' && x.machine === FAKE,
+        ),
+      );
+      const journal = await c.request(a, 'GET', `${unitPath('pinned.service')}/journal?lines=5`);
+      t.is(journal.status, 200, JSON.stringify(journal.body));
+      t.true(seen.length > 0, 'the journal was asked of the unit’s host');
+      for (const r of seen) {
+        t.false(JSON.stringify(r.headers).includes(TOKEN), `the token is in a request to ${r.url}`);
+        t.regex(
+          String(r.headers.authorization),
+          /^FleetPeer from=a{32}, to=f{32}, ts=\d+, nonce=[0-9a-f]{32}, sig=[0-9a-f]{64}$/,
+        );
+      }
+      // What the stranger captured is worth nothing elsewhere: it names the stranger as the target.
+      const captured = String(seen[0]?.headers.authorization);
+      const replay = await fetch(`${a.api}${seen[0]?.url ?? '/'}`, { headers: { authorization: captured } });
+      t.is(replay.status, 401);
+      t.regex(await replay.text(), /meant for machine f{32}, not this one/);
+      noServerErrors(t, c);
+    } finally {
+      await c.close();
+    }
+  },
+);
