@@ -7,7 +7,15 @@ import type { Clock, Timer } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { Assignment, Machine, MachineId, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
-import type { LeaseId, Membership, Registry, Subscription } from '../registry/registry.js';
+import type {
+  AssignmentWatcher,
+  ClaimStore,
+  LeaseId,
+  Membership,
+  StatusWriter,
+  Subscription,
+  UnitFileReader,
+} from '../registry/registry.js';
 import { DEFAULT_FENCE_AFTER_MS } from '../registry/kept-lease.js';
 import { containerConfigFromSpec } from '../runtime/docker-config.js';
 import { isFenceStop } from '../runtime/fence.js';
@@ -100,11 +108,11 @@ export interface AgentPeers {
   ask(peer: PeerMachine & { readonly apiAddress: string }, signal: AbortSignal): Promise<SelfLeaseReport>;
 }
 
+/** What an agent uses of the registry: its own assignments, unit files, its statuses and run claims. */
+export type AgentRegistry = AssignmentWatcher & UnitFileReader & StatusWriter & ClaimStore;
+
 export interface AgentDeps {
-  readonly registry: Pick<
-    Registry,
-    'watchAssignments' | 'getUnitFile' | 'putStatus' | 'deleteStatus' | 'claimUnit' | 'releaseUnit'
-  >;
+  readonly registry: AgentRegistry;
   readonly runtimes: { readonly process: Runtime<ProcessUnitConfig>; readonly container?: Runtime };
   readonly machine: Pick<Machine, 'id' | 'ip' | 'metadata'>;
   /** This fleetd's current membership; it changes when fleetd re-registers after losing its lease. */

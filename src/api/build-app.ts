@@ -18,7 +18,7 @@ import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import type { SelfLeaseReport } from '../agent/peer-check.js';
 import type { TreeName } from '../registry/keys.js';
-import type { Registry } from '../registry/registry.js';
+import type { MachineStore, SnapshotReader, StatusReader, UnitStore } from '../registry/registry.js';
 import { parseUnitName, templateOf, UNIT_NAME_MAX } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import { checkApiToken } from './api-token.js';
@@ -66,8 +66,11 @@ export interface ApiTls {
   readonly ca?: string;
 }
 
+/** What the API uses of the registry: snapshots, units, machines' metadata and statuses. */
+export type ApiRegistry = SnapshotReader & UnitStore & MachineStore & StatusReader;
+
 export interface ApiDeps {
-  readonly registry: Registry;
+  readonly registry: ApiRegistry;
   readonly machineId: MachineId | string;
   /** This host's agent: status and journal of the units placed here. */
   readonly local: LocalUnits;

@@ -5,7 +5,7 @@ import type { UnitName } from '../cluster/types.js';
 import { FleetError, UnitFileError } from '../lib/errors.js';
 import { shellQuote } from '../lib/shell-quote.js';
 import type { TreeName } from '../registry/keys.js';
-import type { DecodeProblem, Registry } from '../registry/registry.js';
+import type { DecodeProblem, SnapshotReader } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
 import { mangleUnitName, parseUnitName } from '../unit/names.js';
 import { ApiError } from './api-error.js';
@@ -60,7 +60,7 @@ export function corruptUnitKey(name: string, problem: DecodeProblem): ApiError {
  * A unit name from a request. An invalid one is a 400, unless etcd holds a corrupt key under that
  * very name (written by hand or by a bug): then it is that key's 422.
  */
-export async function requestedUnit(registry: Pick<Registry, 'snapshot'>, raw: string): Promise<UnitName> {
+export async function requestedUnit(registry: SnapshotReader, raw: string): Promise<UnitName> {
   try {
     return parseUnitName(raw).name;
   } catch (error) {

@@ -3,7 +3,7 @@
 // is written, so a bad file in a batch leaves the cluster unchanged.
 import type { TargetState, UnitName } from '../cluster/types.js';
 import { FleetError } from '../lib/errors.js';
-import type { Registry, StorageUsage, UnitRecord } from '../registry/registry.js';
+import type { SnapshotReader, StorageUsage, UnitRecord, UnitStore } from '../registry/registry.js';
 import { unitHash } from '../unit/hash.js';
 import { parseUnitName, templateOf, type ParsedUnitName } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
@@ -36,7 +36,7 @@ interface Prepared {
 
 /** Validates every item, then writes them in order. Throws before writing when any item is bad. */
 export async function submitUnits(
-  registry: Registry,
+  registry: SnapshotReader & UnitStore,
   items: readonly SubmitItem[],
   options: { readonly replace?: boolean; readonly create?: boolean; readonly limits?: StorageLimits } = {},
 ): Promise<PutUnitResult[]> {
@@ -64,7 +64,7 @@ export async function submitUnits(
 }
 
 async function prepare(
-  registry: Registry,
+  registry: SnapshotReader & UnitStore,
   item: SubmitItem,
   batch: readonly SubmitItem[],
   mustExist: boolean,
@@ -104,7 +104,11 @@ async function prepare(
   return { name, existing, text, template, differs, target: item.target };
 }
 
-async function write(registry: Registry, p: Prepared, replace: boolean): Promise<PutUnitResult> {
+async function write(
+  registry: SnapshotReader & UnitStore,
+  p: Prepared,
+  replace: boolean,
+): Promise<PutUnitResult> {
   const name = p.name.name;
   const templateField = p.template === undefined ? {} : { template: p.template };
   if (p.existing === undefined || (p.differs && replace)) {
@@ -139,7 +143,7 @@ export function storedUnitFileBytes(text: string): number {
  * Concurrent batches may overshoot by at most one batch each.
  */
 async function checkLimits(
-  registry: Registry,
+  registry: SnapshotReader & UnitStore,
   prepared: readonly Prepared[],
   replace: boolean,
   limits: StorageLimits,

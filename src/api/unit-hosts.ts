@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { MachineId, UnitName } from '../cluster/types.js';
 import { FleetError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { ClusterSnapshot, MachineRecord, Registry } from '../registry/registry.js';
+import type { ClusterSnapshot, MachineRecord, SnapshotReader } from '../registry/registry.js';
 import { ApiError } from './api-error.js';
 import { readText, type HttpResponse } from './http-transport.js';
 import type { LocalUnits } from './local-units.js';
@@ -15,7 +15,7 @@ import { corruptUnitKey, unitProblem } from './stored-problems.js';
 import { summarizeUnit } from './unit-summaries.js';
 
 export interface UnitHostsDeps {
-  readonly registry: Registry;
+  readonly registry: SnapshotReader;
   readonly machineId: MachineId;
   readonly local: LocalUnits;
   readonly peers: PeerClient;

@@ -4,7 +4,14 @@
 // storage, nginx's error log). Watches wake a level-triggered pass that diffs full snapshots.
 import { readFile, stat } from 'node:fs/promises';
 import type { Clock, Timer } from '../lib/clock.js';
-import type { Registry, ServiceInstance, Subscription } from '../registry/registry.js';
+import type {
+  ClusterSnapshot,
+  ClusterWatcher,
+  ServiceInstance,
+  ServiceReader,
+  SnapshotReader,
+  Subscription,
+} from '../registry/registry.js';
 import { Wakeup } from '../lib/wakeup.js';
 
 export type TimelineEvent =
@@ -48,7 +55,7 @@ export interface TimelineHost {
 }
 
 export interface FailoverTimelineDeps {
-  readonly registry: Pick<Registry, 'snapshot' | 'watchCluster' | 'watchServiceInstances'>;
+  readonly registry: SnapshotReader & ClusterWatcher & ServiceReader;
   readonly clock: Clock;
   readonly hosts: readonly TimelineHost[];
   /** The rendered upstream file (servers are read from it). */
@@ -318,7 +325,7 @@ export function parseUpstreamServers(text: string): string[] {
   return out;
 }
 
-function viewOf(snap: Awaited<ReturnType<Registry['snapshot']>>): View {
+function viewOf(snap: ClusterSnapshot): View {
   return {
     machines: new Set([...snap.machines.keys()].map(String)),
     assigned: new Map(snap.assignments.map((a) => [String(a.unit), String(a.machine)])),

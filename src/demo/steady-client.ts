@@ -3,7 +3,7 @@
 // each on a fresh connection, without retries, recording every outcome for the demo's counts.
 import { request } from 'node:http';
 import type { Clock, Timer } from '../lib/clock.js';
-import type { Registry, ServiceInstance, Subscription } from '../registry/registry.js';
+import type { ServiceInstance, ServiceReader, Subscription } from '../registry/registry.js';
 
 export type RequestOutcome =
   /** A 2xx answer; `backend` from the X-Backend header (the web instance and its address). */
@@ -33,7 +33,7 @@ export interface ClientCounts {
 }
 
 export interface SteadyClientDeps {
-  readonly registry: Pick<Registry, 'watchServiceInstances'>;
+  readonly registry: ServiceReader;
   readonly clock: Clock;
   /** Requests per second (default 20). */
   readonly rate?: number;

@@ -4,7 +4,13 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
-import type { LeaseHandle, LeaseOptions, Registry, ServiceInstance } from '../registry/registry.js';
+import type {
+  LeaseHandle,
+  LeaseOptions,
+  LeaseSource,
+  ServiceAnnouncer,
+  ServiceInstance,
+} from '../registry/registry.js';
 import {
   type CheckOutcome,
   type CheckState,
@@ -25,7 +31,7 @@ export const DEFAULT_DOWN_INTERVAL_MS = 250;
 export type AnnounceTarget = Omit<ServiceInstance, 'since'>;
 
 export interface AnnouncerDeps {
-  readonly registry: Pick<Registry, 'openLease' | 'announce' | 'withdraw'>;
+  readonly registry: LeaseSource & ServiceAnnouncer;
   readonly clock: Clock;
   readonly log: Logger;
   /** One health check; must not throw and must end within its own timeout. */

@@ -6,7 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
-import type { Registry, ServiceInstance, WatchedSet } from '../registry/registry.js';
+import type { ServiceInstance, ServiceReader, WatchedSet } from '../registry/registry.js';
 import type { ApplyResult } from './nginx-sink.js';
 import { selectBackends } from './render-upstream.js';
 
@@ -21,7 +21,7 @@ const RESYNC_MS = 60_000;
 const RETRY = { minMs: 500, maxMs: 15_000 };
 
 export interface UpstreamSyncDeps {
-  readonly registry: Pick<Registry, 'watchServiceInstances'>;
+  readonly registry: ServiceReader;
   readonly clock: Clock;
   /** Draws the jitter of retries. */
   readonly random: Random;

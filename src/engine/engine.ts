@@ -13,8 +13,12 @@ import type { LeaderTerm, TermEnd } from '../registry/leadership.js';
 import type {
   AssignmentChange,
   ClusterSnapshot,
+  ClusterWatcher,
+  ConnectionHealth,
+  LeaderElection,
   LeaseOptions,
-  Registry,
+  PlanWriter,
+  SnapshotReader,
   Subscription,
 } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
@@ -48,8 +52,11 @@ export const DEFAULT_RECONNECT_GRACE_MS = Math.max(
   MIN_ENGINE_GRACE_MS,
 );
 
+/** What the engine uses of the registry: it reads snapshots, is woken by watches, and writes fenced plans as leader. */
+export type EngineRegistry = ConnectionHealth & SnapshotReader & ClusterWatcher & LeaderElection & PlanWriter;
+
 export interface EngineDeps {
-  readonly registry: Registry;
+  readonly registry: EngineRegistry;
   readonly clock: Clock;
   /** Draws the jitter of retries. */
   readonly random: Random;

@@ -4,14 +4,14 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { LeaseId } from '../registry/kv.js';
-import type { Registry } from '../registry/registry.js';
+import type { ServiceReader } from '../registry/registry.js';
 import { chooseBootstrap, formatPosition, type DataPosition } from './choose-bootstrap.js';
 import { decideStart, type StartDecision } from './decide-start.js';
 import type { GaleraStore } from './galera-store.js';
 
 export interface DecideDeps {
   readonly store: GaleraStore;
-  readonly registry: Pick<Registry, 'listServiceInstances'>;
+  readonly registry: ServiceReader;
   readonly clock: Clock;
   readonly log: Logger;
 }

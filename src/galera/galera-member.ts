@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Kv } from '../registry/kv.js';
-import type { LeaseHandle, LeaseOptions, Registry } from '../registry/registry.js';
+import type { LeaseHandle, LeaseOptions, LeaseSource, ServiceReader } from '../registry/registry.js';
 import { serveClustercheck, type NodeState } from './clustercheck.js';
 import { formatPosition } from './choose-bootstrap.js';
 import { readDataPosition } from './data-position.js';
@@ -24,7 +24,7 @@ import { runFile, type CommandLine } from '../lib/run-file.js';
 
 export interface GaleraMemberDeps {
   readonly kv: Kv;
-  readonly registry: Pick<Registry, 'listServiceInstances' | 'openLease'>;
+  readonly registry: ServiceReader & LeaseSource;
   readonly clock: Clock;
   readonly log: Logger;
   /** The fleetd key prefix (the lock and member keys live under it). */

@@ -200,26 +200,32 @@ export interface WriteResult {
   readonly transactions: number;
 }
 
-export interface Registry {
-  /** This connection's view of etcd's availability, from its own calls and keepalives. */
-  readonly health: EtcdHealthView;
+// ——— The registry by concern ———
+// Each consumer takes the narrowest of these it uses (docs/registry.md lists who takes which);
+// `Registry` is all of them, for the composition root (fleetd) and tests. The etcd-backed
+// implementation has one file per concern (kv-*.ts), composed by KvRegistry.
 
-  // ——— reads ———
+/** This connection's view of etcd's availability, from its own calls and keepalives. */
+export interface ConnectionHealth {
+  readonly health: EtcdHealthView;
+}
+
+/** The whole cluster at one revision: what the engine plans from and the API summarizes. */
+export interface SnapshotReader {
   /** Everything the engine needs, read at one revision. */
   snapshot(options?: SnapshotOptions): Promise<ClusterSnapshot>;
-  /** `undefined` when no such unit. Throws `corrupt` when its value does not decode. */
-  getUnit(name: UnitName): Promise<UnitRecord | undefined>;
+}
+
+/** Unit files by hash (immutable, content-addressed): what an agent reads to run a unit. */
+export interface UnitFileReader {
   /** The exact submitted text, or `undefined` when no such file (never submitted or collected). */
   getUnitFile(hash: UnitHash): Promise<string | undefined>;
-  /** Live machines with merged metadata (corrupt entries skipped, reported in `problems`). */
-  listMachines(): Promise<WatchedSet<MachineRecord>>;
-  /** Statuses of one unit on every machine, or of all units. */
-  listStatuses(unit?: UnitName): Promise<WatchedSet<UnitStatus>>;
-  listServiceInstances(service: string): Promise<WatchedSet<ServiceInstance>>;
-  /** The current engine leader's candidate id and since when, if any. */
-  getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined>;
+}
 
-  // ——— units (desired state; written by the API) ———
+/** Desired state: units and their files (`units/`, `unit-files/`), written by the API. */
+export interface UnitStore extends UnitFileReader {
+  /** `undefined` when no such unit. Throws `corrupt` when its value does not decode. */
+  getUnit(name: UnitName): Promise<UnitRecord | undefined>;
   /**
    * Submits a unit: writes `unit-files/<hash>` and `units/<name>` in one transaction. Idempotent
    * for the same name and hash (the stored target is then left alone and returned). Throws
@@ -267,8 +273,12 @@ export interface Registry {
   collectUnitFiles(): Promise<number>;
   /** What the cluster stores: for the API's storage limits (fleetd --max-units, --max-unit-file-bytes). */
   usage(): Promise<StorageUsage>;
+}
 
-  // ——— membership (agents) ———
+/** Membership (`machines/`, under each fleetd's lease) and dynamic metadata (`machine-metadata/`). */
+export interface MachineStore {
+  /** Live machines with merged metadata (corrupt entries skipped, reported in `problems`). */
+  listMachines(): Promise<WatchedSet<MachineRecord>>;
   /**
    * Registers this machine under a kept lease: a new one, or `resumeLeaseId` (the lease of this
    * host's previous fleetd process, kept in its state dir) when that lease is still alive, so that a
@@ -282,8 +292,10 @@ export interface Registry {
    * persistent: it survives the machine's re-registration and overrides configured values.
    */
   patchMachineMetadata(machine: MachineId, patch: Readonly<Record<string, string | null>>): Promise<Metadata>;
+}
 
-  // ——— assignments (written by the engine leader; each agent watches only its own) ———
+/** The engine leader's side of placement: fenced plans over `assignments/` and `unschedulable/`. */
+export interface PlanWriter {
   /**
    * Applies a plan as fenced transactions of at most `maxTxnOps` operations, each comparing the
    * leader key (`fenced` when `fence` is stale) and the basis revisions of the units it touches
@@ -296,6 +308,10 @@ export interface Registry {
     changes: readonly AssignmentChange[],
     basis: PlanBasis,
   ): Promise<WriteResult>;
+}
+
+/** An agent's side of placement: it watches only its own `assignments/<machine>/`. */
+export interface AssignmentWatcher {
   /**
    * Calls `onChange` with the machine's full assignment set now and after every change (level-
    * triggered; re-lists by itself after a watch error). Resolves once the first call was made.
@@ -304,8 +320,13 @@ export interface Registry {
     machine: MachineId,
     onChange: (set: WatchedSet<Assignment>) => void,
   ): Promise<Subscription>;
+}
 
-  // ——— run claims (agents): mutual exclusion of a non-global unit across machines ———
+/** Placement: written by the engine leader, each agent watching only its own. */
+export interface PlanStore extends PlanWriter, AssignmentWatcher {}
+
+/** Run claims (`claims/`, agents): mutual exclusion of a non-global unit across machines. */
+export interface ClaimStore {
   /**
    * Claims the right to run `unit` on `machine`, bound to `lease` (the machine's membership): an
    * agent starts a non-global unit only while it holds its claim, and releases it once the unit
@@ -320,27 +341,49 @@ export interface Registry {
   ): Promise<{ readonly ok: true } | { readonly ok: false; readonly holder: MachineId }>;
   /** Releases the claim if `lease` holds it (a no-op otherwise). */
   releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void>;
+}
 
-  // ——— statuses (agents; bound to their membership lease) ———
+/** Observed state (`status/`): written by each agent under its membership lease. */
+export interface StatusWriter {
   putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision>;
   deleteStatus(unit: UnitName, machine: MachineId): Promise<void>;
+}
 
-  // ——— services (discovery) ———
-  /** A kept lease for announcers (each announcer owns one; its keys die with it). */
+/** Observed state as the API reports it. */
+export interface StatusReader {
+  /** Statuses of one unit on every machine, or of all units. */
+  listStatuses(unit?: UnitName): Promise<WatchedSet<UnitStatus>>;
+}
+
+export interface StatusStore extends StatusWriter, StatusReader {}
+
+/** Kept leases for announcers and other sidekicks (each owns one; its keys die with it). */
+export interface LeaseSource {
   openLease(options?: LeaseOptions): Promise<LeaseHandle>;
+}
+
+/** Writes of `services/` (discovery): each instance under its announcer's lease. */
+export interface ServiceAnnouncer {
   announce(lease: Pick<LeaseHandle, 'leaseId'>, instance: ServiceInstance): Promise<Revision>;
   /**
    * Deletes an instance's key. With `lease`, only while that lease holds it: an announcer stopping
    * late (cut off, then healed) must not delete the key its successor wrote on another host.
    */
   withdraw(service: string, instance: string, lease?: Pick<LeaseHandle, 'leaseId'>): Promise<void>;
+}
+
+/** Reads of `services/`: upstream renderers, Galera members, demo clients. */
+export interface ServiceReader {
+  listServiceInstances(service: string): Promise<WatchedSet<ServiceInstance>>;
   /** Level-triggered like `watchAssignments`. */
   watchServiceInstances(
     service: string,
     onChange: (set: WatchedSet<ServiceInstance>) => void,
   ): Promise<Subscription>;
+}
 
-  // ——— engine ———
+/** What wakes the engine: watches over the layout's trees. */
+export interface ClusterWatcher {
   /**
    * Calls `onWake` after changes in the given trees since `fromRevision` (a snapshot's revision,
    * so that nothing between the snapshot and the watch is missed), once per batch of etcd events:
@@ -352,9 +395,31 @@ export interface Registry {
     fromRevision: Revision,
     onWake: (wake: Wake) => void,
   ): Subscription;
+}
+
+/** The engine's leader election (`engine/leader`) over the same store. */
+export interface LeaderElection {
   /** Leader election for the engine over the same store (see leadership.ts). */
   leadership(options: LeadershipOptions): Leadership;
+  /** The current engine leader's candidate id and since when, if any. */
+  getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined>;
+}
 
+/** Every concern over one connection: what fleetd wires and tests drive. */
+export interface Registry
+  extends
+    ConnectionHealth,
+    SnapshotReader,
+    UnitStore,
+    MachineStore,
+    PlanStore,
+    ClaimStore,
+    StatusStore,
+    LeaseSource,
+    ServiceAnnouncer,
+    ServiceReader,
+    ClusterWatcher,
+    LeaderElection {
   /**
    * Closes watches and the connection. Leases still held are released, not revoked: their keys
    * expire after one TTL unless a successor resumes them (close the handles first to revoke).
