@@ -9,17 +9,16 @@ import { askSelfLease, createPeerClient, type PeerClient } from '../api/peer-cli
 import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
-import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { VERSION } from '../lib/version.js';
-import { MEMBERSHIP_RETRY } from '../registry/kept-lease.js';
 import type { Membership, Registry } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
 import type { ProcessUnitConfig, Runtime } from '../runtime/runtime.js';
 import { fenceAfterMsOf, type DaemonConfig } from './config.js';
+import { MembershipLoop } from './membership-loop.js';
 
 export interface FleetdDeps {
   readonly config: DaemonConfig;
@@ -50,7 +49,8 @@ export class Fleetd {
   readonly engine: Engine;
   readonly agent: Agent;
   #api: ApiServer | undefined;
-  #membership: Membership | undefined;
+  /** Holds the membership once registered, and registers again after a loss (membership-loop.ts). */
+  #loop: MembershipLoop | undefined;
   /** When (monotonic) the current membership was registered or resumed. */
   #membershipSince = 0;
   #running: Promise<void> | undefined;
@@ -114,13 +114,13 @@ export class Fleetd {
 
   /** The live membership, or undefined while this host is not registered. */
   get membership(): Membership | undefined {
-    const m = this.#membership;
+    const m = this.#loop?.current;
     return m === undefined || m.signal.aborted ? undefined : m;
   }
 
   /** What GET /v1/self/lease answers: this host's lease from local state (docs/fencing.md). */
   selfLease(): SelfLeaseReport {
-    const m = this.#membership;
+    const m = this.#loop?.current;
     return selfLeaseReport({
       machine: this.machineId,
       now: this.#deps.clock.monotonic(),
@@ -144,8 +144,9 @@ export class Fleetd {
   async start(): Promise<void> {
     const { log, clock, config } = this.#deps;
     this.#api = await this.#serveApi();
+    let first: Membership;
     try {
-      this.#membership = await this.#register();
+      first = await this.#register();
     } catch (err) {
       if (!isRegistryError(err, 'machine_id_taken')) throw await this.#abortStart(err);
       log.warn(
@@ -154,7 +155,7 @@ export class Fleetd {
       );
       await clock.sleep(config.leaseTtlMs + 1_000, this.#stop.signal);
       try {
-        this.#membership = await this.#register();
+        first = await this.#register();
       } catch (again) {
         if (!isRegistryError(again, 'machine_id_taken')) throw await this.#abortStart(again);
         throw await this.#abortStart(
@@ -166,6 +167,16 @@ export class Fleetd {
         );
       }
     }
+    this.#loop = new MembershipLoop(
+      {
+        register: () => this.#register(),
+        clock,
+        random: this.#deps.random,
+        log,
+        machine: this.machineId,
+      },
+      first,
+    );
     log.info(
       {
         event: 'fleetd.registered',
@@ -182,7 +193,7 @@ export class Fleetd {
       );
     this.engine.start();
     await this.agent.start();
-    this.#running = this.#keepMembership();
+    this.#running = this.#loop.run(this.#stop.signal);
   }
 
   async #abortStart(err: unknown): Promise<unknown> {
@@ -276,39 +287,6 @@ export class Fleetd {
     await rename(tmp, this.#leaseFile);
   }
 
-  /** Re-registers whenever the membership lease is lost (etcd unreachable for longer than the TTL). */
-  async #keepMembership(): Promise<void> {
-    const { log, clock, random } = this.#deps;
-    const stop = this.#stop.signal;
-    // Jittered, capped at 1 s: see MEMBERSHIP_RETRY (the engine's reconnect grace counts on it).
-    const retry = new Backoff({ clock, random, ...MEMBERSHIP_RETRY });
-    while (!stop.aborted) {
-      const m = this.#membership;
-      if (m !== undefined) {
-        await new Promise<void>((resolve) => {
-          if (m.signal.aborted || stop.aborted) return resolve();
-          const done = (): void => resolve();
-          m.signal.addEventListener('abort', done, { once: true });
-          stop.addEventListener('abort', done, { once: true });
-        });
-        if (stop.aborted) break;
-        log.warn(
-          { event: 'fleetd.membership_lost', reason: m.signal.reason as unknown },
-          'membership lease lost; rejoining',
-        );
-        this.#membership = undefined;
-      }
-      try {
-        this.#membership = await this.#register();
-        retry.reset();
-        log.info({ event: 'fleetd.rejoined', machine: this.machineId }, 'rejoined the cluster');
-      } catch (err) {
-        log.warn({ event: 'fleetd.rejoin_failed', err: (err as Error).message }, 'rejoin failed; retrying');
-        await retry.sleep(stop);
-      }
-    }
-  }
-
   /**
    * Shutdown for a restart or upgrade: hands engine leadership over at once, leaves the units
    * running under their supervisors, and releases (does not revoke) the membership lease, so a
@@ -323,8 +301,8 @@ export class Fleetd {
     await this.agent.stop({ stopUnits: options.leave === true });
     await this.#running;
     await this.#api?.close().catch(() => undefined);
-    if (options.leave === true) await this.#membership?.close().catch(() => undefined);
-    else this.#membership?.release();
+    if (options.leave === true) await this.#loop?.current?.close().catch(() => undefined);
+    else this.#loop?.current?.release();
     await this.#deps.registry.close();
   }
 }

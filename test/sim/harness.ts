@@ -50,13 +50,14 @@ import type {
   UnitName,
 } from '../../src/cluster/types.js';
 import { Engine } from '../../src/engine/engine.js';
-import { Backoff } from '../../src/lib/backoff.js';
+import { MembershipLoop } from '../../src/daemon/membership-loop.js';
 import { FakeClock } from '../../src/lib/clock.js';
 import { globMatch } from '../../src/lib/glob.js';
-import { silentLogger } from '../../src/lib/logger.js';
+import { silentLogger, type Logger } from '../../src/lib/logger.js';
+import { pino } from 'pino';
 import { createRandom, type Random } from '../../src/lib/random.js';
 import { decodeValue } from '../../src/registry/codec.js';
-import { DEFAULT_FENCE_AFTER_MS, MEMBERSHIP_RETRY } from '../../src/registry/kept-lease.js';
+import { DEFAULT_FENCE_AFTER_MS } from '../../src/registry/kept-lease.js';
 import { RegistryKeys } from '../../src/registry/keys.js';
 import type { TxnRequest, TxnResult } from '../../src/registry/kv.js';
 import { createMemoryRegistry, MemoryEtcd, type MemoryRegistry } from '../../src/registry/memory-registry.js';
@@ -161,13 +162,19 @@ class SimHost {
   /** This host process's retry jitter (as fleetd's one Random per process). */
   readonly random: Random;
   engine: Engine | undefined;
-  membership: Membership | undefined;
+  #loop: MembershipLoop | undefined;
   /** Simulated time of the last successful registration. */
   registeredAt: number | undefined;
   up = true;
   readonly faults: HostFaults = { partitioned: false, latencyMs: 0, dropKeepalives: false };
   readonly #sim: Simulation;
   readonly #stop = new AbortController();
+
+  /** The live membership, as fleetd's `membership` getter gives it to the agent. */
+  get membership(): Membership | undefined {
+    const m = this.#loop?.current;
+    return m === undefined || m.signal.aborted ? undefined : m;
+  }
 
   constructor(sim: Simulation, spec: HostSpec, faults: HostFaults) {
     this.#sim = sim;
@@ -219,25 +226,12 @@ class SimHost {
     void this.registry.close();
   }
 
-  /** As fleetd: register, start the engine, and re-register whenever the membership is lost. */
+  /** fleetd's own membership loop (src/daemon/membership-loop.ts); the engine starts at the first registration. */
   async #keepMembership(): Promise<void> {
     const { clock, options } = this.#sim;
-    const stop = this.#stop.signal;
-    const retry = new Backoff({ clock, random: this.random, ...MEMBERSHIP_RETRY });
-    while (!stop.aborted) {
-      const m = this.membership;
-      if (m !== undefined) {
-        await new Promise<void>((resolve) => {
-          if (m.signal.aborted || stop.aborted) return resolve();
-          m.signal.addEventListener('abort', () => resolve(), { once: true });
-          stop.addEventListener('abort', () => resolve(), { once: true });
-        });
-        if (stop.aborted) break;
-        this.#sim.note(`${this.id} membership lost (${describe(m.signal.reason)})`);
-        this.membership = undefined;
-      }
-      try {
-        const next = await this.registry.register(
+    const loop = new MembershipLoop({
+      register: () =>
+        this.registry.register(
           {
             id: this.id,
             ip: '10.0.0.1',
@@ -246,29 +240,30 @@ class SimHost {
             startedAt: new Date(clock.now()).toISOString(),
           },
           { ttlMs: options.ttlMs, keepaliveMs: options.keepaliveMs },
-        );
-        if (stop.aborted) break;
-        this.membership = next;
+        ),
+      clock,
+      random: this.random,
+      log: this.#sim.traceLogger(this.id),
+      machine: this.id,
+      onRegistered: (next) => {
+        if (this.#stop.signal.aborted) return;
         this.registeredAt = clock.monotonic();
-        retry.reset();
         this.#sim.note(`${this.id} registered (membership rev ${next.createRevision})`);
-        if (this.engine === undefined) {
-          this.engine = new Engine({
-            registry: this.registry,
-            clock,
-            random: this.random,
-            log: silentLogger,
-            candidate: this.id,
-            resyncMs: options.resyncMs,
-            lease: { ttlMs: options.ttlMs, keepaliveMs: options.keepaliveMs },
-          });
-          this.engine.start();
-        }
-      } catch (err) {
-        if (!isRegistryError(err)) throw err;
-        await retry.sleep(stop);
-      }
-    }
+        if (this.engine !== undefined) return;
+        this.engine = new Engine({
+          registry: this.registry,
+          clock,
+          random: this.random,
+          log: silentLogger,
+          candidate: this.id,
+          resyncMs: options.resyncMs,
+          lease: { ttlMs: options.ttlMs, keepaliveMs: options.keepaliveMs },
+        });
+        this.engine.start();
+      },
+    });
+    this.#loop = loop;
+    await loop.run(this.#stop.signal);
   }
 }
 
@@ -337,6 +332,20 @@ export class Simulation {
   async start(ms = 3000): Promise<void> {
     for (const h of this.hosts.values()) h.boot();
     await this.run(ms);
+  }
+
+  /** A logger that notes the membership loop's warnings (`fleetd.membership_lost`) in the trace. */
+  traceLogger(host: string): Logger {
+    return pino(
+      { level: 'warn', base: null, timestamp: false },
+      {
+        write: (line: string) => {
+          const e = JSON.parse(line) as { event?: string; msg?: string; reason?: unknown };
+          if (e.event === 'fleetd.membership_lost')
+            this.note(`${host} membership lost (${describe(e.reason)})`);
+        },
+      },
+    );
   }
 
   note(line: string): void {
