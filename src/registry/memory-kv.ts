@@ -2,7 +2,9 @@
 // "cluster") with MVCC revisions, create/mod revisions and versions, transactions with compares,
 // watches from any retained revision, and leases that expire on the injected Clock. Each fleetd of
 // a simulation gets its own client (`store.client()`) with fault hooks: unavailable, slow, or
-// silently dropping its keepalives (a partitioned or frozen host).
+// silently dropping its keepalives (a partitioned or frozen host). Faults of the whole store:
+// `setDown` (etcd frozen or without quorum: unavailable to every client) and `extendLeases` (what
+// a new etcd leader does to every lease).
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
   Compare,
@@ -60,6 +62,8 @@ export class MemoryEtcd {
   readonly #history: { revision: Revision; events: WatchEvent[] }[] = [];
   readonly #leases = new Map<LeaseId, LeaseState>();
   readonly #watchers = new Set<StoreWatcher>();
+  readonly #clients = new Set<MemoryKv>();
+  #down = false;
 
   constructor(options: MemoryEtcdOptions) {
     this.clock = options.clock;
@@ -69,7 +73,41 @@ export class MemoryEtcd {
 
   /** A new connection to the store, with its own faults. */
   client(): MemoryKv {
-    return new MemoryKv(this);
+    const kv = new MemoryKv(this);
+    this.#clients.add(kv);
+    return kv;
+  }
+
+  /** Unavailable to every client (`setDown`). */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /**
+   * etcd frozen or without quorum (`true`), or back (`false`). While down every client's calls
+   * fail `unavailable`, watch events are held, and no lease expires (revoking needs a quorum);
+   * when it is back, every lease whose TTL passed meanwhile is revoked at once, as etcd does.
+   */
+  setDown(down: boolean): void {
+    if (this.#down === down) return;
+    this.#down = down;
+    if (down) return;
+    const now = this.clock.monotonic();
+    for (const lease of [...this.#leases.values()]) if (lease.expiresAt <= now) this.leaseRevoke(lease.id);
+    for (const kv of this.#clients) kv.storeUp();
+  }
+
+  /**
+   * What a new etcd leader does (its lessor's Promote): every lease is renewed from now, a full TTL,
+   * whether or not its holder has kept it alive.
+   */
+  extendLeases(): void {
+    for (const lease of this.#leases.values()) this.#renew(lease);
+  }
+
+  /** A client closed: it is no longer told that the store is back. */
+  forget(kv: MemoryKv): void {
+    this.#clients.delete(kv);
   }
 
   get revision(): Revision {
@@ -173,6 +211,8 @@ export class MemoryEtcd {
     lease.timer?.cancel();
     lease.expiresAt = this.clock.monotonic() + lease.ttlSeconds * 1000;
     lease.timer = this.clock.setTimer(lease.ttlSeconds * 1000, () => {
+      // While the store is down nothing expires; `setDown(false)` revokes what expired meanwhile.
+      if (this.#down) return;
       if (this.#leases.get(lease.id) === lease && this.clock.monotonic() >= lease.expiresAt)
         this.leaseRevoke(lease.id);
     });
@@ -300,9 +340,21 @@ export class MemoryKv implements Kv {
   /** Replaces this client's faults (`{}` heals it); held watch events are delivered on healing. */
   setFaults(faults: MemoryKvFaults): void {
     this.#faults = { ...faults };
-    if (faults.unavailable !== true) {
-      for (const fn of this.#held.splice(0)) fn();
-    }
+    this.#release();
+  }
+
+  /** The store is reachable again (MemoryEtcd.setDown(false)): held watch events are delivered. */
+  storeUp(): void {
+    this.#release();
+  }
+
+  #release(): void {
+    if (this.#unreachable()) return;
+    for (const fn of this.#held.splice(0)) fn();
+  }
+
+  #unreachable(): boolean {
+    return this.#faults.unavailable === true || this.#store.down;
   }
 
   get faults(): MemoryKvFaults {
@@ -356,12 +408,15 @@ export class MemoryKv implements Kv {
   close(): void {
     this.#closed = true;
     this.#held.length = 0;
+    this.#store.forget(this);
   }
 
   #check(): void {
     if (this.#closed) throw new RegistryError('closed', 'the registry connection was closed');
     if (this.#faults.unavailable === true)
       throw new RegistryError('unavailable', 'etcd is unreachable (injected fault)');
+    if (this.#store.down)
+      throw new RegistryError('unavailable', 'etcd is down for everyone (injected fault)');
   }
 
   async #gate(): Promise<void> {
@@ -375,7 +430,7 @@ export class MemoryKv implements Kv {
 
   #whenReachable(fn: () => void): void {
     if (this.#closed) return;
-    if (this.#faults.unavailable === true) this.#held.push(fn);
+    if (this.#unreachable()) this.#held.push(fn);
     else fn();
   }
 }

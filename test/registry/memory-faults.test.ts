@@ -74,3 +74,38 @@ test('latency delays calls on the store clock', async (t) => {
   await p;
   t.true(done);
 });
+
+test('etcd down for everyone: every client fails; no lease expires meanwhile; those past their TTL go when it is back', async (t) => {
+  const { clock, store, a, b } = setup();
+  const m = await a.register(machine, { ttlMs: 5000, keepaliveMs: 1000 });
+  const other = await b.register({ ...machine, id: asMachineId('m2') }, { ttlMs: 5000, keepaliveMs: 1000 });
+  const start = await b.snapshot();
+  const wakes: Wake[] = [];
+  b.watchCluster(['machines'], start.revision, (w) => wakes.push(w));
+  store.setDown(true);
+  for (const r of [a, b]) t.true(isRegistryError(await t.throwsAsync(r.listMachines()), 'unavailable'));
+  await clock.advance(8000);
+  t.is(store.range('', '\uffff').kvs.length, 2, 'both machine keys outlive their TTL while etcd is down');
+  store.setDown(false);
+  await clock.advance(0);
+  t.deepEqual((await a.listMachines()).items, [], 'revoked at once when etcd is back');
+  t.deepEqual(
+    wakes.flatMap((w) => w.reasons.map((r) => r.kind)),
+    ['machine_left', 'machine_left'],
+    'the watch saw the revocations after etcd came back',
+  );
+  t.true(m.signal.aborted && other.signal.aborted, 'both holders lost their lease');
+});
+
+test('a new etcd leader extends every lease by its TTL, kept alive or not', async (t) => {
+  const { clock, store } = setup();
+  const lease = store.leaseGrant(5);
+  store.txn({ compare: [], success: [{ kind: 'put', key: 'k', value: 'v', lease }] });
+  await clock.advance(4000); // never kept alive: 1 s left
+  store.extendLeases();
+  await clock.advance(4500); // past its old expiry, within the extended one
+  t.is(store.range('k', undefined).kvs.length, 1);
+  t.deepEqual(store.leases(), [lease]);
+  await clock.advance(1000);
+  t.deepEqual(store.range('k', undefined).kvs, [], 'it expires one TTL after the extension');
+});
