@@ -11,12 +11,13 @@
 set -euo pipefail
 
 # etcd: the registry; iproute2/iptables/util-linux (nsenter, mount): the dev cluster's network
-# namespaces; web: the farm (ab: the load benchmarks); mysql: Galera and its state transfer (rsync);
-# ftp: virtual users (pwdfile PAM, openssl password hashes); docker: the container runtime and the
-# image builds (debootstrap); checks: the consumers the cloud-config files are verified with.
+# namespaces; iputils-arping: the floating address's gratuitous ARP; web: the farm (ab: the load
+# benchmarks); mysql: Galera and its state transfer (rsync); ftp: virtual users (pwdfile PAM,
+# openssl password hashes); docker: the container runtime and the image builds (debootstrap);
+# checks: the consumers the cloud-config files are verified with.
 declare -A GROUPS_OF=(
   [etcd]="etcd-server etcd-client"
-  [system]="iproute2 iptables util-linux procps curl"
+  [system]="iproute2 iptables util-linux procps curl iputils-arping"
   [web]="nginx apache2 apache2-utils"
   [mysql]="mariadb-server mariadb-client galera-4 rsync"
   [ftp]="vsftpd libpam-pwdfile openssl"

@@ -13,6 +13,7 @@ import { registerTargetCommands } from './target-commands.js';
 import { registerUnitInfoCommands } from './unit-info-commands.js';
 import { registerVerify } from './verify.js';
 import { registerAnnounce } from './announce.js';
+import { registerFloatingAddress } from './floating-address.js';
 import { registerDev } from './dev.js';
 import { registerUpstream } from './upstream.js';
 import { registerGalera } from './galera.js';
@@ -80,6 +81,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerVerify(program, ctx);
   registerAnnounce(program, ctx);
   registerUpstream(program, ctx);
+  registerFloatingAddress(program, ctx);
   registerDev(program, ctx);
   registerGalera(program, ctx);
   registerFtp(program, ctx);

@@ -20,7 +20,13 @@ export interface FileResult {
 
 export function runFile(
   cmd: CommandLine,
-  options: { clock: Clock; timeoutMs: number; input?: string },
+  options: {
+    clock: Clock;
+    timeoutMs: number;
+    input?: string;
+    /** Kills the program (SIGKILL) when aborted; the result is then not ok. */
+    signal?: AbortSignal;
+  },
 ): Promise<FileResult> {
   return new Promise((resolve) => {
     let stdout = '';
@@ -39,18 +45,36 @@ export function runFile(
       child.stdin?.end(options.input);
     }
     let timedOut = false;
+    let aborted = false;
     const timer = options.clock.setTimer(options.timeoutMs, () => {
       timedOut = true;
       child.kill('SIGKILL');
     });
-    child.once('error', (err) => {
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    if (options.signal?.aborted === true) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => {
       timer.cancel();
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    child.once('error', (err) => {
+      settle();
       resolve({ ok: false, code: undefined, stdout, stderr: err.message });
     });
     child.once('close', (code) => {
-      timer.cancel();
-      const err = stderr.trim() + (timedOut ? ` (killed after ${options.timeoutMs} ms)` : '');
-      resolve({ ok: code === 0 && !timedOut, code: code ?? undefined, stdout, stderr: err.trim() });
+      settle();
+      const err =
+        stderr.trim() +
+        (timedOut ? ` (killed after ${options.timeoutMs} ms)` : aborted ? ' (killed: cancelled)' : '');
+      resolve({
+        ok: code === 0 && !timedOut && !aborted,
+        code: code ?? undefined,
+        stdout,
+        stderr: err.trim(),
+      });
     });
   });
 }

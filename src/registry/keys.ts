@@ -19,7 +19,8 @@ export type ParsedKey =
   | { readonly kind: 'unschedulable'; readonly unit: UnitName }
   | { readonly kind: 'leader' }
   | { readonly kind: 'service'; readonly service: string; readonly instance: string }
-  | { readonly kind: 'claim'; readonly unit: UnitName };
+  | { readonly kind: 'claim'; readonly unit: UnitName }
+  | { readonly kind: 'floating'; readonly address: string };
 
 /** A key range `[start, end)` as etcd ranges and watches take it. */
 export interface KeyRange {
@@ -39,6 +40,7 @@ export const TREES = {
   engine: 'engine/',
   services: 'services/',
   claims: 'claims/',
+  floating: 'floating/',
 } as const;
 
 export class RegistryKeys {
@@ -88,6 +90,10 @@ export class RegistryKeys {
   }
   leader(): string {
     return this.prefix + TREES.engine + 'leader';
+  }
+  /** Held (under its holder's lease) by the one `fleetts floating-address` that has the address up. */
+  floatingAddress(address: string): string {
+    return this.prefix + TREES.floating + segment(address, 'floating address');
   }
   service(service: string, instance: string): string {
     return this.instancesOf(service).start + segment(instance, 'service instance');
@@ -184,6 +190,9 @@ export class RegistryKeys {
       case 'claims':
         parsed = { kind: 'claim', unit: asUnitName(a) };
         break;
+      case 'floating':
+        parsed = { kind: 'floating', address: a };
+        break;
     }
     return { ok: true, parsed, tree, name };
   }
@@ -219,6 +228,7 @@ const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
   engine: undefined,
   services: undefined,
   claims: 0,
+  floating: undefined,
 };
 
 /** `machines/` → `machines`, … */
@@ -238,6 +248,7 @@ const SEGMENTS: Readonly<Record<TreeName, number>> = {
   engine: 1,
   services: 2,
   claims: 1,
+  floating: 1,
 };
 
 /** The range of every key that starts with `prefix` (etcd's `range_end = prefix + 1`). */

@@ -68,7 +68,7 @@ export class KvLeadership implements Leadership {
   readonly #kv: Kv;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #keys: RegistryKeys;
+  readonly #key: string;
   readonly #options: LeadershipOptions;
   readonly #closed = new AbortController();
   #lease: KeptLease | undefined;
@@ -80,11 +80,16 @@ export class KvLeadership implements Leadership {
     random: Random;
     keys: RegistryKeys;
     options: LeadershipOptions;
+    /**
+     * The key campaigned for (default: the engine's `engine/leader`): another singleton (the
+     * floating address) elects its holder the same way under its own key.
+     */
+    key?: string;
   }) {
     this.#kv = deps.kv;
     this.#clock = deps.clock;
     this.#random = deps.random;
-    this.#keys = deps.keys;
+    this.#key = deps.key ?? deps.keys.leader();
     this.#options = deps.options;
   }
 
@@ -128,7 +133,7 @@ export class KvLeadership implements Leadership {
       this.#lease = await KeptLease.grant(this.#kv, this.#clock, this.#options);
     }
     const lease = this.#lease;
-    const key = this.#keys.leader();
+    const key = this.#key;
     const value = encodeValue('leader', {
       v: 1,
       candidate: this.#options.candidate,
@@ -159,7 +164,7 @@ export class KvLeadership implements Leadership {
   async #vacate(holder: KeyValue, why: string): Promise<void> {
     this.#options.log?.warn(
       { event: 'engine.leader_key_invalid', key: holder.key, reason: why },
-      `the engine leader key ${holder.key} ${why}; treating it as expired (deleting it) and campaigning`,
+      `the leader key ${holder.key} ${why}; treating it as expired (deleting it) and campaigning`,
     );
     await this.#kv.txn({
       compare: [{ target: 'mod', key: holder.key, op: '==', revision: holder.modRevision }],
@@ -198,7 +203,7 @@ export class KvLeadership implements Leadership {
   }
 
   #startTerm(lease: KeptLease, createRevision: Revision): LeaderTerm {
-    const key = this.#keys.leader();
+    const key = this.#key;
     const controller = new AbortController();
     const end = (why: TermEnd): void => {
       if (controller.signal.aborted) return;

@@ -20,6 +20,7 @@ test('every key builds under the prefix and parses back', (t) => {
     ['unschedulable', keys.unschedulable(u), { kind: 'unschedulable', unit: u }],
     ['leader', keys.leader(), { kind: 'leader' }],
     ['service', keys.service('web', '1'), { kind: 'service', service: 'web', instance: '1' }],
+    ['floating', keys.floatingAddress('10.0.0.100'), { kind: 'floating', address: '10.0.0.100' }],
   ];
   for (const [what, key, parsed] of cases) {
     t.true(key.startsWith('/fleetts/v1/'), what);
