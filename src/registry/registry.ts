@@ -1,6 +1,6 @@
-// The registry: the narrow interface through which the engine, agents, API and discovery read and
-// write the cluster's only shared state (etcd). Implementations: `createEtcdRegistry` (real etcd)
-// and `createMemoryRegistry` (etcd's semantics in memory, on a fake clock, for simulations).
+// The registry: the interfaces, one per concern, through which the engine, agents, API and discovery
+// read and write the cluster's only shared state (etcd). Implementations: `createEtcdRegistry` (real
+// etcd) and `createMemoryRegistry` (etcd's semantics in memory, on a fake clock, for simulations).
 import type {
   Assignment,
   Machine,
@@ -258,7 +258,7 @@ export interface UnitStore extends UnitFileReader {
   /**
    * Deletes a unit (its assignments are removed by the engine's next pass). Returns false when
    * there was no such unit. Its unit file, once no unit references it, is collected by one sweep
-   * a moment after the first delete or replace of a burst (kv-registry's UNIT_FILE_COLLECT_DELAY_MS), not per delete: a
+   * a moment after the first delete or replace of a burst (kv-unit-store's UNIT_FILE_COLLECT_DELAY_MS), not per delete: a
    * sweep reads every unit, so collecting per delete made destroying n units cost O(n²).
    */
   deleteUnit(name: UnitName): Promise<boolean>;
