@@ -12,7 +12,15 @@ import {
   type ClusterSpecInput,
 } from '../cloud-config/cluster-spec.js';
 import { renderUserData, userDataFileName } from '../cloud-config/render-user-data.js';
-import { farmSharedFiles, LB_UNITS, unitTextFor, WEB_TEMPLATES } from '../demo/farm-files.js';
+import {
+  farmSharedFiles,
+  FLOATING_UNIT,
+  floatingAddressEnv,
+  LB_UNITS,
+  unitTextFor,
+  WEB_TEMPLATES,
+} from '../demo/farm-files.js';
+import { parseFloatingAddress } from './floating-address.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import type { CliContext } from './main.js';
 
@@ -114,34 +122,60 @@ See docs/cloud-config.md: from three bare hosts to the web farm.`,
     .description("write the web farm's configuration, site and unit files to the shared storage")
     .requiredOption('--out <dir>', 'where to write: the NFS export (or its mount on a host)')
     .option('--shared-path <path>', 'where the hosts mount it (the path inside the files)', SHARED_PATH)
+    .option(
+      '--floating-address <ip/len>',
+      "the balancer's floating address (e.g. 10.0.0.100/24): also writes lb/floating-address.env and units/lb-address.unit",
+    )
+    .option('--floating-interface <dev>', 'the interface the floating address goes on', 'eth0')
     .addHelpText(
       'after',
       `
 Writes web/apache.conf, web/htdocs/index.shtml, lb/nginx.conf, lb/conf.d/upstream-web.conf (kept
-when it exists: lb-upstream.unit owns it) and units/ (the process farm of examples/process).
+when it exists: lb-upstream.unit owns it) and units/ (the process farm of examples/process). With
+--floating-address, also the balancer's floating address (docs/floating-address.md): start
+lb-address.unit after lb.unit.
 
 Example (on the NFS server):  fleetts farm-files --out /export/fleetts`,
     )
-    .action(async (flags: { out: string; sharedPath: string }) => {
-      if (!flags.sharedPath.startsWith('/'))
-        throw new UsageError(`--shared-path "${flags.sharedPath}": must be an absolute path`);
-      const dir = resolve(ctx.cwd, flags.out);
-      const files: [string, string][] = Object.entries(farmSharedFiles(flags.sharedPath));
-      for (const name of [...WEB_TEMPLATES, ...LB_UNITS]) {
-        const text = await readFile(join(PACKAGE_ROOT, 'examples', 'process', name), 'utf8');
-        files.push([`units/${name}`, unitTextFor(text, flags.sharedPath)]);
-      }
-      for (const [rel, text] of files) {
-        const path = join(dir, rel);
-        if (rel === 'lb/conf.d/upstream-web.conf' && (await exists(path))) {
-          ctx.output.out(`kept ${path}`);
-          continue;
+    .action(
+      async (flags: {
+        out: string;
+        sharedPath: string;
+        floatingAddress?: string;
+        floatingInterface: string;
+      }) => {
+        if (!flags.sharedPath.startsWith('/'))
+          throw new UsageError(`--shared-path "${flags.sharedPath}": must be an absolute path`);
+        const dir = resolve(ctx.cwd, flags.out);
+        const files: [string, string][] = Object.entries(farmSharedFiles(flags.sharedPath));
+        const units: string[] = [...WEB_TEMPLATES, ...LB_UNITS];
+        if (flags.floatingAddress !== undefined) {
+          const t = parseFloatingAddress(flags.floatingAddress, flags.floatingInterface, {
+            address: '--floating-address',
+            device: '--floating-interface',
+          });
+          files.push([
+            'lb/floating-address.env',
+            floatingAddressEnv(`${t.address}/${t.prefixLength}`, t.device),
+          ]);
+          units.push(FLOATING_UNIT);
         }
-        await mkdir(dirname(path), { recursive: true }).catch((err: unknown) => failWrite(path, err));
-        await writeFile(path, text, { mode: 0o644 }).catch((err: unknown) => failWrite(path, err));
-        ctx.output.out(`wrote ${path}`);
-      }
-    });
+        for (const name of units) {
+          const text = await readFile(join(PACKAGE_ROOT, 'examples', 'process', name), 'utf8');
+          files.push([`units/${name}`, unitTextFor(text, flags.sharedPath)]);
+        }
+        for (const [rel, text] of files) {
+          const path = join(dir, rel);
+          if (rel === 'lb/conf.d/upstream-web.conf' && (await exists(path))) {
+            ctx.output.out(`kept ${path}`);
+            continue;
+          }
+          await mkdir(dirname(path), { recursive: true }).catch((err: unknown) => failWrite(path, err));
+          await writeFile(path, text, { mode: 0o644 }).catch((err: unknown) => failWrite(path, err));
+          ctx.output.out(`wrote ${path}`);
+        }
+      },
+    );
 }
 
 function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {

@@ -144,19 +144,26 @@ export function floatingSettings(
 }
 
 /** `10.0.0.100/24` (or a bare address, /32) on `device`; UsageError naming the flag. */
-export function parseFloatingAddress(text: string, device: string): FloatingTarget {
+export function parseFloatingAddress(
+  text: string,
+  device: string,
+  names: { readonly address: string; readonly device: string } = {
+    address: '--address',
+    device: '--interface',
+  },
+): FloatingTarget {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(text);
   const octets = m?.slice(1, 5).map(Number) ?? [];
   const prefixLength = m?.[5] === undefined ? 32 : Number(m[5]);
   if (m === null || octets.some((o) => o > 255) || prefixLength < 1 || prefixLength > 32)
     throw new UsageError(
-      `--address must be an IPv4 address with an optional prefix length, like 10.0.0.100/24, not "${text}"`,
+      `${names.address} must be an IPv4 address with an optional prefix length, like 10.0.0.100/24, not "${text}"`,
     );
   if (octets[0] === 0 || octets[0] === 127 || (octets[0] ?? 0) >= 224)
-    throw new UsageError(`--address ${text} is not a unicast address another host can reach`);
+    throw new UsageError(`${names.address} ${text} is not a unicast address another host can reach`);
   if (!DEVICE_RE.test(device))
     throw new UsageError(
-      `--interface must be an interface name like eth0 (at most 15 characters), not "${device}"`,
+      `${names.device} must be an interface name like eth0 (at most 15 characters), not "${device}"`,
     );
   return { address: octets.join('.'), prefixLength, device };
 }

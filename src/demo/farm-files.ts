@@ -16,6 +16,8 @@ export function webPort(instance: number): number {
 /** The farm's unit files, in the order they are started (examples/process/). */
 export const WEB_TEMPLATES = ['web@.unit', 'web-discovery@.unit'] as const;
 export const LB_UNITS = ['lb.unit', 'lb-upstream.unit', 'lb-discovery.unit'] as const;
+/** The balancer's floating address (docs/floating-address.md): only with lb/floating-address.env. */
+export const FLOATING_UNIT = 'lb-address.unit';
 
 export interface FarmPaths {
   /** Where every host sees the shared directory. */
@@ -24,6 +26,8 @@ export interface FarmPaths {
   readonly htdocs: string;
   readonly nginxConf: string;
   readonly upstreamFile: string;
+  /** lb-address.unit's FLOATING_ADDRESS and FLOATING_INTERFACE. */
+  readonly floatingEnv: string;
   /** The unit files as the demo submits them. */
   readonly units: string;
 }
@@ -35,6 +39,7 @@ export function farmPaths(shared: string): FarmPaths {
     htdocs: `${shared}/web/htdocs`,
     nginxConf: `${shared}/lb/nginx.conf`,
     upstreamFile: `${shared}/lb/conf.d/upstream-web.conf`,
+    floatingEnv: `${shared}/lb/floating-address.env`,
     units: `${shared}/units`,
   };
 }
@@ -66,6 +71,15 @@ export function farmSharedFiles(shared: string): Record<string, string> {
       fallbackListen: LB_FALLBACK_LISTEN,
     }),
   };
+}
+
+/** lb/floating-address.env: the address (`10.0.0.100/24`) and interface lb-address.unit keeps it on. */
+export function floatingAddressEnv(address: string, device: string): string {
+  return `# The balancer's floating address, kept up on its host by lb-address.unit (fleetts floating-address).
+# Every host the balancer may run on must be on this address's L2 segment (docs/floating-address.md).
+FLOATING_ADDRESS=${address}
+FLOATING_INTERFACE=${device}
+`;
 }
 
 /**

@@ -121,3 +121,24 @@ test('farm-files writes the web farm to the shared storage and keeps an existing
   t.true(again.stdout.includes(`kept ${join(out, 'lb/conf.d/upstream-web.conf')}\n`));
   t.is(await readFile(join(out, 'lb/conf.d/upstream-web.conf'), 'utf8'), '# rendered by lb-upstream.unit\n');
 });
+
+test('farm-files --floating-address adds the env file and lb-address.unit; a bad address is a usage error', async (t) => {
+  const out = join(dir, 'export-floating');
+  const r = await runBin('fleetts', ['farm-files', '--out', out, '--floating-address', '10.0.0.100/24']);
+  t.is(r.code, 0, r.stderr);
+  const env = await readFile(join(out, 'lb/floating-address.env'), 'utf8');
+  t.deepEqual(
+    env.split('\n').filter((l) => l.startsWith('FLOATING_')),
+    ['FLOATING_ADDRESS=10.0.0.100/24', 'FLOATING_INTERFACE=eth0'],
+  );
+  const unit = await readFile(join(out, 'units/lb-address.unit'), 'utf8');
+  t.true(unit.includes('EnvironmentFile=/srv/fleetts/shared/lb/floating-address.env'), unit);
+  const verified = await runBin('fleetts', ['verify', join(out, 'units/lb-address.unit')]);
+  t.is(verified.code, 0, verified.stderr);
+  const bad = await runBin('fleetts', ['farm-files', '--out', out, '--floating-address', '10.0.0.1/40']);
+  t.is(bad.code, 2);
+  t.is(
+    bad.stderr,
+    'fleetts: --floating-address must be an IPv4 address with an optional prefix length, like 10.0.0.100/24, not "10.0.0.1/40"\n',
+  );
+});

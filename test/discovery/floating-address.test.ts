@@ -19,6 +19,7 @@ import { createRandom } from '../../src/lib/random.js';
 import { RegistryKeys } from '../../src/registry/keys.js';
 import { KvLeadership } from '../../src/registry/leadership.js';
 import { MemoryEtcd, type MemoryKv } from '../../src/registry/memory-kv.js';
+import { runBin } from '../helpers/cli.js';
 
 // ——— the rule ———
 
@@ -177,6 +178,21 @@ for (const [argv, message] of usageErrors) {
     t.is((err as { code?: string } | undefined)?.code, 'usage');
   });
 }
+
+test('the real binary: a bad flag is one line on stderr and exit 2', async (t) => {
+  const r = await runBin('fleetts', [
+    'floating-address',
+    '--address',
+    '10.0.0.100/24',
+    '--interface',
+    'eth0/1',
+  ]);
+  t.is(r.code, 2);
+  t.is(
+    r.stderr,
+    'fleetts: --interface must be an interface name like eth0 (at most 15 characters), not "eth0/1"\n',
+  );
+});
 
 // ——— the loop: two hosts, one address ———
 
