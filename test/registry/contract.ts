@@ -34,6 +34,12 @@ export interface ContractEnv {
 
 /** Short leases so that expiry tests on real etcd take seconds (2 s is etcd's minimum TTL). */
 export const TEST_LEASE: LeaseOptions = { ttlMs: 2000, keepaliveMs: 500 };
+/**
+ * The engine term of tests that write plans but do not test leadership: a 2 s lease ends after
+ * about 1.5 s of event-loop stall, which a loaded 2-core machine reaches (a fresh-clone CI run
+ * lost its term in the middle of the plan-basis test).
+ */
+const TERM_LEASE: LeaseOptions = { ttlMs: 15_000, keepaliveMs: 3_000 };
 
 export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEnv>): void {
   const withEnv =
@@ -291,7 +297,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       const created = await r.createUnit(a.unit, a.text);
       await r.patchMachineMetadata(asMachineId('m1'), { disk: 'ssd' });
       await r.putStatus(m1, status('web.service', 'm1', a.unit.hash));
-      const leadership = r.leadership({ candidate: 'm1', ...TEST_LEASE });
+      const leadership = r.leadership({ candidate: 'm1', ...TERM_LEASE });
       const term = await leadership.campaign();
       const basis = await r.snapshot();
       await r.writeAssignments(
@@ -580,7 +586,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
     'writeAssignments: batches above the txn limit, keeps a unit in one txn, and detects stale plans',
     withEnv(async (t, env) => {
       const r = env.connect({ lease: TEST_LEASE });
-      const leadership = r.leadership({ candidate: 'e', ...TEST_LEASE });
+      const leadership = r.leadership({ candidate: 'e', ...TERM_LEASE });
       const term = await leadership.campaign();
       const hash = asUnitHash('12'.repeat(32));
       const changes: AssignmentChange[] = [];
@@ -657,7 +663,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       const engine = env.connect({ lease: TEST_LEASE });
       const agent1 = env.connect({ lease: TEST_LEASE });
       const agent2 = env.connect({ lease: TEST_LEASE });
-      const leadership = engine.leadership({ candidate: 'e', ...TEST_LEASE });
+      const leadership = engine.leadership({ candidate: 'e', ...TERM_LEASE });
       const term = await leadership.campaign();
       const hash = asUnitHash('34'.repeat(32));
       const assign = (u: string, m: string): AssignmentChange => ({
@@ -773,7 +779,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       const r = env.connect({ lease: TEST_LEASE });
       const a = unit('moving.service', 'moving');
       await r.createUnit(a.unit, a.text);
-      const term = await r.leadership({ candidate: 'engine', ...TEST_LEASE }).campaign();
+      const term = await r.leadership({ candidate: 'engine', ...TERM_LEASE }).campaign();
       const m1 = await r.register(machine('m1'));
       const assign = (m: string): AssignmentChange => ({
         kind: 'assign',
