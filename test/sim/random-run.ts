@@ -1,6 +1,7 @@
 // One randomized run of the cluster simulation (harness.ts) per seed: a random sequence of user
 // actions (submit/start/stop/unload/destroy units with random constraints from a small name space)
-// and faults (kill/restart hosts, partition/heal, latency, a host joining), then everything healed
+// and faults (kill/restart hosts, partition/heal, latency, a host joining; etcd down for everyone, an
+// etcd leader change, a host's peer network cut), then everything healed
 // and a settling period. Every choice comes from one seeded `Random` and the simulation is
 // deterministic, so a seed replays a run exactly (randomized.test.ts, docs/simulation.md).
 import { createRandom, type Random } from '../../src/lib/random.js';
@@ -38,6 +39,7 @@ export function randomUnit(rnd: Random, name: string, hosts: readonly string[]):
     if (rnd.chance(0.2)) o.machineOf = [rnd.pick(UNITS.filter((u) => u !== name))];
     else if (rnd.chance(0.15)) o.machineId = rnd.pick(hosts);
     if (rnd.chance(0.2)) o.metadata = [`zone=${rnd.pick(['a', 'b', 'c'])}`];
+    if (rnd.chance(0.4)) o.atMostOnce = true;
   }
   const text = unitText(o);
   try {
@@ -57,6 +59,7 @@ export async function randomAction(rnd: Random, sim: Simulation): Promise<void> 
   const up = hosts.filter((h) => h.up);
   const healthy = up.filter((h) => !h.faults.partitioned);
   const units = [...sim.readState().units.keys()] as string[];
+  if (sim.store.down ? rnd.chance(0.3) : rnd.chance(0.1)) return controlPlaneFault(rnd, sim);
   const r = rnd.next();
   if (r < 0.3) {
     const free = [...UNITS, ...GLOBALS].filter((n) => !units.includes(n));
@@ -90,6 +93,21 @@ export async function randomAction(rnd: Random, sim: Simulation): Promise<void> 
   } else {
     const next = LATE_HOSTS.find((h) => !sim.hosts.has(h.id as never));
     if (next !== undefined) sim.addHost(next);
+  }
+}
+
+/** etcd down for everyone (or back), an etcd leader change, a host's peer network cut or healed. */
+function controlPlaneFault(rnd: Random, sim: Simulation): void {
+  if (sim.store.down) return sim.etcdUp();
+  const up = [...sim.hosts.values()].filter((h) => h.up);
+  const r = rnd.next();
+  if (r < 0.3) sim.etcdDown();
+  else if (r < 0.6) sim.etcdLeaderChange(rnd.pick([500, 1500, 3000, 6000]));
+  else if (r < 0.8) {
+    if (up.length > 0) sim.cutPeers(rnd.pick(up).id);
+  } else {
+    const cut = up.filter((h) => h.faults.peersCut);
+    if (cut.length > 0) sim.cutPeers(rnd.pick(cut).id, false);
   }
 }
 

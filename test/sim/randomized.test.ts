@@ -6,6 +6,15 @@
 import test from 'ava';
 import { runSeed } from './random-run.js';
 
+/**
+ * Violations of known bugs, each reduced to a `test.failing` script in regressions.test.ts (bugs D
+ * and E, docs/simulation.md): counted and logged, not failed, so that the runs check everything else.
+ */
+const KNOWN = new Map([
+  ['7-fenced-on-return', 'D'],
+  ['7-moved-by-new-engine', 'E'],
+]);
+
 const SEEDS = Number(process.env.SIM_SEEDS ?? 30);
 /** SIM_FIRST_SEED=<k> starts the range at k (to sweep many seeds in slices). */
 const FIRST_SEED = Number(process.env.SIM_FIRST_SEED ?? 1);
@@ -16,7 +25,13 @@ const seeds = only !== undefined ? [only] : Array.from({ length: SEEDS }, (_, i)
 for (const seed of seeds) {
   test(`seed ${seed}: invariants hold after every step, and every feasible unit runs once healed`, async (t) => {
     const sim = await runSeed(seed);
-    const broken = sim.violations.map((v) => `${(v.at / 1000).toFixed(1)}s ${v.invariant}: ${v.message}`);
+    const broken = sim.violations
+      .filter((v) => !KNOWN.has(v.invariant))
+      .map((v) => `${(v.at / 1000).toFixed(1)}s ${v.invariant}: ${v.message}`);
+    for (const [invariant, bug] of KNOWN) {
+      const n = sim.violations.filter((v) => v.invariant === invariant).length;
+      if (n > 0) t.log(`known bug ${bug}: ${n} × ${invariant} (SIM_SEED=${seed})`);
+    }
     if (process.env.SIM_TRACE !== undefined) t.log(sim.trace.join('\n'));
     t.deepEqual(
       broken,

@@ -12,17 +12,18 @@ function broken(sim: Simulation, invariant: string): string[] {
     .map((v) => `${v.at} ms: ${v.message}`);
 }
 
-test('the harness catches an agent that does not fence: a partitioned host keeps running its units', async (t) => {
-  const sim = new Simulation({ hosts: HOSTS, fenceAfterMs: 60_000 });
+test('the harness catches an agent that does not fence: a partitioned host keeps running its AtMostOnce units', async (t) => {
+  const sim = new Simulation({ hosts: HOSTS, fencePolicy: 'keep-running' });
   await sim.start();
-  for (const n of ['a.service', 'b.service', 'c.service']) await sim.submit(n, unitText());
+  for (const n of ['a.service', 'b.service', 'c.service'])
+    await sim.submit(n, unitText({ atMostOnce: true }));
   await sim.run(2000);
   const leader = sim.leaders()[0];
   const victim = HOSTS.map((h) => h.id).find((h) => h !== leader) as string;
-  t.true(sim.host(victim).agent.active().length > 0);
+  t.true(sim.host(victim).runtime.procs.size > 0);
   sim.partition(victim);
   await sim.run(8000);
-  t.true(broken(sim, '1-single-active').length > 0, sim.trace.join('\n'));
+  t.true(broken(sim, '1-at-most-once').length > 0, sim.trace.join('\n'));
   sim.shutdown();
 });
 
@@ -39,7 +40,7 @@ test('bug A: a plan computed while a machine was gone must not land after it re-
   await sim.run(2000);
   const leader = sim.leaders()[0] as string;
   const victim = HOSTS.map((h) => h.id).find((h) => h !== leader) as string;
-  t.true(sim.host(victim).agent.active().length > 0);
+  t.true(sim.host(victim).runtime.procs.size > 0);
   // A slow leader: each pass reads its snapshot 1.5 s after asking and writes 1.5 s after that.
   sim.slow(leader, 1500);
   sim.kill(victim);
@@ -90,3 +91,57 @@ test('bug C: an engine stops believing it leads as soon as its term ends', async
   t.deepEqual(broken(sim, '2-one-leader'), [], sim.trace.join('\n'));
   sim.shutdown();
 });
+
+const ONCE = ['s1.service', 's2.service', 's3.service', 's4.service', 's5.service', 's6.service'];
+
+// Bug D (known, not fixed; docs/simulation.md "Findings") — a host that kept its AtMostOnce units
+// through an outage of etcd for everyone (every peer vouched) fences them when etcd is back if one
+// of its peers renews or re-registers before it does: its next peer check (every PEER_RECHECK_MS)
+// sees a live peer while its own lease is not renewed yet, which the rule reads as "cut off". It
+// registers again a moment later and starts them again: a restart caused by a control-plane fault.
+// In a sweep of outages of 2–12 s (every 100 ms), 27 of the 101 runs hit it, all with outages
+// longer than the TTL (the leases are revoked when etcd is back, so every host must re-register).
+test.failing(
+  'bug D: after etcd was down for everyone, no AtMostOnce unit is fenced when a peer renews first',
+  async (t) => {
+    const hits: string[] = [];
+    for (const outageMs of [5_100, 5_600, 5_700]) {
+      const sim = new Simulation({ hosts: HOSTS, seed: outageMs });
+      await sim.start();
+      for (const n of ONCE) await sim.submit(n, unitText({ atMostOnce: true }));
+      await sim.run(3_000);
+      sim.etcdDown();
+      await sim.run(outageMs);
+      sim.etcdUp();
+      await sim.run(10_000);
+      hits.push(...broken(sim, '7-fenced-on-return').map((v) => `outage ${outageMs} ms: ${v}`));
+      sim.shutdown();
+    }
+    t.deepEqual(hits, []);
+  },
+);
+
+// Bug E (known, not fixed; docs/simulation.md "Findings") — the engine's reconnect grace is judged
+// on its own connection, and a connection that never failed needs none. A fleetd that starts just
+// as etcd comes back from an outage longer than the TTL (a host powered on then) never saw the
+// outage; if it wins the election, its first pass moves the units of every host that has not
+// re-registered yet, although they still run them. AtMostOnce units that their hosts kept through
+// the outage (the peers vouched) then run on two hosts until those hosts' peer checks fence them.
+test.failing(
+  'bug E: a fleetd started just as etcd comes back does not move the units of hosts still re-registering',
+  async (t) => {
+    const sim = new Simulation({ hosts: [...HOSTS, { id: 'h4' }], seed: 81 });
+    await sim.start();
+    for (const n of ONCE) await sim.submit(n, unitText({ atMostOnce: true }));
+    await sim.run(3_000);
+    sim.kill('h4');
+    await sim.run(1_000);
+    sim.etcdDown();
+    await sim.run(8_000);
+    sim.etcdUp();
+    sim.restart('h4');
+    await sim.run(10_000);
+    t.deepEqual(broken(sim, '7-moved-by-new-engine'), [], sim.trace.join('\n'));
+    sim.shutdown();
+  },
+);

@@ -1,5 +1,5 @@
 // Unit files for the simulation: a trivial [Service] plus the [X-Fleet] constraints under test.
-// The agent never runs them, so only their placement (and their hash, which names them) matters.
+// The simulated runtime never executes them: their placement, AtMostOnce and hash (their name) matter.
 
 export interface UnitOptions {
   readonly conflicts?: readonly string[];
@@ -7,6 +7,8 @@ export interface UnitOptions {
   readonly machineId?: string;
   readonly metadata?: readonly string[];
   readonly global?: boolean;
+  /** `AtMostOnce=true`: fenced (stopped) on a host cut off from etcd (docs/fencing.md). */
+  readonly atMostOnce?: boolean;
   /** Makes otherwise equal texts differ (a different hash: a "new version" of a unit). */
   readonly tag?: string;
 }
@@ -18,6 +20,7 @@ export function unitText(options: UnitOptions = {}): string {
   if (options.machineId !== undefined) fleet.push(`MachineID=${options.machineId}`);
   for (const m of options.metadata ?? []) fleet.push(`MachineMetadata=${m}`);
   if (options.global === true) fleet.push('Global=true');
+  if (options.atMostOnce === true) fleet.push('AtMostOnce=true');
   const lines = [
     '[Unit]',
     `Description=simulated unit${options.tag === undefined ? '' : ` ${options.tag}`}`,
