@@ -185,6 +185,10 @@ export class Agent {
   /** The peer check of the current outage (keyed by the last renewal it follows). */
   #check: PeerCheck | undefined;
   #watchdog: Timer | undefined;
+  /** Units whose run claim could not be released (etcd unreachable), with the lease that holds it. */
+  readonly #unreleased = new Map<UnitName, LeaseId>();
+  /** The pass #passSoon asked for (one at a time). */
+  #retryPass: Timer | undefined;
   #running: Promise<void> | undefined;
   /** Counters for tests and metrics. */
   readonly stats = {
@@ -266,6 +270,7 @@ export class Agent {
   async stop(options: { readonly stopUnits?: boolean } = {}): Promise<void> {
     this.#stop.abort(new Error('agent stopped'));
     this.#watchdog?.cancel();
+    this.#retryPass?.cancel();
     await this.#running;
     this.#sub?.close();
     for (const u of this.#unsubscribe) u();
@@ -337,6 +342,8 @@ export class Agent {
       else desired.push({ unit: a.unit, hash: a.hash, target: a.target, spec: desiredSpec(spec) });
     }
     for (const d of desired) this.#keep.delete(d.unit); // assigned: no longer a leftover
+    // A file that could not be read (etcd unreachable) is asked for again soon: no event may come.
+    if (unknown.size > 0) this.#passSoon();
     const observed = await this.#list();
     if (this.#fenced !== undefined) return;
     const ctx = this.#context(unknown);
@@ -352,6 +359,7 @@ export class Agent {
         this.#startFailures.delete(unit);
       }
     }
+    this.#releaseLeftovers(m, desired);
     await this.#report(m, desired, observed, actions);
   }
 
@@ -553,7 +561,10 @@ export class Agent {
     }
     const res = await this.#d.registry.claimUnit(m, unit, this.#d.machine.id);
     this.stats.claimWaits += res.ok ? 0 : 1;
-    if (res.ok) return true;
+    if (res.ok) {
+      this.#unreleased.delete(unit); // held again, for a unit that starts here
+      return true;
+    }
     this.#attempted.delete(unit);
     this.#d.log.info(
       { event: 'agent.start_waiting', unit, holder: res.holder },
@@ -566,13 +577,43 @@ export class Agent {
   async #release(unit: UnitName): Promise<void> {
     const m = this.#membership;
     if (m === undefined) return; // its lease, and the claim with it, is gone
-    await this.#d.registry.releaseUnit(m, unit).catch((err: unknown) => {
-      // The claim dies with the lease if etcd cannot be reached; a live one is released on the next stop.
-      this.#d.log.warn(
-        { event: 'agent.release_failed', unit, err: (err as Error).message },
-        'could not release run claim',
-      );
+    await this.#d.registry.releaseUnit(m, unit).then(
+      () => this.#unreleased.delete(unit),
+      (err: unknown) => {
+        // Released by a later pass while the lease lives (the claim dies with it otherwise): a
+        // claim left behind would keep the unit from starting on any other machine.
+        this.#unreleased.set(unit, m.leaseId);
+        this.#passSoon();
+        this.#d.log.warn(
+          { event: 'agent.release_failed', unit, err: (err as Error).message },
+          'could not release run claim; retrying',
+        );
+      },
+    );
+  }
+
+  /** Another pass in RETRY_MS, for what failed because etcd could not be reached (no event may come). */
+  #passSoon(): void {
+    if (this.#retryPass !== undefined || this.#stop.signal.aborted) return;
+    this.#retryPass = this.#d.clock.setTimer(RETRY_MS, () => {
+      this.#retryPass = undefined;
+      this.#wake.trigger();
     });
+  }
+
+  /** Releases again the claims whose release failed, of units that no longer run or start here. */
+  #releaseLeftovers(m: AgentMembership, desired: readonly DesiredUnit[]): void {
+    for (const [unit, lease] of [...this.#unreleased]) {
+      if (lease !== m.leaseId) {
+        this.#unreleased.delete(unit); // that lease, and the claim with it, is gone
+        continue;
+      }
+      const o = this.#observed.get(unit);
+      const running = o !== undefined && o.active !== 'inactive' && o.active !== 'failed';
+      const wanted = desired.some((d) => d.unit === unit && d.target === 'launched');
+      if (running || wanted || this.#busy.has(unit)) continue;
+      void this.#release(unit);
+    }
   }
 
   #buildConfig(

@@ -56,6 +56,7 @@ async function world(
     adopted?: ConstructorParameters<typeof FakeRuntime>[1];
     policy?: FencingPolicy;
     peers?: AgentPeers;
+    resyncMs?: number;
   } = {},
 ): Promise<World> {
   const clock = new FakeClock();
@@ -142,7 +143,7 @@ async function world(
     log: createLogger({ level: 'info', destination }),
     fencing: { policy: options.policy ?? 'stop', deadlineMs: 3500 },
     ...(options.peers === undefined ? {} : { peers: options.peers }),
-    resyncMs: 1000,
+    resyncMs: options.resyncMs ?? 1000,
     hostname: 'host-a',
     bootId: 'b00t',
     readFile: () => undefined,
@@ -216,6 +217,64 @@ test('a change of observed state is reported at once, without a timer', async (t
   await w.clock.advance(5_000);
   t.deepEqual(w.runtime.calls, ['start job.unit']);
   t.like(w.agent.status(asUnitName('job.unit')), { active: 'failed' });
+  await w.agent.stop();
+});
+
+// Found by the simulation (docs/simulation.md, issue 12): a unit file that could not be read
+// because etcd failed for a moment was read again only at the next watch event or resync (30 s).
+test('a unit file unreadable for a moment (etcd unreachable) is read again soon, not at the next resync', async (t) => {
+  const w = await world({ resyncMs: 60_000 });
+  await w.register();
+  await w.agent.start();
+  await w.clock.advance(100);
+  w.host.setFaults({ latencyMs: 300 });
+  await w.assign('job.unit', SERVICE);
+  await w.clock.advance(100); // the pass has asked for the unit file; etcd goes away meanwhile
+  w.host.setFaults({ unavailable: true });
+  await w.clock.advance(300);
+  t.true(events(w, 'agent.unit_file_unreadable').length > 0, 'the read failed');
+  w.host.setFaults({});
+  const waited = await w.until(() => w.runtime.calls.includes('start job.unit'), 10_000);
+  t.log(`started ${waited} ms after etcd was back`);
+  await w.agent.stop();
+});
+
+// Found by the simulation (docs/simulation.md, issue 12): a run claim whose release failed (etcd
+// unreachable at that moment) was kept while the lease lived, so the unit, destroyed and submitted
+// again elsewhere, waited for it forever.
+test('a run claim that could not be released is released by a later pass, so the unit can start elsewhere', async (t) => {
+  const w = await world({ resyncMs: 60_000 });
+  await w.register();
+  await w.agent.start();
+  await w.assign('job.unit', SERVICE);
+  await w.until(() => w.runtime.calls.includes('start job.unit'));
+  w.host.setFaults({ latencyMs: 300 });
+  await w.unassign('job.unit');
+  await w.until(
+    () => w.runtime.calls.includes('stop job.unit') || w.runtime.calls.includes('remove job.unit'),
+  );
+  await w.clock.advance(100); // the release is on its way; etcd goes away meanwhile
+  w.host.setFaults({ unavailable: true });
+  await w.clock.advance(300);
+  t.true(events(w, 'agent.release_failed').length > 0, 'the release failed');
+  w.host.setFaults({});
+  const other = await w.engine.register(
+    {
+      id: asMachineId('m2'),
+      ip: '10.0.0.2',
+      metadata: {},
+      version: '0',
+      startedAt: '2026-01-01T00:00:00.000Z',
+    },
+    LEASE,
+  );
+  let claimed = false;
+  for (let i = 0; i < 20 && !claimed; i++) {
+    claimed = (await w.engine.claimUnit(other, asUnitName('job.unit'), asMachineId('m2'))).ok;
+    if (!claimed) await w.clock.advance(500);
+  }
+  t.true(claimed, 'another machine can claim the unit');
+  await other.close();
   await w.agent.stop();
 });
 

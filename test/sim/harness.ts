@@ -254,6 +254,8 @@ class SimHost {
   #lastRenewal = 0;
   /** Simulated time this process started. */
   readonly bornAt: number;
+  /** The create revisions of the memberships this process registered. */
+  readonly memberships = new Set<number>();
 
   /** The latest acknowledged renewal of any of this process's memberships (monotonic). */
   get lastRenewal(): number {
@@ -330,6 +332,7 @@ class SimHost {
         if (this.#stop.signal.aborted) return;
         this.registeredAt = clock.monotonic();
         this.#leaseId = next.leaseId;
+        this.memberships.add(next.createRevision);
         this.#sim.note(`${this.id} registered (membership rev ${next.createRevision})`);
         if (this.engine !== undefined) return;
         this.engine = new Engine({
@@ -850,7 +853,7 @@ export class Simulation {
       this.#violate('1-at-most-once', `AtMostOnce ${unit} active on ${hosts}`);
       return;
     }
-    const orphans = copies.filter(([m, c]) => (this.#linkCutAt.get(m) ?? -1) >= c.since);
+    const orphans = copies.filter(([m, c]) => this.#cutSince(m, c.since));
     if (orphans.length < copies.length - 1) this.#violate('1-single-active', `${unit} active on ${hosts}`);
   }
 
@@ -891,7 +894,7 @@ export class Simulation {
     if (touched !== undefined && this.now - touched < 10_000) return;
     // Its host's own link was cut since it started: the engine took the host for dead (moves, and
     // a global unit unassigned and assigned again), which is a host fault, not etcd's.
-    if ((this.#linkCutAt.get(machine) ?? -1) >= since) return;
+    if (this.#cutSince(machine, since)) return;
     const state = this.readState();
     const still = state.assignments.some(
       (a) => a.unit === unit && a.machine === machine && a.hash === hash && a.target === 'launched',
@@ -998,7 +1001,7 @@ export class Simulation {
           machine: a.machine,
           createRevision: m.createRevision,
           hash: a.hash,
-          host: same ? prev.host : this.hosts.get(a.machine),
+          host: this.#processOf(a.machine, m.createRevision),
           seenAt: same ? prev.seenAt : this.now,
         });
       } else if (prev !== undefined && prev.hash === a.hash) {
@@ -1028,7 +1031,7 @@ export class Simulation {
         const sameProcess = h !== undefined && h === was.host && h.up;
         const leader = this.hosts.get(this.leaders()[0] ?? ('' as MachineId));
         const back = this.#etcdBackAt;
-        if (!sameProcess || (this.#linkCutAt.get(was.machine) ?? -1) >= was.seenAt) continue;
+        if (!sameProcess || this.#cutSince(was.machine, was.seenAt)) continue;
         if (leader !== undefined && back !== undefined && leader.bornAt >= back) {
           // Known issue E (docs/simulation.md, regressions.test.ts): an engine whose process started
           // after etcd came back never saw the outage, so it gives re-registering hosts no grace.
@@ -1050,6 +1053,21 @@ export class Simulation {
       );
     }
     this.#placements = next;
+  }
+
+  /**
+   * Whether the host's own link to etcd was cut recently enough to doom a lease it held at `since`:
+   * a cut that ended up to a TTL before (the lease, last renewed before the cut, expires up to a
+   * TTL after it) or later.
+   */
+  #cutSince(machine: MachineId, since: number): boolean {
+    return (this.#linkCutAt.get(machine) ?? -Infinity) >= since - this.options.ttlMs;
+  }
+
+  /** The host process that registered this membership (undefined: a process that is gone). */
+  #processOf(machine: MachineId, createRevision: number): SimHost | undefined {
+    const h = this.hosts.get(machine);
+    return h?.memberships.has(createRevision) === true ? h : undefined;
   }
 
   #checkPlacements(state: StoreState): void {

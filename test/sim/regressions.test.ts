@@ -2,6 +2,7 @@
 // kept as regression tests of their fixes. Also: the harness catches a broken agent.
 import test from 'ava';
 import { Simulation, type HostSpec } from './harness.js';
+import { runSeed } from './random-run.js';
 import { unitText } from './units.js';
 
 const HOSTS: HostSpec[] = [{ id: 'h1' }, { id: 'h2' }, { id: 'h3' }];
@@ -145,3 +146,20 @@ test.failing(
     sim.shutdown();
   },
 );
+
+// Agent bugs the random runs found with the real agent (docs/simulation.md, "Findings", G and H),
+// both fixed in src/agent/agent.ts (unit tests in test/agent/agent.test.ts). G, seed 115: a unit
+// file read that failed while etcd was out was retried only at the next event or resync (30 s), so
+// a global unit launched then did not start on one host. H, seed 319: a run claim whose release
+// failed while etcd was out was kept while the lease lived, so the unit, destroyed and submitted
+// again pinned to another host, never started there.
+for (const seed of [115, 319]) {
+  test(`bug ${seed === 115 ? 'G' : 'H'} (seed ${seed}): every launched unit runs once healed`, async (t) => {
+    const sim = await runSeed(seed);
+    t.deepEqual(
+      sim.violations.map((v) => `${v.at} ms ${v.invariant}: ${v.message}`),
+      [],
+      sim.trace.join('\n'),
+    );
+  });
+}
