@@ -62,6 +62,10 @@ export function describeEvent(e: TimelineEvent, hostOf: (address: string) => str
     }
     case 'nginx-reloaded':
       return `nginx on ${e.host} reloaded`;
+    case 'address-up':
+      return `floating address ${e.address} up on ${e.host} (ip addr add, gratuitous ARP)`;
+    case 'address-down':
+      return `floating address ${e.address} gone from ${e.host}`;
     case 'note':
       return e.text;
   }
@@ -115,6 +119,7 @@ export function formatMilestones(r: FailoverResult): string {
     rows.push([`${r.host}'s backend out of the upstream`, seconds(r.deadOutMs)]);
   rows.push(['upstream updated (replacement in)', seconds(r.upstreamMs)]);
   rows.push(['nginx reloaded', seconds(r.reloadedMs)]);
+  if (r.addressUpMs !== undefined) rows.push(['floating address up on the new host', seconds(r.addressUpMs)]);
   return table(rows);
 }
 

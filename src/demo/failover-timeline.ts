@@ -40,6 +40,9 @@ export type TimelineEvent =
       readonly removed: readonly string[];
     }
   | { readonly kind: 'nginx-reloaded'; readonly host: string }
+  /** The balancer's floating address seen up on a host (`ip addr` of the host's namespace). */
+  | { readonly kind: 'address-up'; readonly host: string; readonly address: string }
+  | { readonly kind: 'address-down'; readonly host: string; readonly address: string }
   | { readonly kind: 'note'; readonly text: string };
 
 export interface TimedEvent {

@@ -201,7 +201,9 @@ async function runDemo(
 
   say(heading(2, 'Prepare shared storage and the fleetts command for the units'));
   const wrapper = await demo.installFleetts();
-  say(`  ${WRAPPER_PATH}: ${wrapper} (the sidekicks run \`fleetts announce\` and \`fleetts upstream\`)`);
+  say(
+    `  ${WRAPPER_PATH}: ${wrapper} (the sidekicks run \`fleetts announce\`, \`fleetts upstream\` and \`fleetts floating-address\`)`,
+  );
   const files = await demo.prepareSharedStorage();
   say('  Apache and nginx configuration, the site and the unit files, seen by every host:');
   say(indent(files.join('\n'), '    '));
@@ -209,7 +211,8 @@ async function runDemo(
   say(heading(3, 'Start the farm'));
   say('  web@1..3 (Apache, one port per instance), web-discovery@1..3 (each announces its web instance');
   say('  while it answers), lb (nginx), lb-upstream (renders the upstream from services/web and');
-  say('  reloads nginx) and lb-discovery (announces the balancer under services/lb).');
+  say('  reloads nginx), lb-discovery (announces the balancer under services/lb) and lb-address (keeps');
+  say(`  the floating address ${demo.floatingAddress} up on the balancer's host, docs/floating-address.md).`);
   for (const r of await demo.deploy()) {
     say(`  $ ${r.command}`);
     say(indent(r.stdout, '    '));
@@ -245,7 +248,10 @@ async function runDemo(
         .join(', ')}`,
     ),
   );
-  say(`  A client sends ${rate} GETs/s through the balancer (found in services/lb), without retries.`);
+  say(
+    `  A client sends ${rate} GETs/s through the balancer's floating address ${demo.floatingAddress}, without retries,`,
+  );
+  say('  giving each request 10 s.');
   await demo.startClient(rate);
   await systemClock.sleep(2_000);
   const first = await demo.failover(victim);
@@ -260,9 +266,9 @@ async function runDemo(
   if (lbHost === undefined)
     throw new DemoError('demo_step_failed', 'lb.unit is not placed on any host; see `fleetts list-units`');
   say(heading(7, `Power off ${lbHost}, the load balancer's host`));
-  say('  The balancer moves; the client finds it again through services/lb. Between the balancer');
-  say('  dying and its new address being announced, the client has nowhere to go: that window is');
-  say('  reported as it is.');
+  say(`  The balancer moves, and lb-address moves ${demo.floatingAddress} with it: the new host adds the`);
+  say("  address and announces it by gratuitous ARP. Requests sent meanwhile wait in TCP's SYN retries;");
+  say('  requests in flight at the power-off are lost with the host, and counted.');
   const second = await demo.failover(lbHost);
   failovers.push(second);
   reportFailover(say, demo, second);
@@ -302,10 +308,14 @@ async function runDemo(
     `  Backend host: ${first.client.failed} failed GETs (target 0); upstream updated with the replacement after` +
       ` ${seconds(first.upstreamMs)} (target: median ≤ 6 s, p95 ≤ 8 s over many runs: npm run bench).`,
   );
+  say(
+    `  Balancer host: the floating address was up on the new host after ${seconds(second.addressUpMs ?? NaN)};` +
+      ` ${second.client.failed} GETs sent after the power-off failed (target 0),` +
+      ` ${second.inFlightFailed} in flight at the power-off failed.`,
+  );
   if (second.outage !== undefined)
     say(
-      `  Balancer host: the client had no working balancer from +${seconds(second.outage.fromMs)} to +${seconds(second.outage.toMs)};` +
-        ` then it found the new one in services/lb.`,
+      `  Failed requests were sent between +${seconds(second.outage.fromMs)} and +${seconds(second.outage.toMs)}.`,
     );
   return finish(9);
 
@@ -338,6 +348,7 @@ function reportFailover(say: (s?: string) => void, demo: WebFarmDemo, r: Failove
   say(formatCounts(r.client));
   if (r.outage !== undefined)
     say(`  failed or unsent requests between +${seconds(r.outage.fromMs)} and +${seconds(r.outage.toMs)}`);
+  say(`  requests in flight at the power-off that failed: ${r.inFlightFailed}`);
 }
 
 function reportPowerOn(say: (s?: string) => void, r: Awaited<ReturnType<WebFarmDemo['powerOn']>>): void {

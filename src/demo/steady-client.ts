@@ -1,6 +1,7 @@
-// A client of the web farm as a user would run it: it finds the load balancer through service
-// discovery (services/lb, so it follows the balancer when it moves) and sends GETs at a steady rate,
-// each on a fresh connection, without retries, recording every outcome for the demo's counts.
+// A client of the web farm as a user would run it: it sends GETs at a steady rate to the load
+// balancer's floating address (docs/floating-address.md), or to the address it finds through service
+// discovery (services/lb, so it follows the balancer when it moves), each on a fresh connection,
+// without retries, recording every outcome for the demo's counts.
 import { request } from 'node:http';
 import type { Clock, Timer } from '../lib/clock.js';
 import type { ServiceInstance, ServiceReader, Subscription } from '../registry/registry.js';
@@ -41,6 +42,8 @@ export interface SteadyClientDeps {
   readonly timeoutMs?: number;
   readonly service?: string;
   readonly path?: string;
+  /** A fixed address (the balancer's floating address, `IP:PORT`) instead of services/<service>. */
+  readonly address?: string;
 }
 
 export class SteadyClient {
@@ -63,9 +66,11 @@ export class SteadyClient {
 
   /** Starts watching services/lb and sending; resolves once the first address is known (or not). */
   async start(): Promise<void> {
-    this.#sub = await this.#d.registry.watchServiceInstances(this.#d.service ?? 'lb', (set) => {
-      this.#lb = pickAddress(set.items);
-    });
+    if (this.#d.address !== undefined) this.#lb = this.#d.address;
+    else
+      this.#sub = await this.#d.registry.watchServiceInstances(this.#d.service ?? 'lb', (set) => {
+        this.#lb = pickAddress(set.items);
+      });
     this.#running = true;
     const period = 1000 / (this.#d.rate ?? 20);
     const first = this.#d.clock.monotonic();

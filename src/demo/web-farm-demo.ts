@@ -9,12 +9,16 @@ import { fileURLToPath } from 'node:url';
 import type { Clock } from '../lib/clock.js';
 import { DevCluster, DEFAULT_DEV_STATE_DIR } from '../dev/dev-cluster.js';
 import type { ClusterPlan, EtcdTopology, HostPlan } from '../dev/plan.js';
+import { runCommand } from '../dev/system.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../registry/etcd-registry.js';
 import { DemoError } from './demo-error.js';
 import { FailoverTimeline, type TimedEvent } from './failover-timeline.js';
 import {
   farmPaths,
   farmSharedFiles,
+  FLOATING_UNIT,
+  floatingAddressEnv,
+  LB_PORT,
   LB_UNITS,
   lbPrefix,
   machineRunDir,
@@ -29,6 +33,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where the demo puts a `fleetts` the units' ExecStart=/usr/bin/env fleetts can find. */
 export const WRAPPER_PATH = '/usr/local/bin/fleetts';
 const WRAPPER_MARK = '# fleetts-demo wrapper';
+/** The demo client's patience per request (the issue's "client with a 10 s connect timeout"). */
+const CLIENT_TIMEOUT_MS = 10_000;
 
 export interface WebFarmDemoDeps {
   readonly clock: Clock;
@@ -83,6 +89,10 @@ export interface FailoverResult {
   readonly upstreamMs: number;
   /** nginx reloaded with that file (or, when the balancer moved, started on its new host). */
   readonly reloadedMs: number;
+  /** Requests sent before the power-off and failed after it (in flight at the power-off). */
+  readonly inFlightFailed: number;
+  /** The floating address up on the balancer's new host (undefined when the balancer stayed). */
+  readonly addressUpMs?: number;
   /** The timeline from the power-off to the end (plus the settle time). */
   readonly events: readonly TimedEvent[];
   /** The steady client from the power-off to the end of the settle time. */
@@ -129,6 +139,11 @@ export class WebFarmDemo {
 
   get paths(): FarmPaths {
     return farmPaths(this.plan.shared.target);
+  }
+
+  /** The balancer's floating address: .250 of the cluster's subnet (lb-address.unit keeps it up). */
+  get floatingAddress(): string {
+    return this.plan.bridge.ip.replace(/\.\d+$/, '.250');
   }
 
   get timeline(): FailoverTimeline {
@@ -213,8 +228,14 @@ export class WebFarmDemo {
       await writeFile(path, text, { mode: 0o644 });
       written.push(path);
     }
+    await writeFile(
+      this.paths.floatingEnv,
+      floatingAddressEnv(`${this.floatingAddress}/${this.plan.prefixLength}`, 'eth0'),
+      { mode: 0o644 },
+    );
+    written.push(this.paths.floatingEnv);
     await mkdir(this.paths.units, { recursive: true });
-    for (const name of [...WEB_TEMPLATES, ...LB_UNITS]) {
+    for (const name of [...WEB_TEMPLATES, ...LB_UNITS, FLOATING_UNIT]) {
       const text = await readFile(join(REPO_ROOT, 'examples', 'process', name), 'utf8');
       const path = join(this.paths.units, name);
       await writeFile(path, unitTextFor(text, shared), { mode: 0o644 });
@@ -261,7 +282,7 @@ export class WebFarmDemo {
     const webs = instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]);
     // Webs first, in one command: the scheduler spreads them (least loaded host first) before the
     // balancer is placed.
-    return this.startGroups([webs, [...LB_UNITS]]);
+    return this.startGroups([webs, [...LB_UNITS, FLOATING_UNIT]]);
   }
 
   /** `fleetts start` of each group in turn, from the units on shared storage; throws on a failure. */
@@ -284,7 +305,11 @@ export class WebFarmDemo {
 
   /** The farm's units in start order. */
   farmUnits(): string[] {
-    return [...this.#instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]), ...LB_UNITS];
+    return [
+      ...this.#instances.flatMap((i) => [`web@${i}.unit`, `web-discovery@${i}.unit`]),
+      ...LB_UNITS,
+      FLOATING_UNIT,
+    ];
   }
 
   /** Where each web instance should be reached now: ip(host of web@N):808N. */
@@ -326,12 +351,14 @@ export class WebFarmDemo {
           cause: err,
         });
       });
-    // nginx logs a reload before its new worker takes connections: wait for answers in a row.
+    // nginx logs a reload before its new worker takes connections: wait for answers in a row, at
+    // the balancer's own address and at the floating one.
     const deadline = this.#d.clock.monotonic() + 15_000;
     for (let inARow = 0; inARow < 6;) {
       const lb = this.lbAddress();
       const r = lb === undefined ? undefined : await get(`http://${lb}/`, 2_000);
-      inARow = r?.kind === 'answered' ? inARow + 1 : 0;
+      const f = await get(`http://${this.floatingAddress}:${LB_PORT}/`, 2_000);
+      inARow = r?.kind === 'answered' && f.kind === 'answered' ? inARow + 1 : 0;
       if (this.#d.clock.monotonic() > deadline)
         throw new DemoError('demo_timeout', `the balancer at ${lb ?? '?'} does not answer steadily with 200`);
       if (inARow === 0) await this.#d.clock.sleep(100);
@@ -352,10 +379,19 @@ export class WebFarmDemo {
     return countRecords(client.records().slice(0, n));
   }
 
-  /** Starts the steady client (20 GETs/s through the balancer it finds in services/lb). */
+  /**
+   * Starts the steady client: 20 GETs/s through the balancer's floating address, each given 10 s
+   * (a browser's patience: SYNs retransmitted while the address moves still connect).
+   */
   async startClient(rate = 20): Promise<SteadyClient> {
     if (this.#client !== undefined) return this.#client;
-    this.#client = new SteadyClient({ registry: this.registry, clock: this.#d.clock, rate });
+    this.#client = new SteadyClient({
+      registry: this.registry,
+      clock: this.#d.clock,
+      rate,
+      address: `${this.floatingAddress}:${LB_PORT}`,
+      timeoutMs: CLIENT_TIMEOUT_MS,
+    });
     await this.#client.start();
     return this.#client;
   }
@@ -384,6 +420,8 @@ export class WebFarmDemo {
     const unitsOnHost = t.unitsOn(host);
     const lbMoved = unitsOnHost.includes('lb.unit');
     const oldBackends = new Set(t.servers);
+    const watching = new AbortController();
+    const addressWatch = this.#watchAddress(watching.signal);
     const t0 = await this.powerOff(host);
     const timeoutMs = options.timeoutMs ?? 60_000;
     const after = (pred: (e: TimedEvent) => boolean): TimedEvent | undefined =>
@@ -416,7 +454,7 @@ export class WebFarmDemo {
           );
           if (reload === undefined) return undefined;
           if (lbMoved) {
-            const lb = this.lbAddress();
+            const lb = client.lb;
             const ok = client
               .records(t0)
               .find((r) => r.outcome.kind === 'answered' && r.outcome.lb === lb && lb !== undefined);
@@ -434,6 +472,9 @@ export class WebFarmDemo {
     const end = this.#d.clock.now();
     await this.#d.clock.sleep(options.settleMs ?? 2_000);
     const until = this.#d.clock.now();
+    watching.abort();
+    await addressWatch;
+    const addressUp = after((e) => e.event.kind === 'address-up' && e.event.host !== host);
 
     const dead = after((e) => e.event.kind === 'machine-dead' && e.event.host === host);
     const moved: MovedUnit[] = unitsOnHost.map((unit) => {
@@ -475,6 +516,10 @@ export class WebFarmDemo {
       deadOutMs: ms(deadOut),
       upstreamMs: whole.written === undefined ? NaN : ms(whole.written),
       reloadedMs: ms(whole.reload),
+      inFlightFailed: client
+        .records(t0 - CLIENT_TIMEOUT_MS, t0)
+        .filter((r) => r.at + r.ms >= t0 && r.outcome.kind !== 'answered').length,
+      ...(lbMoved ? { addressUpMs: ms(addressUp) } : {}),
       events: t.events.filter((e) => e.at >= t0 && e.at < until),
       client: countRecords(records),
       ...(first === undefined || last === undefined
@@ -542,6 +587,29 @@ export class WebFarmDemo {
     await this.dev.down();
     // What the units left in /run (pid files, nginx's prefix): every host sees this machine's /run.
     for (const h of hosts) await rm(machineRunDir(h.machineId), { recursive: true, force: true });
+  }
+
+  /**
+   * Marks on the timeline each host the floating address appears on or leaves, from `ip addr` in
+   * every host's namespace (5 times a second), until `signal` aborts.
+   */
+  async #watchAddress(signal: AbortSignal): Promise<void> {
+    const address = this.floatingAddress;
+    let up = new Set<string>();
+    while (!signal.aborted) {
+      const now = new Set<string>();
+      for (const h of this.plan.hosts) {
+        const r = await runCommand(['ip', '-n', h.netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], {
+          allowFail: true,
+        });
+        if (r.stdout.includes(`inet ${address}/`)) now.add(h.name);
+      }
+      const at = this.#d.clock.now();
+      for (const h of now) if (!up.has(h)) this.timeline.mark({ kind: 'address-up', host: h, address }, at);
+      for (const h of up) if (!now.has(h)) this.timeline.mark({ kind: 'address-down', host: h, address }, at);
+      up = now;
+      await this.#d.clock.sleep(200, signal).catch(() => undefined);
+    }
   }
 
   #host(name: string | undefined): HostPlan | undefined {

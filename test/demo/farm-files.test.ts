@@ -2,6 +2,8 @@
 // wording), and the generated Apache and nginx configurations checked by the real apache2 -t and
 // nginx -t (Debian's packages, installed if missing).
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,8 +12,11 @@ import test from 'ava';
 import { describeEvent, formatTimeline, percentiles } from '../../src/demo/demo-report.js';
 import { parseUpstreamServers } from '../../src/demo/failover-timeline.js';
 import { farmSharedFiles, LB_FALLBACK_LISTEN, unitTextFor } from '../../src/demo/farm-files.js';
-import { countRecords, type RequestRecord } from '../../src/demo/steady-client.js';
+import { countRecords, type RequestRecord, SteadyClient } from '../../src/demo/steady-client.js';
+import { systemClock } from '../../src/lib/clock.js';
+import type { ServiceReader } from '../../src/registry/registry.js';
 import { renderUpstream } from '../../src/discovery/render-upstream.js';
+import { waitFor } from '../helpers/wait.js';
 import { ensureWebPackages } from '../helpers/web.js';
 
 const execFileP = promisify(execFile);
@@ -94,6 +99,35 @@ test('the timeline reads in seconds after the power-off, one event per line', (t
     describeEvent({ kind: 'placed', unit: 'lb.unit', host: 'host3', from: 'host1' }, String),
     'lb.unit placed on host3 (was on host1)',
   );
+  t.is(
+    describeEvent({ kind: 'address-up', host: 'host2', address: '10.213.7.250' }, String),
+    'floating address 10.213.7.250 up on host2 (ip addr add, gratuitous ARP)',
+  );
+});
+
+test('the steady client with a fixed (floating) address sends there and never reads services/lb', async (t) => {
+  const server = createServer((_req, res) => {
+    res.setHeader('X-Backend', 'web@1.unit 10.0.0.1:8081');
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const registry = {
+    watchServiceInstances: () => Promise.reject(new Error('the client must not watch services/lb')),
+  } as unknown as ServiceReader;
+  const client = new SteadyClient({ registry, clock: systemClock, rate: 50, address: `127.0.0.1:${port}` });
+  try {
+    await client.start();
+    t.is(client.lb, `127.0.0.1:${port}`);
+    await waitFor('three answers', () => client.counts().answered >= 3);
+  } finally {
+    await client.stop();
+    server.close();
+  }
+  const counts = client.counts();
+  t.is(counts.failed, 0);
+  t.is(counts.noLb, 0);
+  t.deepEqual([...counts.backends.keys()], ['web@1.unit 10.0.0.1:8081']);
 });
 
 test('the generated Apache and nginx configurations pass apache2 -t and nginx -t', async (t) => {
