@@ -63,7 +63,7 @@ export class IpAddressControl implements AddressControl {
   async add(): Promise<void> {
     const { address, prefixLength, device } = this.#t;
     const r = await this.#run(this.#ip, ['addr', 'add', `${address}/${prefixLength}`, 'dev', device]);
-    if (r.ok || (await this.present())) return;
+    if (r.ok || (await this.present().catch(() => false))) return;
     throw this.#failed('add', r.stderr);
   }
 
