@@ -149,7 +149,7 @@ export function keepHints(o: {
       [`eval "$(fleetts dev env${o.flag})"`, "point this shell's fleetts at the cluster"],
       ['fleetts list-units', 'where everything runs'],
       ['fleetts list-machines', 'the hosts'],
-      [`curl -s http://${o.lb ?? 'BALANCER'}/`, 'a page through the balancer'],
+      [`curl -s http://${o.lb ?? 'BALANCER'}/`, 'a page through the balancer (its floating address)'],
       ['fleetts journal lb-upstream', "the upstream watcher's log"],
       [`fleetts dev power-off host2${o.flag}`, `pull a plug (fleetts dev power-on host2${o.flag} boots it)`],
       [`fleetts dev down${o.flag}`, 'remove everything'],

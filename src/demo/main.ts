@@ -321,8 +321,8 @@ async function runDemo(
 
   async function finish(last: number): Promise<number> {
     if (options.keep) {
-      // The balancer's address comes from the recorder, which close() stops.
-      const lb = demo.lbAddress();
+      // The balancer's floating address: it answers there wherever the balancer moves.
+      const lb = demo.floatingAddress;
       await demo.close({ down: false });
       say(heading(last + 1, 'The cluster stays up (--keep)'));
       say(keepHints({ lb, flag, wrapper, wrapperPath: WRAPPER_PATH }));
