@@ -422,7 +422,10 @@ export class WebFarmDemo {
     const oldBackends = new Set(t.servers);
     const watching = new AbortController();
     const addressWatch = this.#watchAddress(watching.signal);
-    const t0 = await this.powerOff(host);
+    const t0 = await this.powerOff(host).catch((err: unknown) => {
+      watching.abort();
+      throw err;
+    });
     const timeoutMs = options.timeoutMs ?? 60_000;
     const after = (pred: (e: TimedEvent) => boolean): TimedEvent | undefined =>
       t.events.find((e) => e.at >= t0 && pred(e));
@@ -465,6 +468,7 @@ export class WebFarmDemo {
         timeoutMs,
       )
       .catch((err: unknown) => {
+        watching.abort();
         throw new DemoError('demo_timeout', `${(err as Error).message}; see \`fleetts list-units\``, {
           cause: err,
         });
