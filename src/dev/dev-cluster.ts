@@ -23,6 +23,7 @@ import {
   deleteIptablesRule,
   deleteLink,
   deleteNetns,
+  dropRuntimeAddresses,
   ensureBridge,
   ensureHostLink,
   ensureIptablesRule,
@@ -371,7 +372,10 @@ export class DevCluster {
     return matchHost(planCluster(state.input).hosts, query);
   }
 
-  /** Pulls the plug: every process in the host's namespace (its etcd member too) is SIGKILLed at once. */
+  /**
+   * Pulls the plug: every process in the host's namespace (its etcd member too) is SIGKILLed at
+   * once, and addresses added at run time (a floating address) are gone with the host's memory.
+   */
   async powerOff(query: string): Promise<HostPlan> {
     this.#requireRoot('power-off');
     const state = await this.#state();
@@ -379,6 +383,7 @@ export class DevCluster {
     const host = matchHost(plan.hosts, query);
     const ctx = new Applier(state);
     await this.#killHosts([host]);
+    await dropRuntimeAddresses(plan, host);
     await ctx.save({
       ...ctx.state,
       processes: ctx.state.processes.filter((p) => !p.id.startsWith(`${host.name}/`)),

@@ -91,6 +91,21 @@ export async function ensureHostLink(plan: ClusterPlan, host: HostPlan): Promise
   await runCommand(inNs('link', 'set', 'eth0', 'up'));
 }
 
+/**
+ * What a power cut does to the host's network configuration: addresses added at run time (a
+ * floating address) are gone; its own address stays, as its boot would set it again.
+ */
+export async function dropRuntimeAddresses(plan: ClusterPlan, host: HostPlan): Promise<void> {
+  const listed = await runCommand(['ip', '-n', host.netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], {
+    allowFail: true,
+  });
+  for (const m of listed.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+\/\d+)/g)) {
+    const cidr = m[1] ?? '';
+    if (cidr === `${host.ip}/${plan.prefixLength}`) continue;
+    await runCommand(['ip', '-n', host.netns, 'addr', 'del', cidr, 'dev', 'eth0'], { allowFail: true });
+  }
+}
+
 /** Pulls (`false`) or plugs back (`true`) the host's cable: its veth end on the bridge. */
 export async function setHostLink(host: HostPlan, up: boolean): Promise<void> {
   await runCommand(['ip', 'link', 'set', host.veth, up ? 'up' : 'down']);
