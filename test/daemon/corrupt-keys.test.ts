@@ -558,10 +558,15 @@ test.serial(
       );
       await waitFor('the stranger listed as a machine', async () => (await c.machines()).includes(FAKE));
       const pinned = `${SLEEP}\n[X-Fleet]\nMachineID=${FAKE}\n`;
-      t.is(
-        (await c.request(a, 'PUT', unitPath('pinned.service'), { text: pinned, target: 'launched' })).status,
-        200,
-      );
+      // fleetd answers 503 while it re-registers (its 2 s lease can lapse on a loaded machine): retry that.
+      const put = await waitFor('pinned.service submitted', async () => {
+        const res = await c.request(a, 'PUT', unitPath('pinned.service'), {
+          text: pinned,
+          target: 'launched',
+        });
+        return res.status === 503 ? undefined : res;
+      });
+      t.is(put.status, 200, JSON.stringify(put.body));
       await waitFor('pinned.service placed on the stranger', async () =>
         (await c.registry.snapshot({ unitFiles: 'none' })).assignments.some(
           (x) => x.unit === 'pinned.service' && x.machine === FAKE,
