@@ -76,3 +76,33 @@ export function compareDockerTimes(a: string, b: string): number {
   if (sa !== sb) return Number(sa) - Number(sb);
   return fa < fb ? -1 : fa > fb ? 1 : 0;
 }
+
+/**
+ * Which lines of a log window are new. A followed journal reads Docker's log in windows: the first
+ * by `tail`, each later one (after the stream ended: the container stopped or was replaced) by
+ * `since` the newest line seen, which Docker answers inclusively. A line of a later window is new
+ * when it is newer than every line of the windows before. Within one window every line is kept:
+ * stdout and stderr are copied by separate pipes, so a window may hold a line stamped earlier
+ * than the one before it, and dropping it would lose it for good.
+ */
+export class LogCursor {
+  #floor: string | undefined;
+  #newest: string | undefined;
+
+  /** The `since` of the next window (undefined: the first window, read by `tail`). */
+  get since(): string | undefined {
+    return this.#newest === undefined ? undefined : sinceOfDockerTime(this.#newest);
+  }
+
+  /** A new window starts: lines up to the newest seen so far are repeats. */
+  nextWindow(): void {
+    this.#floor = this.#newest;
+  }
+
+  /** Whether a line of the current window is new; remembers its time. */
+  accept(time: string): boolean {
+    if (this.#floor !== undefined && compareDockerTimes(time, this.#floor) <= 0) return false;
+    if (this.#newest === undefined || compareDockerTimes(time, this.#newest) > 0) this.#newest = time;
+    return true;
+  }
+}

@@ -15,13 +15,7 @@ import {
   type ContainerUnitConfig,
   type RuntimeIdentity,
 } from './docker-config.js';
-import {
-  compareDockerTimes,
-  isoOfDockerTime,
-  LogDemuxer,
-  sinceOfDockerTime,
-  type LogLine,
-} from './docker-logs.js';
+import { isoOfDockerTime, LogCursor, LogDemuxer, type LogLine } from './docker-logs.js';
 import {
   containerExit,
   describeExit,
@@ -571,20 +565,20 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
     follow: boolean,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<string> {
-    let last: string | undefined;
+    const cursor = new LogCursor();
     let first = true;
     // A function, so that TypeScript does not narrow `aborted` across the awaits.
     const aborted = (): boolean => signal?.aborted === true;
     while (!aborted()) {
       const id = this.#units.get(unit)?.containerId;
       if (id !== undefined && !(first && !follow && lines === 0)) {
-        const since = last === undefined ? undefined : sinceOfDockerTime(last);
+        const since = cursor.since;
         const window = first ? { tail: lines } : since === undefined ? {} : { since };
+        cursor.nextWindow();
         const demux = new LogDemuxer();
         const emit = function* (batch: LogLine[]): Generator<string> {
           for (const l of batch) {
-            if (last !== undefined && compareDockerTimes(l.time, last) <= 0) continue;
-            last = l.time;
+            if (!cursor.accept(l.time)) continue;
             yield `${isoOfDockerTime(l.time)} ${unit}[${id.slice(0, 12)}]: ${l.text}`;
           }
         };

@@ -180,7 +180,9 @@ test('health: a passing HealthCmd reports healthy, a failing one unhealthy with 
         kind: 'command',
         command: 'test -f /tmp/ok || { echo no ok file; exit 1; }',
         intervalMs: 200,
-        timeoutMs: 2000,
+        // Generous: under a CPU hog a `docker exec` took over 2 s, and a timed-out check is
+        // reported unhealthy with another reason (CI run of stop 18).
+        timeoutMs: 20_000,
         startPeriodMs: 0,
         retries: 1,
       },
@@ -307,7 +309,9 @@ test('journal returns the container output, follows new lines, and names the uni
   const text = (l: string): string => l.slice(l.indexOf(']: ') + 3);
   const lines = await waitFor('the first lines', async () => {
     const l = await journal(runtime, unit);
-    return l.filter((x) => !/ tick \d+$/.test(x)).length >= 4 ? l : undefined;
+    if (l.filter((x) => !/ tick \d+$/.test(x)).length >= 4) return l;
+    // Thrown, so that a timeout names what the journal did give.
+    throw new Error(`the journal has ${l.length} lines: ${l.slice(0, 8).join(' | ')}`);
   });
   const outLine = lines.find((l) => l.endsWith(': out 1')) ?? '';
   t.regex(
