@@ -18,7 +18,14 @@ import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import type { SelfLeaseReport } from '../agent/peer-check.js';
 import type { TreeName } from '../registry/keys.js';
-import type { MachineStore, SnapshotReader, StatusReader, UnitStore } from '../registry/registry.js';
+import type {
+  MachineStore,
+  RolloutStore,
+  ServiceLister,
+  SnapshotReader,
+  StatusReader,
+  UnitStore,
+} from '../registry/registry.js';
 import { parseUnitName, templateOf, UNIT_NAME_MAX } from '../unit/names.js';
 import { parseUnitSpec } from '../unit/unit-spec.js';
 import { checkApiToken } from './api-token.js';
@@ -27,6 +34,7 @@ import type { LocalUnits } from './local-units.js';
 import { buildOpenApi } from './openapi.js';
 import type { PeerClient } from './peer-client.js';
 import { planUnits, type PlanRequest } from './plan-units.js';
+import { rolloutRoutes } from './rollout-routes.js';
 import { emptyRoute, jsonRoute, textStreamRoute, type RouteSpec } from './route.js';
 import {
   healthResponse,
@@ -67,7 +75,12 @@ export interface ApiTls {
 }
 
 /** What the API uses of the registry: snapshots, units, machines' metadata and statuses. */
-export type ApiRegistry = SnapshotReader & UnitStore & MachineStore & StatusReader;
+export type ApiRegistry = SnapshotReader &
+  UnitStore &
+  MachineStore &
+  StatusReader &
+  RolloutStore &
+  ServiceLister;
 
 export interface ApiDeps {
   readonly registry: ApiRegistry;
@@ -589,6 +602,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         return { units: planUnits(snapshot, requests) };
       },
     }),
+    ...rolloutRoutes(deps),
     jsonRoute({
       method: 'GET',
       url: '/v1/local/units/:name/status',

@@ -165,6 +165,11 @@ export const putUnitResult = z
     outcome: z.enum(['created', 'unchanged', 'differs', 'replaced']),
     /** Set when the unit was made from this template's text. */
     template: z.string().optional(),
+    /**
+     * The etcd revision of the unit's record after this request (its last change): whatever is
+     * written later, an announcer's key for instance, has a greater revision.
+     */
+    revision: z.number().int().optional(),
   })
   .meta({ id: 'PutUnitResult' });
 export type PutUnitResult = z.infer<typeof putUnitResult>;
@@ -319,3 +324,58 @@ export const selfLeaseResponse = z.object({
   renewedAgoMs: z.number().int().nonnegative().nullable(),
   liveSinceMs: z.number().int().nonnegative().nullable(),
 });
+
+/** A live instance of a service, as its announcer wrote it (`services/<service>/<instance>`). */
+export const serviceInstance = z
+  .object({
+    service: z.string(),
+    instance: z.string(),
+    address: z.string(),
+    machine: z.string().optional(),
+    /** The unit the instance serves (`fleetts announce --unit`). */
+    unit: z.string().optional(),
+    /** Since when its check passes (the announcer's clock). */
+    since: iso,
+    /** The etcd revision of the key's last write. */
+    revision: z.number().int(),
+  })
+  .meta({ id: 'ServiceInstance' });
+export type ServiceInstanceEntry = z.infer<typeof serviceInstance>;
+export const servicesQuery = z.object({
+  /** Only this service. */
+  service: z.string().optional(),
+});
+export const servicesResponse = z.object({
+  instances: z.array(serviceInstance),
+  /** The etcd revision the list was read at. */
+  revision: z.number().int(),
+  /** Service keys that were skipped because they did not decode, and why. */
+  problems: z.array(storedProblem).optional(),
+});
+export type ServicesResponse = z.infer<typeof servicesResponse>;
+
+/** What `fleetts rollout` keeps of a template: the file before its last rollout (`--rollback`). */
+export const rolloutEntry = z
+  .object({
+    name: z.string(),
+    /** The file the last rollout put in place. */
+    hash: z.string(),
+    previousHash: z.string(),
+    previousText: z.string(),
+    startedAt: iso,
+  })
+  .meta({ id: 'Rollout' });
+export type RolloutEntry = z.infer<typeof rolloutEntry>;
+
+export const putRolloutBody = z.object({ text: unitText }).strict();
+export const putRolloutResponse = z
+  .object({
+    name: z.string(),
+    /** The unit's file now (the given text's hash). */
+    hash: z.string(),
+    /** false: the unit had this text already (a rollout resumed); its record was left alone. */
+    started: z.boolean(),
+    rollout: rolloutEntry.optional(),
+  })
+  .meta({ id: 'PutRolloutResult' });
+export type PutRolloutResponse = z.infer<typeof putRolloutResponse>;

@@ -118,18 +118,37 @@ async function write(
     if (p.existing !== undefined) {
       // One transaction: a kill at any point leaves the old unit or the new one, never neither.
       const record = await registry.replaceUnit(p.existing, unit, p.text);
-      return { name, hash: record.hash, target: record.target, outcome: 'replaced' };
+      return {
+        name,
+        hash: record.hash,
+        target: record.target,
+        outcome: 'replaced',
+        revision: record.modRevision,
+      };
     }
     let record = await registry.createUnit(unit, p.text);
     // createUnit keeps the stored target of an identical unit submitted concurrently.
     if (record.target !== target && p.target !== undefined)
       record = await registry.setTargetState(name, target, { expectHash: record.hash });
-    return { name, hash: record.hash, target: record.target, outcome: 'created', ...templateField };
+    return {
+      name,
+      hash: record.hash,
+      target: record.target,
+      outcome: 'created',
+      ...templateField,
+      revision: record.modRevision,
+    };
   }
   let record: UnitRecord = p.existing;
   if (p.target !== undefined && p.target !== record.target)
     record = await registry.setTargetState(name, p.target, { expectHash: record.hash });
-  return { name, hash: record.hash, target: record.target, outcome: p.differs ? 'differs' : 'unchanged' };
+  return {
+    name,
+    hash: record.hash,
+    target: record.target,
+    outcome: p.differs ? 'differs' : 'unchanged',
+    revision: record.modRevision,
+  };
 }
 
 /** What one unit file costs as stored: its text JSON-encoded in a small record. */

@@ -75,6 +75,18 @@ export const serviceValue = z.object({
 /** `claims/<unit>`: which machine may run the unit (bound to that machine's membership lease). */
 export const claimValue = z.object({ v: z.literal(1), machine: z.string().min(1), since: iso });
 
+/**
+ * `rollouts/<template>`: the file a template had before its last `fleetts rollout` (kept in etcd so
+ * that `--rollback` works after the CLI died), and the file the rollout put in its place.
+ */
+export const rolloutValue = z.object({
+  v: z.literal(1),
+  hash,
+  previousHash: hash,
+  previousText: z.string(),
+  startedAt: iso,
+});
+
 export const codecs = {
   machine: machineValue,
   machineMetadata: machineMetadataValue,
@@ -86,6 +98,7 @@ export const codecs = {
   leader: leaderValue,
   service: serviceValue,
   claim: claimValue,
+  rollout: rolloutValue,
 } as const;
 
 export type ValueKind = keyof typeof codecs;
@@ -118,6 +131,7 @@ const MAX_VALUE_BYTES: Readonly<Record<ValueKind, number | undefined>> = {
   leader: 4 * 1024,
   service: 16 * 1024,
   claim: 4 * 1024,
+  rollout: 6 * MAX_UNIT_FILE_BYTES + 1024,
 };
 
 export type Decoded<T> =

@@ -20,7 +20,8 @@ export type ParsedKey =
   | { readonly kind: 'leader' }
   | { readonly kind: 'service'; readonly service: string; readonly instance: string }
   | { readonly kind: 'claim'; readonly unit: UnitName }
-  | { readonly kind: 'floating'; readonly address: string };
+  | { readonly kind: 'floating'; readonly address: string }
+  | { readonly kind: 'rollout'; readonly unit: UnitName };
 
 /** A key range `[start, end)` as etcd ranges and watches take it. */
 export interface KeyRange {
@@ -41,6 +42,7 @@ export const TREES = {
   services: 'services/',
   claims: 'claims/',
   floating: 'floating/',
+  rollouts: 'rollouts/',
 } as const;
 
 export class RegistryKeys {
@@ -94,6 +96,10 @@ export class RegistryKeys {
   /** Held (under its holder's lease) by the one `fleetts floating-address` that has the address up. */
   floatingAddress(address: string): string {
     return this.prefix + TREES.floating + segment(address, 'floating address');
+  }
+  /** The rollout record of a template (or unit): its previous file, kept for `rollout --rollback`. */
+  rollout(unit: UnitName): string {
+    return this.prefix + TREES.rollouts + segment(unit, 'unit name');
   }
   service(service: string, instance: string): string {
     return this.instancesOf(service).start + segment(instance, 'service instance');
@@ -193,6 +199,9 @@ export class RegistryKeys {
       case 'floating':
         parsed = { kind: 'floating', address: a };
         break;
+      case 'rollouts':
+        parsed = { kind: 'rollout', unit: asUnitName(a) };
+        break;
     }
     return { ok: true, parsed, tree, name };
   }
@@ -229,6 +238,7 @@ const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
   services: undefined,
   claims: 0,
   floating: undefined,
+  rollouts: 0,
 };
 
 /** `machines/` → `machines`, … */
@@ -249,6 +259,7 @@ const SEGMENTS: Readonly<Record<TreeName, number>> = {
   services: 2,
   claims: 1,
   floating: 1,
+  rollouts: 1,
 };
 
 /** The range of every key that starts with `prefix` (etcd's `range_end = prefix + 1`). */

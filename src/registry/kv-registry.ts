@@ -26,6 +26,7 @@ import { KvUnitStore } from './kv-unit-store.js';
 import type { Revision } from './kv.js';
 import type { Fence, Leadership, LeadershipOptions } from './leadership.js';
 import type {
+  AnnouncedInstance,
   AssignmentChange,
   ClusterSnapshot,
   LeaseHandle,
@@ -36,6 +37,7 @@ import type {
   PlanBasis,
   RegisterOptions,
   Registry,
+  RolloutRecord,
   ServiceInstance,
   SnapshotOptions,
   StorageUsage,
@@ -124,6 +126,19 @@ export class KvRegistry implements Registry {
     return this.#units.usage();
   }
 
+  // ——— RolloutStore ———
+  getRollout(unit: UnitName): Promise<RolloutRecord | undefined> {
+    return this.#units.getRollout(unit);
+  }
+  beginRollout(
+    expect: UnitRecord,
+    previousText: string,
+    text: string,
+    startedAt: string,
+  ): Promise<{ readonly unit: UnitRecord; readonly rollout: RolloutRecord | undefined }> {
+    return this.#units.beginRollout(expect, previousText, text, startedAt);
+  }
+
   // ——— MachineStore ———
   listMachines(): Promise<WatchedSet<MachineRecord>> {
     return this.#machines.listMachines();
@@ -190,6 +205,10 @@ export class KvRegistry implements Registry {
     onChange: (set: WatchedSet<ServiceInstance>) => void,
   ): Promise<Subscription> {
     return this.#services.watchServiceInstances(service, onChange);
+  }
+
+  listAllServiceInstances(): Promise<WatchedSet<AnnouncedInstance>> {
+    return this.#services.listAllServiceInstances();
   }
 
   // ——— ClusterWatcher, LeaderElection ———

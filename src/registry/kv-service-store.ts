@@ -10,18 +10,20 @@ import type { KvCore } from './kv-core.js';
 import { decodeService } from './kv-decode.js';
 import type { Kv, Revision } from './kv.js';
 import type {
+  AnnouncedInstance,
   LeaseHandle,
   LeaseOptions,
   LeaseSource,
   ServiceAnnouncer,
   ServiceInstance,
+  ServiceLister,
   ServiceReader,
   Subscription,
   WatchedSet,
 } from './registry.js';
 import { watchRangeSet } from './watch-range.js';
 
-export class KvServiceStore implements LeaseSource, ServiceAnnouncer, ServiceReader {
+export class KvServiceStore implements LeaseSource, ServiceAnnouncer, ServiceReader, ServiceLister {
   readonly #core: KvCore;
   readonly #kv: Kv;
   readonly #keys: RegistryKeys;
@@ -44,6 +46,19 @@ export class KvServiceStore implements LeaseSource, ServiceAnnouncer, ServiceRea
     for (const kv of res.kvs) {
       const decoded = decodeService(this.#keys, kv);
       if (decoded.ok) items.push(decoded.value);
+      else problems.push(decoded.problem);
+    }
+    return { revision: res.revision, items, problems };
+  }
+
+  async listAllServiceInstances(): Promise<WatchedSet<AnnouncedInstance>> {
+    const range = this.#keys.tree('services');
+    const res = await this.#kv.range(range.start, range.end);
+    const problems: DecodeProblem[] = [];
+    const items: AnnouncedInstance[] = [];
+    for (const kv of res.kvs) {
+      const decoded = decodeService(this.#keys, kv);
+      if (decoded.ok) items.push({ ...decoded.value, modRevision: kv.modRevision });
       else problems.push(decoded.problem);
     }
     return { revision: res.revision, items, problems };

@@ -10,13 +10,13 @@ import { TREES, type RegistryKeys } from './keys.js';
 import { CAS_ATTEMPTS, chunks, firstKv, type KvCore } from './kv-core.js';
 import { decodeRecord } from './kv-decode.js';
 import type { KeyValue, Kv } from './kv.js';
-import type { StorageUsage, UnitRecord, UnitStore } from './registry.js';
+import type { RolloutRecord, RolloutStore, StorageUsage, UnitRecord, UnitStore } from './registry.js';
 import { RegistryError } from './registry-error.js';
 
 /** How long after a delete or replace the unreferenced unit files are swept (one sweep per burst). */
 export const UNIT_FILE_COLLECT_DELAY_MS = 2_000;
 
-export class KvUnitStore implements UnitStore {
+export class KvUnitStore implements UnitStore, RolloutStore {
   readonly #core: KvCore;
   readonly #kv: Kv;
   readonly #keys: RegistryKeys;
@@ -158,7 +158,10 @@ export class KvUnitStore implements UnitStore {
   }
 
   async deleteUnit(name: UnitName): Promise<boolean> {
-    return await this.#deleteUnitKey(this.#keys.unit(name), `unit ${name}`, () => undefined);
+    // Its rollout record goes with it: a unit submitted again under the name starts afresh.
+    return await this.#deleteUnitKey(this.#keys.unit(name), `unit ${name}`, () => undefined, [
+      this.#keys.rollout(name),
+    ]);
   }
 
   async deleteInvalidUnit(name: string): Promise<boolean> {
@@ -178,14 +181,19 @@ export class KvUnitStore implements UnitStore {
    * `check` accepted what was read; unit files it referenced are swept soon after. False when the
    * key is not there.
    */
-  async #deleteUnitKey(key: string, what: string, check: (kv: KeyValue) => void): Promise<boolean> {
+  async #deleteUnitKey(
+    key: string,
+    what: string,
+    check: (kv: KeyValue) => void,
+    alsoDelete: readonly string[] = [],
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const kv = (await this.#kv.range(key)).kvs[0];
       if (kv === undefined) return false;
       check(kv);
       const res = await this.#kv.txn({
         compare: [{ target: 'mod', key, op: '==', revision: kv.modRevision }],
-        success: [{ kind: 'delete', key }],
+        success: [key, ...alsoDelete].map((k) => ({ kind: 'delete' as const, key: k })),
       });
       if (!res.succeeded) continue;
       this.#collectSoon();
@@ -214,6 +222,65 @@ export class KvUnitStore implements UnitStore {
     }
     if (expect.hash !== unit.hash) this.#collectSoon();
     return { ...unit, modRevision: res.revision };
+  }
+
+  async getRollout(unit: UnitName): Promise<RolloutRecord | undefined> {
+    const key = this.#keys.rollout(unit);
+    const kv = (await this.#kv.range(key)).kvs[0];
+    if (kv === undefined) return undefined;
+    const v = decodeOrThrow('rollout', key, kv.value);
+    return {
+      unit,
+      hash: asUnitHash(v.hash),
+      previousHash: asUnitHash(v.previousHash),
+      previousText: v.previousText,
+      startedAt: v.startedAt,
+    };
+  }
+
+  async beginRollout(
+    expect: UnitRecord,
+    previousText: string,
+    text: string,
+    startedAt: string,
+  ): Promise<{ readonly unit: UnitRecord; readonly rollout: RolloutRecord | undefined }> {
+    const hash = asUnitHash(createHash('sha256').update(text, 'utf8').digest('hex'));
+    if (hash === expect.hash) return { unit: expect, rollout: await this.getRollout(expect.name) };
+    checkHash({ ...expect, hash: expect.hash }, previousText);
+    const key = this.#keys.unit(expect.name);
+    const rollout: RolloutRecord = {
+      unit: expect.name,
+      hash,
+      previousHash: expect.hash,
+      previousText,
+      startedAt,
+    };
+    const res = await this.#kv.txn({
+      compare: [{ target: 'mod', key, op: '==', revision: expect.modRevision }],
+      success: [
+        { kind: 'put', key: this.#keys.unitFile(hash), value: encodeValue('unitFile', { v: 1, text }) },
+        { kind: 'put', key, value: encodeValue('unit', { v: 1, hash, target: expect.target }) },
+        {
+          kind: 'put',
+          key: this.#keys.rollout(expect.name),
+          value: encodeValue('rollout', {
+            v: 1,
+            hash,
+            previousHash: expect.hash,
+            previousText,
+            startedAt,
+          }),
+        },
+      ],
+      failure: [{ kind: 'range', key }],
+    });
+    if (!res.succeeded) {
+      if (firstKv(res) === undefined)
+        throw new RegistryError('not_found', `unit ${expect.name} was destroyed while its rollout began`);
+      throw new RegistryError('conflict', `unit ${expect.name} changed while its rollout began; retry`);
+    }
+    this.#collectSoon();
+    return { unit: { ...expect, hash, modRevision: res.revision }, rollout };
   }
 
   collectUnitFiles(): Promise<number> {

@@ -53,6 +53,22 @@ export interface ServiceInstance {
   readonly since: string;
 }
 
+/** A live service instance with the etcd revision of its key's last write. */
+export interface AnnouncedInstance extends ServiceInstance {
+  /** Greater than the revision of a change made before the announcer (re)wrote the key. */
+  readonly modRevision: Revision;
+}
+
+/** What `fleetts rollout` keeps of a template's previous file (`rollouts/<template>`). */
+export interface RolloutRecord {
+  readonly unit: UnitName;
+  /** The file the rollout put in place. */
+  readonly hash: UnitHash;
+  readonly previousHash: UnitHash;
+  readonly previousText: string;
+  readonly startedAt: string;
+}
+
 /**
  * The whole cluster read at ONE etcd revision. Collections are sorted by key: machines and units
  * by id/name, assignments by machine then unit, statuses by unit then machine.
@@ -275,6 +291,24 @@ export interface UnitStore extends UnitFileReader {
   usage(): Promise<StorageUsage>;
 }
 
+/** Rollouts of templates (`rollouts/`): the previous file, kept for `--rollback`. */
+export interface RolloutStore {
+  /** `undefined` when the unit never had a rollout. Throws `corrupt` when its value does not decode. */
+  getRollout(unit: UnitName): Promise<RolloutRecord | undefined>;
+  /**
+   * Gives the unit `expect` names a new file and records its previous file, in one transaction, so
+   * that the previous file survives a crash of whoever runs the rollout. A unit that already has
+   * `text` is left alone, and so is its record (a rollout resumed). Throws `not_found` when the
+   * unit is gone, `conflict` when it changed since `expect` was read.
+   */
+  beginRollout(
+    expect: UnitRecord,
+    previousText: string,
+    text: string,
+    startedAt: string,
+  ): Promise<{ readonly unit: UnitRecord; readonly rollout: RolloutRecord | undefined }>;
+}
+
 /** Membership (`machines/`, under each fleetd's lease) and dynamic metadata (`machine-metadata/`). */
 export interface MachineStore {
   /** Live machines with merged metadata (corrupt entries skipped, reported in `problems`). */
@@ -382,6 +416,11 @@ export interface ServiceReader {
   ): Promise<Subscription>;
 }
 
+/** Every live instance of every service, with its key's revision (the API's `GET /v1/services`). */
+export interface ServiceLister {
+  listAllServiceInstances(): Promise<WatchedSet<AnnouncedInstance>>;
+}
+
 /** What wakes the engine: watches over the layout's trees. */
 export interface ClusterWatcher {
   /**
@@ -411,6 +450,7 @@ export interface Registry
     ConnectionHealth,
     SnapshotReader,
     UnitStore,
+    RolloutStore,
     MachineStore,
     PlanStore,
     ClaimStore,
@@ -418,6 +458,7 @@ export interface Registry
     LeaseSource,
     ServiceAnnouncer,
     ServiceReader,
+    ServiceLister,
     ClusterWatcher,
     LeaderElection {
   /**

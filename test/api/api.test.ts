@@ -571,15 +571,18 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'GET /v1/local/units/{name}/status localUnitStatus',
     'GET /v1/machines listMachines',
     'GET /v1/self/lease selfLease',
+    'GET /v1/services listServiceInstances',
     'GET /v1/state listUnitStates',
     'GET /v1/units listUnits',
     'GET /v1/units/{name} getUnit',
     'GET /v1/units/{name}/journal unitJournal',
+    'GET /v1/units/{name}/rollout getRollout',
     'GET /v1/units/{name}/status unitStatus',
     'PATCH /v1/machines patchMachineMetadata',
     'POST /v1/plan plan',
     'PUT /v1/units putUnits',
     'PUT /v1/units/{name} putUnit',
+    'PUT /v1/units/{name}/rollout beginRollout',
   ]);
   t.truthy(doc.components.schemas['Error']);
   const put = doc.paths['/v1/units/{name}']?.['put'];
