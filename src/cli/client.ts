@@ -19,12 +19,18 @@ import {
   listUnitsResponse,
   machinesResponse,
   planResponse,
+  putRolloutResponse,
   putUnitsResponse,
+  rolloutEntry,
+  servicesResponse,
   statusResponse,
   unitDetail,
   type HealthResponse,
   type MachineEntry,
+  type PutRolloutResponse,
   type PutUnitResult,
+  type RolloutEntry,
+  type ServicesResponse,
   type StatusResponse,
   type StoredProblem,
   type UnitDetail,
@@ -198,6 +204,38 @@ export class ApiClient {
     const res = await this.#send({ method: 'DELETE', path: `/v1/units/${encodeURIComponent(name)}` });
     await this.#check(res);
     res.body.resume();
+  }
+
+  /** Live service instances (all services, or one), with the revision each key was written at. */
+  listServices(service?: string): Promise<ServicesResponse> {
+    const query = service === undefined ? '' : `?service=${encodeURIComponent(service)}`;
+    return this.#json({ method: 'GET', path: `/v1/services${query}` }, servicesResponse);
+  }
+
+  /** A unit's last rollout (its previous file); undefined when it had none. */
+  async getRollout(name: string): Promise<RolloutEntry | undefined> {
+    try {
+      return await this.#json(
+        { method: 'GET', path: `/v1/units/${encodeURIComponent(name)}/rollout` },
+        rolloutEntry,
+      );
+    } catch (err) {
+      if (err instanceof ApiClientError && err.code === 'not_found') return undefined;
+      throw err;
+    }
+  }
+
+  /** Gives a submitted unit a new file, keeping its previous one for --rollback. */
+  beginRollout(name: string, text: string): Promise<PutRolloutResponse> {
+    return this.#json(
+      {
+        method: 'PUT',
+        path: `/v1/units/${encodeURIComponent(name)}/rollout`,
+        body: { text },
+        answerTimeoutMs: this.#batchTimeoutMs([{ text }]),
+      },
+      putRolloutResponse,
+    );
   }
 
   async listMachines(): Promise<MachineEntry[]> {

@@ -19,6 +19,7 @@ import { registerUpstream } from './upstream.js';
 import { registerGalera } from './galera.js';
 import { registerFtp } from './ftp.js';
 import { registerCloudConfig } from './cloud-config.js';
+import { registerRollout } from './rollout.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
@@ -76,6 +77,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
     .action(() => ctx.output.out(VERSION));
 
   registerTargetCommands(program, ctx);
+  registerRollout(program, ctx);
   registerListCommands(program, ctx);
   registerUnitInfoCommands(program, ctx);
   registerVerify(program, ctx);

@@ -9,6 +9,9 @@ import { ApiClientError } from './client.js';
 import type { CliContext } from './main.js';
 import { explainNotFound, readUnitArgs, unitNames, type UnitArg } from './unit-args.js';
 import { DEFAULT_BLOCK_ATTEMPTS, waitForUnits } from './wait-for-units.js';
+import { durationFlag } from './discovery-options.js';
+import { DEFAULT_HEALTH_TIMEOUT_MS, rollBatch, RollError } from './roll-units.js';
+import { rollTarget } from './rolling-plan.js';
 
 interface BlockOptions {
   readonly block: boolean;
@@ -43,7 +46,10 @@ Examples:
   fleetts destroy --raw nested/x.service  the same, for a name taken as it is stored`,
   restart: `
 Examples:
-  fleetts restart web@1.unit              stop, wait until stopped, then start again`,
+  fleetts restart web@1.unit              stop, wait until stopped, then start again
+  fleetts restart web@1 web@2 web@3       one at a time: the next stops once the previous is
+                                          active and announced again by its sidekick
+  fleetts restart --all-at-once web@{1..3}  stop all, then start all (the farm goes down)`,
 };
 
 export function registerTargetCommands(program: Command, ctx: CliContext): void {
@@ -152,16 +158,30 @@ export function registerTargetCommands(program: Command, ctx: CliContext): void 
   blocking(
     program
       .command('restart')
-      .description('stop units, wait until they stopped, then start them')
-      .argument('<unit...>', 'unit names'),
+      .description(
+        'restart units one at a time: stop one, start it, wait until it is active (and announced again), then the next',
+      )
+      .argument('<unit...>', 'unit names')
+      .option('--all-at-once', 'stop every unit, wait until all stopped, then start them all (no rolling)')
+      .addOption(
+        new Option(
+          '--health-timeout <span>',
+          'how long each unit may take to stop, start and be announced again (rolling only)',
+        ).default(`${DEFAULT_HEALTH_TIMEOUT_MS / 1000}s`),
+      ),
   )
     .addHelpText('after', EXAMPLES['restart'] ?? '')
-    .action(async (args: string[], o: BlockOptions) => {
+    .action(async (args: string[], o: BlockOptions & { allAtOnce?: boolean; healthTimeout: string }) => {
       if (!o.block)
         throw new UsageError('restart must wait for the units to stop before starting them; drop --no-block');
       blockAttempts(o);
+      const healthTimeoutMs = durationFlag('--health-timeout', o.healthTimeout, 1);
       const client = await ctx.client();
       const names = (await existing(client, unitNames(args))).map((u) => u.name);
+      if (o.allAtOnce !== true) {
+        await rollingRestart(ctx, client, names, healthTimeoutMs);
+        return;
+      }
       await client.putUnits(
         names.map((name) => ({ name, target: 'loaded' })),
         { create: false },
@@ -173,6 +193,47 @@ export function registerTargetCommands(program: Command, ctx: CliContext): void 
       );
       await block(ctx, new Map(names.map((n) => [n, 'launched'])), o);
     });
+}
+
+/**
+ * Restarts `names` one at a time, in the order given: each must be active again (and announced
+ * again under the service keys that named it before) before the next one stops, so a farm of n
+ * instances never has more than one down. Stops at the first that does not come back.
+ */
+async function rollingRestart(
+  ctx: CliContext,
+  client: ApiClient,
+  names: readonly string[],
+  healthTimeoutMs: number,
+): Promise<void> {
+  const units = new Map((await client.listUnits(names)).map((u) => [u.name, u]));
+  for (const [i, name] of names.entries()) {
+    const unit = units.get(name);
+    const target = unit === undefined ? { unit: name, where: [], hash: '' } : rollTarget(unit);
+    const where = target.where.length === 0 ? '' : ` on ${target.where.join(', ')}`;
+    ctx.output.out(`Restarting ${name}${where} (${i + 1}/${names.length})`);
+    try {
+      await rollBatch(
+        [target],
+        { kind: 'restart' },
+        {
+          client,
+          output: ctx.output,
+          clock: ctx.clock,
+          pollMs: ctx.pollMs,
+          healthTimeoutMs,
+          signal: ctx.signal,
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof RollError)) throw err;
+      const rest = names.slice(i + 1);
+      throw new FleetError(
+        'not_reached',
+        `restart stopped at ${err.message}${rest.length === 0 ? '' : `\nnot restarted: ${rest.join(', ')}`}`,
+      );
+    }
+  }
 }
 
 /**

@@ -132,6 +132,8 @@ export interface TestCluster {
   readonly a: Host;
   readonly b: Host;
   readonly dir: string;
+  /** The hosts' registry (tests write what other components would: announcements). */
+  readonly registry: EtcdRegistry;
   /** `--endpoint unix://…` of host A. */
   readonly socket: string;
   /** Runs fleetts in-process against host A's unix socket (unless argv gives --endpoint). */
@@ -211,6 +213,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
     a,
     b,
     dir,
+    registry,
     socket,
     async fleetts(argv, options = {}) {
       const out = new BufferOutput({ isTTY: options.tty ?? false });

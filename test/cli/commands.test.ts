@@ -154,7 +154,7 @@ test('restart stops, waits until stopped, then starts', async (t) => {
   t.is(r.code, 0, r.stderr);
   t.is(
     r.stdout,
-    'Unit rs.unit loaded on cccc3333dddd4444/127.0.0.2\nUnit rs.unit launched on cccc3333dddd4444/127.0.0.2\n',
+    'Restarting rs.unit on cccc3333dddd4444/127.0.0.2 (1/1)\nUnit rs.unit stopped\nUnit rs.unit active on cccc3333dddd4444/127.0.0.2\n',
   );
   t.deepEqual(
     history.slice(mark).filter((h) => h.startsWith('rs.unit')),
