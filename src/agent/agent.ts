@@ -48,6 +48,7 @@ import {
   type PeerVerdict,
   type SelfLeaseReport,
 } from './peer-check.js';
+import type { FleetMetrics } from '../metrics/fleet-metrics.js';
 import { unitBaseEnvironment, unitSpecifiers, type HostFacts } from './unit-environment.js';
 
 export { PEER_RECHECK_MS, FENCE_KEEP_BOUND_MS, MIN_ENGINE_GRACE_MS } from './peer-check.js';
@@ -135,6 +136,8 @@ export interface AgentDeps {
   readonly containerConfig?: ContainerConfigBuilder;
   /** Cluster-wide variables every unit gets (e.g. FLEETTS_ETCD_ENDPOINTS for sidekicks). */
   readonly environment?: Readonly<Record<string, string>>;
+  /** Counts actions by kind and result (docs/metrics.md). */
+  readonly metrics?: Pick<FleetMetrics, 'agentActions'>;
 }
 
 /** The peer check of one outage: the renewal it follows, the latest round of questions and its verdict. */
@@ -461,13 +464,17 @@ export class Agent {
     const op = (async (): Promise<void> => {
       let ok = true;
       let progressed = true;
+      const count = (result: 'ok' | 'error' | 'waiting'): void =>
+        this.#d.metrics?.agentActions.inc({ action: action.kind, result });
       // Starts take a slot (a burst of 500 must not flood etcd and the host); stops never wait.
       const limited = action.kind === 'start' || action.kind === 'replace';
       if (limited) await this.#acquireStartSlot();
       try {
         progressed = (await this.#act(action)) !== 'waiting';
+        count(progressed ? 'ok' : 'waiting');
       } catch (err) {
         ok = false;
+        count('error');
         if (action.kind === 'start' || action.kind === 'replace') this.#attempted.delete(unit);
         log.error(
           { event: 'agent.action_failed', unit, action: action.kind, err: (err as Error).message },

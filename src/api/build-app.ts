@@ -102,6 +102,14 @@ export interface ApiDeps {
   readonly log: Logger;
   readonly auth?: ApiAuth;
   readonly tls?: ApiTls;
+  /** This fleetd's metrics: GET /metrics serves them when given (docs/metrics.md). */
+  readonly metrics?: ApiMetrics;
+}
+
+/** What GET /metrics serves: the Prometheus text format (metrics/fleet-metrics.ts). */
+export interface ApiMetrics {
+  readonly contentType: string;
+  text(): Promise<string>;
 }
 
 /** Largest request body: a batch of unit files. */
@@ -626,5 +634,25 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       handler: ({ params, query, signal }) =>
         hosts.localJournal(nameOf(params.name), { lines: query.lines, follow: query.follow }, signal),
     }),
+    ...(deps.metrics === undefined ? [] : [metricsRoute(deps.metrics)]),
   ];
+}
+
+/** GET /metrics: under the API's authentication, like every route; served while unregistered too. */
+function metricsRoute(metrics: ApiMetrics): RouteSpec {
+  return {
+    ...textStreamRoute({
+      method: 'GET',
+      url: '/metrics',
+      operationId: 'metrics',
+      summary:
+        "This fleetd's metrics in the Prometheus text format (docs/metrics.md); the machine and unit gauges read the cluster from etcd",
+      whileUnregistered: true,
+      handler: () => Promise.reject(new Error('served by handle')),
+    }),
+    async handle(_request, reply) {
+      const text = await metrics.text();
+      await reply.code(200).header('content-type', metrics.contentType).send(text);
+    },
+  };
 }

@@ -15,6 +15,7 @@ import { checkBackendAddress } from '../discovery/render-upstream.js';
 import type { CliContext } from './main.js';
 import {
   addEtcdOptions,
+  addMetricsOption,
   commandLogger,
   countFlag,
   defaultHostname,
@@ -23,6 +24,7 @@ import {
   ETCD_OPTIONS_HELP,
   type EtcdFlags,
   openRegistry,
+  sidekickMetrics,
   stopSignal,
 } from './discovery-options.js';
 
@@ -73,7 +75,7 @@ export function registerAnnounce(program: Command, ctx: CliContext, deps: Discov
     )
     .option('--machine <id>', 'machine id stored with the address (default: $FLEETTS_MACHINE_ID)')
     .option('--unit <name>', 'unit name stored with the address (default: $FLEETTS_UNIT)');
-  addEtcdOptions(cmd)
+  addMetricsOption(addEtcdOptions(cmd))
     .addHelpText(
       'after',
       `
@@ -87,7 +89,13 @@ Examples:
       const env = deps.env ?? process.env;
       const settings = announceSettings(flags, env, defaultHostname(deps));
       const log = commandLogger(flags, deps, 'fleetts-announce');
-      const registry = await openRegistry(flags, env);
+      const served = await sidekickMetrics(flags, log);
+      const registry = await openRegistry(flags, env, undefined, served.metrics).catch(
+        async (err: unknown) => {
+          await served.close();
+          throw err;
+        },
+      );
       const stop = stopSignal(deps, ctx.signal);
       try {
         const announcer = new Announcer({
@@ -100,6 +108,7 @@ Examples:
           downIntervalMs: settings.downIntervalMs,
           thresholds: settings.thresholds,
           lease: { ttlMs: settings.ttlMs },
+          ...(served.metrics === undefined ? {} : { metrics: served.metrics }),
         });
         log.info(
           { event: 'announce.check', check: describeCheckTarget(settings.check) },
@@ -109,6 +118,7 @@ Examples:
       } finally {
         stop.dispose();
         await registry.close();
+        await served.close();
       }
     });
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
+import type { SidekickMetrics } from '../metrics/sidekick-metrics.js';
 import type { EtcdRegistry } from '../registry/etcd-registry.js';
 import { parseTimeSpan } from '../unit/time-span.js';
 
@@ -27,6 +28,7 @@ export interface EtcdFlags {
   readonly etcdCertFile?: string;
   readonly etcdKeyFile?: string;
   readonly logLevel?: string;
+  readonly metricsListen?: string;
 }
 
 export const ETCD_OPTIONS_HELP = `etcd settings may also come from FLEETTS_ETCD_ENDPOINTS, FLEETTS_ETCD_KEY_PREFIX,
@@ -119,10 +121,42 @@ export async function openRegistry(
   flags: EtcdFlags,
   env: NodeJS.ProcessEnv,
   random?: Random,
+  metrics?: SidekickMetrics,
 ): Promise<EtcdRegistry> {
   const connection = etcdConnection(flags, env);
   const { createEtcdRegistry } = await import('../registry/etcd-registry.js');
-  return createEtcdRegistry({ ...connection, ...(random === undefined ? {} : { random }) });
+  return createEtcdRegistry({
+    ...connection,
+    ...(random === undefined ? {} : { random }),
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+}
+
+/** `--metrics-listen`, shared by the sidekicks that serve metrics. */
+export function addMetricsOption(cmd: Command): Command {
+  return cmd.option(
+    '--metrics-listen <host:port>',
+    'serve Prometheus metrics at http://HOST:PORT/metrics (no authentication: use loopback or a private address)',
+  );
+}
+
+/**
+ * With `--metrics-listen`: the sidekick's metrics, served until `close`; without: none. Loaded only
+ * then (prom-client costs start-up time a sidekick without metrics need not pay).
+ */
+export async function sidekickMetrics(
+  flags: EtcdFlags,
+  log: Logger,
+): Promise<{ metrics?: SidekickMetrics; close(): Promise<void> }> {
+  if (flags.metricsListen === undefined) return { close: () => Promise.resolve() };
+  const [{ SidekickMetrics }, { parseMetricsListen, serveMetrics }] = await Promise.all([
+    import('../metrics/sidekick-metrics.js'),
+    import('../metrics/serve-metrics.js'),
+  ]);
+  const where = parseMetricsListen('--metrics-listen', flags.metricsListen);
+  const metrics = new SidekickMetrics();
+  const server = await serveMetrics(metrics, where, log);
+  return { metrics, close: () => server.close() };
 }
 
 export function commandLogger(flags: EtcdFlags, deps: DiscoveryCommandDeps, name: string): Logger {

@@ -25,6 +25,7 @@ import { DEFAULT_DEBOUNCE_MS, UpstreamSync } from '../discovery/upstream-sync.js
 import type { CliContext } from './main.js';
 import {
   addEtcdOptions,
+  addMetricsOption,
   commandLogger,
   countFlag,
   type DiscoveryCommandDeps,
@@ -32,6 +33,7 @@ import {
   ETCD_OPTIONS_HELP,
   type EtcdFlags,
   openRegistry,
+  sidekickMetrics,
   stopSignal,
 } from './discovery-options.js';
 
@@ -88,7 +90,7 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
       '--fallback-listen <addr>',
       'where the local 503 server listens (default: unix:/run/fleetts-upstream-NAME.sock)',
     );
-  addEtcdOptions(cmd)
+  addMetricsOption(addEtcdOptions(cmd))
     .addHelpText(
       'after',
       `
@@ -118,7 +120,11 @@ Examples:
       const log = commandLogger(flags, deps, 'fleetts-upstream');
       // One Random per run, seeded from entropy: balancers restarted together retry apart.
       const random = deps.random ?? createRandom(entropySeed());
-      const registry = await openRegistry(flags, env, random);
+      const served = await sidekickMetrics(flags, log);
+      const registry = await openRegistry(flags, env, random, served.metrics).catch(async (err: unknown) => {
+        await served.close();
+        throw err;
+      });
       const stop = stopSignal(deps, ctx.signal);
       try {
         const sink = new NginxSink({
@@ -137,11 +143,13 @@ Examples:
           render: (instances) => renderUpstream(instances, render),
           sink,
           debounceMs,
+          ...(served.metrics === undefined ? {} : { metrics: served.metrics }),
         });
         await sync.run(stop.signal);
       } finally {
         stop.dispose();
         await registry.close();
+        await served.close();
       }
     });
 }

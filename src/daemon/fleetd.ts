@@ -13,6 +13,7 @@ import type { Clock } from '../lib/clock.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
+import type { FleetMetrics } from '../metrics/fleet-metrics.js';
 import { VERSION } from '../lib/version.js';
 import type { Membership, Registry } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
@@ -35,6 +36,11 @@ export interface FleetdDeps {
     readonly token?: string;
     readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string };
   };
+  /**
+   * This fleetd's metrics, served at GET /metrics (docs/metrics.md); main.ts builds one and gives
+   * it to the registry and the runtimes too. Without it there is no /metrics.
+   */
+  readonly metrics?: FleetMetrics;
 }
 
 /** Keepalive period: a third of the TTL at most, and about every second with the default TTL. */
@@ -88,6 +94,7 @@ export class Fleetd {
       log: deps.log.child({ component: 'engine' }),
       candidate: deps.machineId,
       lease,
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
     });
     this.agent = new Agent({
       registry: deps.registry,
@@ -109,7 +116,9 @@ export class Fleetd {
           ? {}
           : { DOCKER_HOST: config.dockerHost }),
       },
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
     });
+    deps.metrics?.observeCluster(deps.registry, () => this.engine.stats.isLeader);
   }
 
   /** The live membership, or undefined while this host is not registered. */
@@ -227,6 +236,7 @@ export class Fleetd {
         clock,
         log: log.child({ component: 'api' }),
         ...(token === undefined ? {} : { auth: { kind: 'token' as const, token } }),
+        ...(this.#deps.metrics === undefined ? {} : { metrics: this.#deps.metrics }),
       },
       { socketPath: config.apiSocket, tcp },
     );

@@ -23,6 +23,8 @@ import { Fleetd, type FleetdDeps } from './fleetd.js';
 import { checkApiToken } from '../api/api-token.js';
 import type { Logger } from '../lib/logger.js';
 import { ProcessRuntime } from '../runtime/process-runtime.js';
+import { FleetMetrics } from '../metrics/fleet-metrics.js';
+import { runtimeEventSink } from './runtime-events.js';
 import { resolveMachineId, resolvePublicIp } from './host-identity.js';
 
 const HELP: Record<keyof DaemonConfig, string> = {
@@ -133,8 +135,11 @@ async function serve(config: DaemonConfig): Promise<number> {
   const publicIp = await resolvePublicIp(config.publicIp);
   // One Random per process, seeded from entropy: each fleetd of the cluster draws its own retry jitter.
   const random = createRandom(entropySeed());
+  // One set of metrics per fleetd: etcd requests, engine, agent and runtimes feed it (docs/metrics.md).
+  const metrics = new FleetMetrics();
   const registry = createEtcdRegistry({
     random,
+    metrics,
     endpoints: config.etcdEndpoints,
     prefix: config.etcdKeyPrefix,
     ...(config.etcdCaFile === undefined
@@ -150,7 +155,7 @@ async function serve(config: DaemonConfig): Promise<number> {
       ? {}
       : { auth: { username: config.etcdUsername, password: config.etcdPassword ?? '' } }),
   });
-  const runtimes = await buildRuntimes(config, machineId, log);
+  const runtimes = await buildRuntimes(config, machineId, log, metrics);
   const daemon = new Fleetd({
     config,
     registry,
@@ -161,6 +166,7 @@ async function serve(config: DaemonConfig): Promise<number> {
     publicIp,
     runtimes,
     api,
+    metrics,
   });
 
   let stopping: Promise<void> | undefined;
@@ -187,10 +193,11 @@ async function buildRuntimes(
   config: DaemonConfig,
   machineId: string,
   log: Logger,
+  metrics: FleetMetrics,
 ): Promise<FleetdDeps['runtimes']> {
   const process = new ProcessRuntime({
     stateDir: config.stateDir,
-    log: (event, fields) => log.debug({ event, ...fields }, event),
+    log: runtimeEventSink(log, 'process', metrics),
   });
   if (config.runtime === 'process') return { process };
   const dockerHost =
@@ -208,7 +215,7 @@ async function buildRuntimes(
   const container = new DockerRuntime({
     machine: machineId,
     socketPath,
-    log: (event, fields) => log.debug({ event, ...fields }, event),
+    log: runtimeEventSink(log, 'docker', metrics),
   });
   try {
     await new Dockerode({ socketPath }).ping();

@@ -4,6 +4,7 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
+import type { SidekickMetrics } from '../metrics/sidekick-metrics.js';
 import type {
   LeaseHandle,
   LeaseOptions,
@@ -42,6 +43,8 @@ export interface AnnouncerDeps {
   readonly thresholds?: CheckThresholds;
   /** The announcer's own lease (TTL: how long the key outlives a killed process or dead host). */
   readonly lease?: LeaseOptions;
+  /** Counts checks by result (`--metrics-listen`, docs/metrics.md). */
+  readonly metrics?: Pick<SidekickMetrics, 'announceChecks'>;
 }
 
 export class Announcer {
@@ -96,6 +99,7 @@ export class Announcer {
 
   #step(outcome: CheckOutcome): void {
     const { log, target } = this.#d;
+    this.#d.metrics?.announceChecks.inc({ service: target.service, result: outcome.kind });
     const step = nextCheckState(this.#state, outcome, this.#d.thresholds ?? DEFAULT_THRESHOLDS);
     const was = this.#state.kind;
     this.#state = step.state;

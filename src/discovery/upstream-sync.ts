@@ -6,6 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
+import type { SidekickMetrics } from '../metrics/sidekick-metrics.js';
 import type { ServiceInstance, ServiceReader, WatchedSet } from '../registry/registry.js';
 import type { ApplyResult } from './nginx-sink.js';
 import { selectBackends } from './render-upstream.js';
@@ -31,6 +32,8 @@ export interface UpstreamSyncDeps {
   readonly render: (instances: readonly ServiceInstance[]) => string;
   readonly sink: { apply(text: string): Promise<ApplyResult> };
   readonly debounceMs?: number;
+  /** Counts renders and reloads by result (`--metrics-listen`, docs/metrics.md). */
+  readonly metrics?: Pick<SidekickMetrics, 'upstreamRenders' | 'upstreamReloads'>;
 }
 
 export class UpstreamSync {
@@ -76,6 +79,15 @@ export class UpstreamSync {
     }
   }
 
+  #count(result: ApplyResult): void {
+    const m = this.#d.metrics;
+    if (m === undefined) return;
+    const service = this.#d.service;
+    m.upstreamRenders.inc({ service, result: result.kind === 'reloaded' ? 'applied' : result.kind });
+    if (result.kind === 'reloaded') m.upstreamReloads.inc({ service, result: 'ok' });
+    else if (result.kind === 'reload_failed') m.upstreamReloads.inc({ service, result: 'failed' });
+  }
+
   /** One render and apply; false when it should be retried (the reload or a write failed). */
   async #pass(): Promise<boolean> {
     const { log, service } = this.#d;
@@ -97,6 +109,7 @@ export class UpstreamSync {
     try {
       const text = this.#d.render(set.items);
       const result = await this.#d.sink.apply(text);
+      this.#count(result);
       if (result.kind === 'reloaded')
         log.info(
           {
@@ -109,6 +122,7 @@ export class UpstreamSync {
         );
       return result.kind !== 'reload_failed';
     } catch (err) {
+      this.#d.metrics?.upstreamRenders.inc({ service, result: 'error' });
       const message = err instanceof Error ? err.message : String(err);
       log.error(
         { event: 'upstream.apply_failed', err: message },

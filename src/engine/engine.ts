@@ -9,6 +9,8 @@ import { DEFAULT_KEEPALIVE_MS, MEMBERSHIP_RETRY } from '../registry/kept-lease.j
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
+import type { EngineMetrics, Placed } from '../metrics/engine-metrics.js';
+import type { FleetMetrics } from '../metrics/fleet-metrics.js';
 import type { LeaderTerm, TermEnd } from '../registry/leadership.js';
 import type {
   AssignmentChange,
@@ -68,6 +70,8 @@ export interface EngineDeps {
   readonly lease?: LeaseOptions;
   /** See DEFAULT_RECONNECT_GRACE_MS. */
   readonly reconnectGraceMs?: number;
+  /** Passes, placements, moves and failovers are recorded here (docs/metrics.md). */
+  readonly metrics?: FleetMetrics;
 }
 
 /** Counters for logs, metrics and benchmarks. */
@@ -96,6 +100,7 @@ export class Engine {
   readonly #deps: EngineDeps;
   readonly #stop = new AbortController();
   readonly #cache = new PlacementCache();
+  readonly #metrics: EngineMetrics | undefined;
   /** Units whose launch waits for their old copy to stop: their status changes wake the loop. */
   #held = new Set<string>();
   /**
@@ -126,6 +131,7 @@ export class Engine {
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
+    this.#metrics = deps.metrics?.forEngine(deps.clock);
   }
 
   /** Starts campaigning in the background; `stop()` ends it. */
@@ -178,6 +184,7 @@ export class Engine {
           failed = true;
         } finally {
           this.stats.isLeader = false;
+          this.#metrics?.termEnded();
           lastEndedByOutage = this.#endedByOutage(term, termStart);
           if (stop.aborted) await term.resign().catch(() => undefined);
           log.info(
@@ -211,8 +218,16 @@ export class Engine {
           // Watch from the first snapshot's revision, so no change after it is missed.
           // Statuses wake it only for held launches: agents' reports are otherwise not its business.
           sub ??= registry.watchCluster(['machines', 'units', 'statuses'], snapshot.revision, (w) => {
+            for (const r of w.reasons) {
+              if (r.kind === 'machine_left') this.#metrics?.machineLeft(r.machine);
+              else if (r.kind === 'machine_joined') this.#metrics?.machineJoined(r.machine);
+            }
+            // A status also wakes it when it may end a failover being timed (metrics only).
             const relevant = w.reasons.some(
-              (r) => r.kind !== 'status_changed' || (this.#held.size > 0 && this.#held.has(r.unit)),
+              (r) =>
+                r.kind !== 'status_changed' ||
+                (this.#held.size > 0 && this.#held.has(r.unit)) ||
+                this.#metrics?.waitsFor(r.unit) === true,
             );
             if (relevant) wake.trigger();
           });
@@ -285,6 +300,7 @@ export class Engine {
     summary: Plan['summary'];
     decisions: readonly Decision[];
     moves: number;
+    placed: readonly Placed[];
   } {
     const { log } = this.#deps;
     this.#cache.prune(snapshot.units);
@@ -305,6 +321,22 @@ export class Engine {
       summary: plan.summary,
       decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
       moves: plan.decisions.filter((d) => d.kind === 'assign' && d.movedFrom !== undefined).length,
+      placed:
+        this.#metrics === undefined
+          ? []
+          : plan.decisions.flatMap((d) =>
+              d.kind !== 'assign'
+                ? []
+                : [
+                    {
+                      unit: d.unit,
+                      machine: d.machine,
+                      ...(d.movedFrom === undefined
+                        ? {}
+                        : { movedFrom: d.movedFrom, fromGone: !snapshot.machines.has(d.movedFrom) }),
+                    },
+                  ],
+            ),
     };
   }
 
@@ -359,11 +391,23 @@ export class Engine {
    * simulations and benchmarks; the loop above is the only caller in a daemon.
    */
   async runPass(snapshot: ClusterSnapshot, term: LeaderTerm): Promise<PassOutcome> {
+    const started = this.#deps.clock.monotonic();
+    let outcome: PassOutcome | 'failed' = 'failed';
+    try {
+      outcome = await this.#pass(snapshot, term);
+      return outcome;
+    } finally {
+      this.#metrics?.pass(outcome, this.#deps.clock.monotonic() - started);
+    }
+  }
+
+  async #pass(snapshot: ClusterSnapshot, term: LeaderTerm): Promise<PassOutcome> {
     const { registry, clock, log } = this.#deps;
     const started = clock.monotonic();
     this.stats.passes++;
     this.#reportProblems(snapshot);
-    const { changes, summary, decisions, moves } = this.#plan(snapshot);
+    this.#metrics?.statuses(snapshot.statuses, snapshot.units);
+    const { changes, summary, decisions, moves, placed } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
       return 'settled';
@@ -374,6 +418,7 @@ export class Engine {
       this.stats.changesWritten += changes.length;
       this.stats.moves += moves;
       this.stats.lastPassMs = clock.monotonic() - started;
+      this.#metrics?.placed(placed);
       log.info(
         {
           event: 'engine.plan_applied',

@@ -3,6 +3,7 @@
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import { createRandom, entropySeed, type Random } from '../lib/random.js';
+import type { EtcdMetrics } from '../metrics/metered-kv.js';
 import type { EtcdConnectionOptions } from './etcd-kv.js';
 import { EtcdKv } from './etcd-kv.js';
 import { KvRegistry } from './kv-registry.js';
@@ -22,6 +23,8 @@ export interface EtcdRegistryOptions extends EtcdConnectionOptions {
    * fleetd passes its process-wide one.
    */
   readonly random?: Random;
+  /** Times and counts every etcd request (docs/metrics.md). */
+  readonly metrics?: EtcdMetrics;
 }
 
 export class EtcdRegistry extends KvRegistry {
@@ -33,6 +36,7 @@ export class EtcdRegistry extends KvRegistry {
       random: options.random ?? createRandom(entropySeed()),
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       ...(options.lease === undefined ? {} : { lease: options.lease }),
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     });
   }
 }

@@ -3,6 +3,7 @@
 // elections opened through the registry, released when it closes). Each kv-*-store.ts takes one.
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
+import { MeteredKv, type EtcdMetrics } from '../metrics/metered-kv.js';
 import { EtcdHealth, HealthTrackingKv } from './etcd-health.js';
 import type { KeptLease } from './kept-lease.js';
 import { RegistryKeys } from './keys.js';
@@ -22,6 +23,8 @@ export interface KvCoreDeps {
   readonly prefix?: string;
   /** Lease defaults for register/openLease/leadership when a call gives none. */
   readonly lease?: LeaseOptions;
+  /** Times and counts every etcd request (docs/metrics.md). */
+  readonly metrics?: EtcdMetrics;
 }
 
 export class KvCore {
@@ -42,7 +45,8 @@ export class KvCore {
   constructor(deps: KvCoreDeps) {
     this.clock = deps.clock;
     this.health = new EtcdHealth(deps.clock);
-    this.kv = new HealthTrackingKv(deps.kv, this.health);
+    const kv = deps.metrics === undefined ? deps.kv : new MeteredKv(deps.kv, deps.metrics, deps.clock);
+    this.kv = new HealthTrackingKv(kv, this.health);
     this.random = deps.random;
     this.keys = new RegistryKeys(deps.prefix);
     this.leaseDefaults = deps.lease ?? {};

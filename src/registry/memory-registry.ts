@@ -2,6 +2,7 @@
 // fast tests: the same KvRegistry logic as on etcd, leases expiring on a FakeClock, and per-client
 // faults (unreachable, slow, keepalives dropped) to script partitions and frozen hosts.
 import { createRandom, type Random } from '../lib/random.js';
+import type { EtcdMetrics } from '../metrics/metered-kv.js';
 import { KvRegistry } from './kv-registry.js';
 import type { MemoryEtcd, MemoryKv, MemoryKvFaults } from './memory-kv.js';
 import type { LeaseOptions } from './registry.js';
@@ -19,6 +20,8 @@ export interface MemoryRegistryOptions {
    * simulated host its own, or their retries move in lockstep.
    */
   readonly random?: Random;
+  /** Times and counts this connection's requests (tests of metrics). */
+  readonly metrics?: EtcdMetrics;
 }
 
 /** One fleetd's (or client's) connection to the shared in-memory store. */
@@ -33,6 +36,7 @@ export class MemoryRegistry extends KvRegistry {
       random: options.random ?? createRandom(1),
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       ...(options.lease === undefined ? {} : { lease: options.lease }),
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     });
     this.#kv = kv;
   }

@@ -75,6 +75,10 @@ interface Tracked {
   watcher?: FSWatcher;
   /** When this instance began tracking it: the `since` of states no status file records. */
   readonly seen: string;
+  /** The Restart= restarts last seen in the status of the supervisor `of` (pid:start time). */
+  restarts?: { readonly of: string; readonly count: number };
+  /** The active state last told to listeners (`runtime.unit_failed` is logged on entering failed). */
+  lastActive?: string;
 }
 
 const DEFAULT_JOURNAL: JournalLimits = { maxBytes: 1024 * 1024, files: 2 };
@@ -119,6 +123,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       const t = this.#track(name, paths, config);
       const o = this.#observe(t);
       t.last = JSON.stringify(o);
+      t.lastActive = o.active;
       found.push(o);
       this.#log('runtime.unit_adopted', { unit: name, active: o.active, sub: o.sub, pid: o.pid });
     }
@@ -323,6 +328,13 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const key = JSON.stringify(o);
     if (key === t.last) return;
     t.last = key;
+    if (o.active === 'failed' && t.lastActive !== 'failed')
+      this.#log('runtime.unit_failed', {
+        unit: o.unit,
+        ...(o.reason === undefined ? {} : { reason: o.reason }),
+        ...(o.lastExit === undefined ? {} : { lastExit: o.lastExit }),
+      });
+    t.lastActive = o.active;
     for (const l of this.#listeners) {
       try {
         l(o);
@@ -364,6 +376,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       }
       return { unit: c.unit, hash: c.hash, load: 'loaded', active: 'inactive', sub: 'dead', since: t.seen };
     }
+    this.#noteRestarts(t, status);
     delete t.pending;
     const base: ObservedUnit = {
       unit: c.unit,
@@ -385,6 +398,24 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       reason: `the supervisor (pid ${status.supervisor.pid}) exited unexpectedly: ${tail(t.paths.supervisorLog)}`,
       lost: true,
     };
+  }
+
+  /**
+   * Logs `runtime.unit_restarted` (counted by fleetd's metrics) when the supervisor's count of
+   * Restart= restarts grew since it was last read. A supervisor this instance started counts from
+   * 0; one found running (adopted) from what it reports when first seen.
+   */
+  #noteRestarts(t: Tracked, status: SupervisorStatus): void {
+    const of = `${status.supervisor.pid}:${status.supervisor.startTime}`;
+    const spawned = t.pending?.pid === status.supervisor.pid;
+    const before = t.restarts?.of === of ? t.restarts.count : spawned ? 0 : status.restarts;
+    if (status.restarts > before)
+      this.#log('runtime.unit_restarted', {
+        unit: status.unit,
+        restarts: status.restarts,
+        count: status.restarts - before,
+      });
+    t.restarts = { of, count: status.restarts };
   }
 
   #arm(): void {

@@ -563,3 +563,30 @@ test('a non-executable ExecStart fails without disturbing another unit', async (
   t.like(await observed(runtime, good), { active: 'active', sub: 'running', pid: before.pid });
   await runtime.stop(good);
 });
+
+test('Restart= restarts and the final failure are reported as runtime events (fleetd logs and counts them)', async (t) => {
+  const events: { event: string; fields: Record<string, unknown> }[] = [];
+  const { runtime, host } = newRuntime(undefined, { log: (event, fields) => events.push({ event, fields }) });
+  const unit = unitName('restart-events');
+  const out = join(host.stateDir, 'runs');
+  await runtime.start(
+    config(unit, {
+      restart: 'on-failure',
+      restartSecMs: 150,
+      startLimitBurst: 3,
+      startLimitIntervalMs: 60_000,
+      execStart: [sh(`echo run >> ${out}; exit 3`)],
+    }),
+  );
+  await waitState(runtime, unit, 'failed');
+  t.is(readText(out), 'run\nrun\nrun\n');
+  const restarted = events.filter((e) => e.event === 'runtime.unit_restarted');
+  t.is(
+    restarted.reduce((n, e) => n + (e.fields['count'] as number), 0),
+    3,
+    "two restarts ran and a third was refused by the start limit (systemd's NRestarts counts it too), however the status changes were coalesced",
+  );
+  const failed = events.filter((e) => e.event === 'runtime.unit_failed');
+  t.is(failed.length, 1);
+  t.like(failed[0]?.fields, { unit, reason: 'start-limit-hit' });
+});
