@@ -1,7 +1,8 @@
-// `fleetts floating-address`: the sidekick that keeps one IPv4 address on the host of the unit it
-// runs beside (MachineOf=, AtMostOnce=true), elected through etcd so that it is never up on two
-// hosts (discovery/floating-address.ts; docs/floating-address.md). A composition root: it builds
-// the etcd client, the election and the real `ip`/`arping` control.
+// `fleetts floating-address`: the sidekick that keeps one IPv4 address on one host, elected through
+// etcd so that it is never up on two hosts: beside a single balancer (MachineOf=), or on every host
+// of a global balancer with --track, where only hosts whose balancer passes its check campaign
+// (discovery/floating-address.ts; docs/floating-address.md). A composition root: it builds the etcd
+// client, the election, the --track check and the real `ip`/`arping` control.
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
 import { createRandom, entropySeed } from '../lib/random.js';
@@ -11,7 +12,10 @@ import {
   DEFAULT_FLOATING_TTL_MS,
   fenceAfterMs,
 } from '../discovery/floating-state.js';
+import { checkHealth, describeCheckTarget, parseCheckTarget } from '../discovery/health-check.js';
 import { type FloatingTarget, IpAddressControl } from '../discovery/ip-address.js';
+import type { Clock } from '../lib/clock.js';
+import type { FloatingTrack } from '../discovery/floating-address.js';
 import { MIN_LEASE_TTL_MS } from '../registry/kept-lease.js';
 import { RegistryKeys } from '../registry/keys.js';
 import { KvLeadership } from '../registry/leadership.js';
@@ -19,6 +23,7 @@ import type { CliContext } from './main.js';
 import {
   addEtcdOptions,
   commandLogger,
+  countFlag,
   defaultHostname,
   type DiscoveryCommandDeps,
   durationFlag,
@@ -34,6 +39,11 @@ interface FloatingFlags extends EtcdFlags {
   readonly ttl: string;
   readonly checkInterval: string;
   readonly machine?: string;
+  readonly track?: string;
+  readonly trackInterval?: string;
+  readonly trackTimeout?: string;
+  readonly trackRise?: string;
+  readonly trackFall?: string;
 }
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ), no '/' or whitespace. */
@@ -65,7 +75,15 @@ export function registerFloatingAddress(
     .option(
       '--machine <id>',
       'who holds it, as stored in etcd (default: $FLEETTS_MACHINE_ID, else the hostname)',
-    );
+    )
+    .option(
+      '--track <check>',
+      "campaign only while this host's own service passes this check (tcp://HOST:PORT or http://…): a sidekick on every host of a global balancer",
+    )
+    .option('--track-interval <span>', 'how often --track is checked', '1s')
+    .option('--track-timeout <span>', 'a --track check that takes longer fails', '1s')
+    .option('--track-rise <n>', 'consecutive passes before this host campaigns again', '2')
+    .option('--track-fall <n>', 'consecutive failures before this host gives the address up', '2');
   addEtcdOptions(cmd)
     .addHelpText(
       'after',
@@ -76,10 +94,17 @@ been acknowledged for 70 % of the TTL (before etcd can give the key to another h
 SIGTERM/SIGINT, before the lease is revoked. Every host that may hold it must be on the same L2
 segment (docs/floating-address.md).
 
+With --track, run it on every host beside a balancer that runs on every host (Global=true): only
+hosts whose balancer passes the check campaign, and a holder whose balancer fails takes the address
+down and gives the key up, so that a healthy host takes over at once (keepalived's track_script).
+When the holder's host dies, a standby takes the address as soon as the holder's lease expires
+(--ttl), without waiting for anything to be rescheduled.
+
 ${ETCD_OPTIONS_HELP}
 
 Examples:
   fleetts floating-address --address 10.0.0.100/24 --interface eth0
+  ExecStart=/usr/bin/env fleetts floating-address --address 10.0.0.100/24 --interface eth0 --track tcp://127.0.0.1:80   (Global=true, beside a global lb.unit)
   ExecStart=/usr/bin/env fleetts floating-address --address 10.0.0.100/24 --interface eth0   (with MachineOf=lb.unit, AtMostOnce=true)`,
     )
     .action(async (flags: FloatingFlags) => {
@@ -114,6 +139,7 @@ Examples:
           target: settings.target,
           fenceAfterMs: fenceAfterMs(settings.ttlMs),
           checkIntervalMs: settings.checkIntervalMs,
+          ...(settings.track === undefined ? {} : { track: trackOf(settings.track, ctx.clock) }),
         });
         await floating.run(stop.signal);
       } finally {
@@ -123,23 +149,59 @@ Examples:
     });
 }
 
+export interface TrackSettings {
+  readonly check: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+function trackOf(t: TrackSettings, clock: Clock): FloatingTrack {
+  const target = parseCheckTarget(t.check, '--track');
+  return {
+    describe: describeCheckTarget(target),
+    intervalMs: t.intervalMs,
+    thresholds: { rise: t.rise, fall: t.fall },
+    check: () => checkHealth(target, { clock, timeoutMs: t.timeoutMs }),
+  };
+}
+
 /** Flags and environment → validated settings (UsageError naming the flag). */
 export function floatingSettings(
   flags: FloatingFlags,
   env: NodeJS.ProcessEnv,
   host: string,
-): { target: FloatingTarget; ttlMs: number; checkIntervalMs: number; candidate: string } {
+): {
+  target: FloatingTarget;
+  ttlMs: number;
+  checkIntervalMs: number;
+  candidate: string;
+  track?: TrackSettings;
+} {
   const target = parseFloatingAddress(flags.address, flags.interface);
   const ttl = durationFlag('--ttl', flags.ttl, MIN_LEASE_TTL_MS);
   if (ttl % 1000 !== 0) throw new UsageError(`--ttl must be whole seconds (etcd's unit), not "${flags.ttl}"`);
   const candidate = flags.machine ?? (env['FLEETTS_MACHINE_ID'] || undefined) ?? host;
   if (!NAME_RE.test(candidate))
     throw new UsageError(`--machine '${candidate}' may only hold letters, digits and @ . _ : -`);
+  let track: TrackSettings | undefined;
+  if (flags.track !== undefined) {
+    parseCheckTarget(flags.track, '--track');
+    track = {
+      check: flags.track,
+      intervalMs: durationFlag('--track-interval', flags.trackInterval ?? '1s', 50),
+      timeoutMs: durationFlag('--track-timeout', flags.trackTimeout ?? '1s', 10),
+      rise: countFlag('--track-rise', flags.trackRise ?? '2', 1),
+      fall: countFlag('--track-fall', flags.trackFall ?? '2', 1),
+    };
+  }
   return {
     target,
     ttlMs: ttl,
     checkIntervalMs: durationFlag('--check-interval', flags.checkInterval, 50),
     candidate,
+    ...(track === undefined ? {} : { track }),
   };
 }
 

@@ -7,6 +7,13 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { LeaderTerm, Leadership } from '../registry/leadership.js';
+import {
+  type CheckOutcome,
+  type CheckState,
+  type CheckThresholds,
+  INITIAL_CHECK_STATE,
+  nextCheckState,
+} from './check-state.js';
 import { decideFloating, type FloatingDecision } from './floating-state.js';
 import { type AddressControl, describeTarget, type FloatingTarget } from './ip-address.js';
 
@@ -25,6 +32,21 @@ export interface FloatingAddressDeps {
   /** How long after the last acknowledged keepalive the address goes (floating-state.ts). */
   readonly fenceAfterMs: number;
   readonly checkIntervalMs?: number;
+  /**
+   * `--track`: this host's own service (its balancer), checked every `intervalMs`. While it fails
+   * (`fall` failures in a row, until `rise` passes in a row), this host gives the address up and
+   * does not campaign: keepalived's track_script. Without it the host is always eligible.
+   */
+  readonly track?: FloatingTrack;
+}
+
+export interface FloatingTrack {
+  /** One check (never throws; a problem is a `fail` with its reason). */
+  readonly check: () => Promise<CheckOutcome>;
+  /** What is checked, for the logs (`tcp://127.0.0.1:80`). */
+  readonly describe: string;
+  readonly intervalMs: number;
+  readonly thresholds: CheckThresholds;
 }
 
 export class FloatingAddress {
@@ -35,10 +57,17 @@ export class FloatingAddress {
   #present: boolean | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #announcing: AbortController | undefined;
+  /** Whether the tracked service passes (always, without --track). */
+  #tracked: boolean;
+  /** Aborted when the tracked service starts failing: ends a campaign in progress. */
+  #eligible = new AbortController();
+  readonly #trackChanged: Wakeup;
 
   constructor(deps: FloatingAddressDeps) {
     this.#d = deps;
     this.#wake = new Wakeup(deps.clock);
+    this.#trackChanged = new Wakeup(deps.clock);
+    this.#tracked = deps.track === undefined;
   }
 
   /** Holds the address whenever this host may, until `signal` aborts; then removes it and resigns. */
@@ -49,6 +78,7 @@ export class FloatingAddress {
       { event: 'floating.started', address: target.address, device: target.device },
       `floating address ${describeTarget(target)}: campaigning`,
     );
+    const tracking = this.#track(signal);
     const campaigning = this.#campaign(signal);
     for (;;) {
       const stopping = signal.aborted;
@@ -58,6 +88,11 @@ export class FloatingAddress {
         decision = this.#decide(stopping);
       }
       let ok = await this.#apply(decision);
+      if (ok && decision.why === 'track_failed' && this.#present === false) {
+        // Down first, and only then the key goes, so that a healthy host takes over at once.
+        await this.#resign();
+        continue;
+      }
       if (stopping) {
         // The lease is revoked next, which frees the key at once: try hard to remove the address first.
         for (let i = 1; !ok && i < STOP_ATTEMPTS; i++) {
@@ -71,6 +106,7 @@ export class FloatingAddress {
       await this.#wake.wait(Math.max(0, wait), signal);
     }
     await campaigning;
+    await tracking;
     // The address is down: only now may the key go (a successor adds it at once).
     await this.#d.leadership.close().catch((err: unknown) => this.#error('revoke', err));
     log.info(
@@ -88,6 +124,7 @@ export class FloatingAddress {
           ? { kind: 'none' }
           : { kind: 'held', renewedAt: term.renewedAt() },
       stopping,
+      tracked: this.#tracked,
       present: this.#present,
       fenceAfterMs: this.#d.fenceAfterMs,
     });
@@ -96,11 +133,16 @@ export class FloatingAddress {
   async #campaign(signal: AbortSignal): Promise<void> {
     const { leadership, log, target } = this.#d;
     while (!signal.aborted) {
+      if (!this.#tracked) {
+        await this.#trackChanged.wait(60_000, signal);
+        continue;
+      }
+      const eligible = this.#eligible.signal;
       let term: LeaderTerm;
       try {
-        term = await leadership.campaign(signal);
+        term = await leadership.campaign(AbortSignal.any([signal, eligible]));
       } catch (err) {
-        if (signal.aborted) return;
+        if (signal.aborted || eligible.aborted) continue;
         this.#error('campaign', err);
         await this.#d.clock.sleep(RETRY_MS * 4, signal).catch(() => undefined);
         continue;
@@ -117,11 +159,68 @@ export class FloatingAddress {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
       if (signal.aborted) return;
-      log.warn(
-        { event: 'floating.term_ended', address: target.address, why: term.signal.reason as unknown },
-        `lost ${term.fence.key}: taking ${target.address} down`,
-      );
+      const why = term.signal.reason as { kind?: string } | undefined;
+      if (why?.kind !== 'resigned')
+        log.warn(
+          { event: 'floating.term_ended', address: target.address, why: term.signal.reason as unknown },
+          `lost ${term.fence.key}: taking ${target.address} down`,
+        );
+      this.#term = undefined;
       this.#wake.trigger();
+    }
+  }
+
+  /** Gives the key up (the address is already down): a healthy host takes over at once. */
+  async #resign(): Promise<void> {
+    const term = this.#term;
+    if (term === undefined || term.signal.aborted) return;
+    this.#d.log.warn(
+      { event: 'floating.resigned', address: this.#d.target.address, key: term.fence.key },
+      `${this.#d.track?.describe ?? 'the tracked service'} fails: ${this.#d.target.address} is down, giving ${term.fence.key} up`,
+    );
+    this.#term = undefined;
+    await term.resign().catch((err: unknown) => this.#error('resign', err));
+  }
+
+  /** Runs the --track check every interval; eligibility follows its rise/fall state. */
+  async #track(signal: AbortSignal): Promise<void> {
+    const track = this.#d.track;
+    if (track === undefined) return;
+    const { clock, log, target } = this.#d;
+    let state: CheckState = INITIAL_CHECK_STATE;
+    while (!signal.aborted) {
+      const outcome = await track.check().catch((err: unknown): CheckOutcome => ({
+        kind: 'fail',
+        reason: err instanceof Error ? err.message : String(err),
+      }));
+      if (signal.aborted) return;
+      const step = nextCheckState(state, outcome, track.thresholds);
+      state = step.state;
+      const tracked = state.kind === 'up';
+      if (tracked !== this.#tracked) {
+        this.#tracked = tracked;
+        if (tracked) {
+          this.#eligible = new AbortController();
+          log.info(
+            { event: 'floating.track_passed', address: target.address, check: track.describe },
+            `${track.describe} passes: campaigning for ${target.address}`,
+          );
+        } else {
+          this.#eligible.abort();
+          log.warn(
+            {
+              event: 'floating.track_failed',
+              address: target.address,
+              check: track.describe,
+              reason: outcome.kind === 'fail' ? outcome.reason : undefined,
+            },
+            `${track.describe} fails (${outcome.kind === 'fail' ? outcome.reason : '?'}): not holding ${target.address}`,
+          );
+        }
+        this.#trackChanged.trigger();
+        this.#wake.trigger();
+      }
+      await clock.sleep(track.intervalMs, signal).catch(() => undefined);
     }
   }
 

@@ -29,6 +29,11 @@ export interface FloatingInput {
   readonly hold: FloatingHold;
   /** SIGTERM/SIGINT: the address goes before the lease is revoked. */
   readonly stopping: boolean;
+  /**
+   * `--track`: whether this host's own service (its balancer) passes its check. A host that fails
+   * it gives the address up (down first, then the key goes) and does not campaign.
+   */
+  readonly tracked: boolean;
   /** What `ip` last reported; undefined when unknown (at start, or after a failed command). */
   readonly present: boolean | undefined;
   readonly fenceAfterMs: number;
@@ -37,8 +42,9 @@ export interface FloatingInput {
 /**
  * `holder`: up. `not_holder`: down (another host may hold it, or nobody yet). `unrenewed`: down,
  * held but no keepalive acknowledged for `fenceAfterMs`. `stopping`: down, the sidekick exits.
+ * `track_failed`: down, this host's tracked service fails its check (the key is given up next).
  */
-export type FloatingReason = 'holder' | 'not_holder' | 'unrenewed' | 'stopping';
+export type FloatingReason = 'holder' | 'not_holder' | 'unrenewed' | 'stopping' | 'track_failed';
 
 export interface FloatingDecision {
   readonly want: 'up' | 'down';
@@ -60,6 +66,7 @@ export function decideFloating(input: FloatingInput): FloatingDecision {
   });
   if (input.stopping) return down('stopping');
   if (hold.kind === 'none') return down('not_holder');
+  if (!input.tracked) return down('track_failed');
   const deadline = hold.renewedAt + input.fenceAfterMs;
   if (input.now >= deadline) return down('unrenewed');
   return { want: 'up', why: 'holder', action: present === true ? 'none' : 'add', deadline };

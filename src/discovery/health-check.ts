@@ -13,21 +13,21 @@ export type CheckTarget =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
 /** `http://…`, `https://…` or `tcp://host:port`; throws UsageError naming the accepted forms. */
-export function parseCheckTarget(text: string): CheckTarget {
+export function parseCheckTarget(text: string, flag = '--check'): CheckTarget {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`--check '${text}' is not a URL: give http://HOST:PORT/PATH or tcp://HOST:PORT`);
+    throw new UsageError(`${flag} '${text}' is not a URL: give http://HOST:PORT/PATH or tcp://HOST:PORT`);
   }
   if (url.protocol === 'http:' || url.protocol === 'https:') return { kind: 'http', url: url.href };
   if (url.protocol === 'tcp:') {
     const port = Number(url.port);
     if (url.hostname === '' || !(port > 0))
-      throw new UsageError(`--check '${text}' needs a host and a port: tcp://HOST:PORT`);
+      throw new UsageError(`${flag} '${text}' needs a host and a port: tcp://HOST:PORT`);
     return { kind: 'tcp', host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port };
   }
-  throw new UsageError(`--check '${text}': only http://, https:// and tcp:// checks exist`);
+  throw new UsageError(`${flag} '${text}': only http://, https:// and tcp:// checks exist`);
 }
 
 export function describeCheckTarget(target: CheckTarget): string {

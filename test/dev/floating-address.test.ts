@@ -6,7 +6,6 @@
 // Needs root and a built dist/ (`npm run build`): fleetd and the sidekick run from bin/.
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -14,87 +13,23 @@ import { asUnitName } from '../../src/cluster/types.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { DevCluster } from '../../src/dev/dev-cluster.js';
 import type { ClusterPlan, HostPlan } from '../../src/dev/plan.js';
-import { runCommand } from '../../src/dev/system.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { ROOT } from '../helpers/cli.js';
+import { AddressSampler, getThrough } from '../helpers/floating.js';
 import { waitFor } from '../helpers/wait.js';
 
 let root = '';
 let dev: DevCluster | undefined;
 let plan: ClusterPlan | undefined;
 let registry: EtcdRegistry | undefined;
-let sampler: Sampler | undefined;
+let sampler: AddressSampler | undefined;
 let vip = '';
 
-function cluster(): { plan: ClusterPlan; dev: DevCluster; registry: EtcdRegistry; sampler: Sampler } {
+function cluster(): { plan: ClusterPlan; dev: DevCluster; registry: EtcdRegistry; sampler: AddressSampler } {
   if (dev === undefined || plan === undefined || registry === undefined || sampler === undefined)
     throw new Error('the dev cluster did not come up (see the first failure)');
   return { dev, plan, registry, sampler };
-}
-
-/** Which hosts have the address up, read from every host's namespace in parallel, again and again. */
-class Sampler {
-  samples = 0;
-  /** Every sample in which more than one host had the address. */
-  readonly overlaps: string[] = [];
-  /** Each change of holders: when (ms since the epoch) and who. */
-  readonly changes: { at: number; hosts: string[] }[] = [];
-  #running = true;
-  readonly #done: Promise<void>;
-
-  constructor(readonly hosts: readonly HostPlan[]) {
-    this.#done = this.#loop();
-  }
-
-  get current(): string[] {
-    return this.changes.at(-1)?.hosts ?? [];
-  }
-
-  /** The samples taken from now on (to prove a phase was sampled). */
-  mark(): () => number {
-    const from = this.samples;
-    return () => this.samples - from;
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await this.#done;
-  }
-
-  async #loop(): Promise<void> {
-    while (this.#running) {
-      const up = await Promise.all(this.hosts.map((h) => hasAddress(h, vip)));
-      const hosts = this.hosts.filter((_, i) => up[i]).map((h) => h.name);
-      this.samples++;
-      const at = Date.now();
-      if (hosts.length > 1) this.overlaps.push(`${new Date(at).toISOString()} ${hosts.join(' + ')}`);
-      if (hosts.join() !== this.current.join() || this.changes.length === 0) this.changes.push({ at, hosts });
-      // Sampling cadence only (three `ip` processes per sample); nothing is asserted on time.
-      await systemClock.sleep(20);
-    }
-  }
-}
-
-async function hasAddress(host: HostPlan, address: string): Promise<boolean> {
-  const r = await runCommand(['ip', '-n', host.netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], {
-    allowFail: true,
-  });
-  return r.stdout.includes(`inet ${address}/`);
-}
-
-/** One GET through the floating address from outside the hosts, on a fresh connection. */
-function getThroughVip(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: vip, port: 80, path: '/', agent: false, timeout: 2_000 }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
 }
 
 /** The host where `unit` is active now (from etcd: the CLI's endpoint may be a dead host's). */
@@ -132,7 +67,7 @@ test.before(async () => {
   plan = up.plan;
   vip = plan.bridge.ip.replace(/\.1$/, '.250');
   registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: 2_000 });
-  sampler = new Sampler(plan.hosts);
+  sampler = new AddressSampler(plan.hosts, vip);
 
   const server = join(root, 'lb-server.cjs');
   await writeFile(
@@ -162,7 +97,7 @@ test.serial("the address comes up on the balancer's host, only there, and answer
   const { sampler } = cluster();
   const lb = await waitFor('lb.unit active', () => activeHost('lb.unit'), { timeoutMs: 60_000 });
   await waitFor(`${vip} up on ${lb.name}`, () => sampler.current.join() === lb.name, { timeoutMs: 60_000 });
-  const body = await waitFor(`a GET through ${vip}`, () => getThroughVip(), { intervalMs: 200 });
+  const body = await waitFor(`a GET through ${vip}`, () => getThrough(vip), { intervalMs: 200 });
   t.is(body, lb.machineId, `answered by ${lb.name}`);
   t.deepEqual(sampler.overlaps, []);
 });
@@ -183,7 +118,7 @@ test.serial(
     });
     const upAt = sampler.changes.at(-1)?.at ?? 0;
     const body = await waitFor(`a GET through ${vip} answered by ${moved.name}`, async () => {
-      const b = await getThroughVip();
+      const b = await getThrough(vip);
       return b === moved.machineId ? b : undefined;
     });
     const answeredAt = Date.now();
@@ -227,7 +162,7 @@ test.serial(
     t.deepEqual(moved, ['-', next], 'down on the cut-off host first, then up elsewhere');
     t.deepEqual(sampler.overlaps, [], 'never up on two hosts');
     const body = await waitFor(`a GET through ${vip}`, async () => {
-      const b = await getThroughVip();
+      const b = await getThrough(vip);
       return b === cluster().plan.hosts.find((h) => h.name === next)?.machineId ? b : undefined;
     });
     t.truthy(body);

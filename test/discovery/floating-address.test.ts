@@ -27,6 +27,7 @@ const base: FloatingInput = {
   now: 10_000,
   hold: { kind: 'held', renewedAt: 9_000 },
   stopping: false,
+  tracked: true,
   present: false,
   fenceAfterMs: 2_100,
 };
@@ -60,6 +61,16 @@ const rules: readonly [string, Partial<FloatingInput>, ReturnType<typeof decideF
   [
     'not held, absent: nothing',
     { hold: { kind: 'none' }, present: false },
+    { want: 'down', why: 'not_holder', action: 'none', deadline: undefined },
+  ],
+  [
+    'held, but the tracked service fails: remove (then the key is given up)',
+    { tracked: false, present: true },
+    { want: 'down', why: 'track_failed', action: 'remove', deadline: undefined },
+  ],
+  [
+    'not held and the tracked service fails: not_holder, nothing to remove',
+    { hold: { kind: 'none' }, tracked: false, present: false },
     { want: 'down', why: 'not_holder', action: 'none', deadline: undefined },
   ],
   [
@@ -114,6 +125,32 @@ test('settings: the holder is $FLEETTS_MACHINE_ID, else the hostname; the TTL in
     checkIntervalMs: 1_000,
   });
   t.is(floatingSettings(flags, {}, 'host1').candidate, 'host1');
+  t.is(floatingSettings(flags, {}, 'host1').track, undefined, 'no --track: always eligible');
+});
+
+test('settings: --track takes a tcp:// or http:// check, with its interval, timeout, rise and fall', (t) => {
+  const flags = { address: '10.0.0.100/24', interface: 'eth0', ttl: '3s', checkInterval: '1s' };
+  t.deepEqual(floatingSettings({ ...flags, track: 'tcp://127.0.0.1:80' }, {}, 'h').track, {
+    check: 'tcp://127.0.0.1:80',
+    intervalMs: 1_000,
+    timeoutMs: 1_000,
+    rise: 2,
+    fall: 2,
+  });
+  t.like(
+    floatingSettings(
+      { ...flags, track: 'http://127.0.0.1/health', trackInterval: '500ms', trackRise: '1', trackFall: '3' },
+      {},
+      'h',
+    ).track,
+    { intervalMs: 500, rise: 1, fall: 3 },
+  );
+  t.throws(() => floatingSettings({ ...flags, track: 'udp://x:1' }, {}, 'h'), {
+    message: "--track 'udp://x:1': only http://, https:// and tcp:// checks exist",
+  });
+  t.throws(() => floatingSettings({ ...flags, track: 'tcp://x:1', trackFall: '0' }, {}, 'h'), {
+    message: '--track-fall must be a whole number ≥ 1, not "0"',
+  });
 });
 
 function program(): ReturnType<typeof buildProgram> {
@@ -264,7 +301,18 @@ interface Sidekick {
   done: Promise<void>;
 }
 
-function setup(): { clock: FakeClock; store: MemoryEtcd; segment: Segment; start(host: string): Sidekick } {
+/** A host's tracked service (its balancer): `passing` is what its next checks answer. */
+class FakeService {
+  passing = true;
+  checks = 0;
+}
+
+function setup(): {
+  clock: FakeClock;
+  store: MemoryEtcd;
+  segment: Segment;
+  start(host: string, service?: FakeService): Sidekick;
+} {
   const clock = new FakeClock();
   const store = new MemoryEtcd({ clock });
   const segment = new Segment(clock);
@@ -274,7 +322,7 @@ function setup(): { clock: FakeClock; store: MemoryEtcd; segment: Segment; start
     clock,
     store,
     segment,
-    start(host) {
+    start(host, service) {
       const kv = store.client();
       const nic = new FakeInterface(host, segment);
       const target = { address: '10.0.0.100', prefixLength: 24, device: 'eth0' };
@@ -294,6 +342,23 @@ function setup(): { clock: FakeClock; store: MemoryEtcd; segment: Segment; start
         target,
         fenceAfterMs: fenceAfterMs(TTL_MS),
         checkIntervalMs: 1_000,
+        ...(service === undefined
+          ? {}
+          : {
+              track: {
+                describe: `tcp://${host}:80`,
+                intervalMs: 500,
+                thresholds: { rise: 1, fall: 2 },
+                check: () => {
+                  service.checks++;
+                  return Promise.resolve(
+                    service.passing
+                      ? { kind: 'pass' as const, detail: 'connected' }
+                      : { kind: 'fail' as const, reason: 'connection refused' },
+                  );
+                },
+              },
+            }),
       });
       const controller = new AbortController();
       return { kv, nic, controller, done: floating.run(controller.signal) };
@@ -424,4 +489,56 @@ test('failing `ip` commands are retried; once they work the address comes up', a
   await s.clock.advance(300);
   t.deepEqual([...s.segment.up], ['a']);
   await stop(s, a);
+});
+
+// ——— --track: keepalived's track_script ———
+
+test('--track: a host whose balancer fails its check never campaigns; a healthy one takes the address', async (t) => {
+  const s = setup();
+  const sickService = new FakeService();
+  sickService.passing = false;
+  const a = s.start('a', sickService);
+  await s.clock.advance(2_000);
+  t.deepEqual([...s.segment.up], [], 'a started first, but its balancer fails');
+  const b = s.start('b', new FakeService());
+  await s.clock.advance(100);
+  t.deepEqual([...s.segment.up], ['b']);
+  t.true(sickService.checks >= 4, 'a kept checking');
+  t.false(
+    s.segment.events.some((e) => e.endsWith('a add')),
+    s.segment.events.join('\n'),
+  );
+  await stop(s, a);
+  await stop(s, b);
+});
+
+test('--track: the holder whose balancer fails takes the address down first, then gives the key up, and a healthy host takes over at once', async (t) => {
+  const s = setup();
+  const aService = new FakeService();
+  const a = s.start('a', aService);
+  await s.clock.advance(100);
+  const b = s.start('b', new FakeService());
+  await s.clock.advance(2_000);
+  t.deepEqual([...s.segment.up], ['a']);
+  aService.passing = false;
+  // fall 2 at a 500 ms interval: down after the second failed check, within 1 s.
+  await s.clock.advance(1_000);
+  t.deepEqual([...s.segment.up], ['b'], s.segment.events.join('\n'));
+  const events = s.segment.events.filter((e) => !e.includes('arp'));
+  const aRemove = events.findIndex((e) => e.endsWith('a remove'));
+  const bAdd = events.findIndex((e) => e.endsWith('b add'));
+  t.true(aRemove >= 0 && aRemove < bAdd, events.join('\n'));
+  const at = (e: string | undefined): number => Number((e ?? '').split(' ')[0]);
+  t.true(at(events[bAdd]) - at(events[aRemove]) < TTL_MS, 'without waiting for a TTL: the key was given up');
+  t.is(s.segment.maxUp, 1);
+  // a's balancer comes back: a campaigns again but b holds the key; a takes over when b stops.
+  aService.passing = true;
+  await s.clock.advance(2_000);
+  t.deepEqual([...s.segment.up], ['b']);
+  await stop(s, b);
+  await s.clock.advance(0);
+  t.deepEqual([...s.segment.up], ['a'], s.segment.events.join('\n'));
+  t.is(s.segment.maxUp, 1);
+  await stop(s, a);
+  t.deepEqual(s.store.leases(), [], 'every lease revoked');
 });
