@@ -6,8 +6,12 @@
 //     fault to 30 s after it ends: units whose process ended (stopped), restarted in place (main
 //     pid changed), moved (machine changed), and not running at the end;
 //  2. power-offs: the host holding the etcd leader, and a host not holding it (BENCH_POWER_OFFS
-//     runs each, default 5): time from power-off to that host's units active elsewhere.
-// Run alone: `node --import=tsx bench/control-plane-faults.bench.ts [faults|power-off]`.
+//     runs each, default 5): time from power-off to that host's units active elsewhere;
+//  3. a partition: a host running AtMostOnce units and plain ones is cut off (from etcd and its
+//     peers) for long enough that its units start elsewhere, then healed: the timeline of its
+//     AtMostOnce units stopping (before they start elsewhere), its plain units running on, and
+//     after heal one copy of each unit, nothing else moved.
+// Run alone: `node --import=tsx bench/control-plane-faults.bench.ts [faults|power-off|partition]`.
 import { asUnitName, type UnitStatus } from '../src/cluster/types.js';
 import { systemClock } from '../src/lib/clock.js';
 import { DevCluster } from '../src/dev/dev-cluster.js';
@@ -40,6 +44,8 @@ const names = Array.from({ length: UNITS }, (_, i) =>
   asUnitName(`loop-${String(i + 1).padStart(2, '0')}.service`),
 );
 const unitText = `[Service]\nExecStart=/bin/sh -c 'while :; do sleep 1; done'\n`;
+const fencedNames = [1, 2, 3].map((i) => asUnitName(`fenced-${i}.service`));
+const fencedText = `${unitText}\n[X-Fleet]\nAtMostOnce=true\n`;
 
 let plan: ClusterPlan;
 let registry: EtcdRegistry | undefined;
@@ -230,6 +236,144 @@ async function faults(): Promise<FaultCount[]> {
   return out;
 }
 
+/** Every running copy of each unit of `units`, by unit (statuses of every machine). */
+async function copies(units: readonly string[]): Promise<Map<string, UnitStatus[]>> {
+  if (registry === undefined) throw new Error('no registry yet');
+  const out = new Map<string, UnitStatus[]>();
+  for (const s of (await registry.listStatuses()).items)
+    if (s.active === 'active' && s.pid !== undefined && units.includes(s.unit))
+      out.set(s.unit, [...(out.get(s.unit) ?? []), s]);
+  return out;
+}
+
+interface PartitionRun {
+  host: string;
+  timeline: { at: number; what: string }[];
+  fenced: { unit: string; stoppedMs: number; elsewhereMs: number }[];
+  plainOnHost: number;
+  plainStoppedWhileCut: number;
+  oldCopiesRunningAfterHeal: number;
+  unitsWithOneCopy: number;
+  unitsTotal: number;
+  movedElsewhere: number;
+}
+
+async function partitionRun(): Promise<PartitionRun> {
+  const r = registry;
+  if (r === undefined) throw new Error('no registry yet');
+  await redeploy();
+  await r.createUnits(
+    fencedNames.map((name) => ({
+      unit: { name, hash: unitHash(fencedText), target: 'launched' },
+      text: fencedText,
+    })),
+  );
+  const all = [...names, ...fencedNames];
+  const before = await until(
+    `all ${all.length} units active once`,
+    async () => {
+      const c = await copies(all).catch(() => undefined);
+      return c !== undefined && all.every((u) => c.get(u)?.length === 1) ? c : undefined;
+    },
+    120_000,
+    250,
+  );
+  const machineOf = (u: string): string => String(before.get(u)?.[0]?.machine);
+  const victim = plan.hosts.find((h) => fencedNames.some((u) => machineOf(u) === h.machineId));
+  if (victim === undefined) throw new Error('no host runs an AtMostOnce unit');
+  const onVictim = all.filter((u) => machineOf(u) === victim.machineId);
+  const identity = new Map<string, { pid: number; startTime: string }>();
+  for (const u of onVictim) {
+    const pid = before.get(u)?.[0]?.pid ?? 0;
+    const startTime = await processStartTime(pid);
+    if (startTime !== undefined) identity.set(u, { pid, startTime });
+  }
+  const fencedHere = onVictim.filter((u) => fencedNames.some((f) => f === u));
+  const plainHere = onVictim.filter((u) => !fencedHere.includes(u));
+  log(`partition: ${victim.name} runs ${fencedHere.length} AtMostOnce and ${plainHere.length} plain units`);
+  const timeline: { at: number; what: string }[] = [];
+  const stopped = new Map<string, number>();
+  const elsewhere = new Map<string, number>();
+  const t0 = performance.now();
+  const at = (): number => Math.round(performance.now() - t0);
+  await dev.partition(victim.name);
+  timeline.push({
+    at: 0,
+    what: `${victim.name} cut off (from etcd, its own member included, and from its peers)`,
+  });
+  const watch = async (): Promise<void> => {
+    for (const [u, id] of identity)
+      if (!stopped.has(u) && !(await isRunning(id))) {
+        stopped.set(u, at());
+        timeline.push({ at: at(), what: `${u} stopped on ${victim.name}` });
+      }
+    const c = await copies(onVictim).catch(() => undefined);
+    for (const u of onVictim)
+      if (!elsewhere.has(u) && (c?.get(u) ?? []).some((s) => String(s.machine) !== victim.machineId)) {
+        elsewhere.set(u, at());
+        const host = plan.hosts.find((h) => (c?.get(u) ?? []).some((s) => String(s.machine) === h.machineId));
+        timeline.push({ at: at(), what: `${u} active on ${host?.name ?? '?'}` });
+      }
+  };
+  await until(
+    `${victim.name}'s units active elsewhere, its AtMostOnce units stopped`,
+    async () => {
+      await watch();
+      return onVictim.every((u) => elsewhere.has(u)) && fencedHere.every((u) => stopped.has(u))
+        ? true
+        : undefined;
+    },
+    120_000,
+    100,
+  );
+  const plainStoppedWhileCut = plainHere.filter((u) => stopped.has(u)).length;
+  timeline.push({
+    at: at(),
+    what: `${plainHere.length - plainStoppedWhileCut} of ${plainHere.length} plain units still running on ${victim.name} (and elsewhere)`,
+  });
+  await dev.heal(victim.name);
+  timeline.push({ at: at(), what: `${victim.name} healed, its fleetd registered again` });
+  await until(
+    `${victim.name}'s old copies stopped`,
+    async () => {
+      await watch();
+      return onVictim.every((u) => stopped.has(u)) ? true : undefined;
+    },
+    120_000,
+    100,
+  );
+  await sleep(AFTER_MS);
+  await watch();
+  const after = await copies(all);
+  let oldRunning = 0;
+  for (const id of identity.values()) if (await isRunning(id)) oldRunning++;
+  const movedElsewhere = all.filter(
+    (u) => !onVictim.includes(u) && String(after.get(u)?.[0]?.machine) !== machineOf(u),
+  ).length;
+  timeline.push({
+    at: at(),
+    what: `${AFTER_MS / 1000} s after heal: ${all.filter((u) => after.get(u)?.length === 1).length} of ${all.length} units with exactly one copy, ${oldRunning} old copies running on ${victim.name}, ${movedElsewhere} units of other hosts moved`,
+  });
+  timeline.sort((a, b) => a.at - b.at);
+  for (const e of timeline) log(`  +${fmt(e.at)} ms  ${e.what}`);
+  for (const u of fencedNames) await r.deleteUnit(u).catch(() => undefined);
+  return {
+    host: victim.name,
+    timeline,
+    fenced: fencedHere.map((u) => ({
+      unit: u,
+      stoppedMs: stopped.get(u) ?? NaN,
+      elsewhereMs: elsewhere.get(u) ?? NaN,
+    })),
+    plainOnHost: plainHere.length,
+    plainStoppedWhileCut,
+    oldCopiesRunningAfterHeal: oldRunning,
+    unitsWithOneCopy: all.filter((u) => after.get(u)?.length === 1).length,
+    unitsTotal: all.length,
+    movedElsewhere,
+  };
+}
+
 interface PowerOffRun {
   leader: boolean;
   host: string;
@@ -280,6 +424,7 @@ async function powerOffs(): Promise<PowerOffRun[]> {
 
 const faultRows: FaultCount[] = [];
 const powerRows: PowerOffRun[] = [];
+const partitionRows: PartitionRun[] = [];
 try {
   const up = await dev.up({
     nodes: 3,
@@ -292,6 +437,7 @@ try {
   await allRunning();
   if (only.length === 0 || only.includes('power-off')) powerRows.push(...(await powerOffs()));
   if (only.length === 0 || only.includes('faults')) faultRows.push(...(await faults()));
+  if (only.length === 0 || only.includes('partition')) partitionRows.push(await partitionRun());
 } finally {
   await registry?.close().catch(() => undefined);
   await dev.down({ purge: true });
@@ -332,6 +478,29 @@ if (powerRows.length > 0) {
     '|---|---|---|---|---|---|---|',
     row(true),
     row(false),
+  );
+}
+for (const p of partitionRows) {
+  lines.push(
+    '',
+    `A partition: ${p.host} (running ${p.fenced.length} \`AtMostOnce=true\` and ${p.plainOnHost} plain units) cut off`,
+    'from the bridge, so from etcd (its own member too) and from its peers; healed once all its units',
+    'were active elsewhere. Timeline (ms from the cut):',
+    '',
+    '| at | event |',
+    '|---|---|',
+    ...p.timeline.map((e) => `| +${fmt(e.at)} ms | ${e.what} |`),
+    '',
+    '| measure | value | target |',
+    '|---|---|---|',
+    ...p.fenced.map(
+      (f) =>
+        `| ${f.unit}: stopped on ${p.host} → active elsewhere | +${fmt(f.stoppedMs)} ms → +${fmt(f.elsewhereMs)} ms (${f.stoppedMs < f.elsewhereMs ? `stopped ${fmt(f.elsewhereMs - f.stoppedMs)} ms before` : '**started elsewhere first**'}) | stopped first |`,
+    ),
+    `| plain units stopped on ${p.host} while it was cut off | ${p.plainStoppedWhileCut} of ${p.plainOnHost} | 0 |`,
+    `| units with exactly one copy, ${AFTER_MS / 1000} s after heal | ${p.unitsWithOneCopy} of ${p.unitsTotal} | all |`,
+    `| old copies still running on ${p.host} after heal | ${p.oldCopiesRunningAfterHeal} | 0 |`,
+    `| units of other hosts moved | ${p.movedElsewhere} | 0 |`,
   );
 }
 const md = lines.join('\n');
