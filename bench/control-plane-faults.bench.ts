@@ -480,8 +480,13 @@ if (powerRows.length > 0) {
     row(false),
   );
 }
+const partitionLines: string[] = [
+  `### Control-plane faults: a partition (issue 12)`,
+  '',
+  `The same cluster and units, plus ${fencedNames.length} \`AtMostOnce=true\` units (fenced: docs/fencing.md).`,
+];
 for (const p of partitionRows) {
-  lines.push(
+  partitionLines.push(
     '',
     `A partition: ${p.host} (running ${p.fenced.length} \`AtMostOnce=true\` and ${p.plainOnHost} plain units) cut off`,
     'from the bridge, so from etcd (its own member too) and from its peers; healed once all its units',
@@ -503,6 +508,14 @@ for (const p of partitionRows) {
     `| units of other hosts moved | ${p.movedElsewhere} | 0 |`,
   );
 }
-const md = lines.join('\n');
-writeSection('control-plane-faults', md);
-process.stdout.write(md + '\n');
+// Each part has its own section, so that running one part (`… partition`) keeps the other's figures.
+if (faultRows.length > 0 || powerRows.length > 0) {
+  const md = lines.join('\n');
+  writeSection('control-plane-faults', md);
+  process.stdout.write(md + '\n');
+}
+if (partitionRows.length > 0) {
+  const md = partitionLines.join('\n');
+  writeSection('control-plane-partition', md);
+  process.stdout.write(md + '\n');
+}

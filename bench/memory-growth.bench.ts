@@ -24,6 +24,13 @@ const IDLE_MS = 60_000;
 const text = (n: number): string =>
   `[Unit]\nDescription=bulk unit ${n}\n\n[Service]\nExecStart=/bin/sh -c 'while true; do echo ${n}; sleep 60; done'\nRestart=always\n`;
 
+/** V8's used heap (MB) from fleetd's own /metrics (prom-client's nodejs_heap_size_used_bytes). */
+async function heapUsedMb(api: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  return m === null ? NaN : Number(m[1]) / 1048576;
+}
+
 async function main(): Promise<void> {
   const etcd = await startEtcd();
   const dir = await mkdtemp(join(tmpdir(), 'bench-memory-'));
@@ -60,9 +67,10 @@ async function main(): Promise<void> {
       200,
     );
     await sleep(SETTLE_MS);
-    const rows: { units: number; rss: number; peak: number; batchMs: number | undefined }[] = [];
+    const rows: { units: number; rss: number; peak: number; heap: number; batchMs: number | undefined }[] =
+      [];
     const base = processMemoryMb(pid);
-    rows.push({ units: 0, ...base, batchMs: undefined });
+    rows.push({ units: 0, ...base, heap: await heapUsedMb(api), batchMs: undefined });
     process.stderr.write(`0 units: RSS ${fmt(base.rss)} MB\n`);
     for (let stored = 0; stored < TOTAL;) {
       const times: number[] = [];
@@ -83,13 +91,15 @@ async function main(): Promise<void> {
       }
       await sleep(SETTLE_MS);
       const m = processMemoryMb(pid);
-      rows.push({ units: stored, ...m, batchMs: median(times) });
+      const heap = await heapUsedMb(api);
+      rows.push({ units: stored, ...m, heap, batchMs: median(times) });
       process.stderr.write(
-        `${stored} units: RSS ${fmt(m.rss)} MB (peak ${fmt(m.peak)}), batch ${fmt(median(times))} ms\n`,
+        `${stored} units: RSS ${fmt(m.rss)} MB (peak ${fmt(m.peak)}, heap used ${fmt(heap)}), batch ${fmt(median(times))} ms\n`,
       );
     }
     await sleep(IDLE_MS);
     const idle = processMemoryMb(pid);
+    const idleHeap = await heapUsedMb(api);
     const last = rows.at(-1)!;
     const perThousand = (idle.rss - base.rss) / (TOTAL / 1000);
     const md = `### fleetd memory with stored units (issue 14)
@@ -99,15 +109,18 @@ Units are submitted through its TCP API in batches of ${BATCH}, each with its ow
 shared: the worst case), target inactive (stored, not placed), as in the issue's probe, which saw
 82 MB → 277 MB at 15,000 units. RSS is read from /proc ${SETTLE_MS / 1000} s after each step.
 
-| units stored | fleetd RSS | peak RSS (VmHWM) | submit, one batch of ${BATCH} (median) |
-|---|---|---|---|
-${rows.map((r) => `| ${fmt(r.units)} | ${fmt(r.rss)} MB | ${fmt(r.peak)} MB | ${r.batchMs === undefined ? '' : `${fmt(r.batchMs)} ms`} |`).join('\n')}
-| ${fmt(last.units)}, after ${IDLE_MS / 1000} s with nothing changing | ${fmt(idle.rss)} MB | ${fmt(idle.peak)} MB | |
+| units stored | fleetd RSS | peak RSS (VmHWM) | V8 heap used | submit, one batch of ${BATCH} (median) |
+|---|---|---|---|---|
+${rows.map((r) => `| ${fmt(r.units)} | ${fmt(r.rss)} MB | ${fmt(r.peak)} MB | ${fmt(r.heap)} MB | ${r.batchMs === undefined ? '' : `${fmt(r.batchMs)} ms`} |`).join('\n')}
+| ${fmt(last.units)}, after ${IDLE_MS / 1000} s with nothing changing | ${fmt(idle.rss)} MB | ${fmt(idle.peak)} MB | ${fmt(idleHeap)} MB | |
 
-Growth: **${fmt(perThousand, 1)} MB per 1,000 stored units** (${fmt(base.rss)} MB empty → ${fmt(idle.rss)} MB
-at ${fmt(TOTAL)}). The engine keeps every unit record and parsed unit file in memory to schedule
-without re-reading etcd; the default cap \`--max-units 20000\` bounds it. Each batch also reads the
-cluster's usage for the storage limits (every unit key and unit file), which is why a batch costs more as the cluster fills.`;
+Growth: **${fmt(perThousand, 1)} MB of RSS per 1,000 stored units** (${fmt(base.rss)} MB empty → ${fmt(idle.rss)} MB
+at ${fmt(TOTAL)}, once idle). What fleetd keeps is V8's used heap: ${fmt(rows[0]?.heap ?? NaN)} MB → ${fmt(idleHeap)} MB,
+**${fmt(((idleHeap - (rows[0]?.heap ?? NaN)) * 1024) / TOTAL, 1)} KB per unit** (the engine's unit records and parsed unit files,
+kept to schedule without re-reading etcd). The rest of the RSS is the heap V8 grew to while batches
+were submitted (each batch is decoded, checked against the storage limits by reading every unit
+key and unit file, and written) and keeps for a while; the peak (VmHWM) is that transient. The
+default cap \`--max-units 20000\` bounds both.`;
     writeSection('memory-growth', md);
     process.stderr.write(`${md}\n`);
   } finally {
