@@ -152,6 +152,7 @@ export class Engine {
     const campaignRetry = new Backoff({ clock, random, ...RETRY });
     const termRetry = new Backoff({ clock, random, ...RETRY });
     let lastEndedByOutage = false;
+    const startedAt = clock.monotonic();
     try {
       while (!stop.aborted) {
         let term: LeaderTerm;
@@ -168,7 +169,10 @@ export class Engine {
         }
         campaignRetry.reset();
         const termStart = clock.monotonic();
-        this.#termGraceFrom = this.#termGraceStart(lastEndedByOutage, termStart);
+        this.#termGraceFrom = Math.max(
+          this.#termGraceStart(lastEndedByOutage, termStart),
+          this.#startGraceFrom(startedAt, termStart),
+        );
         this.stats.terms++;
         this.stats.isLeader = true;
         log.info(
@@ -275,6 +279,17 @@ export class Engine {
     const since = this.#deps.registry.health.healthySince();
     const graceMs = this.#deps.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
     return since === undefined || termStart < since + graceMs ? termStart : Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * A term won within the grace after this engine started counts the grace from that start: a
+   * fleetd that has just started cannot know that etcd was not just out, and hosts re-registering
+   * after an outage it never saw still run their units (bug E, docs/simulation.md). The cost: up to
+   * the grace more failover when the engine's own fleetd has just started.
+   */
+  #startGraceFrom(startedAt: number, termStart: number): number {
+    const graceMs = this.#deps.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
+    return termStart < startedAt + graceMs ? startedAt : Number.NEGATIVE_INFINITY;
   }
 
   /**

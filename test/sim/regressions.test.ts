@@ -122,30 +122,27 @@ test.failing(
   },
 );
 
-// Bug E (known, not fixed; docs/simulation.md "Findings") — the engine's reconnect grace is judged
-// on its own connection, and a connection that never failed needs none. A fleetd that starts just
+// Bug E (fixed: src/engine/engine.ts #startGraceFrom; docs/simulation.md "Findings") — the engine's
+// reconnect grace was judged on its own connection, and a connection that never failed needed none. A fleetd that starts just
 // as etcd comes back from an outage longer than the TTL (a host powered on then) never saw the
 // outage; if it wins the election, its first pass moves the units of every host that has not
 // re-registered yet, although they still run them. AtMostOnce units that their hosts kept through
 // the outage (the peers vouched) then run on two hosts until those hosts' peer checks fence them.
-test.failing(
-  'bug E: a fleetd started just as etcd comes back does not move the units of hosts still re-registering',
-  async (t) => {
-    const sim = new Simulation({ hosts: [...HOSTS, { id: 'h4' }], seed: 81 });
-    await sim.start();
-    for (const n of ONCE) await sim.submit(n, unitText({ atMostOnce: true }));
-    await sim.run(3_000);
-    sim.kill('h4');
-    await sim.run(1_000);
-    sim.etcdDown();
-    await sim.run(8_000);
-    sim.etcdUp();
-    sim.restart('h4');
-    await sim.run(10_000);
-    t.deepEqual(broken(sim, '7-moved-by-new-engine'), [], sim.trace.join('\n'));
-    sim.shutdown();
-  },
-);
+test('bug E: a fleetd started just as etcd comes back does not move the units of hosts still re-registering', async (t) => {
+  const sim = new Simulation({ hosts: [...HOSTS, { id: 'h4' }], seed: 81 });
+  await sim.start();
+  for (const n of ONCE) await sim.submit(n, unitText({ atMostOnce: true }));
+  await sim.run(3_000);
+  sim.kill('h4');
+  await sim.run(1_000);
+  sim.etcdDown();
+  await sim.run(8_000);
+  sim.etcdUp();
+  sim.restart('h4');
+  await sim.run(10_000);
+  t.deepEqual(broken(sim, '7-moved-by-new-engine'), [], sim.trace.join('\n'));
+  sim.shutdown();
+});
 
 // Agent bugs the random runs found with the real agent (docs/simulation.md, "Findings", G and H),
 // both fixed in src/agent/agent.ts (unit tests in test/agent/agent.test.ts). G, seed 115: a unit
