@@ -4,93 +4,49 @@
 // and `arping`. A sampler reads `ip -n <host> addr` of every host all along: the address must never
 // be up on two hosts, through a power-off of the balancer's host and a partition of the next one.
 // Needs root and a built dist/ (`npm run build`): fleetd and the sidekick run from bin/.
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { asUnitName } from '../../src/cluster/types.js';
-import { systemClock } from '../../src/lib/clock.js';
-import { DevCluster } from '../../src/dev/dev-cluster.js';
-import type { ClusterPlan, HostPlan } from '../../src/dev/plan.js';
-import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
-import { unitHash } from '../../src/unit/hash.js';
+import type { HostPlan } from '../../src/dev/plan.js';
 import { ROOT } from '../helpers/cli.js';
-import { AddressSampler, getThrough } from '../helpers/floating.js';
+import { FloatingCluster, getThrough } from '../helpers/floating.js';
 import { waitFor } from '../helpers/wait.js';
 
-let root = '';
-let dev: DevCluster | undefined;
-let plan: ClusterPlan | undefined;
-let registry: EtcdRegistry | undefined;
-let sampler: AddressSampler | undefined;
+let c: FloatingCluster | undefined;
 let vip = '';
 
-function cluster(): { plan: ClusterPlan; dev: DevCluster; registry: EtcdRegistry; sampler: AddressSampler } {
-  if (dev === undefined || plan === undefined || registry === undefined || sampler === undefined)
-    throw new Error('the dev cluster did not come up (see the first failure)');
-  return { dev, plan, registry, sampler };
+function cluster(): FloatingCluster {
+  if (c === undefined) throw new Error('the dev cluster did not come up (see the first failure)');
+  return c;
 }
 
-/** The host where `unit` is active now (from etcd: the CLI's endpoint may be a dead host's). */
+/** The one host where `unit` is active now (other than `not`). */
 async function activeHost(unit: string, not?: string): Promise<HostPlan | undefined> {
-  const { plan, registry } = cluster();
-  const statuses = await registry.listStatuses(asUnitName(unit));
-  const hosts = statuses.items
-    .filter((s) => s.active === 'active')
-    .map((s) => plan.hosts.find((h) => h.machineId === String(s.machine)))
-    .filter((h): h is HostPlan => h !== undefined && h.name !== not);
+  const hosts = (await cluster().activeHosts(unit)).filter((h) => h.name !== not);
   return hosts.length === 1 ? hosts[0] : undefined;
 }
 
 test.before(async () => {
-  if (process.getuid?.() !== 0)
-    throw new Error('the floating address test needs root (network namespaces, ip addr); run it as root');
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
-    throw new Error(`run \`npm run build\` in ${ROOT} first: the hosts run bin/fleetd.js and bin/fleetts.js`);
-  root = await mkdtemp(join(tmpdir(), 'fleetts-vip-'));
-  await chmod(root, 0o755);
-  dev = new DevCluster({
-    stateDir: join(root, 'state'),
-    clock: systemClock,
-    progress: () => undefined,
-    contextFile: join(root, 'context.json'),
+  c = await FloatingCluster.up('vip', async (root, address) => {
+    const server = join(root, 'lb-server.cjs');
+    await writeFile(
+      server,
+      "require('http').createServer((q, r) => r.end(process.env.FLEETTS_MACHINE_ID)).listen(80);\n",
+      { mode: 0o644 },
+    );
+    return {
+      'lb.unit': `[Service]\nExecStart=${process.execPath} ${server}\nRestart=always\nRestartSec=1s\n`,
+      'vip.unit':
+        `[Service]\nExecStart=${process.execPath} ${join(ROOT, 'bin', 'fleetts.js')} floating-address ` +
+        `--address ${address}/24 --interface eth0\nRestart=always\nRestartSec=1s\nTimeoutStopSec=1s\n\n` +
+        `[X-Fleet]\nMachineOf=lb.unit\nAtMostOnce=true\n`,
+    };
   });
-  // etcd outside the hosts: the faults below are the balancer's host's, not etcd's.
-  const up = await dev.up({
-    nodes: 3,
-    leaseTtlMs: 4_000,
-    sharedPath: join(root, 'shared'),
-    etcd: 'external',
-    timeoutMs: 60_000,
-  });
-  plan = up.plan;
-  vip = plan.bridge.ip.replace(/\.1$/, '.250');
-  registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: 2_000 });
-  sampler = new AddressSampler(plan.hosts, vip);
-
-  const server = join(root, 'lb-server.cjs');
-  await writeFile(
-    server,
-    "require('http').createServer((q, r) => r.end(process.env.FLEETTS_MACHINE_ID)).listen(80);\n",
-    { mode: 0o644 },
-  );
-  const units: Record<string, string> = {
-    'lb.unit': `[Service]\nExecStart=${process.execPath} ${server}\nRestart=always\nRestartSec=1s\n`,
-    'vip.unit':
-      `[Service]\nExecStart=${process.execPath} ${join(ROOT, 'bin', 'fleetts.js')} floating-address ` +
-      `--address ${vip}/24 --interface eth0\nRestart=always\nRestartSec=1s\nTimeoutStopSec=1s\n\n` +
-      `[X-Fleet]\nMachineOf=lb.unit\nAtMostOnce=true\n`,
-  };
-  for (const [name, text] of Object.entries(units))
-    await registry.createUnit({ name: asUnitName(name), hash: unitHash(text), target: 'launched' }, text);
+  vip = c.vip;
 });
 
 test.after.always(async () => {
-  await sampler?.stop();
-  await registry?.close().catch(() => undefined);
-  await dev?.down().catch((err: unknown) => console.error('dev down failed:', err));
-  if (root !== '') await rm(root, { recursive: true, force: true });
+  await c?.down();
 });
 
 test.serial("the address comes up on the balancer's host, only there, and answers for it", async (t) => {

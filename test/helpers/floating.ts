@@ -1,10 +1,96 @@
-// Watching a floating address on a dev cluster from outside the hosts: a sampler that reads every
-// host's `ip addr` again and again (which hosts have the address up, every change, every sample
-// with two holders), and one GET through the address on a fresh connection.
+// A floating address on a dev cluster, watched from outside the hosts: the cluster the tests share
+// (3 hosts, etcd outside them, a fleetd lease of 4 s, the address .250 of the bridge's subnet), a
+// sampler that reads every host's `ip addr` again and again (which hosts have the address up, every
+// change, every sample with two holders), and one GET through the address on a fresh connection.
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { asUnitName } from '../../src/cluster/types.js';
 import { systemClock } from '../../src/lib/clock.js';
-import type { HostPlan } from '../../src/dev/plan.js';
+import { DevCluster } from '../../src/dev/dev-cluster.js';
+import type { ClusterPlan, HostPlan } from '../../src/dev/plan.js';
 import { runCommand } from '../../src/dev/system.js';
+import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { ROOT } from './cli.js';
+
+/** A 3-host dev cluster with the floating address's sampler running and `units` launched. */
+export class FloatingCluster {
+  private constructor(
+    readonly root: string,
+    readonly dev: DevCluster,
+    readonly plan: ClusterPlan,
+    readonly registry: EtcdRegistry,
+    readonly sampler: AddressSampler,
+    readonly vip: string,
+  ) {}
+
+  /**
+   * Brings the cluster up in a fresh directory (`tag` names it) and launches the units that
+   * `units(root, vip)` returns. Needs root and a built dist/ (the hosts run bin/).
+   */
+  static async up(
+    tag: string,
+    units: (root: string, vip: string) => Promise<Record<string, string>>,
+  ): Promise<FloatingCluster> {
+    if (process.getuid?.() !== 0)
+      throw new Error('the floating address tests need root (network namespaces, ip addr); run them as root');
+    if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
+      throw new Error(
+        `run \`npm run build\` in ${ROOT} first: the hosts run bin/fleetd.js and bin/fleetts.js`,
+      );
+    const root = await mkdtemp(join(tmpdir(), `fleetts-${tag}-`));
+    await chmod(root, 0o755);
+    const dev = new DevCluster({
+      stateDir: join(root, 'state'),
+      clock: systemClock,
+      progress: () => undefined,
+      contextFile: join(root, 'context.json'),
+    });
+    let c: FloatingCluster | undefined;
+    try {
+      // etcd outside the hosts: the faults the tests make are the holder's host's, not etcd's.
+      const { plan } = await dev.up({
+        nodes: 3,
+        leaseTtlMs: 4_000,
+        sharedPath: join(root, 'shared'),
+        etcd: 'external',
+        timeoutMs: 60_000,
+      });
+      const vip = plan.bridge.ip.replace(/\.1$/, '.250');
+      const registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: 2_000 });
+      c = new FloatingCluster(root, dev, plan, registry, new AddressSampler(plan.hosts, vip), vip);
+      for (const [name, text] of Object.entries(await units(root, vip)))
+        await registry.createUnit({ name: asUnitName(name), hash: unitHash(text), target: 'launched' }, text);
+      return c;
+    } catch (err) {
+      if (c !== undefined) await c.down();
+      else {
+        await dev.down().catch(() => undefined);
+        await rm(root, { recursive: true, force: true });
+      }
+      throw err;
+    }
+  }
+
+  /** The hosts where `unit` is active now (from etcd: the CLI's endpoint may be a dead host's). */
+  async activeHosts(unit: string): Promise<HostPlan[]> {
+    const statuses = await this.registry.listStatuses(asUnitName(unit));
+    return statuses.items
+      .filter((s) => s.active === 'active')
+      .map((s) => this.plan.hosts.find((h) => h.machineId === String(s.machine)))
+      .filter((h): h is HostPlan => h !== undefined);
+  }
+
+  async down(): Promise<void> {
+    await this.sampler.stop();
+    await this.registry.close().catch(() => undefined);
+    await this.dev.down().catch((err: unknown) => console.error('dev down failed:', err));
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
 
 /** Which hosts have the address up, read from every host's namespace in parallel, again and again. */
 export class AddressSampler {
