@@ -138,6 +138,8 @@ export function keepHints(o: {
   readonly flag: string;
   readonly wrapper: 'installed' | 'up to date' | 'kept yours';
   readonly wrapperPath: string;
+  /** The farm's unit files on shared storage (where `rollout` reads web@.unit), when known. */
+  readonly unitsDir?: string;
 }): string {
   const cli =
     o.wrapper === 'kept yours'
@@ -151,6 +153,11 @@ export function keepHints(o: {
       ['fleetts list-machines', 'the hosts'],
       [`curl -s http://${o.lb ?? 'BALANCER'}/`, 'a page through the balancer (its floating address)'],
       ['fleetts journal lb-upstream', "the upstream watcher's log"],
+      ['fleetts restart web@1 web@2 web@3', 'restart the backends one at a time: the farm keeps serving'],
+      [
+        `cd ${o.unitsDir ?? 'UNITS'}; fleetts rollout web@.unit`,
+        'after changing WEB_RELEASE in web@.unit: a new page, instance by instance (--dry-run first, --rollback to undo)',
+      ],
       [`fleetts dev power-off host2${o.flag}`, `pull a plug (fleetts dev power-on host2${o.flag} boots it)`],
       [`fleetts dev down${o.flag}`, 'remove everything'],
     ]),

@@ -141,7 +141,7 @@ AddType text/html .shtml
 AddOutputFilter INCLUDES .shtml
 DirectoryIndex index.shtml
 # The page (server-side includes) and a header name the instance and where it runs.
-PassEnv FLEETTS_UNIT FLEETTS_MACHINE_ID FLEETTS_MACHINE_IP WEB_PORT
+PassEnv FLEETTS_UNIT FLEETTS_MACHINE_ID FLEETTS_MACHINE_IP WEB_PORT WEB_RELEASE
 Header always set X-Backend "\${FLEETTS_UNIT} \${FLEETTS_MACHINE_IP}:\${WEB_PORT}"
 `;
 }
@@ -151,6 +151,7 @@ const INDEX_PAGE = `<!doctype html>
 <body>
 <h1>Hello from <!--#echo var="FLEETTS_UNIT" --></h1>
 <p>machine <!--#echo var="FLEETTS_MACHINE_ID" --> at <!--#echo var="FLEETTS_MACHINE_IP" -->:<!--#echo var="WEB_PORT" --></p>
+<p>release <!--#echo var="WEB_RELEASE" --> (web@.unit's WEB_RELEASE: change it and run <code>fleetts rollout web@.unit</code>)</p>
 <p>This page is on shared storage; every instance serves the same file.</p>
 </body></html>
 `;

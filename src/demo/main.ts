@@ -323,9 +323,10 @@ async function runDemo(
     if (options.keep) {
       // The balancer's floating address: it answers there wherever the balancer moves.
       const lb = demo.floatingAddress;
+      const unitsDir = demo.paths.units;
       await demo.close({ down: false });
       say(heading(last + 1, 'The cluster stays up (--keep)'));
-      say(keepHints({ lb, flag, wrapper, wrapperPath: WRAPPER_PATH }));
+      say(keepHints({ lb, flag, wrapper, wrapperPath: WRAPPER_PATH, unitsDir }));
       return 0;
     }
     say(heading(last + 1, 'Tear down'));

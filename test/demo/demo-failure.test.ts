@@ -166,8 +166,11 @@ test('keepHints: every dev command carries the state dir; the balancer address i
     flag: ' --state-dir /tmp/s',
     wrapper: 'installed',
     wrapperPath: '/usr/local/bin/fleetts',
+    unitsDir: '/srv/fleetts/shared/units',
   });
   t.regex(text, /curl -s http:\/\/10\.213\.7\.12:80\//);
+  t.regex(text, /fleetts restart web@1 web@2 web@3 +restart the backends one at a time/);
+  t.regex(text, /cd \/srv\/fleetts\/shared\/units; fleetts rollout web@\.unit +after changing WEB_RELEASE/);
   const devLines = text.split('\n').filter((l) => l.includes('fleetts dev '));
   t.is(devLines.length, 3);
   for (const l of devLines) t.regex(l, /fleetts dev [a-z-]+( host2)? --state-dir \/tmp\/s/);
