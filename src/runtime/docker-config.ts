@@ -18,6 +18,7 @@ import type {
 } from '../unit/container.js';
 import { expandExecArgs, type ExecCommand } from '../unit/exec.js';
 import { expandSpecifiers } from '../unit/specifiers.js';
+import { encodeContainerConfigLabel } from './records.js';
 import type { RestartPolicy, RuntimeUnitConfigBase } from './runtime.js';
 
 /** A `[Container]` unit as the Docker runtime runs it. Every field is final (expanded, defaults applied). */
@@ -156,7 +157,10 @@ export function defaultContainerName(unit: string): string {
   return /^[A-Za-z0-9]/.test(name) ? name : `u${name}`;
 }
 
-/** The labels that make a container fleetts's; LABEL_CONFIG holds the config for adoption. */
+/**
+ * The labels that make a container fleetts's; LABEL_CONFIG holds the config for adoption, as a
+ * versioned record (records.ts). The others are plain strings.
+ */
 export const LABEL_UNIT = 'fleetts.unit';
 export const LABEL_HASH = 'fleetts.hash';
 export const LABEL_MACHINE = 'fleetts.machine';
@@ -216,7 +220,7 @@ export function dockerCreateOptions(
       [LABEL_HASH]: config.hash,
       [LABEL_MACHINE]: id.machine,
       [LABEL_RUNTIME]: id.instance,
-      [LABEL_CONFIG]: JSON.stringify(config),
+      [LABEL_CONFIG]: encodeContainerConfigLabel(config),
     },
     HostConfig: {
       NetworkMode: networkMode(config.network),

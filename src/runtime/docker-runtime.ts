@@ -15,6 +15,7 @@ import {
   type ContainerUnitConfig,
   type RuntimeIdentity,
 } from './docker-config.js';
+import { parseContainerConfigLabel } from './records.js';
 import { isoOfDockerTime, LogCursor, LogDemuxer, type LogLine } from './docker-logs.js';
 import {
   containerExit,
@@ -131,11 +132,9 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
           .remove({ force: true, v: true })
           .catch(() => undefined);
       }
-      const config = keep === undefined ? undefined : parseConfigLabel(keep.Labels[LABEL_CONFIG]);
-      if (keep === undefined || config === undefined || config.unit !== unit) {
-        this.#log('runtime.container_unreadable', { unit, container: keep?.Id });
-        continue;
-      }
+      if (keep === undefined) continue;
+      const config = this.#configOf(keep, unit);
+      if (config === undefined) continue;
       const info = await this.#inspect(keep.Id, config.unit);
       const t: Tracked = {
         config,
@@ -163,6 +162,25 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
       this.#log('runtime.unit_adopted', { unit, container: keep.Id, active: o.active, sub: o.sub });
     }
     return found;
+  }
+
+  /**
+   * The config a container was created from (its fleetts.config label), or undefined when it is
+   * missing or unreadable: reported, and the container is left alone (not adopted).
+   */
+  #configOf(c: ContainerInfo, unit: string): ContainerUnitConfig | undefined {
+    const where = `container ${c.Id.slice(0, 12)} (${unit}), label ${LABEL_CONFIG}`;
+    const text = c.Labels[LABEL_CONFIG];
+    let reason = 'the label is missing';
+    if (text !== undefined) {
+      const decoded = parseContainerConfigLabel(text, where);
+      if (decoded.ok && decoded.value.unit === unit) return decoded.value;
+      reason = decoded.ok
+        ? `it is the config of ${decoded.value.unit}, not of ${unit}`
+        : decoded.problem.reason;
+    }
+    this.#log('runtime.container_unreadable', { unit, container: c.Id, where, reason });
+    return undefined;
   }
 
   start(config: ContainerUnitConfig): Promise<void> {
@@ -713,20 +731,6 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
 
 function failureOf(t: Tracked): { failure?: { reason: string; since: string } } {
   return t.failure === undefined ? {} : { failure: t.failure };
-}
-
-/** The config a container was created from (its fleetts.config label), or undefined if unreadable. */
-function parseConfigLabel(text: string | undefined): ContainerUnitConfig | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const c = JSON.parse(text) as Partial<ContainerUnitConfig> | null;
-    if (c === null || c.kind !== 'container' || typeof c.unit !== 'string' || typeof c.hash !== 'string') {
-      return undefined;
-    }
-    return c as ContainerUnitConfig;
-  } catch {
-    return undefined;
-  }
 }
 
 function statusOf(err: unknown): number | undefined {

@@ -4,6 +4,7 @@
 // so that the units of a fleetd that died (kill -9) stop before its lease can expire (docs/agent.md).
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { encodeFence, parseFence, type FenceRecord, type RecordProblem } from './records.js';
 
 /** How a fence stop shows in the unit's status reason; the agent starts such a unit again. */
 export const FENCE_REASON_PREFIX = 'fenced:';
@@ -25,38 +26,41 @@ export function hostMonotonicMs(): number {
   return Number(process.hrtime.bigint() / 1_000_000n);
 }
 
-interface FenceFile {
-  readonly v: 1;
-  /** Host monotonic ms after which units must stop; null: no deadline (policy keep-running). */
-  readonly until: number | null;
-}
-
 /**
  * Sets the deadline to `remainingMs` from now (undefined: none). Atomic (tmp + rename) but not
  * fsynced: it is rewritten every fraction of a second, and after a host crash nothing runs anyway.
  */
 export function writeFenceDeadline(path: string, remainingMs: number | undefined): void {
-  const body: FenceFile = {
+  const body: FenceRecord = {
     v: 1,
     until: remainingMs === undefined ? null : hostMonotonicMs() + Math.max(0, remainingMs),
   };
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(body) + '\n');
+  writeFileSync(tmp, encodeFence(body) + '\n');
   renameSync(tmp, path);
 }
 
 /**
  * How long ago the deadline passed (> 0), or undefined when it has not, or there is none. A missing
- * or unreadable file is no deadline: it only exists once an agent fences through it.
+ * file is no deadline: it only exists once an agent fences through it. An unreadable one (corrupt,
+ * or from a newer fleetts) counts as missing too, as it always has, and goes to `report`.
  */
-export function fenceOverdueMs(path: string): number | undefined {
-  let until: unknown;
+export function fenceOverdueMs(
+  path: string,
+  report: (problem: RecordProblem) => void = () => undefined,
+): number | undefined {
+  let text: string;
   try {
-    until = (JSON.parse(readFileSync(path, 'utf8')) as Partial<FenceFile>).until;
+    text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
-  if (typeof until !== 'number') return undefined;
-  const overdue = hostMonotonicMs() - until;
+  const fence = parseFence(text, path);
+  if (!fence.ok) {
+    report(fence.problem);
+    return undefined;
+  }
+  if (fence.value.until === null) return undefined;
+  const overdue = hostMonotonicMs() - fence.value.until;
   return overdue > 0 ? overdue : undefined;
 }

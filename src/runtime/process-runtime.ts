@@ -32,7 +32,14 @@ import {
   type Runtime,
 } from './runtime.js';
 import {
+  encodeSupervisorConfig,
+  encodeSupervisorStatus,
+  parseSupervisorConfig,
   parseSupervisorStatus,
+  type Decoded,
+  type RecordProblem,
+} from './records.js';
+import {
   unitPaths,
   writeFileAtomic,
   type JournalLimits,
@@ -79,6 +86,8 @@ interface Tracked {
   restarts?: { readonly of: string; readonly count: number };
   /** The active state last told to listeners (`runtime.unit_failed` is logged on entering failed). */
   lastActive?: string;
+  /** The status.json problem last reported, so that a bad file is logged once, not on every read. */
+  problem?: string;
 }
 
 const DEFAULT_JOURNAL: JournalLimits = { maxBytes: 1024 * 1024, files: 2 };
@@ -118,7 +127,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const found: ObservedUnit[] = [];
     for (const name of readdirSync(join(this.#stateDir, 'units')).sort()) {
       const paths = unitPaths(this.#stateDir, name);
-      const config = readConfig(paths);
+      const config = this.#readConfig(paths);
       if (config === undefined) continue;
       const t = this.#track(name, paths, config);
       const o = this.#observe(t);
@@ -144,7 +153,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       await this.#stop(unit);
       t?.watcher?.close();
       this.#units.delete(unit);
-      const config = t?.config ?? readConfig(unitPaths(this.#stateDir, unit));
+      const config = t?.config ?? this.#readConfig(unitPaths(this.#stateDir, unit));
       if (config !== undefined) {
         // The supervisor may still be leaving its cgroup for a moment after it is seen dead.
         const deadline = this.#clock.monotonic() + 2000;
@@ -203,7 +212,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const unit = config.unit;
     const existing = this.#units.get(unit);
     if (existing !== undefined) {
-      const status = readStatus(existing.paths);
+      const status = this.#readStatus(existing);
       const running =
         existing.pending !== undefined ||
         (status !== undefined && !status.done && isAlive(status.supervisor));
@@ -211,6 +220,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       if (running) await this.#stop(unit);
     }
     const paths = unitPaths(this.#stateDir, unit);
+    refuseNewer(unit, readRecord(paths.status, parseSupervisorStatus));
     mkdirSync(paths.dir, { recursive: true });
     const tracking: TrackingConfig = chooseTracking(this.#cgroupRoot, unit, this.#tracking);
     const supConfig: SupervisorConfig = {
@@ -221,7 +231,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       // Only AtMostOnce units stop at the deadline; the others outlive any control-plane outage.
       ...(config.atMostOnce === true ? { fence: { path: this.#fencePath() } } : {}),
     };
-    writeFileAtomic(paths.config, JSON.stringify(supConfig) + '\n');
+    writeFileAtomic(paths.config, encodeSupervisorConfig(supConfig) + '\n');
     rmSync(paths.status, { force: true });
     const t = this.#track(unit, paths, supConfig);
     t.config = supConfig;
@@ -250,7 +260,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#log('runtime.supervisor_spawned', { unit, pid, tracking: tracking.kind });
     // Taken in charge once the supervisor has written its first status (or has died trying).
     const deadline = this.#clock.monotonic() + this.#startTimeoutMs;
-    while (readStatus(paths) === undefined && id !== undefined && isAlive(id)) {
+    while (readRecord(paths.status, parseSupervisorStatus)?.ok !== true && id !== undefined && isAlive(id)) {
       if (this.#clock.monotonic() > deadline) break;
       await this.#clock.sleep(20);
     }
@@ -260,7 +270,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   async #stop(unit: string): Promise<void> {
     const t = this.#units.get(unit);
     if (t === undefined) return;
-    const status = readStatus(t.paths);
+    const status = this.#readStatus(t);
     const sup = status?.supervisor ?? t.pending;
     if (sup !== undefined && isAlive(sup) && status?.done !== true) {
       process.kill(sup.pid, 'SIGTERM');
@@ -278,7 +288,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       }
     }
     delete t.pending;
-    const after = readStatus(t.paths);
+    const after = this.#readStatus(t);
     if (after !== undefined && !after.done && (sup === undefined || !isAlive(sup))) {
       // The supervisor died without finishing: finish for it (kill what is left, record it).
       for (const pid of unitCgroupPids(t.config.tracking)) {
@@ -296,9 +306,41 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
         since: new Date(this.#clock.now()).toISOString(),
       };
       delete (done as { mainPid?: number }).mainPid;
-      writeFileAtomic(t.paths.status, JSON.stringify(done) + '\n');
+      writeFileAtomic(t.paths.status, encodeSupervisorStatus(done) + '\n');
     }
     this.#refresh(t);
+  }
+
+  /** config.json, or undefined when it is missing or unreadable (reported: the unit is not adopted). */
+  #readConfig(paths: UnitPaths): SupervisorConfig | undefined {
+    const read = readRecord(paths.config, parseSupervisorConfig);
+    if (read === undefined) return undefined;
+    if (read.ok) return read.value;
+    this.#reportProblem(read.problem);
+    return undefined;
+  }
+
+  /** status.json, or undefined when it is missing or unreadable (reported once per problem). */
+  #readStatus(t: Tracked): SupervisorStatus | undefined {
+    const read = readRecord(t.paths.status, parseSupervisorStatus);
+    if (read === undefined || read.ok) {
+      delete t.problem;
+      return read?.value;
+    }
+    if (t.problem !== read.problem.message) {
+      t.problem = read.problem.message;
+      this.#reportProblem(read.problem);
+    }
+    return undefined;
+  }
+
+  #reportProblem(p: RecordProblem): void {
+    this.#log('runtime.record_unreadable', {
+      path: p.where,
+      record: p.record,
+      reason: p.reason,
+      ...(p.newer ? { newer: true } : {}),
+    });
   }
 
   #track(unit: string, paths: UnitPaths, config: SupervisorConfig): Tracked {
@@ -351,7 +393,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
 
   #observeState(t: Tracked): ObservedUnit {
     const c = t.config.unitConfig;
-    const status = readStatus(t.paths);
+    const status = this.#readStatus(t);
     if (status === undefined) {
       if (t.pending !== undefined && isAlive(t.pending)) {
         return {
@@ -439,21 +481,27 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   }
 }
 
-function readConfig(paths: UnitPaths): SupervisorConfig | undefined {
+/** A record file: undefined when it does not exist (or cannot be read at all). */
+function readRecord<T>(
+  path: string,
+  parse: (text: string, where: string) => Decoded<T>,
+): Decoded<T> | undefined {
+  let text: string;
   try {
-    const c = JSON.parse(readFileSync(paths.config, 'utf8')) as SupervisorConfig;
-    return c.v === 1 ? c : undefined;
+    text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+  return parse(text, path);
 }
 
-function readStatus(paths: UnitPaths): SupervisorStatus | undefined {
-  try {
-    return parseSupervisorStatus(readFileSync(paths.status, 'utf8'));
-  } catch {
-    return undefined;
-  }
+/**
+ * A unit whose status.json a newer fleetts wrote may still be run by that release's supervisor:
+ * starting another one over it could run the unit twice, so start refuses (the agent reports it).
+ */
+function refuseNewer(unit: string, status: Decoded<unknown> | undefined): void {
+  if (status === undefined || status.ok || !status.problem.newer) return;
+  throw new RuntimeError(`cannot start ${unit}: ${status.problem.message}`, { unit, code: 'newer_format' });
 }
 
 /** The last line of a supervisor's own log, for a reason that says what went wrong. */

@@ -1,6 +1,7 @@
 // The per-unit supervisor process (like containerd-shim or conmon): spawned detached by the process
 // runtime as `node supervisor-main.js <unitDir>`, it runs the unit and outlives fleetd. Protocol in
-// supervisor-protocol.ts. Imports only node builtins and small modules, to keep its memory low.
+// supervisor-protocol.ts, records in records.ts. Imports only node builtins, small modules and zod
+// (for the records), to keep its memory low.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,8 @@ import { JournalWriter } from './journal-writer.js';
 import { identify } from './proc.js';
 import { openProcessTree } from './process-tree.js';
 import { UnitSupervisor } from './supervisor.js';
-import { writeFileAtomic, type SupervisorConfig, type SupervisorStatus } from './supervisor-protocol.js';
+import { encodeSupervisorStatus, parseSupervisorConfig, type RecordProblem } from './records.js';
+import { writeFileAtomic, type SupervisorStatus } from './supervisor-protocol.js';
 import { lookupCredentials } from './users.js';
 
 /** How often the fence deadline is read: a small share of the 1.5 s between it and lease expiry. */
@@ -18,15 +20,25 @@ const FENCE_CHECK_MS = 200;
 
 async function main(): Promise<void> {
   const dir = process.argv[2];
-  if (dir === undefined) throw new Error('usage: supervisor-main <unitDir>');
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as SupervisorConfig;
+  if (dir === undefined) return fatal('usage: supervisor-main <unitDir>');
+  const configPath = join(dir, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(configPath, 'utf8');
+  } catch (err) {
+    return fatal(`cannot read ${configPath}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const decoded = parseSupervisorConfig(text, configPath);
+  // The runtime reports the last line of supervisor.log as the unit's failure reason.
+  if (!decoded.ok) return fatal(decoded.problem.message);
+  const config = decoded.value;
   const self = identify(process.pid);
   if (self === undefined) throw new Error('cannot read /proc/self/stat');
   const statusPath = join(dir, 'status.json');
   let last: SupervisorStatus | undefined;
   const writeStatus = (s: SupervisorStatus): void => {
     last = s;
-    writeFileAtomic(statusPath, JSON.stringify(s) + '\n');
+    writeFileAtomic(statusPath, encodeSupervisorStatus(s) + '\n');
   };
   const journal = new JournalWriter(join(dir, 'journal.log'), config.journal);
   // pid + start time is unique for this boot: a token no other invocation can carry.
@@ -61,8 +73,14 @@ async function main(): Promise<void> {
   // Self-fencing: stop the unit once fleetd's deadline passes without being moved forward.
   const fence = config.fence;
   if (fence !== undefined) {
+    let reported: string | undefined;
+    const report = (p: RecordProblem): void => {
+      if (p.message === reported) return;
+      reported = p.message;
+      process.stderr.write(`${p.message} (counted as no deadline)\n`);
+    };
     const check = (): void => {
-      if (fenceOverdueMs(fence.path) !== undefined) supervisor.requestStop(SUPERVISOR_FENCE_REASON);
+      if (fenceOverdueMs(fence.path, report) !== undefined) supervisor.requestStop(SUPERVISOR_FENCE_REASON);
       else systemClock.setTimer(FENCE_CHECK_MS, check);
     };
     check();
@@ -75,6 +93,12 @@ async function main(): Promise<void> {
   tree.release();
   journal.close();
   process.exit(0);
+}
+
+/** A one-line reason on stderr (supervisor.log), no stack: the runtime shows it as the unit's reason. */
+function fatal(message: string): never {
+  process.stderr.write(`supervisor: ${message}\n`);
+  process.exit(1);
 }
 
 await main();

@@ -1,5 +1,5 @@
 // The files through which fleetd's process runtime and a unit's supervisor talk (both sides import
-// this; the supervisor must stay small, so no zod here: values are checked by hand).
+// this). Their schemas and decoders are in records.ts (versioned zod, docs/runtime-files.md).
 //
 // <stateDir>/units/<unit>/
 //   config.json      SupervisorConfig, written by the runtime before it spawns the supervisor
@@ -12,9 +12,6 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessUnitConfig } from './runtime.js';
-import { ACTIVE_STATES } from '../cluster/types.js';
-
-export const STATUS_VERSION = 1;
 
 /** Where the unit's processes are confined, decided by the runtime (see process-tree.ts). */
 export type TrackingConfig =
@@ -95,38 +92,4 @@ export function writeFileAtomic(path: string, data: string): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
-}
-
-const ACTIVE = new Set<string>(ACTIVE_STATES);
-
-/** Parses status.json; undefined when it is missing fields or from an unknown version. */
-export function parseSupervisorStatus(text: string): SupervisorStatus | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(raw) || raw['v'] !== STATUS_VERSION) return undefined;
-  const sup = raw['supervisor'];
-  if (
-    typeof raw['unit'] !== 'string' ||
-    typeof raw['hash'] !== 'string' ||
-    !isRecord(sup) ||
-    typeof sup['pid'] !== 'number' ||
-    typeof sup['startTime'] !== 'number' ||
-    typeof raw['active'] !== 'string' ||
-    !ACTIVE.has(raw['active']) ||
-    typeof raw['sub'] !== 'string' ||
-    typeof raw['since'] !== 'string' ||
-    typeof raw['restarts'] !== 'number' ||
-    typeof raw['done'] !== 'boolean'
-  ) {
-    return undefined;
-  }
-  return raw as unknown as SupervisorStatus;
-}
-
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -181,7 +181,11 @@ test('dockerCreateOptions for units/web@.unit: host network, binds, health, labe
     'fleetts.machine': 'abc123',
     'fleetts.runtime': 'abc123',
   });
-  t.deepEqual(JSON.parse(o.Labels?.['fleetts.config'] ?? '{}'), JSON.parse(JSON.stringify(config)));
+  // The config label is a versioned record (records.ts): the config plus `v`.
+  t.deepEqual(JSON.parse(o.Labels?.['fleetts.config'] ?? '{}'), {
+    v: 1,
+    ...(JSON.parse(JSON.stringify(config)) as object),
+  });
   t.is(config.restart, 'always');
 });
 

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { asUnitHash, asUnitName, type UnitName } from '../../src/cluster/types.js';
 import { ProcessRuntime, type ProcessRuntimeDeps } from '../../src/runtime/process-runtime.js';
 import type { ExecStep, ObservedUnit, ProcessUnitConfig } from '../../src/runtime/runtime.js';
-import { parseSupervisorStatus } from '../../src/runtime/supervisor-protocol.js';
+import { parseSupervisorStatus } from '../../src/runtime/records.js';
+import type { SupervisorStatus } from '../../src/runtime/supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -128,6 +129,12 @@ export function readText(path: string): string {
   }
 }
 
+/** A unit's status.json, or undefined when it is missing or unreadable. */
+export function readStatusFile(path: string): SupervisorStatus | undefined {
+  const decoded = parseSupervisorStatus(readText(path), path);
+  return decoded.ok ? decoded.value : undefined;
+}
+
 export function pidAlive(pid: number): boolean {
   const st = readProcStat(pid);
   return st !== undefined && st.state !== 'Z';
@@ -145,7 +152,7 @@ export async function cleanupHosts(): Promise<void> {
       // nothing started
     }
     for (const name of names) {
-      const status = parseSupervisorStatus(readText(join(unitsDir, name, 'status.json')));
+      const status = readStatusFile(join(unitsDir, name, 'status.json'));
       if (status !== undefined && isAlive(status.supervisor)) kill(status.supervisor.pid);
       const token =
         status === undefined ? undefined : `${status.supervisor.pid}-${status.supervisor.startTime}-`;

@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asUnitHash } from '../../src/cluster/types.js';
 import type { ObservedUnit, ProcessUnitConfig, RestartPolicy } from '../../src/runtime/runtime.js';
-import { parseSupervisorStatus, unitPaths } from '../../src/runtime/supervisor-protocol.js';
+import { unitPaths } from '../../src/runtime/supervisor-protocol.js';
 import {
   cleanupHosts,
   config,
@@ -18,6 +18,7 @@ import {
   newRuntime,
   observed,
   pidAlive,
+  readStatusFile,
   readText,
   sh,
   step,
@@ -530,7 +531,7 @@ test('a supervisor that dies is reported failed, and stop cleans up after it', a
   const unit = unitName('supdeath');
   await runtime.start(config(unit, { execStart: [step('/bin/sleep', '100')] }));
   const running = await waitState(runtime, unit, 'active', 'running');
-  const status = parseSupervisorStatus(readText(unitPaths(host.stateDir, unit).status));
+  const status = readStatusFile(unitPaths(host.stateDir, unit).status);
   process.kill(status?.supervisor.pid ?? 0, 'SIGKILL');
   const o = await waitState(runtime, unit, 'failed');
   t.regex(o.reason ?? '', /the supervisor \(pid \d+\) exited unexpectedly/);
