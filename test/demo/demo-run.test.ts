@@ -140,7 +140,7 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
       throw new Error(`no suggestion starting with ${prefix} in:\n${suggested.join('\n')}`);
     return c;
   };
-  t.is(suggested.length, 7, suggested.join('\n'));
+  t.is(suggested.length, 9, suggested.join('\n'));
 
   const envLine = find('eval');
   t.is(envLine, `eval "$(fleetts dev env${flag})"`);
@@ -164,6 +164,11 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
 
   const journal = await shell(find('fleetts journal'));
   t.is(journal.code, 0, journal.stderr);
+
+  // The rolling restart and the rollout are run for real by test/cli/rolling.test.ts; here only
+  // their text is checked (a rollout needs an edited web@.unit).
+  t.is(find('fleetts restart'), 'fleetts restart web@1 web@2 web@3');
+  t.regex(find('cd '), /^cd \S+\/units; fleetts rollout web@\.unit$/);
 
   const powerOff = find('fleetts dev power-off');
   t.is(powerOff, `fleetts dev power-off host2${flag}`);
