@@ -289,7 +289,11 @@ test.serial('restart: the unit is really stopped, then started as a new process'
 
   const r = await fleetts(['restart', 'rst']);
   ok(t, r, 'restart');
-  t.regex(r.stdout, /^Unit rst\.unit loaded on (\S+)\nUnit rst\.unit launched on \1\n$/);
+  // The rolling restart's lines (d32554a), as test/cli/commands.test.ts has them.
+  t.regex(
+    r.stdout,
+    /^Restarting rst\.unit on (\S+) \(1\/1\)\nUnit rst\.unit stopped\nUnit rst\.unit active on \1\n$/,
+  );
   const [second] = await processesOf(['rst.unit'], 1, first === undefined ? [] : [first]);
   t.not(second?.pid, first?.pid, 'a new main process');
   t.true(await exits(first?.pid ?? 0), 'the old main process exited');
