@@ -78,6 +78,9 @@ interface View {
   readonly active: ReadonlySet<string>;
 }
 
+/** How often `until` re-runs a check between events. */
+const RECHECK_MS = 250;
+
 const EMPTY_VIEW: View = { machines: new Set(), assigned: new Map(), active: new Set() };
 
 export class FailoverTimeline {
@@ -183,23 +186,56 @@ export class FailoverTimeline {
     await this.#loop;
   }
 
-  /** Resolves with the first value `check` returns other than undefined; rejects after `timeoutMs`. */
-  until<T>(what: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
+  /**
+   * Resolves with the first value `check` returns other than undefined; rejects after `timeoutMs`.
+   * `check` may say what it still waits for through `pending(reason)`: a timeout names the last
+   * reason, so a failure says which condition never held.
+   */
+  until<T>(
+    what: string,
+    check: (pending: (reason: string) => undefined) => T | undefined,
+    timeoutMs: number,
+  ): Promise<T> {
+    let reason: string | undefined;
+    const pending = (r: string): undefined => {
+      reason = r;
+      return undefined;
+    };
     return new Promise((resolve, reject) => {
+      let settled = false;
+      let recheck: Timer | undefined;
+      // Events re-run the check at once; a check that also reads what the timeline is not told of
+      // (a client's answers) is re-run every RECHECK_MS as well, so it cannot wait for an event
+      // that never comes.
+      const scheduleRecheck = (): void => {
+        recheck = this.#d.clock.setTimer(RECHECK_MS, () => {
+          if (!settled && !test()) scheduleRecheck();
+        });
+      };
       const test = (): boolean => {
-        const v = check();
+        if (settled) return true;
+        const v = check(pending);
         if (v === undefined) return false;
+        settled = true;
         this.#listeners.delete(test);
         timer.cancel();
+        recheck?.cancel();
         resolve(v);
         return true;
       };
       const timer = this.#d.clock.setTimer(timeoutMs, () => {
+        settled = true;
+        recheck?.cancel();
         this.#listeners.delete(test);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}` +
+              (reason === undefined ? '' : ` (still waiting: ${reason})`),
+          ),
+        );
       });
       this.#listeners.add(test);
-      test();
+      if (!test()) scheduleRecheck();
     });
   }
 

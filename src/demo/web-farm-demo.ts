@@ -434,17 +434,24 @@ export class WebFarmDemo {
     const whole = await t
       .until(
         `the farm to be whole again after powering off ${host}`,
-        () => {
+        (pending) => {
           const placement = t.placement();
-          if (
-            !unitsOnHost.every(
-              (u) => placement.get(u) !== undefined && placement.get(u) !== host && t.isActive(u),
-            )
-          )
-            return undefined;
+          const notBack = unitsOnHost.filter(
+            (u) => placement.get(u) === undefined || placement.get(u) === host || !t.isActive(u),
+          );
+          if (notBack.length > 0)
+            return pending(
+              `not yet active elsewhere: ${notBack
+                .map(
+                  (u) =>
+                    `${u} (on ${placement.get(u) ?? 'no host'}, ${t.isActive(u) ? 'active' : 'not active'})`,
+                )
+                .join(', ')}`,
+            );
           const expected = this.expectedBackends();
           const servers = [...t.servers].sort();
-          if (servers.join(' ') !== expected.join(' ')) return undefined;
+          if (servers.join(' ') !== expected.join(' '))
+            return pending(`upstream has [${servers.join(' ')}], expected [${expected.join(' ')}]`);
           const written =
             expected.join(' ') === [...oldBackends].sort().join(' ')
               ? undefined
@@ -455,13 +462,19 @@ export class WebFarmDemo {
               e.event.kind === 'nginx-reloaded' &&
               e.event.host === placement.get('lb.unit'),
           );
-          if (reload === undefined) return undefined;
+          if (reload === undefined)
+            return pending(
+              `no nginx reload on ${placement.get('lb.unit') ?? 'no host'} since ${written === undefined ? 'the power-off' : 'the upstream was written'}`,
+            );
           if (lbMoved) {
             const lb = client.lb;
             const ok = client
               .records(t0)
               .find((r) => r.outcome.kind === 'answered' && r.outcome.lb === lb && lb !== undefined);
-            if (ok === undefined) return undefined;
+            if (ok === undefined)
+              return pending(
+                `the client has no answer from the balancer at ${lb ?? 'no announced address'} (since the power-off: ${describeCounts(countRecords(client.records(t0)))})`,
+              );
           }
           return { written, reload };
         },
@@ -619,4 +632,10 @@ export class WebFarmDemo {
   #host(name: string | undefined): HostPlan | undefined {
     return this.plan.hosts.find((h) => h.name === name);
   }
+}
+
+/** Pure: one line for a client's counts, for a timeout's message. */
+function describeCounts(c: ClientCounts): string {
+  const reasons = [...c.reasons].map(([r, n]) => `${n}× ${r}`).join(', ');
+  return `${c.answered} answered, ${c.failed} failed${reasons === '' ? '' : ` (${reasons})`}, ${c.noLb} with no balancer announced`;
 }

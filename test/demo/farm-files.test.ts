@@ -10,10 +10,14 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { describeEvent, formatTimeline, percentiles } from '../../src/demo/demo-report.js';
-import { parseUpstreamServers } from '../../src/demo/failover-timeline.js';
+import {
+  FailoverTimeline,
+  type FailoverTimelineDeps,
+  parseUpstreamServers,
+} from '../../src/demo/failover-timeline.js';
 import { farmSharedFiles, LB_FALLBACK_LISTEN, unitTextFor } from '../../src/demo/farm-files.js';
 import { countRecords, type RequestRecord, SteadyClient } from '../../src/demo/steady-client.js';
-import { systemClock } from '../../src/lib/clock.js';
+import { FakeClock, systemClock } from '../../src/lib/clock.js';
 import type { ServiceReader } from '../../src/registry/registry.js';
 import { renderUpstream } from '../../src/discovery/render-upstream.js';
 import { waitFor } from '../helpers/wait.js';
@@ -160,4 +164,50 @@ test('the generated Apache and nginx configurations pass apache2 -t and nginx -t
     join(shared, 'lb/nginx.conf'),
   ]);
   t.regex(nginx.stderr, /test is successful/);
+});
+
+// `until` re-runs its check between events: a failover's last condition (the client's first answer
+// at the balancer's new address) is not an event of the timeline, and waiting for one that never
+// came timed out the CI run of stop 19 with the farm whole.
+function bareTimeline(clock: FakeClock): FailoverTimeline {
+  const registry = {} as FailoverTimelineDeps['registry'];
+  return new FailoverTimeline({
+    registry,
+    clock,
+    hosts: [],
+    upstreamFile: '/nonexistent',
+    nginxErrorLog: () => '',
+  });
+}
+
+test('timeline until: a check that depends on something outside the timeline is re-run', async (t) => {
+  const clock = new FakeClock();
+  const timeline = bareTimeline(clock);
+  let answered = false;
+  let resolved: string | undefined;
+  void timeline
+    .until('an answer', () => (answered ? 'yes' : undefined), 10_000)
+    .then((v) => {
+      resolved = v;
+    });
+  await clock.advance(1_000);
+  t.is(resolved, undefined);
+  answered = true;
+  await clock.advance(1_000);
+  t.is(resolved, 'yes');
+  t.is(clock.pending, 0, 'no timer is left behind once it resolved');
+});
+
+test('timeline until: a timeout names what it still waited for', async (t) => {
+  const clock = new FakeClock();
+  const timeline = bareTimeline(clock);
+  let step = 'the first thing';
+  const p = timeline.until('the farm', (pending) => pending(`still ${step}`), 5_000);
+  const failed = t.throwsAsync(p);
+  await clock.advance(2_000);
+  step = 'the second thing';
+  await clock.advance(4_000);
+  const err = await failed;
+  t.is(err?.message, 'timed out after 5000 ms waiting for the farm (still waiting: still the second thing)');
+  t.is(clock.pending, 0);
 });
