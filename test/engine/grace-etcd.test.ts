@@ -2,12 +2,13 @@
 // for longer than every lease's TTL, or killed and restarted on its data dir. The hosts that come
 // back re-register under their ids, as fleetd's membership loop does, and keep every unit where it
 // was; the unit of a host that does not come back moves once the grace has passed.
+import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { asMachineId, asUnitName, type MachineId, type Unit } from '../../src/cluster/types.js';
 import { DEFAULT_RECONNECT_GRACE_MS, Engine } from '../../src/engine/engine.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { createRandom } from '../../src/lib/random.js';
-import { silentLogger } from '../../src/lib/logger.js';
+import { createLogger } from '../../src/lib/logger.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { Membership, Registry } from '../../src/registry/registry.js';
 import { unitHash } from '../../src/unit/hash.js';
@@ -80,6 +81,8 @@ interface Setup {
   engine: Engine;
   engineRegistry: Registry;
   registries: Registry[];
+  /** The engine's log lines (debug and up): a failure shows what it wrote and why. */
+  engineLog: string[];
 }
 
 async function setup(ids: string[]): Promise<Setup> {
@@ -93,16 +96,28 @@ async function setup(ids: string[]): Promise<Setup> {
   const hosts = ids.map((id) => new Host(id, open()));
   for (const h of hosts) await h.join();
   const engineRegistry = open();
+  const engineLog: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      engineLog.push(
+        ...chunk
+          .toString()
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
+      done();
+    },
+  });
   const engine = new Engine({
     registry: engineRegistry,
     clock: systemClock,
     random: createRandom(1),
-    log: silentLogger,
+    log: createLogger({ level: 'debug', destination: sink }),
     candidate: 'e1',
     lease: LEASE,
   });
   engine.start();
-  return { observer: open(), hosts, engine, engineRegistry, registries };
+  return { observer: open(), hosts, engine, engineRegistry, registries, engineLog };
 }
 
 async function teardown(s: Setup): Promise<void> {
@@ -159,6 +174,8 @@ async function checkRecovery(
   for (const [unit, machine] of before)
     if (machine !== dead.id) t.is(after.get(unit), machine, `${unit} stays on ${machine}`);
   t.true(live.some((h) => h.id === moved.on));
+  const ok = s.engine.stats.moves === 1 && s.engine.stats.changesWritten - written === 2 ? true : undefined;
+  if (ok === undefined) t.log(`the engine's log:\n${s.engineLog.join('\n')}`);
   t.is(s.engine.stats.moves, 1, 'one move: the unit of the host that did not come back');
   t.is(s.engine.stats.changesWritten - written, 2, 'its unassignment and assignment, nothing else');
 }
@@ -169,7 +186,11 @@ test.serial(
     const s = await setup(['m1', 'm2', 'm3']);
     try {
       const before = await submitOnePerHost(s);
-      await waitFor('the engine settled', () => (s.engine.stats.isLeader ? true : undefined));
+      // The observer can see the placement before the engine's write has returned and been counted:
+      // the baseline is taken once the engine has counted the three assignments.
+      await waitFor('the engine settled', () =>
+        s.engine.stats.isLeader && s.engine.stats.changesWritten >= s.hosts.length ? true : undefined,
+      );
       const written = s.engine.stats.changesWritten;
       const dead = s.hosts[2];
       if (dead === undefined) return t.fail('three hosts');
@@ -199,7 +220,11 @@ test.serial(
     const s = await setup(['m1', 'm2', 'm3']);
     try {
       const before = await submitOnePerHost(s);
-      await waitFor('the engine settled', () => (s.engine.stats.isLeader ? true : undefined));
+      // The observer can see the placement before the engine's write has returned and been counted:
+      // the baseline is taken once the engine has counted the three assignments.
+      await waitFor('the engine settled', () =>
+        s.engine.stats.isLeader && s.engine.stats.changesWritten >= s.hosts.length ? true : undefined,
+      );
       const written = s.engine.stats.changesWritten;
       const dead = s.hosts[2];
       if (dead === undefined) return t.fail('three hosts');
