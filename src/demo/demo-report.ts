@@ -62,6 +62,8 @@ export function describeEvent(e: TimelineEvent, hostOf: (address: string) => str
     }
     case 'nginx-reloaded':
       return `nginx on ${e.host} reloaded`;
+    case 'nginx-started':
+      return `nginx on ${e.host} started (with the upstream as written)`;
     case 'address-up':
       return `floating address ${e.address} up on ${e.host} (ip addr add, gratuitous ARP)`;
     case 'address-down':

@@ -40,6 +40,8 @@ export type TimelineEvent =
       readonly removed: readonly string[];
     }
   | { readonly kind: 'nginx-reloaded'; readonly host: string }
+  /** nginx started on a host: it read the upstream file as it started (no reload needed). */
+  | { readonly kind: 'nginx-started'; readonly host: string }
   /** The balancer's floating address seen up on a host (`ip addr` of the host's namespace). */
   | { readonly kind: 'address-up'; readonly host: string; readonly address: string }
   | { readonly kind: 'address-down'; readonly host: string; readonly address: string }
@@ -239,6 +241,19 @@ export class FailoverTimeline {
     });
   }
 
+  /**
+   * Whether nginx on `host` has read its configuration at or after `since` (wall ms): reloaded,
+   * or started (a balancer that moved starts with the upstream already written).
+   */
+  loadedSince(host: string | undefined, since: number): TimedEvent | undefined {
+    return this.events.find(
+      (e) =>
+        e.at >= since &&
+        (e.event.kind === 'nginx-reloaded' || e.event.kind === 'nginx-started') &&
+        e.event.host === host,
+    );
+  }
+
   #notify(): void {
     for (const l of [...this.#listeners]) l();
   }
@@ -335,8 +350,8 @@ export class FailoverTimeline {
         (t) => t.slice(offset),
         () => '',
       );
-      const reloads = (text.match(/signal 1 \(SIGHUP\) received/g) ?? []).length;
-      for (let i = 0; i < reloads; i++) this.mark({ kind: 'nginx-reloaded', host: h.name }, at);
+      for (const load of nginxLoads(text))
+        this.mark({ kind: load === 'reloaded' ? 'nginx-reloaded' : 'nginx-started', host: h.name }, at);
     }
   }
 
@@ -348,6 +363,16 @@ export class FailoverTimeline {
       return undefined;
     }
   }
+}
+
+/**
+ * Pure: when nginx read its configuration, in the order of its error log (level notice): started
+ * (nginx logs its version only as it starts) or reloaded (SIGHUP).
+ */
+export function nginxLoads(errorLog: string): ('started' | 'reloaded')[] {
+  return [...errorLog.matchAll(/signal 1 \(SIGHUP\) received|: nginx\/\d[\d.]*$/gm)].map((m) =>
+    m[0].startsWith('signal') ? 'reloaded' : 'started',
+  );
 }
 
 /**

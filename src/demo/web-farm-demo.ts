@@ -330,19 +330,24 @@ export class WebFarmDemo {
     await t
       .until(
         'every farm unit active, every backend in the upstream and the balancer announced',
-        () => {
+        (pending) => {
           const units = this.farmUnits();
-          if (!units.every((u) => t.isActive(u))) return undefined;
+          const inactive = units.filter((u) => !t.isActive(u));
+          if (inactive.length > 0) return pending(`not active: ${inactive.join(', ')}`);
           const expected = this.expectedBackends();
-          if (expected.length !== this.#instances.length) return undefined;
+          if (expected.length !== this.#instances.length)
+            return pending(`${expected.length} of ${this.#instances.length} backends placed`);
           const announced = [...t.instances('web').values()].sort();
-          if (announced.join(' ') !== expected.join(' ')) return undefined;
-          if ([...t.servers].sort().join(' ') !== expected.join(' ')) return undefined;
+          if (announced.join(' ') !== expected.join(' '))
+            return pending(`announced [${announced.join(' ')}], expected [${expected.join(' ')}]`);
+          const servers = [...t.servers].sort();
+          if (servers.join(' ') !== expected.join(' '))
+            return pending(`upstream has [${servers.join(' ')}], expected [${expected.join(' ')}]`);
           const written = [...t.events].reverse().find((e) => e.event.kind === 'upstream-written');
-          const reloaded = t.events.some(
-            (e) => e.event.kind === 'nginx-reloaded' && e.at >= (written?.at ?? 0),
-          );
-          return reloaded && t.instances('lb').size > 0 ? true : undefined;
+          const lbHost = t.placement().get('lb.unit');
+          if (t.loadedSince(lbHost, written?.at ?? 0) === undefined)
+            return pending(`nginx on ${lbHost ?? 'no host'} has not loaded the upstream as last written`);
+          return t.instances('lb').size > 0 ? true : pending('the balancer is not announced');
         },
         timeoutMs,
       )
@@ -456,15 +461,10 @@ export class WebFarmDemo {
             expected.join(' ') === [...oldBackends].sort().join(' ')
               ? undefined
               : [...t.events].reverse().find((e) => e.at >= t0 && e.event.kind === 'upstream-written');
-          const reload = t.events.find(
-            (e) =>
-              e.at >= Math.max(t0, written?.at ?? t0) &&
-              e.event.kind === 'nginx-reloaded' &&
-              e.event.host === placement.get('lb.unit'),
-          );
+          const reload = t.loadedSince(placement.get('lb.unit'), Math.max(t0, written?.at ?? t0));
           if (reload === undefined)
             return pending(
-              `no nginx reload on ${placement.get('lb.unit') ?? 'no host'} since ${written === undefined ? 'the power-off' : 'the upstream was written'}`,
+              `nginx on ${placement.get('lb.unit') ?? 'no host'} has not reloaded or started since ${written === undefined ? 'the power-off' : 'the upstream was written'}`,
             );
           if (lbMoved) {
             const lb = client.lb;

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { describeEvent, formatTimeline, percentiles } from '../../src/demo/demo-
 import {
   FailoverTimeline,
   type FailoverTimelineDeps,
+  nginxLoads,
   parseUpstreamServers,
 } from '../../src/demo/failover-timeline.js';
 import { farmSharedFiles, LB_FALLBACK_LISTEN, unitTextFor } from '../../src/demo/farm-files.js';
@@ -210,4 +211,35 @@ test('timeline until: a timeout names what it still waited for', async (t) => {
   const err = await failed;
   t.is(err?.message, 'timed out after 5000 ms waiting for the farm (still waiting: still the second thing)');
   t.is(clock.pending, 0);
+});
+
+// A balancer that moved starts nginx with the upstream already written: that start is a load of the
+// upstream as much as a reload is (the CI run of stop 19 waited for a reload that never came).
+test("nginxLoads reads a real nginx's starts and reloads from its error log", async (t) => {
+  await ensureWebPackages();
+  const prefix = join(dir, 'nginx-loads');
+  await mkdir(join(prefix, 'logs'), { recursive: true });
+  const conf = join(prefix, 'nginx.conf');
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  await writeFile(
+    conf,
+    `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log notice;\nevents {}\n` +
+      `http { access_log off; server { listen 127.0.0.1:${port}; } }\n`,
+  );
+  const nginx = (...args: string[]) => execFileP('nginx', ['-p', `${prefix}/`, '-c', conf, ...args]);
+  const log = () => readFile(join(prefix, 'error.log'), 'utf8').catch(() => '');
+  await nginx();
+  try {
+    await waitFor('nginx started', async () => (nginxLoads(await log()).length === 1 ? true : undefined));
+    await nginx('-s', 'reload');
+    await waitFor('nginx reloaded', async () => (nginxLoads(await log()).length === 2 ? true : undefined));
+    await nginx('-s', 'reload');
+    const loads = await waitFor('nginx reloaded again', async () => {
+      const l = nginxLoads(await log());
+      return l.length === 3 ? l : undefined;
+    });
+    t.deepEqual(loads, ['started', 'reloaded', 'reloaded']);
+  } finally {
+    await nginx('-s', 'quit').catch(() => undefined);
+  }
 });
