@@ -31,6 +31,16 @@ export function processConfigFromServiceSpec(input: ProcessConfigInput): Process
           path: expandSpecifiers(cmd.path, specifiers, { where: `${key}=` }),
           argv: cmd.argv.map((w) => expandSpecifiers(w, specifiers, { where: `${key}=` })),
         };
+        // $MAINPID exists once the main process does (as in systemd: ExecStartPost=, ExecReload=,
+        // ExecStop=, ExecStopPost=): such a line is expanded by the supervisor when it runs.
+        if (RUNTIME_VAR_STEPS.has(key) && !cmd.noExpand && refersToMainPid(expanded.argv))
+          return {
+            path: expanded.path,
+            argv: expanded.argv,
+            ignoreFailure: cmd.ignoreFailure,
+            privileged: cmd.privileged,
+            expandAtLaunch: true,
+          };
         return {
           path: expanded.path,
           argv: expandExecArgs(expanded, env),
@@ -81,6 +91,13 @@ export function processConfigFromServiceSpec(input: ProcessConfigInput): Process
   } catch (err) {
     return { kind: 'error', reason: err instanceof Error ? err.message : String(err) };
   }
+}
+
+const RUNTIME_VAR_STEPS = new Set(['ExecStartPost', 'ExecReload', 'ExecStop', 'ExecStopPost']);
+
+/** Pure: whether some word refers to $MAINPID or ${MAINPID} (not to $$MAINPID, a literal). */
+function refersToMainPid(argv: readonly string[]): boolean {
+  return argv.some((w) => /(?:^|[^$])(?:\$\$)*\$(?:MAINPID\b|\{MAINPID\})/.test(w));
 }
 
 /** The runtime's "no timeout" is 0; the parser's is Infinity (which JSON cannot carry). */

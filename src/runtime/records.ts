@@ -142,6 +142,7 @@ const execStep: z.ZodType<ExecStep> = z.object({
   argv: z.array(z.string()),
   ignoreFailure: z.boolean(),
   privileged: z.boolean(),
+  expandAtLaunch: z.boolean().optional(),
 });
 
 // --- config.json: what the runtime tells a supervisor to run -------------------------------------

@@ -28,6 +28,11 @@ export interface ExecStep {
   readonly ignoreFailure: boolean;
   /** systemd's `+`/`!` prefixes: run as fleetd's user, ignoring User=/Group=. */
   readonly privileged: boolean;
+  /**
+   * The line refers to `$MAINPID`, known only when the step runs: `argv` still holds its `$VAR`
+   * references, and the supervisor expands them with the unit's environment and MAINPID.
+   */
+  readonly expandAtLaunch?: boolean | undefined;
 }
 
 export type ServiceType = 'simple' | 'exec' | 'oneshot';

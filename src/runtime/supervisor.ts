@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Clock, Timer } from '../lib/clock.js';
+import { expandWords } from '../unit/exec.js';
 import { LineSplitter, type JournalWriter } from './journal-writer.js';
 import type { ProcessTree } from './process-tree.js';
 import type { ExecStep, ProcessUnitConfig } from './runtime.js';
@@ -385,6 +386,15 @@ export class UnitSupervisor {
     const c = this.#c;
     const env: Record<string, string> = { ...c.env, FLEETTS_INVOCATION_ID: this.#d.invocationId };
     env['PATH'] ??= DEFAULT_PATH;
+    // systemd's run-time variable: the main process's pid, for the steps that run beside it.
+    if (key !== 'ExecStartPre' && key !== 'ExecStart' && this.#mainPid !== undefined)
+      env['MAINPID'] = String(this.#mainPid);
+    const argv = step.expandAtLaunch
+      ? expandWords(step.argv, {
+          ...c.env,
+          ...(env['MAINPID'] === undefined ? {} : { MAINPID: env['MAINPID'] }),
+        })
+      : step.argv;
     let creds: Credentials | undefined;
     if (!step.privileged && (c.user !== undefined || c.group !== undefined)) {
       const r = this.#d.lookupCredentials(c.user, c.group);
@@ -408,8 +418,8 @@ export class UnitSupervisor {
     let child: ChildProcess;
     try {
       child = this.#d.tree.spawnInside(() =>
-        spawn(resolved.path, step.argv.slice(1), {
-          argv0: step.argv[0] ?? step.path,
+        spawn(resolved.path, argv.slice(1), {
+          argv0: argv[0] ?? step.path,
           cwd,
           env,
           detached: true,

@@ -155,9 +155,14 @@ export function isValidEnvName(name: string): boolean {
  */
 export function expandExecArgs(cmd: ExecCommand, env: Readonly<Record<string, string>>): string[] {
   if (cmd.noExpand) return [...cmd.argv];
+  return expandWords(cmd.argv, env);
+}
+
+/** Pure: systemd's `$VAR` (split on blanks) and `${VAR}` (in place) expansion of argv words. */
+export function expandWords(argv: readonly string[], env: Readonly<Record<string, string>>): string[] {
   const lookup = (name: string): string | undefined => (Object.hasOwn(env, name) ? env[name] : undefined);
   const out: string[] = [];
-  for (const word of cmd.argv) {
+  for (const word of argv) {
     if (word.startsWith('$') && isValidEnvName(word.slice(1))) {
       const value = lookup(word.slice(1)) ?? '';
       out.push(...value.split(BLANKS).filter((w) => w !== ''));

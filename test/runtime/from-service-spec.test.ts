@@ -111,3 +111,26 @@ test('a missing EnvironmentFile= is an error naming the file', (t) => {
     reason: 'EnvironmentFile=/etc/nope: no such file',
   });
 });
+
+test('$MAINPID is left for the supervisor in the steps that run beside the main process', (t) => {
+  const c = ok(
+    build(
+      'Environment=SIG=HUP\nExecStart=/bin/srv $MAINPID\nExecStartPost=/bin/echo ${MAINPID}\n' +
+        'ExecReload=/bin/kill -$SIG $MAINPID\nExecStop=/bin/kill ${MAINPID}\n' +
+        'ExecStopPost=/bin/echo $$MAINPID\nExecStopPost=:/bin/echo $MAINPID\n',
+    ),
+  );
+  // ExecStart: no main process yet, so $MAINPID is empty as in systemd.
+  t.deepEqual(c.execStart[0]?.argv, ['/bin/srv']);
+  t.like(c.execStartPost[0], { argv: ['/bin/echo', '${MAINPID}'], expandAtLaunch: true });
+  t.like(c.execReload[0], { argv: ['/bin/kill', '-$SIG', '$MAINPID'], expandAtLaunch: true });
+  t.like(c.execStop[0], { argv: ['/bin/kill', '${MAINPID}'], expandAtLaunch: true });
+  // $$ is a literal dollar; `:` turns expansion off: neither waits for the launch.
+  t.deepEqual(c.execStopPost[0], {
+    path: '/bin/echo',
+    argv: ['/bin/echo', '$MAINPID'],
+    ignoreFailure: false,
+    privileged: false,
+  });
+  t.is(c.execStopPost[1]?.expandAtLaunch, undefined);
+});

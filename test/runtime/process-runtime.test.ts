@@ -591,3 +591,24 @@ test('Restart= restarts and the final failure are reported as runtime events (fl
   t.is(failed.length, 1);
   t.like(failed[0]?.fields, { unit, reason: 'start-limit-hit' });
 });
+
+test('ExecStop= gets the main process as ${MAINPID} in its words and $MAINPID in its environment', async (t) => {
+  const { runtime, host } = newRuntime();
+  const out = join(host.stateDir, 'mainpid');
+  const unit = unitName('mainpid');
+  await runtime.start(
+    config(unit, {
+      execStart: [step('/bin/sleep', '100')],
+      execStop: [
+        {
+          ...step('/bin/sh', '-c', `echo "$0 $MAINPID" > ${out}; kill "$0"`, '${MAINPID}'),
+          expandAtLaunch: true,
+        },
+      ],
+    }),
+  );
+  const running = await waitState(runtime, unit, 'active', 'running');
+  await runtime.stop(unit);
+  t.is(readText(out), `${running.pid} ${running.pid}\n`);
+  t.false(pidAlive(running.pid ?? 0));
+});
