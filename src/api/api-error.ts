@@ -32,6 +32,8 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   closed: 503,
   fenced: 503,
   unreachable: 502,
+  /** etcd no longer has the history asked for (an event stream's `since`): start again. */
+  compacted: 410,
 };
 
 export interface MappedError {

@@ -19,6 +19,7 @@ import { VERSION } from '../lib/version.js';
 import type { SelfLeaseReport } from '../agent/peer-check.js';
 import type { TreeName } from '../registry/keys.js';
 import type {
+  ClusterEventSource,
   MachineStore,
   RolloutStore,
   ServiceLister,
@@ -31,6 +32,7 @@ import { parseUnitSpec } from '../unit/unit-spec.js';
 import { checkApiToken } from './api-token.js';
 import { ApiError, mapError } from './api-error.js';
 import type { LocalUnits } from './local-units.js';
+import { eventsRoute, type EventStreamOptions, type EventStreamStats } from './event-stream.js';
 import { buildOpenApi } from './openapi.js';
 import type { PeerClient } from './peer-client.js';
 import { planUnits, type PlanRequest } from './plan-units.js';
@@ -74,13 +76,14 @@ export interface ApiTls {
   readonly ca?: string;
 }
 
-/** What the API uses of the registry: snapshots, units, machines' metadata and statuses. */
+/** What the API uses of the registry: snapshots, units, machines' metadata, statuses, events. */
 export type ApiRegistry = SnapshotReader &
   UnitStore &
   MachineStore &
   StatusReader &
   RolloutStore &
-  ServiceLister;
+  ServiceLister &
+  ClusterEventSource;
 
 export interface ApiDeps {
   readonly registry: ApiRegistry;
@@ -102,6 +105,10 @@ export interface ApiDeps {
   readonly log: Logger;
   readonly auth?: ApiAuth;
   readonly tls?: ApiTls;
+  /** GET /v1/events: buffering and heartbeat (defaults in event-stream.ts). */
+  readonly events?: EventStreamOptions;
+  /** Counts the event streams open and dropped. */
+  readonly eventStats?: EventStreamStats;
   /** This fleetd's metrics: GET /metrics serves them when given (docs/metrics.md). */
   readonly metrics?: ApiMetrics;
 }
@@ -635,6 +642,13 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         hosts.localJournal(nameOf(params.name), { lines: query.lines, follow: query.follow }, signal),
     }),
     ...(deps.metrics === undefined ? [] : [metricsRoute(deps.metrics)]),
+    eventsRoute({
+      source: registry,
+      clock: deps.clock,
+      log: deps.log,
+      ...(deps.events === undefined ? {} : { options: deps.events }),
+      ...(deps.eventStats === undefined ? {} : { stats: deps.eventStats }),
+    }),
   ];
 }
 

@@ -13,6 +13,7 @@ const REASONS: Readonly<Record<number, string>> = {
   403: 'Denied',
   404: 'Not found',
   409: 'Conflict (exists with other content, or changed concurrently)',
+  410: 'Gone: etcd compacted the history asked for; start again without `since`',
   502: 'The host running the unit could not be reached',
   503: 'This host is not registered in the cluster, or etcd is unreachable',
 };
@@ -29,6 +30,12 @@ export function buildOpenApi(routes: readonly RouteSpec[]): JsonSchema {
       responses[String(r.status)] = {
         description: 'Lines of text, streamed',
         content: { 'text/plain': { schema: { type: 'string' } } },
+      };
+    else if (r.produces === 'text/event-stream')
+      responses[String(r.status)] = {
+        description:
+          'Server-sent events: each `data:` line is one JSON message of this schema, with an `id:` to resume from (docs/events.md)',
+        content: { 'text/event-stream': { schema: schemaOf(r.response, 'output') } },
       };
     else
       responses[String(r.status)] = {

@@ -30,7 +30,7 @@ export interface RouteSpec {
   /** JSON response schema; absent for 204 and for text streams. */
   readonly response?: z.ZodType | undefined;
   readonly status: number;
-  readonly produces: 'application/json' | 'text/plain';
+  readonly produces: 'application/json' | 'text/plain' | 'text/event-stream';
   /** Error statuses the route documents (400, 404…); 401 and 503 are added for every route. */
   readonly errors: readonly number[];
   /** Served even while this host is not registered (health, the OpenAPI document, local units). */

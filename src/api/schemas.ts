@@ -2,6 +2,7 @@
 // requests and checks responses with them, the CLI parses responses with them, and the OpenAPI
 // document is generated from them. Names follow fleet's v1 API where it had one.
 import { z } from 'zod';
+import { clusterEvent } from '../registry/cluster-events.js';
 import { ACTIVE_STATES, LOAD_STATES, MACHINE_ID_RULE, machineIdProblem } from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
 import { metadataKeyProblem } from '../lib/metadata-key.js';
@@ -309,6 +310,38 @@ export const journalQuery = z.object({
   /** For a unit on several machines (Global=true): whose journal. Default: the first. */
   machine: machineId.optional(),
 });
+
+export const eventsQuery = z.object({
+  /**
+   * Resume after this event id (`R:k`) or revision (`R`): the events after it, from etcd's history.
+   * Without it the stream starts with the current state (`snapshot: true` events). An EventSource's
+   * `Last-Event-ID` header takes precedence.
+   */
+  since: z.string().max(40).optional(),
+  /** `false`: send the current state as events (those after `since`, when given), then end. */
+  follow: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  /** Only events of units matching this glob (`web@*`); a lost host matches by the units it had. */
+  unit: z.string().min(1).max(512).optional(),
+  /** Only events of this machine (a move: from or to it). */
+  machine: z.string().min(1).max(64).optional(),
+});
+
+/** Messages of the stream that are about the stream itself, not the cluster. */
+export const streamEvent = z.discriminatedUnion('kind', [
+  /** The snapshot is complete; everything after it is a change. Its id resumes after the snapshot. */
+  z.object({ kind: z.literal('stream.synced'), id: z.string(), revision: z.number().int() }),
+  /** The client read too slowly and fleetd stopped sending (resume from the last id). */
+  z.object({ kind: z.literal('stream.dropped'), reason: z.string() }),
+  /** The stream ended on fleetd's side (`code: compacted`: start again without since). */
+  z.object({ kind: z.literal('stream.ended'), code: z.string(), reason: z.string() }),
+]);
+
+/** One `data:` line of GET /v1/events. */
+export const eventMessage = z.union([clusterEvent, streamEvent]);
+export type EventMessage = z.infer<typeof eventMessage>;
 
 export const healthResponse = z.object({
   machine: z.string(),

@@ -276,6 +276,26 @@ export class ApiClient {
     return res.body;
   }
 
+  /** GET /v1/events as a stream of server-sent events (sse-reader.ts reads it). */
+  async events(o: {
+    since?: string | undefined;
+    follow: boolean;
+    unit?: string | undefined;
+    machine?: string | undefined;
+  }): Promise<Readable> {
+    const query = new URLSearchParams({ follow: String(o.follow) });
+    if (o.since !== undefined) query.set('since', o.since);
+    if (o.unit !== undefined) query.set('unit', o.unit);
+    if (o.machine !== undefined) query.set('machine', o.machine);
+    const res = await this.#send({
+      method: 'GET',
+      path: `/v1/events?${query.toString()}`,
+      headers: { accept: 'text/event-stream' },
+    });
+    await this.#check(res);
+    return res.body;
+  }
+
   #batchTimeoutMs(units: readonly { text?: string | undefined }[]): number {
     const bytes = units.reduce((n, u) => n + (u.text === undefined ? 0 : Buffer.byteLength(u.text)), 0);
     return batchTimeoutMs(this.#o.timeoutMs, units.length, bytes);

@@ -20,6 +20,7 @@ import { registerGalera } from './galera.js';
 import { registerFtp } from './ftp.js';
 import { registerCloudConfig } from './cloud-config.js';
 import { registerRollout } from './rollout.js';
+import { registerEvents } from './events.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
@@ -80,6 +81,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerRollout(program, ctx);
   registerListCommands(program, ctx);
   registerUnitInfoCommands(program, ctx);
+  registerEvents(program, ctx);
   registerVerify(program, ctx);
   registerAnnounce(program, ctx);
   registerUpstream(program, ctx);

@@ -14,9 +14,24 @@ export function planToChanges(
 ): AssignmentChange[] {
   const changes: AssignmentChange[] = [];
   const unschedulable = new Map<UnitName, Unschedulable>();
+  // A move's reason is why the unit left its machine (the unassignment's), not why the new one fits.
+  const leftBecause = new Map<string, string>();
+  for (const d of plan.decisions)
+    if (d.kind === 'unassign') leftBecause.set(`${d.unit}\u0000${d.machine}`, d.reason);
   for (const d of plan.decisions) {
     switch (d.kind) {
-      case 'assign':
+      case 'assign': {
+        const movedFrom = d.movedFrom;
+        const reason =
+          movedFrom === undefined ? d.reason : (leftBecause.get(`${d.unit}\u0000${movedFrom}`) ?? d.reason);
+        changes.push({
+          kind: 'assign',
+          assignment: { unit: d.unit, machine: d.machine, hash: d.hash, target: d.target },
+          reason,
+          ...(movedFrom === undefined ? {} : { movedFrom }),
+        });
+        break;
+      }
       case 'update':
         changes.push({
           kind: 'assign',

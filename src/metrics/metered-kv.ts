@@ -10,6 +10,7 @@ import type {
   TxnRequest,
   TxnResult,
   WatchHandlers,
+  WatchOptions,
 } from '../registry/kv.js';
 import type { Clock } from '../lib/clock.js';
 import { isRegistryError } from '../registry/registry-error.js';
@@ -36,16 +37,26 @@ export class MeteredKv implements Kv {
     return this.#kv.maxTxnOps;
   }
 
-  range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
-    return this.#time('range', () => this.#kv.range(key, end));
+  range(
+    key: string,
+    end?: string,
+    options?: { readonly revision?: Revision },
+  ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
+    return this.#time('range', () => this.#kv.range(key, end, options));
   }
 
   txn(request: TxnRequest): Promise<TxnResult> {
     return this.#time('txn', () => this.#kv.txn(request));
   }
 
-  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch {
-    return this.#kv.watch(key, end, startRevision, handlers);
+  watch(
+    key: string,
+    end: string,
+    startRevision: Revision,
+    handlers: WatchHandlers,
+    options?: WatchOptions,
+  ): KvWatch {
+    return this.#kv.watch(key, end, startRevision, handlers, options);
   }
 
   leaseGrant(ttlSeconds: number): Promise<LeaseId> {

@@ -32,10 +32,22 @@ export const unitValue = z.object({
 
 export const unitFileValue = z.object({ v: z.literal(1), text: z.string() });
 
+/** The longest placement reason stored with an assignment (longer ones are cut). */
+export const MAX_PLACEMENT_REASON = 500;
+
 export const assignmentValue = z.object({
   v: z.literal(1),
   hash,
   target: z.enum(['loaded', 'launched']),
+  /**
+   * Why the engine placed the unit here (for a move: why it left `movedFrom`); for the event stream
+   * (docs/events.md). Optional: older engines wrote none, and older readers ignore it.
+   */
+  reason: z.string().max(MAX_PLACEMENT_REASON).optional(),
+  /** The machine the unit was moved from, when this placement is a move. */
+  movedFrom: z.string().optional(),
+  /** When the engine wrote this placement (with `reason`). */
+  at: iso.optional(),
 });
 
 export const statusValue = z.object({

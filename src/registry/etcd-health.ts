@@ -2,7 +2,17 @@
 // engine asks it whether an absent machine may be gone only because etcd was (docs/
 // control-plane-faults.md). Fed by `HealthTrackingKv`, which every registry call goes through.
 import type { Clock } from '../lib/clock.js';
-import type { KeyValue, Kv, KvWatch, LeaseId, Revision, TxnRequest, TxnResult, WatchHandlers } from './kv.js';
+import type {
+  KeyValue,
+  Kv,
+  KvWatch,
+  LeaseId,
+  Revision,
+  TxnRequest,
+  TxnResult,
+  WatchHandlers,
+  WatchOptions,
+} from './kv.js';
 import { isRegistryError } from './registry-error.js';
 
 /** What the engine reads: times are the registry clock's `monotonic()`. */
@@ -76,16 +86,26 @@ export class HealthTrackingKv implements Kv {
     return this.#kv.maxTxnOps;
   }
 
-  range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
-    return this.#health.track(this.#kv.range(key, end));
+  range(
+    key: string,
+    end?: string,
+    options?: { readonly revision?: Revision },
+  ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
+    return this.#health.track(this.#kv.range(key, end, options));
   }
 
   txn(request: TxnRequest): Promise<TxnResult> {
     return this.#health.track(this.#kv.txn(request));
   }
 
-  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch {
-    return this.#kv.watch(key, end, startRevision, handlers);
+  watch(
+    key: string,
+    end: string,
+    startRevision: Revision,
+    handlers: WatchHandlers,
+    options?: WatchOptions,
+  ): KvWatch {
+    return this.#kv.watch(key, end, startRevision, handlers, options);
   }
 
   leaseGrant(ttlSeconds: number): Promise<LeaseId> {

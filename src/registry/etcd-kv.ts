@@ -38,6 +38,7 @@ import type {
   TxnResult,
   WatchEvent,
   WatchHandlers,
+  WatchOptions,
 } from './kv.js';
 import { RegistryError } from './registry-error.js';
 
@@ -104,10 +105,18 @@ export class EtcdKv implements Kv {
     });
   }
 
-  async range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
+  async range(
+    key: string,
+    end?: string,
+    options: { readonly revision?: Revision } = {},
+  ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
     const res = await this.#call('range', () =>
       this.#client.kv.range(
-        { key: Buffer.from(key), ...(end === undefined ? {} : { range_end: Buffer.from(end) }) },
+        {
+          key: Buffer.from(key),
+          ...(end === undefined ? {} : { range_end: Buffer.from(end) }),
+          ...(options.revision === undefined ? {} : { revision: String(options.revision) }),
+        },
         this.#deadline(),
       ),
     );
@@ -141,21 +150,32 @@ export class EtcdKv implements Kv {
     return { succeeded: res.succeeded, revision: Number(res.header.revision), results };
   }
 
-  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch {
+  watch(
+    key: string,
+    end: string,
+    startRevision: Revision,
+    handlers: WatchHandlers,
+    options: WatchOptions = {},
+  ): KvWatch {
     if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
     let cancelled = false;
     // etcd3's watcher reconnects by itself and resumes after the last revision it delivered;
     // what reaches 'error' is final (e.g. the start revision was compacted).
-    const watcher: Watcher = this.#client
+    const builder = this.#client
       .watch()
       .inRange({ start: Buffer.from(key), end: Buffer.from(end) })
-      .startRevision(String(startRevision))
-      .watcher();
+      .startRevision(String(startRevision));
+    if (options.prevKv === true) builder.withPreviousKV();
+    const watcher: Watcher = builder.watcher();
     watcher.on('data', (res: IWatchResponse) => {
       if (cancelled || res.events.length === 0) return;
       const events: WatchEvent[] = res.events.map((e) => ({
         type: e.type === 'Delete' ? 'delete' : 'put',
         kv: toKeyValue(e.kv),
+        // etcd sends an empty prev_kv (no key) for a create.
+        ...(e.prev_kv?.key === undefined || e.prev_kv.key.length === 0
+          ? {}
+          : { prevKv: toKeyValue(e.prev_kv) }),
       }));
       handlers.onEvents(events);
     });
@@ -353,7 +373,12 @@ export function translateEtcdError(error: unknown, what: string, endpoints: stri
     return new RegistryError('invalid', `${what}: etcd rejected the request: ${message}`, { cause: error });
   }
   if (/compacted/.test(message)) {
-    return new RegistryError('unavailable', `${what}: the revision was compacted (${message}); re-read`, {
+    return new RegistryError('compacted', `${what}: the revision was compacted (${message}); re-read`, {
+      cause: error,
+    });
+  }
+  if (/future revision/.test(message)) {
+    return new RegistryError('invalid', `${what}: the revision is ahead of etcd's (${message})`, {
       cause: error,
     });
   }

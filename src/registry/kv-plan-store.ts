@@ -4,7 +4,7 @@
 import type { Assignment, MachineId, UnitName } from '../cluster/types.js';
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
-import { encodeValue } from './codec.js';
+import { encodeValue, MAX_PLACEMENT_REASON } from './codec.js';
 import type { RegistryKeys } from './keys.js';
 import { chunks, firstKv, type KvCore } from './kv-core.js';
 import { decodeAssignment } from './kv-decode.js';
@@ -98,6 +98,7 @@ export class KvPlanStore implements PlanStore {
     flush();
     // A plan assigns thousands of units that share a few (hash, target) values: encode each once.
     const encoded = new Map<string, string>();
+    const at = new Date(this.#clock.now()).toISOString();
 
     let revision = 0;
     for (const [i, txn] of txns.entries()) {
@@ -116,7 +117,7 @@ export class KvPlanStore implements PlanStore {
       compare.push(...txn.machines.values());
       const res = await this.#kv.txn({
         compare,
-        success: txn.changes.map((c) => this.#changeOp(c, encoded)),
+        success: txn.changes.map((c) => this.#changeOp(c, encoded, at)),
         failure: [
           { kind: 'range', key: fence.key },
           ...txn.units.map((u) => ({ kind: 'range' as const, key: this.#keys.unit(u) })),
@@ -237,15 +238,24 @@ export class KvPlanStore implements PlanStore {
     }
   }
 
-  #changeOp(change: AssignmentChange, encoded: Map<string, string>): TxnOp {
+  /** `at`: when this plan is written (stored with new placements, for the event stream). */
+  #changeOp(change: AssignmentChange, encoded: Map<string, string>, at: string): TxnOp {
     const key = this.#changeKey(change);
     switch (change.kind) {
       case 'assign': {
         const { hash, target } = change.assignment;
-        const memo = `${hash}\u0000${target}`;
+        const { reason, movedFrom } = change;
+        const memo = `${hash}\u0000${target}\u0000${reason ?? ''}\u0000${movedFrom ?? ''}`;
         let value = encoded.get(memo);
         if (value === undefined) {
-          value = encodeValue('assignment', { v: 1, hash, target });
+          value = encodeValue('assignment', {
+            v: 1,
+            hash,
+            target,
+            ...(reason === undefined ? {} : { reason: cut(reason, MAX_PLACEMENT_REASON) }),
+            ...(movedFrom === undefined ? {} : { movedFrom }),
+            ...(reason === undefined ? {} : { at }),
+          });
           encoded.set(memo, value);
         }
         return { kind: 'put', key, value };
@@ -282,4 +292,9 @@ export class KvPlanStore implements PlanStore {
       }),
     );
   }
+}
+
+/** `text` cut to at most `max` characters, marked with an ellipsis when cut. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

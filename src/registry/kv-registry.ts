@@ -14,7 +14,9 @@ import type {
 import type { EtcdHealth } from './etcd-health.js';
 import type { RegistryKeys } from './keys.js';
 import { KvClaimStore } from './kv-claim-store.js';
+import type { ClusterEvent, EventCursor } from './cluster-events.js';
 import { KvClusterWatcher } from './kv-cluster-watcher.js';
+import { KvEventSource } from './kv-event-source.js';
 import { KvCore, type KvCoreDeps } from './kv-core.js';
 import { KvLeaderElection } from './kv-leader-election.js';
 import { KvMachineStore } from './kv-machine-store.js';
@@ -29,6 +31,7 @@ import type {
   AnnouncedInstance,
   AssignmentChange,
   ClusterSnapshot,
+  EventStreamHandlers,
   LeaseHandle,
   LeaseOptions,
   MachineRecord,
@@ -67,6 +70,7 @@ export class KvRegistry implements Registry {
   readonly #statuses: KvStatusStore;
   readonly #services: KvServiceStore;
   readonly #watcher: KvClusterWatcher;
+  readonly #events: KvEventSource;
   readonly #election: KvLeaderElection;
 
   constructor(deps: KvRegistryDeps) {
@@ -82,6 +86,7 @@ export class KvRegistry implements Registry {
     this.#statuses = new KvStatusStore(core);
     this.#services = new KvServiceStore(core);
     this.#watcher = new KvClusterWatcher(core);
+    this.#events = new KvEventSource(core);
     this.#election = new KvLeaderElection(core);
   }
 
@@ -212,6 +217,14 @@ export class KvRegistry implements Registry {
   }
 
   // ——— ClusterWatcher, LeaderElection ———
+  eventState(): Promise<{ revision: Revision; events: ClusterEvent[] }> {
+    return this.#events.eventState();
+  }
+
+  watchEvents(after: EventCursor, handlers: EventStreamHandlers): Promise<Subscription> {
+    return this.#events.watchEvents(after, handlers);
+  }
+
   watchCluster(
     topics: readonly WakeTopic[],
     fromRevision: Revision,

@@ -69,6 +69,13 @@ export interface WatchEvent {
   readonly type: 'put' | 'delete';
   /** For a delete: key, empty value, `modRevision` = the revision of the delete. */
   readonly kv: KeyValue;
+  /** The key as it was before this change (absent for a create), when the watch asked for it. */
+  readonly prevKv?: KeyValue;
+}
+
+export interface WatchOptions {
+  /** Deliver each event's `prevKv` (etcd's `prev_kv`: the value the change replaced or deleted). */
+  readonly prevKv?: boolean;
 }
 
 export interface WatchHandlers {
@@ -86,15 +93,33 @@ export interface KvWatch {
 }
 
 export interface Kv {
-  /** Keys in `[key, end)` (or just `key`), sorted by key, at the latest revision. */
-  range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }>;
+  /**
+   * Keys in `[key, end)` (or just `key`), sorted by key, at the latest revision, or at
+   * `options.revision` (a past revision: RegistryError `compacted` when history before it was
+   * compacted, `invalid` when it is ahead of the store). The result's `revision` is the store's
+   * current revision either way, as etcd's header says.
+   */
+  range(
+    key: string,
+    end?: string,
+    options?: { readonly revision?: Revision },
+  ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }>;
   /**
    * One etcd transaction. Rejects with RegistryError `invalid` when a branch or the compares
    * exceed `maxTxnOps` or a branch writes one key twice (etcd refuses both).
    */
   txn(request: TxnRequest): Promise<TxnResult>;
-  /** Every change in `[key, end)` from `startRevision` on (no missed and no repeated revision). */
-  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch;
+  /**
+   * Every change in `[key, end)` from `startRevision` on (no missed and no repeated revision); the
+   * events of one revision (one transaction, or one lease's keys on expiry) arrive in one batch.
+   */
+  watch(
+    key: string,
+    end: string,
+    startRevision: Revision,
+    handlers: WatchHandlers,
+    options?: WatchOptions,
+  ): KvWatch;
   /** Grants a lease of `ttlSeconds` (etcd raises it to its minimum TTL when lower). */
   leaseGrant(ttlSeconds: number): Promise<LeaseId>;
   /** Renews a lease; resolves with its remaining TTL in seconds, or 0 when it no longer exists. */

@@ -19,6 +19,7 @@ import type {
   TxnResult,
   WatchEvent,
   WatchHandlers,
+  WatchOptions,
 } from './kv.js';
 import { NO_LEASE } from './kv.js';
 import { RegistryError } from './registry-error.js';
@@ -131,8 +132,27 @@ export class MemoryEtcd {
 
   // ——— operations (called by MemoryKv) ———
 
-  range(key: string, end: string | undefined): { revision: Revision; kvs: KeyValue[] } {
-    return { revision: this.#revision, kvs: this.#rangeNow(key, end) };
+  range(key: string, end: string | undefined, at?: Revision): { revision: Revision; kvs: KeyValue[] } {
+    if (at === undefined || at === this.#revision)
+      return { revision: this.#revision, kvs: this.#rangeNow(key, end) };
+    if (at < this.#compacted)
+      throw new RegistryError('compacted', 'etcdserver: mvcc: required revision has been compacted');
+    if (at > this.#revision)
+      throw new RegistryError('invalid', 'etcdserver: mvcc: required revision is a future revision');
+    // The state at `at`: today's keys with every later change undone, newest first.
+    const data = new Map(this.#data);
+    for (let i = this.#history.length - 1; i >= 0; i--) {
+      const entry = this.#history[i];
+      if (entry === undefined || entry.revision <= at) break;
+      for (const e of [...entry.events].reverse()) {
+        if (e.prevKv === undefined) data.delete(e.kv.key);
+        else data.set(e.kv.key, e.prevKv);
+      }
+    }
+    const kvs = [...data.values()]
+      .filter((kv) => kv.key >= key && (end === undefined ? kv.key === key : kv.key < end))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { revision: this.#revision, kvs };
   }
 
   txn(request: TxnRequest): TxnResult {
@@ -266,7 +286,7 @@ export class MemoryEtcd {
           lease,
         };
         this.#data.set(op.key, kv);
-        events.push({ type: 'put', kv });
+        events.push({ type: 'put', kv, ...(prev === undefined ? {} : { prevKv: prev }) });
         return { kind: 'put' };
       }
       case 'delete': {
@@ -277,6 +297,7 @@ export class MemoryEtcd {
           events.push({
             type: 'delete',
             kv: { key: kv.key, value: '', createRevision: 0, modRevision: rev, version: 0, lease: NO_LEASE },
+            prevKv: kv,
           });
         }
         return { kind: 'delete', deleted: victims.length };
@@ -308,7 +329,7 @@ export class MemoryEtcd {
   #failWatcher(w: StoreWatcher, message: string): void {
     w.cancelled = true;
     this.#watchers.delete(w);
-    w.fail(new RegistryError('unavailable', `etcdserver: mvcc: ${message}`));
+    w.fail(new RegistryError('compacted', `etcdserver: mvcc: ${message}`));
   }
 }
 
@@ -361,9 +382,13 @@ export class MemoryKv implements Kv {
     return { ...this.#faults };
   }
 
-  async range(key: string, end?: string): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
+  async range(
+    key: string,
+    end?: string,
+    options: { readonly revision?: Revision } = {},
+  ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
     await this.#gate();
-    return this.#store.range(key, end);
+    return this.#store.range(key, end, options.revision);
   }
 
   async txn(request: TxnRequest): Promise<TxnResult> {
@@ -371,13 +396,23 @@ export class MemoryKv implements Kv {
     return this.#store.txn(request);
   }
 
-  watch(key: string, end: string, startRevision: Revision, handlers: WatchHandlers): KvWatch {
+  watch(
+    key: string,
+    end: string,
+    startRevision: Revision,
+    handlers: WatchHandlers,
+    options: WatchOptions = {},
+  ): KvWatch {
     this.#check();
+    // The store keeps each event's previous value (for reads of past revisions); etcd sends it
+    // only to watches that ask.
+    const strip = (events: readonly WatchEvent[]): readonly WatchEvent[] =>
+      options.prevKv === true ? events : events.map((e) => ({ type: e.type, kv: e.kv }));
     const cancel = this.#store.watch(
       key,
       end,
       startRevision,
-      (events) => this.#whenReachable(() => handlers.onEvents(events)),
+      (events) => this.#whenReachable(() => handlers.onEvents(strip(events))),
       (error) => this.#whenReachable(() => handlers.onError(error)),
     );
     return { cancel };

@@ -14,6 +14,8 @@ import { FleetError } from '../lib/errors.js';
  * - `invalid`: a bad argument (a key segment with '/', a hash that does not match the text…).
  * - `denied`: etcd refused the credentials or the permission (fix the configuration).
  * - `closed`: the registry or handle was closed.
+ * - `compacted`: a read or watch of a past revision whose history etcd has compacted away
+ *   (recoverable only by starting again from the current state).
  */
 export type RegistryErrorCode =
   | 'unavailable'
@@ -26,7 +28,8 @@ export type RegistryErrorCode =
   | 'corrupt'
   | 'invalid'
   | 'denied'
-  | 'closed';
+  | 'closed'
+  | 'compacted';
 
 const RECOVERABLE: ReadonlySet<RegistryErrorCode> = new Set(['unavailable', 'conflict']);
 

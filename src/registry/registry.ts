@@ -12,6 +12,7 @@ import type {
   UnitName,
   UnitStatus,
 } from '../cluster/types.js';
+import type { ClusterEvent, EventCursor } from './cluster-events.js';
 import type { DecodeProblem } from './codec.js';
 import type { EtcdHealthView } from './etcd-health.js';
 import type { LeaseId, Revision } from './kv.js';
@@ -189,7 +190,13 @@ export interface Membership extends LeaseHandle {
 
 /** One change of a plan, applied by `writeAssignments`. */
 export type AssignmentChange =
-  | { readonly kind: 'assign'; readonly assignment: Assignment }
+  | {
+      readonly kind: 'assign';
+      readonly assignment: Assignment;
+      /** Why it is placed there (a move: why it left `movedFrom`); stored for the event stream. */
+      readonly reason?: string;
+      readonly movedFrom?: MachineId;
+    }
   | { readonly kind: 'unassign'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'mark_unschedulable'; readonly record: Unschedulable }
   | { readonly kind: 'clear_unschedulable'; readonly unit: UnitName };
@@ -436,6 +443,28 @@ export interface ClusterWatcher {
   ): Subscription;
 }
 
+export interface EventStreamHandlers {
+  /** Events of one or more revisions, in order, each with its id (`"R:k"`). */
+  onEvents(events: readonly ClusterEvent[]): void;
+  /**
+   * The stream ended and delivers nothing more: RegistryError `compacted` when etcd compacted the
+   * history it still had to send (start again from `eventState`). Not called after `close`.
+   */
+  onEnd(error: Error): void;
+}
+
+/** What happened in the cluster, derived from etcd's history of the keys (docs/events.md). */
+export interface ClusterEventSource {
+  /** The state now as events (`snapshot: true`), and the revision it was read at. */
+  eventState(): Promise<{ readonly revision: Revision; readonly events: readonly ClusterEvent[] }>;
+  /**
+   * Every event after `after`, from etcd's history, then live. Rejects with RegistryError
+   * `compacted` when that history is gone, `invalid` when `after` is ahead of the store; resolves
+   * once the watch is open. Close the subscription when the reader goes away.
+   */
+  watchEvents(after: EventCursor, handlers: EventStreamHandlers): Promise<Subscription>;
+}
+
 /** The engine's leader election (`engine/leader`) over the same store. */
 export interface LeaderElection {
   /** Leader election for the engine over the same store (see leadership.ts). */
@@ -460,6 +489,7 @@ export interface Registry
     ServiceReader,
     ServiceLister,
     ClusterWatcher,
+    ClusterEventSource,
     LeaderElection {
   /**
    * Closes watches and the connection. Leases still held are released, not revoked: their keys

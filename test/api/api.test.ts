@@ -566,6 +566,7 @@ test('the OpenAPI document covers every route with its schemas and the error sha
   );
   t.deepEqual(ops.sort(), [
     'DELETE /v1/units/{name} deleteUnit',
+    'GET /v1/events streamEvents',
     'GET /v1/health health',
     'GET /v1/local/units/{name}/journal localUnitJournal',
     'GET /v1/local/units/{name}/status localUnitStatus',
@@ -585,6 +586,11 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'PUT /v1/units/{name}/rollout beginRollout',
   ]);
   t.truthy(doc.components.schemas['Error']);
+  t.regex(
+    JSON.stringify(doc.paths['/v1/events']?.['get']?.responses['200']),
+    /text\/event-stream.*unit\.moved/,
+    'the event stream documents its messages',
+  );
   const put = doc.paths['/v1/units/{name}']?.['put'];
   t.truthy(put?.requestBody);
   t.deepEqual(Object.keys(put?.responses ?? {}).sort(), [

@@ -21,9 +21,10 @@ class DroppingKv implements Kv {
   get maxTxnOps(): number {
     return this.inner.maxTxnOps;
   }
-  range: Kv['range'] = (key, end) => this.inner.range(key, end);
+  range: Kv['range'] = (key, end, options) => this.inner.range(key, end, options);
   txn: Kv['txn'] = (request) => this.inner.txn(request);
-  watch: Kv['watch'] = (key, end, start, handlers) => this.inner.watch(key, end, start, handlers);
+  watch: Kv['watch'] = (key, end, start, handlers, options) =>
+    this.inner.watch(key, end, start, handlers, options);
   leaseGrant: Kv['leaseGrant'] = (ttl) => this.inner.leaseGrant(ttl);
   leaseRevoke: Kv['leaseRevoke'] = (id) => this.inner.leaseRevoke(id);
   async leaseKeepAlive(id: LeaseId, options: { timeoutMs: number }): Promise<number> {
