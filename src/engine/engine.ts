@@ -26,7 +26,7 @@ import type {
 import { isRegistryError } from '../registry/registry-error.js';
 import type { UnitName } from '../cluster/types.js';
 import type { ClusterView } from '../cluster/view.js';
-import type { Decision, Plan } from '../scheduler/plan.js';
+import type { AssignDecision, Decision, Plan } from '../scheduler/plan.js';
 import { schedule } from '../scheduler/schedule.js';
 import { buildClusterView, PlacementCache } from './cluster-view.js';
 import { holdMovesOffAbsentMachines } from './hold-moves.js';
@@ -315,6 +315,8 @@ export class Engine {
     summary: Plan['summary'];
     decisions: readonly Decision[];
     moves: number;
+    /** Kept whatever the log level: a move is logged at info (an operator's "where did it go?"). */
+    moved: readonly AssignDecision[];
     placed: readonly Placed[];
   } {
     const { log } = this.#deps;
@@ -323,6 +325,9 @@ export class Engine {
     const { invalid } = built;
     const view = this.#holdMoves(built.view);
     const { plan, held } = holdUnsafeStarts(schedule(view.view), snapshot, view.view);
+    const moved = plan.decisions.filter(
+      (d): d is AssignDecision => d.kind === 'assign' && d.movedFrom !== undefined,
+    );
     this.#held = new Set(held.map((h) => h.unit));
     this.stats.heldStarts += held.length;
     for (const h of held) {
@@ -335,7 +340,8 @@ export class Engine {
       changes: planToChanges(plan, snapshot, invalid, view.held),
       summary: plan.summary,
       decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
-      moves: plan.decisions.filter((d) => d.kind === 'assign' && d.movedFrom !== undefined).length,
+      moves: moved.length,
+      moved,
       placed:
         this.#metrics === undefined
           ? []
@@ -422,7 +428,7 @@ export class Engine {
     this.stats.passes++;
     this.#reportProblems(snapshot);
     this.#metrics?.statuses(snapshot.statuses, snapshot.units);
-    const { changes, summary, decisions, moves, placed } = this.#plan(snapshot);
+    const { changes, summary, decisions, moves, moved, placed } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
       return 'settled';
@@ -444,8 +450,13 @@ export class Engine {
         },
         `plan applied: ${summary.assign} assigned, ${summary.unassign} unassigned, ${summary.update} updated, ${summary.unschedulable} unschedulable`,
       );
+      for (const d of moved)
+        log.info(
+          { event: 'engine.unit_moved', unit: d.unit, from: d.movedFrom, to: d.machine, reason: d.reason },
+          `moved ${d.unit} from ${d.movedFrom ?? '?'} to ${d.machine}: ${d.reason}`,
+        );
       for (const d of decisions) {
-        if (d.kind === 'unschedulable') continue;
+        if (d.kind === 'unschedulable' || (d.kind === 'assign' && d.movedFrom !== undefined)) continue;
         log.debug(
           { event: `engine.${d.kind}`, unit: d.unit, machine: d.machine, reason: d.reason },
           d.reason,
