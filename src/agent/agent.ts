@@ -655,8 +655,12 @@ export class Agent {
       baseEnv: unitBaseEnvironment(unit, this.#host),
       readFile: this.#d.readFile ?? readFileOrUndefined,
     };
-    if (spec.run.kind === 'service')
-      return processConfigFromServiceSpec({ ...input, spec: spec.run.service });
+    if (spec.run.kind === 'service') {
+      const built = processConfigFromServiceSpec({ ...input, spec: spec.run.service });
+      if (built.kind === 'error' || spec.health === undefined) return built;
+      const config: ProcessUnitConfig = { ...built.config, health: spec.health };
+      return { ...built, config };
+    }
     const build = this.#d.containerConfig ?? containerConfigFromSpec;
     return build({ ...input, spec: spec.run.container });
   }
@@ -768,6 +772,7 @@ export class Agent {
       ...(o.containerId === undefined ? {} : { containerId: o.containerId }),
       ...(o.lastExit === undefined ? {} : { lastExit: o.lastExit }),
       ...(o.reason === undefined ? {} : { reason: o.reason }),
+      ...(o.health === undefined ? {} : { health: o.health }),
     };
   }
 

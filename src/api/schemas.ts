@@ -3,7 +3,13 @@
 // document is generated from them. Names follow fleet's v1 API where it had one.
 import { z } from 'zod';
 import { clusterEvent } from '../registry/cluster-events.js';
-import { ACTIVE_STATES, LOAD_STATES, MACHINE_ID_RULE, machineIdProblem } from '../cluster/types.js';
+import {
+  ACTIVE_STATES,
+  HEALTH_STATES,
+  LOAD_STATES,
+  MACHINE_ID_RULE,
+  machineIdProblem,
+} from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
 import { metadataKeyProblem } from '../lib/metadata-key.js';
 
@@ -45,6 +51,7 @@ export const unitStatus = z
       .object({ code: z.number().int().optional(), signal: z.string().optional(), at: iso })
       .optional(),
     reason: z.string().optional(),
+    health: z.enum(HEALTH_STATES).optional(),
   })
   .meta({ id: 'UnitStatus' });
 

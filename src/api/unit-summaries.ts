@@ -86,6 +86,7 @@ function stripStatus(s: UnitStatus): UnitStatus {
     since: s.since,
     ...(s.lastExit === undefined ? {} : { lastExit: s.lastExit }),
     ...(s.reason === undefined ? {} : { reason: s.reason }),
+    ...(s.health === undefined ? {} : { health: s.health }),
   };
 }
 

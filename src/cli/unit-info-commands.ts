@@ -44,6 +44,7 @@ export function formatStatus(s: StatusResponse): string {
         o.lastExit.code !== undefined ? `code ${o.lastExit.code}` : `signal ${o.lastExit.signal ?? '?'}`;
       lines.push(`   Last exit: ${how} at ${o.lastExit.at}`);
     }
+    if (o.health !== undefined) lines.push(`   Health: ${o.health}`);
     if (o.reason !== undefined) lines.push(`   Reason: ${o.reason}`);
     if (h.log.length > 0) lines.push('', ...h.log);
   }

@@ -106,4 +106,10 @@ export interface UnitStatus {
   readonly lastExit?: { readonly code?: number; readonly signal?: string; readonly at: string };
   /** Why the unit is failed or not loaded, in words. */
   readonly reason?: string;
+  /** Its health check's verdict ([X-Health] of a process unit, a container's HEALTHCHECK). */
+  readonly health?: HealthState;
 }
+
+/** Docker's words: `starting` until the first pass, `unhealthy` after Retries failures in a row. */
+export const HEALTH_STATES = ['starting', 'healthy', 'unhealthy'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];

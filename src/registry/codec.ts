@@ -3,7 +3,7 @@
 // `DecodeProblem` naming its key, which the caller reports and skips (one bad key must not stop
 // the engine).
 import { z } from 'zod';
-import { ACTIVE_STATES, LOAD_STATES } from '../cluster/types.js';
+import { ACTIVE_STATES, HEALTH_STATES, LOAD_STATES } from '../cluster/types.js';
 import { MAX_UNIT_FILE_BYTES } from '../unit/limits.js';
 import type { TreeName } from './keys.js';
 import { RegistryError } from './registry-error.js';
@@ -63,6 +63,7 @@ export const statusValue = z.object({
     .object({ code: z.number().int().optional(), signal: z.string().optional(), at: iso })
     .optional(),
   reason: z.string().optional(),
+  health: z.enum(HEALTH_STATES).optional(),
 });
 
 export const unschedulableValue = z.object({

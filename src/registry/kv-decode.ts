@@ -175,5 +175,6 @@ function toStatus(unit: UnitName, machine: MachineId, v: StoredValue<'status'>):
           },
         }),
     ...(v.reason === undefined ? {} : { reason: v.reason }),
+    ...(v.health === undefined ? {} : { health: v.health }),
   };
 }

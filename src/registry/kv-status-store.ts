@@ -42,6 +42,7 @@ export class KvStatusStore implements StatusStore {
       since: status.since,
       ...(status.lastExit === undefined ? {} : { lastExit: { ...status.lastExit } }),
       ...(status.reason === undefined ? {} : { reason: status.reason }),
+      ...(status.health === undefined ? {} : { health: status.health }),
     });
     const res = await this.#kv.txn({
       compare: [],

@@ -430,9 +430,10 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       ...(status.mainPid === undefined ? {} : { pid: status.mainPid }),
       ...(status.lastExit === undefined ? {} : { lastExit: status.lastExit }),
       ...(status.reason === undefined ? {} : { reason: status.reason }),
+      ...(status.health === undefined ? {} : { health: status.health }),
     };
     if (status.done || isAlive(status.supervisor)) return base;
-    const { pid: _pid, ...rest } = base;
+    const { pid: _pid, health: _health, ...rest } = base;
     return {
       ...rest,
       active: 'failed',

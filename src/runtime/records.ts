@@ -173,6 +173,15 @@ const processUnitConfig: z.ZodType<ProcessUnitConfig> = z.object({
   user: z.string().min(1).exactOptional(),
   group: z.string().min(1).exactOptional(),
   atMostOnce: z.boolean().exactOptional(),
+  health: z
+    .object({
+      check: z.string().min(1),
+      intervalMs: z.number().int().positive(),
+      timeoutMs: z.number().int().positive(),
+      retries: z.number().int().positive(),
+      startPeriodMs: count,
+    })
+    .exactOptional(),
 });
 
 const trackingConfig: z.ZodType<TrackingConfig> = z.discriminatedUnion('kind', [
@@ -230,6 +239,7 @@ const supervisorStatusV1: z.ZodType<SupervisorStatus> = z.object({
     .object({ code: int.exactOptional(), signal: z.string().exactOptional(), at: iso })
     .exactOptional(),
   reason: z.string().exactOptional(),
+  health: z.enum(['starting', 'healthy', 'unhealthy']).exactOptional(),
 });
 
 const supervisorStatusFormat: RecordFormat<SupervisorStatus> = {

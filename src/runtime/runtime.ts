@@ -3,7 +3,16 @@
 // The agent maps a UnitSpec to a runtime config; runtimes never parse unit files.
 
 import { FleetError, type FleetErrorOptions } from '../lib/errors.js';
-import type { ActiveState, LoadState, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
+import type {
+  ActiveState,
+  HealthState,
+  LoadState,
+  UnitHash,
+  UnitName,
+  UnitStatus,
+} from '../cluster/types.js';
+
+export type { HealthState };
 
 /** What every runtime config carries: the unit and the exact file it was made from. */
 export interface RuntimeUnitConfigBase {
@@ -16,6 +25,16 @@ export interface RuntimeUnitConfigBase {
    * self-fencing deadline only for such units; others run on through any control-plane outage.
    */
   readonly atMostOnce?: boolean;
+}
+
+/** A unit's health check, as its [X-Health] section gave it (docs/health.md). */
+export interface HealthConfig {
+  /** `http://…`, `https://…` or `tcp://HOST:PORT`. */
+  readonly check: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly startPeriodMs: number;
 }
 
 /** One Exec*= command, fully resolved: specifiers and `$VAR` already expanded. */
@@ -43,6 +62,8 @@ export type KillMode = 'control-group' | 'process' | 'mixed' | 'none';
 export interface ProcessUnitConfig extends RuntimeUnitConfigBase {
   readonly kind: 'process';
   readonly type: ServiceType;
+  /** [X-Health]: the check that restarts the unit after Retries failures in a row. */
+  readonly health?: HealthConfig;
   readonly execStartPre: readonly ExecStep[];
   /** Exactly one for simple/exec; zero or more for oneshot. */
   readonly execStart: readonly ExecStep[];
@@ -98,6 +119,8 @@ export interface ObservedUnit {
    * assigned here, as systemd starts its units after a reboot.
    */
   readonly lost?: true;
+  /** The unit's health check's verdict (a process unit's [X-Health], a container's HEALTHCHECK). */
+  readonly health?: HealthState;
   /** The runtime was told the unit is AtMostOnce (RuntimeUnitConfigBase.atMostOnce); absent: it was not, or it does not know. */
   readonly atMostOnce?: true;
 }

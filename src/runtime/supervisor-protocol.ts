@@ -55,6 +55,8 @@ export interface SupervisorStatus {
   readonly since: string;
   readonly lastExit?: { readonly code?: number; readonly signal?: string; readonly at: string };
   readonly reason?: string;
+  /** The [X-Health] check's verdict while the main process runs (absent: no check, or not running). */
+  readonly health?: 'starting' | 'healthy' | 'unhealthy';
   /** How many times the unit was restarted by its Restart= policy in this supervisor's life. */
   readonly restarts: number;
   /** True once the supervisor has nothing left to do and is exiting (inactive or failed). */

@@ -9,7 +9,7 @@ import type { Clock, Timer } from '../lib/clock.js';
 import { expandWords } from '../unit/exec.js';
 import { LineSplitter, type JournalWriter } from './journal-writer.js';
 import type { ProcessTree } from './process-tree.js';
-import type { ExecStep, ProcessUnitConfig } from './runtime.js';
+import type { ExecStep, HealthConfig, HealthState, ProcessUnitConfig } from './runtime.js';
 import type { ProcessIdentity, SupervisorStatus } from './supervisor-protocol.js';
 import type { Credentials, CredentialsResult } from './users.js';
 
@@ -41,7 +41,9 @@ type Outcome =
   | { readonly kind: 'success' }
   | { readonly kind: 'exit-code'; readonly reason: string }
   | { readonly kind: 'signal'; readonly reason: string }
-  | { readonly kind: 'timeout'; readonly reason: string };
+  | { readonly kind: 'timeout'; readonly reason: string }
+  /** [X-Health] failed Retries times in a row: systemd's closest result is a fired watchdog. */
+  | { readonly kind: 'health'; readonly reason: string };
 
 const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -68,6 +70,8 @@ export class UnitSupervisor {
   #reloading = false;
   /** Why a stop was requested, kept as the status reason of the stopped unit (self-fencing). */
   #stopReason: string | undefined;
+  /** The [X-Health] verdict of the current run; undefined without a check or while not running. */
+  #health: HealthState | undefined;
 
   constructor(deps: UnitSupervisorDeps) {
     this.#d = deps;
@@ -165,8 +169,18 @@ export class UnitSupervisor {
       if (main !== undefined) {
         this.#set('active', 'running');
         this.#log(`Started (main pid ${main.pid}).`);
-        const exit = await Promise.race([main.exited, this.#stopRequested()]);
-        if (exit !== undefined) {
+        const watching = new AbortController();
+        const unhealthy =
+          this.#c.health === undefined ? undefined : this.#watchHealth(this.#c.health, watching.signal);
+        const exit = await Promise.race([
+          main.exited,
+          this.#stopRequested(),
+          ...(unhealthy ? [unhealthy] : []),
+        ]);
+        watching.abort();
+        if (exit !== undefined && 'kind' in exit && exit.kind === 'health') {
+          outcome = exit;
+        } else if (exit !== undefined) {
           outcome = this.#judge('ExecStart', this.#c.execStart[0], exit, true);
           this.#main = undefined;
         }
@@ -194,6 +208,7 @@ export class UnitSupervisor {
     // Whatever ExecStopPost left behind goes too (systemd's final-sigterm), unless KillMode=none/process.
     await this.#killPhase();
     this.#mainPid = undefined;
+    this.#health = undefined; // a verdict on a process that is gone
     return outcome;
   }
 
@@ -361,7 +376,7 @@ export class UnitSupervisor {
       case 'on-failure':
         return o.kind !== 'success';
       case 'on-abnormal':
-        return o.kind === 'signal' || o.kind === 'timeout';
+        return o.kind === 'signal' || o.kind === 'timeout' || o.kind === 'health';
       case 'on-abort':
         return o.kind === 'signal';
     }
@@ -470,6 +485,59 @@ export class UnitSupervisor {
     });
   }
 
+  /**
+   * Runs the unit's health check every interval while the main process runs (until `signal`);
+   * resolves once it failed `retries` times in a row, outside the start period. Never rejects.
+   */
+  async #watchHealth(h: HealthConfig, signal: AbortSignal): Promise<Outcome & { kind: 'health' }> {
+    const never = new Promise<never>(() => undefined);
+    // Loaded only by the supervisors of units with a check (node:http, node:net).
+    const { checkHealth, parseCheckTarget } = await import('../discovery/health-check.js');
+    let target: ReturnType<typeof parseCheckTarget>;
+    try {
+      target = parseCheckTarget(h.check, 'Check=');
+    } catch (err) {
+      this.#log(`Health check not run: ${err instanceof Error ? err.message : String(err)}`);
+      return never;
+    }
+    const clock = this.#d.clock;
+    const started = clock.monotonic();
+    let failures = 0;
+    this.#setHealth('starting');
+    for (;;) {
+      try {
+        await clock.sleep(h.intervalMs, signal);
+      } catch {
+        break;
+      }
+      const outcome = await checkHealth(target, { clock, timeoutMs: h.timeoutMs });
+      if (signal.aborted) break;
+      if (outcome.kind === 'pass') {
+        if (failures > 0) this.#log(`Health check passed again (${outcome.detail}).`);
+        failures = 0;
+        this.#setHealth('healthy');
+        continue;
+      }
+      if (this.#health === 'starting' && clock.monotonic() - started < h.startPeriodMs) continue;
+      failures++;
+      this.#log(`Health check ${h.check} failed (${failures} of ${h.retries}): ${outcome.reason}`);
+      if (failures >= h.retries) {
+        this.#setHealth('unhealthy');
+        const reason = `unhealthy: health check ${h.check} failed ${failures} times in a row (${outcome.reason})`;
+        this.#log(`${reason}; stopping the unit.`);
+        return { kind: 'health', reason };
+      }
+    }
+    this.#health = undefined;
+    return never;
+  }
+
+  #setHealth(state: HealthState): void {
+    if (state === this.#health) return;
+    this.#health = state;
+    this.#d.writeStatus(this.#status(false));
+  }
+
   #stopped(): boolean {
     return this.#stop.signal.aborted;
   }
@@ -502,6 +570,7 @@ export class UnitSupervisor {
       ...(this.#mainPid === undefined ? {} : { mainPid: this.#mainPid }),
       ...(this.#lastExit === undefined ? {} : { lastExit: this.#lastExit }),
       ...(this.#reason === undefined ? {} : { reason: this.#reason }),
+      ...(this.#health === undefined ? {} : { health: this.#health }),
     };
     if (done) this.#d.writeStatus(s);
     return s;

@@ -6,6 +6,7 @@ import type { Placement, UnitHash, UnitName } from '../cluster/types.js';
 import { UnitFileError } from '../lib/errors.js';
 import { parseContainerSection, type ContainerSpec } from './container.js';
 import { unitHash } from './hash.js';
+import { parseHealth, type HealthSpec } from './health.js';
 import { parseUnitName, type ParsedUnitName } from './names.js';
 import { parseUnitFile, sectionEntries } from './parse-unit-file.js';
 import { lineError, nearest, type SectionContext } from './section-values.js';
@@ -32,6 +33,8 @@ export interface UnitSpec {
   /** [X-Fleet], specifiers expanded for `name` (%i is '' when `name` is a template). */
   readonly placement: Placement;
   readonly run: UnitRun;
+  /** [X-Health]: the check that restarts the unit when it fails (process units); absent: none. */
+  readonly health?: HealthSpec;
 }
 
 export interface ParseUnitSpecOptions {
@@ -40,7 +43,7 @@ export interface ParseUnitSpecOptions {
 }
 
 /** The sections a unit may have; [Install] is accepted and ignored, as fleet did. */
-export const ALLOWED_SECTIONS = ['Unit', 'Service', 'Container', 'X-Fleet', 'Install'] as const;
+export const ALLOWED_SECTIONS = ['Unit', 'Service', 'Container', 'X-Fleet', 'X-Health', 'Install'] as const;
 
 /**
  * Parses and validates a unit file for the unit `name` (a template, an instance or a plain unit).
@@ -97,7 +100,25 @@ export function parseUnitSpec(
 
   const info = parseUnitInfo(ctx, unitEntries);
   const placement = parsePlacement(ctx, sectionEntries(file, 'X-Fleet'));
-  return { name: parsedName.name, parsedName, hash: unitHash(text), text, file, info, placement, run };
+  const healthHeader = file.sections.find((s) => s.name === 'X-Health');
+  const health = parseHealth(ctx, sectionEntries(file, 'X-Health'), healthHeader?.line);
+  if (health !== undefined && run.kind === 'container' && healthHeader !== undefined)
+    throw lineError(
+      ctx,
+      healthHeader.line,
+      "[X-Health] applies to [Service] units; give a container its check with HealthCmd= in [Container] (or the image's HEALTHCHECK): fleetts shows its health but does not restart on it yet",
+    );
+  return {
+    name: parsedName.name,
+    parsedName,
+    hash: unitHash(text),
+    text,
+    file,
+    info,
+    placement,
+    run,
+    ...(health === undefined ? {} : { health }),
+  };
 }
 
 /**

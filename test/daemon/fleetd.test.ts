@@ -1,7 +1,7 @@
 // Real fleetd processes against a real etcd: membership, leader handover when the leader's process
 // is killed (SIGKILL), units rescheduled off a dead host, and a duplicate machine id refused.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,6 +12,7 @@ import type { Registry } from '../../src/registry/registry.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { ROOT, runBin } from '../helpers/cli.js';
 import { grantLease, leaseTimeToLive, randomPrefix, useEtcd } from '../helpers/etcd.js';
+import { freePort } from '../helpers/ports.js';
 import { CONVERGE_MS, waitFor } from '../helpers/wait.js';
 
 const etcd = useEtcd(test);
@@ -202,6 +203,51 @@ test.serial('a fleetd restarted within the TTL resumes its membership: nothing m
       s.assignments.map((a) => [a.unit, a.machine]),
       [['keep.unit', 'steady']],
     );
+  } finally {
+    await c.close();
+  }
+});
+
+test('[X-Health] end to end: status shows the health, and a failing check restarts the unit', async (t) => {
+  const c = cluster();
+  try {
+    await c.start('host-h', undefined, 5_000);
+    const dir = c.dirs[0] ?? '';
+    const port = await freePort();
+    const sick = join(dir, 'sick');
+    const server = join(dir, 'server.cjs');
+    await writeFile(
+      server,
+      `const fs=require('fs');require('http').createServer((q,r)=>{r.statusCode=fs.existsSync(${JSON.stringify(sick)})?500:200;r.end()}).listen(${port},'127.0.0.1');\n`,
+    );
+    const text =
+      `[Service]\nExecStart=${process.execPath} ${server}\nRestart=on-failure\nRestartSec=100ms\n\n` +
+      `[X-Health]\nCheck=http://127.0.0.1:${port}/\nIntervalSec=200ms\nRetries=2\nStartPeriodSec=60\n`;
+    await submit(c.registry, 'checked.service', text);
+    const status = () =>
+      runBin('fleetts', ['status', 'checked.service'], {
+        env: { FLEETTS_ENDPOINT: `unix://${join(dir, 'fleetd.sock')}` },
+      });
+    const pidOf = (out: string): string | undefined => /Main PID: (\d+)/.exec(out)?.[1];
+    const first = await waitFor('status shows the unit healthy', async () => {
+      const r = await status();
+      return r.code === 0 && r.stdout.includes('Health: healthy') ? pidOf(r.stdout) : undefined;
+    });
+    t.truthy(first);
+    await writeFile(sick, '');
+    await waitFor('the unit restarted with a new main process', async () => {
+      const s = (await c.registry.snapshot({ unitFiles: 'none' })).statuses.find(
+        (x) => x.unit === 'checked.service',
+      );
+      return s?.active === 'active' && s.pid !== undefined && String(s.pid) !== first ? true : undefined;
+    });
+    await rm(sick);
+    const after = await waitFor('healthy again after the restart', async () => {
+      const r = await status();
+      return r.stdout.includes('Health: healthy') && pidOf(r.stdout) !== first ? r.stdout : undefined;
+    });
+    t.regex(after, /Active: active \(running\)/);
+    t.log(after);
   } finally {
     await c.close();
   }

@@ -4,10 +4,11 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asUnitHash } from '../../src/cluster/types.js';
-import type { ObservedUnit, ProcessUnitConfig, RestartPolicy } from '../../src/runtime/runtime.js';
+import type { ExecStep, ObservedUnit, ProcessUnitConfig, RestartPolicy } from '../../src/runtime/runtime.js';
+import { freePort } from '../helpers/ports.js';
 import { unitPaths } from '../../src/runtime/supervisor-protocol.js';
 import {
   cleanupHosts,
@@ -611,4 +612,114 @@ test('ExecStop= gets the main process as ${MAINPID} in its words and $MAINPID in
   await runtime.stop(unit);
   t.is(readText(out), `${running.pid} ${running.pid}\n`);
   t.false(pidAlive(running.pid ?? 0));
+});
+
+/** A main process answering HTTP on `port`: 200, or 500 while `sick` exists. */
+function healthServer(port: number, sick: string): ExecStep {
+  const js =
+    `const fs=require('fs');require('http').createServer((q,r)=>{r.statusCode=fs.existsSync(${JSON.stringify(sick)})?500:200;r.end()})` +
+    `.listen(${port},'127.0.0.1')`;
+  return step(process.execPath, '-e', js);
+}
+
+test('[X-Health]: a unit whose check fails Retries times in a row is restarted under Restart=on-failure', async (t) => {
+  const { runtime, host } = newRuntime();
+  const unit = unitName('health');
+  const port = await freePort();
+  const sick = join(host.stateDir, 'sick');
+  await runtime.start(
+    config(unit, {
+      execStart: [healthServer(port, sick)],
+      restart: 'on-failure',
+      health: {
+        check: `http://127.0.0.1:${port}/`,
+        intervalMs: 200,
+        timeoutMs: 1_000,
+        retries: 2,
+        startPeriodMs: 60_000, // a slow start (a loaded machine) is not a failure; the first pass ends it
+      },
+    }),
+  );
+  const first = await waitFor('the unit healthy', async () => {
+    const o = await observed(runtime, unit);
+    return o?.health === 'healthy' ? o : undefined;
+  });
+  writeFileSync(sick, '');
+  const restarted = await waitFor('the unit restarted with a new main process', async () => {
+    const o = await observed(runtime, unit);
+    return o?.active === 'active' && o.pid !== undefined && o.pid !== first.pid ? o : undefined;
+  });
+  t.false(pidAlive(first.pid ?? 0), 'the unhealthy process was stopped');
+  rmSync(sick);
+  const healthy = await waitFor('the new process healthy', async () => {
+    const o = await observed(runtime, unit);
+    return o?.health === 'healthy' && o.pid === restarted.pid ? o : undefined;
+  });
+  t.is(healthy.active, 'active');
+  const log = (await journalLines(runtime, unit)).join('\n');
+  t.regex(log, new RegExp(`Health check http://127.0.0.1:${port}/ failed \\(2 of 2\\): HTTP 500`));
+  t.regex(log, /unhealthy: health check .* failed 2 times in a row \(HTTP 500\); stopping the unit\./);
+  await runtime.stop(unit);
+});
+
+test('[X-Health]: with Restart=no an unhealthy unit ends failed, saying why', async (t) => {
+  const { runtime } = newRuntime();
+  const unit = unitName('health-no');
+  const port = await freePort();
+  await runtime.start(
+    config(unit, {
+      // Nothing listens on the port: every check is refused.
+      execStart: [step('/bin/sleep', '100')],
+      health: {
+        check: `tcp://127.0.0.1:${port}`,
+        intervalMs: 100,
+        timeoutMs: 500,
+        retries: 3,
+        startPeriodMs: 0,
+      },
+    }),
+  );
+  const failed = await waitState(runtime, unit, 'failed');
+  t.regex(
+    failed.reason ?? '',
+    new RegExp(
+      `^unhealthy: health check tcp://127.0.0.1:${port} failed 3 times in a row \\(ECONNREFUSED\\)$`,
+    ),
+  );
+  t.is(failed.health, undefined, 'no verdict once the unit is not running');
+});
+
+test('[X-Health]: failures within StartPeriodSec do not count, as Docker start period', async (t) => {
+  const { runtime, host } = newRuntime();
+  const unit = unitName('health-start');
+  const port = await freePort();
+  const sick = join(host.stateDir, 'sick-start');
+  writeFileSync(sick, '');
+  await runtime.start(
+    config(unit, {
+      execStart: [healthServer(port, sick)],
+      health: {
+        check: `http://127.0.0.1:${port}/`,
+        intervalMs: 100,
+        timeoutMs: 1_000,
+        retries: 1,
+        startPeriodMs: 60_000,
+      },
+    }),
+  );
+  const running = await waitState(runtime, unit, 'active', 'running');
+  // Many failed checks go by (the journal shows none counted), then the service recovers.
+  await waitFor('checks run', async () =>
+    (await journalLines(runtime, unit)).length > 0 && (await observed(runtime, unit))?.health === 'starting'
+      ? true
+      : undefined,
+  );
+  rmSync(sick);
+  const healthy = await waitFor('healthy after its start period', async () => {
+    const o = await observed(runtime, unit);
+    return o?.health === 'healthy' ? o : undefined;
+  });
+  t.is(healthy.pid, running.pid, 'never restarted');
+  t.notRegex((await journalLines(runtime, unit)).join('\n'), /Health check .* failed/);
+  await runtime.stop(unit);
 });

@@ -45,11 +45,11 @@ test('a unit cannot have both [Service] and [Container]', (t) => {
 test('unknown sections are named, with the allowed ones', (t) => {
   t.is(
     errorOf(`${SERVICE}[Socket]\nListenStream=80\n`).message,
-    'a.unit:3: unknown section [Socket]; allowed sections: [Unit], [Service], [Container], [X-Fleet], [Install] ([Install] is ignored)',
+    'a.unit:3: unknown section [Socket]; allowed sections: [Unit], [Service], [Container], [X-Fleet], [X-Health], [Install] ([Install] is ignored)',
   );
   t.is(
     errorOf(`${SERVICE}[X-fleet]\nGlobal=true\n`).message,
-    'a.unit:3: unknown section [X-fleet]; allowed sections: [Unit], [Service], [Container], [X-Fleet], [Install] ([Install] is ignored); did you mean [X-Fleet]?',
+    'a.unit:3: unknown section [X-fleet]; allowed sections: [Unit], [Service], [Container], [X-Fleet], [X-Health], [Install] ([Install] is ignored); did you mean [X-Fleet]?',
   );
 });
 
