@@ -40,6 +40,11 @@ export const TEST_LEASE: LeaseOptions = { ttlMs: 2000, keepaliveMs: 500 };
  * lost its term in the middle of the plan-basis test).
  */
 const TERM_LEASE: LeaseOptions = { ttlMs: 15_000, keepaliveMs: 3_000 };
+/**
+ * The lease of registries in tests that do not test expiry (they revoke, or need none): with 2 s,
+ * a fresh-clone run under load lost memberships mid-test ("lease not found").
+ */
+const STEADY_LEASE: LeaseOptions = TERM_LEASE;
 
 export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEnv>): void {
   const withEnv =
@@ -150,7 +155,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test.serial(
     'a watch whose start revision was compacted resyncs instead of going silent',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const first = await r.snapshot();
       const a = unit('c1.service', 'c1');
       await r.createUnit(a.unit, a.text);
@@ -291,7 +296,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'snapshot: one revision, merged metadata, every kind of record, corrupt keys reported and skipped',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const m1 = await r.register(machine('m1', { region: 'eu' }));
       const a = unit('web.service', 'web');
       const created = await r.createUnit(a.unit, a.text);
@@ -385,8 +390,8 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'watchCluster from a snapshot revision misses nothing written in between and wakes per batch',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
-      const w = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
+      const w = env.connect({ lease: STEADY_LEASE });
       const s = await r.snapshot();
       // Written after the snapshot but BEFORE the watch exists.
       const a = unit('early.service', 'early');
@@ -412,7 +417,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'membership: a lease that is no longer renewed expires and removes the machine',
     withEnv(async (t, env) => {
-      const engine = env.connect({ lease: TEST_LEASE });
+      const engine = env.connect({ lease: STEADY_LEASE });
       const host = env.connect({ lease: TEST_LEASE });
       const start = await engine.snapshot();
       const wakes: Wake[] = [];
@@ -450,8 +455,8 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'membership: a machine id held by a live lease cannot be registered again',
     withEnv(async (t, env) => {
-      const first = env.connect({ lease: TEST_LEASE });
-      const second = env.connect({ lease: TEST_LEASE });
+      const first = env.connect({ lease: STEADY_LEASE });
+      const second = env.connect({ lease: STEADY_LEASE });
       const m = await first.register(machine('m4'));
       const taken = await t.throwsAsync(second.register(machine('m4', {}, '10.0.0.9')));
       t.true(isRegistryError(taken, 'machine_id_taken'));
@@ -507,7 +512,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'membership: dynamic metadata merges over configured metadata and survives re-registration',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const id = asMachineId('m5');
       const m = await r.register(machine('m5', { region: 'eu', disk: 'hdd' }));
       t.deepEqual(await r.patchMachineMetadata(id, { disk: 'ssd', gpu: 'yes' }), { disk: 'ssd', gpu: 'yes' });
@@ -585,7 +590,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'writeAssignments: batches above the txn limit, keeps a unit in one txn, and detects stale plans',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const leadership = r.leadership({ candidate: 'e', ...TERM_LEASE });
       const term = await leadership.campaign();
       const hash = asUnitHash('12'.repeat(32));
@@ -660,9 +665,9 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'watchAssignments: each machine sees only its own assignments, level-triggered',
     withEnv(async (t, env) => {
-      const engine = env.connect({ lease: TEST_LEASE });
-      const agent1 = env.connect({ lease: TEST_LEASE });
-      const agent2 = env.connect({ lease: TEST_LEASE });
+      const engine = env.connect({ lease: STEADY_LEASE });
+      const agent1 = env.connect({ lease: STEADY_LEASE });
+      const agent2 = env.connect({ lease: STEADY_LEASE });
       const leadership = engine.leadership({ candidate: 'e', ...TERM_LEASE });
       const term = await leadership.campaign();
       const hash = asUnitHash('34'.repeat(32));
@@ -707,8 +712,8 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'services: announced instances live as long as the announcer lease',
     withEnv(async (t, env) => {
-      const lb = env.connect({ lease: TEST_LEASE });
-      const sidekick = env.connect({ lease: TEST_LEASE });
+      const lb = env.connect({ lease: STEADY_LEASE });
+      const sidekick = env.connect({ lease: STEADY_LEASE });
       const seen: string[][] = [];
       const sub = await lb.watchServiceInstances('web', (s) =>
         seen.push(s.items.map((i) => `${i.instance}=${i.address}`)),
@@ -776,7 +781,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'plan basis: a plan made while a machine was gone does not land after it came back, nor one for a machine that re-registered',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const a = unit('moving.service', 'moving');
       await r.createUnit(a.unit, a.text);
       const term = await r.leadership({ candidate: 'engine', ...TERM_LEASE }).campaign();
@@ -820,7 +825,7 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   test(
     'run claims: one holder at a time, idempotent for the holder, released by it or with its lease',
     withEnv(async (t, env) => {
-      const r = env.connect({ lease: TEST_LEASE });
+      const r = env.connect({ lease: STEADY_LEASE });
       const m1 = await r.register(machine('m1'));
       const m2 = await r.register(machine('m2'));
       const u = asUnitName('db.service');
