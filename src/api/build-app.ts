@@ -44,6 +44,8 @@ import {
   journalQuery,
   listUnitsQuery,
   listUnitsResponse,
+  drainStatus,
+  machineParams,
   machinesResponse,
   selfLeaseResponse,
   metadataPatch,
@@ -60,6 +62,7 @@ import {
   unitDetail,
   unitParams,
 } from './schemas.js';
+import { drainStatusOf } from './drain-status.js';
 import { aboutUnit, corruptUnitKey, requestedUnit, storedProblems, unitProblem } from './stored-problems.js';
 import { submitUnits, type StorageLimits } from './submit-units.js';
 import { isPeerAuthorization, PeerAuthVerifier } from './peer-auth.js';
@@ -574,6 +577,59 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         for (const [id, patch] of patches) await registry.patchMachineMetadata(id, patch);
         const after = summarizeMachines(await registry.snapshot({ unitFiles: 'none' }));
         return { machines: after.filter((m) => patches.has(asMachineId(m.id))) };
+      },
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/drain',
+      operationId: 'getDrain',
+      summary: "A machine's drain: the units still on it, and what the engine's current step waits for",
+      params: machineParams,
+      response: drainStatus,
+      errors: [404],
+      async handler({ params }) {
+        const id = asMachineId(params.id);
+        const status = drainStatusOf(await registry.snapshot({ services: true }), id);
+        if (status === undefined) throw new ApiError(404, 'not_found', `machine ${id} is not drained`);
+        return status;
+      },
+    }),
+    jsonRoute({
+      method: 'PUT',
+      url: '/v1/machines/:id/drain',
+      operationId: 'drainMachine',
+      summary:
+        'Drain a machine (stored in etcd until undrained): it takes no new placements, and the engine moves its units elsewhere one at a time',
+      params: machineParams,
+      response: drainStatus,
+      errors: [404, 409],
+      async handler({ params }) {
+        const id = asMachineId(params.id);
+        const before = await registry.snapshot({ unitFiles: 'none' });
+        if (!before.machines.has(id) && !before.drains.has(id))
+          throw new ApiError(
+            404,
+            'not_found',
+            `machine ${id} is not in the cluster (see fleetts list-machines)`,
+          );
+        await registry.drainMachine(id, new Date(deps.clock.now()).toISOString());
+        const status = drainStatusOf(await registry.snapshot({ services: true }), id);
+        if (status === undefined)
+          throw new ApiError(409, 'conflict', `machine ${id} was undrained meanwhile; drain it again`);
+        return status;
+      },
+    }),
+    emptyRoute({
+      method: 'DELETE',
+      url: '/v1/machines/:id/drain',
+      operationId: 'undrainMachine',
+      summary: 'End a drain: the machine takes placements again (nothing moves back to it)',
+      params: machineParams,
+      errors: [404],
+      async handler({ params }) {
+        const id = asMachineId(params.id);
+        if (!(await registry.undrainMachine(id)))
+          throw new ApiError(404, 'not_found', `machine ${id} is not drained`);
       },
     }),
     jsonRoute({

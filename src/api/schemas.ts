@@ -190,6 +190,16 @@ export const statesResponse = z.object({
   problems: z.array(storedProblem).optional(),
 });
 
+/** A drain (`fleetts drain`) as machine listings show it. */
+export const machineDrain = z
+  .object({
+    /** When the drain was asked for. */
+    since: iso,
+    /** draining: units are still on the machine or moving off it; drained: none is left. */
+    state: z.enum(['draining', 'drained']),
+  })
+  .meta({ id: 'MachineDrain' });
+
 export const machineEntry = z
   .object({
     id: z.string(),
@@ -202,6 +212,8 @@ export const machineEntry = z
     startedAt: iso,
     /** Units assigned to the machine. */
     units: z.number().int(),
+    /** Set while the machine is drained (`fleetts drain`): it takes no new placements. */
+    drain: machineDrain.optional(),
   })
   .meta({ id: 'Machine' });
 export type MachineEntry = z.infer<typeof machineEntry>;
@@ -210,6 +222,28 @@ export const machinesResponse = z.object({
   /** Machine keys that were skipped (corrupt, or bound to no lease: not live), and why. */
   problems: z.array(storedProblem).optional(),
 });
+
+/** GET/PUT /v1/machines/{id}/drain: a drain and how far it is. */
+export const drainStatus = z
+  .object({
+    machine: z.string(),
+    since: iso,
+    state: z.enum(['draining', 'drained']),
+    /** Units still assigned to the machine, sorted. */
+    units: z.array(z.string()),
+    /** The engine's current step: the units it moved off last, and what each still waits for. */
+    moving: z.array(
+      z.object({
+        unit: z.string(),
+        /** Services the unit was announced under on the machine: it must be announced again elsewhere. */
+        services: z.array(z.string()),
+        /** What the next step waits for (absent: this unit is done). */
+        waiting: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'DrainStatus' });
+export type DrainStatus = z.infer<typeof drainStatus>;
 
 /** fleet's metadata patch: JSON Patch operations on `/<machine id>/metadata/<key>`. */
 export const metadataPatch = z

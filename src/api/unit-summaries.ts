@@ -69,7 +69,15 @@ export function summarizeMachines(snapshot: ClusterSnapshot): MachineEntry[] {
     version: m.version,
     startedAt: m.startedAt,
     units: counts.get(m.id) ?? 0,
+    ...drainOf(snapshot, m.id, counts.get(m.id) ?? 0),
   }));
+}
+
+/** A machine's drain for listings: drained once no unit is left on it and its last step settled. */
+function drainOf(snapshot: ClusterSnapshot, machine: MachineId, units: number): Pick<MachineEntry, 'drain'> {
+  const d = snapshot.drains.get(machine);
+  if (d === undefined) return {};
+  return { drain: { since: d.since, state: units === 0 && d.moving.length === 0 ? 'drained' : 'draining' } };
 }
 
 function stripStatus(s: UnitStatus): UnitStatus {

@@ -14,6 +14,7 @@ import {
   type TlsFiles,
 } from '../api/http-transport.js';
 import {
+  drainStatus,
   errorBody,
   healthResponse,
   listUnitsResponse,
@@ -25,6 +26,7 @@ import {
   servicesResponse,
   statusResponse,
   unitDetail,
+  type DrainStatus,
   type HealthResponse,
   type MachineEntry,
   type PutRolloutResponse,
@@ -240,6 +242,21 @@ export class ApiClient {
 
   async listMachines(): Promise<MachineEntry[]> {
     return (await this.#json({ method: 'GET', path: '/v1/machines' }, machinesResponse)).machines;
+  }
+
+  /** Drains a machine (idempotent): its drain as it stands. */
+  drainMachine(id: string): Promise<DrainStatus> {
+    return this.#json({ method: 'PUT', path: `/v1/machines/${encodeURIComponent(id)}/drain` }, drainStatus);
+  }
+
+  drainStatus(id: string): Promise<DrainStatus> {
+    return this.#json({ method: 'GET', path: `/v1/machines/${encodeURIComponent(id)}/drain` }, drainStatus);
+  }
+
+  async undrainMachine(id: string): Promise<void> {
+    const res = await this.#send({ method: 'DELETE', path: `/v1/machines/${encodeURIComponent(id)}/drain` });
+    await this.#check(res);
+    res.body.resume();
   }
 
   async plan(units: readonly { name: string; text?: string | undefined }[]): Promise<UnitPlan[]> {

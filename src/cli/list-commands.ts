@@ -115,6 +115,8 @@ const MACHINE_COLUMNS: readonly Column<MachineEntry>[] = [
     json: (m) => m.metadata,
   },
   { field: 'units', cell: (m) => String(m.units), json: (m) => m.units },
+  // `fleetts drain`: draining while units are on it or moving off it, then drained.
+  { field: 'state', cell: (m) => m.drain?.state ?? '-', json: (m) => m.drain?.state ?? null },
   { field: 'version', cell: (m) => m.version },
   { field: 'api', cell: (m) => m.apiAddress ?? '-', json: (m) => m.apiAddress ?? null },
 ];
@@ -212,6 +214,11 @@ Examples:
   fleetts list-machines -l --fields machine,ip,units,version`,
   ).action(async (o: ListOptions) => {
     const load = async () => (await ctx.client()).listMachines();
-    await render(ctx, MACHINE_COLUMNS, () => ['machine', 'ip', 'metadata'], load, o);
+    // The STATE column appears by default only when some machine is drained.
+    const defaults = (machines: readonly MachineEntry[]) => [
+      ...['machine', 'ip', 'metadata'],
+      ...(machines.some((m) => m.drain !== undefined) ? ['state'] : []),
+    ];
+    await render(ctx, MACHINE_COLUMNS, defaults, load, o);
   });
 }

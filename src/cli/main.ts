@@ -21,6 +21,7 @@ import { registerFtp } from './ftp.js';
 import { registerCloudConfig } from './cloud-config.js';
 import { registerRollout } from './rollout.js';
 import { registerEvents } from './events.js';
+import { registerDrainCommands } from './drain-commands.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
 export interface CliContext {
@@ -90,6 +91,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerGalera(program, ctx);
   registerFtp(program, ctx);
   registerCloudConfig(program, ctx);
+  registerDrainCommands(program, ctx);
   return program;
 }
 

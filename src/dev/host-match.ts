@@ -1,5 +1,6 @@
-// Which dev host a command means: its name (`host2`), its machine id, or an unambiguous prefix of
-// the id, as fleetctl matched machines. Pure; the error lists the hosts to choose from.
+// Which host a command means: its name (`host2`), its machine id, or an unambiguous prefix of the
+// id, as fleetctl matched machines. Pure; the error lists the hosts to choose from. Used by
+// `fleetts dev` (its hosts) and `fleetts drain` (the cluster's machines, named by `hostname=`).
 import { DevError } from './dev-error.js';
 
 export interface NamedHost {
@@ -7,7 +8,8 @@ export interface NamedHost {
   readonly machineId: string;
 }
 
-export function matchHost<H extends NamedHost>(hosts: readonly H[], query: string): H {
+/** `noun`: what the hosts are called in messages (`dev host`, `machine`). */
+export function matchHost<H extends NamedHost>(hosts: readonly H[], query: string, noun = 'dev host'): H {
   const q = query.trim();
   const known = (): string => hosts.map((h) => `${h.name} (${h.machineId})`).join(', ');
   if (q === '') throw new DevError('dev_unknown_host', `no host given; the hosts are: ${known()}`);
@@ -21,5 +23,5 @@ export function matchHost<H extends NamedHost>(hosts: readonly H[], query: strin
       'dev_ambiguous_host',
       `"${q}" matches the machine ids of ${byPrefix.map((h) => h.name).join(', ')}; give more characters of the id or the host name`,
     );
-  throw new DevError('dev_unknown_host', `no dev host "${q}"; the hosts are: ${known()}`);
+  throw new DevError('dev_unknown_host', `no ${noun} "${q}"; the hosts are: ${known()}`);
 }

@@ -29,6 +29,7 @@ import type { ClusterView } from '../cluster/view.js';
 import type { AssignDecision, Decision, Plan } from '../scheduler/plan.js';
 import { schedule } from '../scheduler/schedule.js';
 import { buildClusterView, PlacementCache } from './cluster-view.js';
+import { planDrainSteps, type DrainNote } from './drain-step.js';
 import { holdMovesOffAbsentMachines } from './hold-moves.js';
 import { holdUnsafeStarts } from './hold-starts.js';
 import { planToChanges } from './plan-changes.js';
@@ -103,6 +104,12 @@ export class Engine {
   readonly #metrics: EngineMetrics | undefined;
   /** Units whose launch waits for their old copy to stop: their status changes wake the loop. */
   #held = new Set<string>();
+  /** Units a drain waits for (drain-step.ts): their status changes wake the loop. */
+  #drainWaiting = new Set<string>();
+  /** Whether a drain waits for an announcement: service changes wake the loop. */
+  #drainWaitsForServices = false;
+  /** The last drain notes logged, so that each is logged once. */
+  #drainNotes = new Set<string>();
   /**
    * Monotonic time from which the reconnect grace of this term counts besides the connection's own
    * health: the term's start when the previous term ended with etcd unavailable, else -Infinity.
@@ -217,24 +224,35 @@ export class Engine {
       while (!signal.aborted) {
         let outcome: PassOutcome;
         try {
-          const snapshot = await registry.snapshot({ knownUnitFiles: this.#cache.knownHashes() });
+          const snapshot = await registry.snapshot({
+            knownUnitFiles: this.#cache.knownHashes(),
+            services: true,
+          });
           if (signal.aborted) break;
           // Watch from the first snapshot's revision, so no change after it is missed.
           // Statuses wake it only for held launches: agents' reports are otherwise not its business.
-          sub ??= registry.watchCluster(['machines', 'units', 'statuses'], snapshot.revision, (w) => {
-            for (const r of w.reasons) {
-              if (r.kind === 'machine_left') this.#metrics?.machineLeft(r.machine);
-              else if (r.kind === 'machine_joined') this.#metrics?.machineJoined(r.machine);
-            }
-            // A status also wakes it when it may end a failover being timed (metrics only).
-            const relevant = w.reasons.some(
-              (r) =>
-                r.kind !== 'status_changed' ||
-                (this.#held.size > 0 && this.#held.has(r.unit)) ||
-                this.#metrics?.waitsFor(r.unit) === true,
-            );
-            if (relevant) wake.trigger();
-          });
+          // Drains wake it when their units change state or get announced again (drain-step.ts).
+          sub ??= registry.watchCluster(
+            ['machines', 'units', 'statuses', 'drains', 'services'],
+            snapshot.revision,
+            (w) => {
+              for (const r of w.reasons) {
+                if (r.kind === 'machine_left') this.#metrics?.machineLeft(r.machine);
+                else if (r.kind === 'machine_joined') this.#metrics?.machineJoined(r.machine);
+              }
+              // A status also wakes it when it may end a failover being timed (metrics only).
+              const relevant = w.reasons.some((r) =>
+                r.kind === 'status_changed'
+                  ? this.#held.has(r.unit) ||
+                    this.#drainWaiting.has(r.unit) ||
+                    this.#metrics?.waitsFor(r.unit) === true
+                  : r.kind === 'service_changed'
+                    ? this.#drainWaitsForServices
+                    : true,
+              );
+              if (relevant) wake.trigger();
+            },
+          );
           outcome = await this.runPass(snapshot, term);
           passRetry.reset();
         } catch (err) {
@@ -324,7 +342,12 @@ export class Engine {
     const built = buildClusterView(snapshot, this.#cache);
     const { invalid } = built;
     const view = this.#holdMoves(built.view);
-    const { plan, held } = holdUnsafeStarts(schedule(view.view), snapshot, view.view);
+    const steps = planDrainSteps(snapshot, view.view);
+    this.#drainWaiting = new Set(steps.waiting);
+    this.#drainWaitsForServices = steps.waitsForServices;
+    this.#logDrains(steps.notes);
+    const scheduled = schedule(steps.drains.size === 0 ? view.view : { ...view.view, drains: steps.drains });
+    const { plan, held } = holdUnsafeStarts(scheduled, snapshot, view.view);
     const moved = plan.decisions.filter(
       (d): d is AssignDecision => d.kind === 'assign' && d.movedFrom !== undefined,
     );
@@ -337,7 +360,7 @@ export class Engine {
       );
     }
     return {
-      changes: planToChanges(plan, snapshot, invalid, view.held),
+      changes: [...steps.changes, ...planToChanges(plan, snapshot, invalid, view.held)],
       summary: plan.summary,
       decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
       moves: moved.length,
@@ -387,6 +410,30 @@ export class Engine {
       );
     }
     return { view: hold.view, held: new Set(hold.held.map((h) => h.unit)) };
+  }
+
+  /** Logs what each drain does (drain-step.ts), each note once while it holds. */
+  #logDrains(notes: readonly DrainNote[]): void {
+    const { log } = this.#deps;
+    const seen = new Set<string>();
+    for (const n of notes) {
+      const key = JSON.stringify(n);
+      seen.add(key);
+      if (this.#drainNotes.has(key)) continue;
+      if (n.kind === 'released')
+        log.info(
+          { event: 'engine.drain_released', machine: n.machine, units: n.units },
+          `drain of ${n.machine}: moving ${n.units.join(', ')}`,
+        );
+      else if (n.kind === 'waiting')
+        log.info(
+          { event: 'engine.drain_waiting', machine: n.machine, unit: n.unit, why: n.why },
+          `drain of ${n.machine}: waiting for ${n.unit} (${n.why})`,
+        );
+      else
+        log.info({ event: 'engine.drain_done', machine: n.machine }, `drain of ${n.machine}: no units left`);
+    }
+    this.#drainNotes = seen;
   }
 
   /**

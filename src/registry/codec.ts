@@ -24,6 +24,18 @@ export const machineValue = z.object({
 
 export const machineMetadataValue = z.object({ v: z.literal(1), metadata });
 
+/**
+ * `drains/<machine>` (`fleetts drain`): the machine takes no new placements and its units move off
+ * one at a time. `moving` is the engine's last step: the units it released from the machine and the
+ * services each was announced under then; it waits for them to run (and be announced) elsewhere
+ * before it releases the next (docs/drain.md).
+ */
+export const drainValue = z.object({
+  v: z.literal(1),
+  since: iso,
+  moving: z.array(z.object({ unit: z.string().min(1), services: z.array(z.string()) })).optional(),
+});
+
 export const unitValue = z.object({
   v: z.literal(1),
   hash,
@@ -103,6 +115,7 @@ export const rolloutValue = z.object({
 export const codecs = {
   machine: machineValue,
   machineMetadata: machineMetadataValue,
+  drain: drainValue,
   unit: unitValue,
   unitFile: unitFileValue,
   assignment: assignmentValue,
@@ -136,6 +149,7 @@ export interface DecodeProblem {
 const MAX_VALUE_BYTES: Readonly<Record<ValueKind, number | undefined>> = {
   machine: 64 * 1024,
   machineMetadata: 64 * 1024,
+  drain: 64 * 1024,
   unit: 4 * 1024,
   unitFile: 6 * MAX_UNIT_FILE_BYTES + 1024,
   assignment: 4 * 1024,

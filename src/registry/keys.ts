@@ -12,6 +12,7 @@ export const DEFAULT_KEY_PREFIX = '/fleetts/v1/';
 export type ParsedKey =
   | { readonly kind: 'machine'; readonly machine: MachineId }
   | { readonly kind: 'machine-metadata'; readonly machine: MachineId }
+  | { readonly kind: 'drain'; readonly machine: MachineId }
   | { readonly kind: 'assignment'; readonly machine: MachineId; readonly unit: UnitName }
   | { readonly kind: 'unit'; readonly unit: UnitName }
   | { readonly kind: 'unit-file'; readonly hash: UnitHash }
@@ -33,6 +34,7 @@ export interface KeyRange {
 export const TREES = {
   machines: 'machines/',
   machineMetadata: 'machine-metadata/',
+  drains: 'drains/',
   assignments: 'assignments/',
   units: 'units/',
   unitFiles: 'unit-files/',
@@ -63,6 +65,10 @@ export class RegistryKeys {
   }
   machineMetadata(id: MachineId): string {
     return this.prefix + TREES.machineMetadata + segment(id, 'machine id');
+  }
+  /** The machine is drained (`fleetts drain`): persistent until `undrain`, whatever its lease. */
+  drain(id: MachineId): string {
+    return this.prefix + TREES.drains + segment(id, 'machine id');
   }
   assignment(machine: MachineId, unit: UnitName): string {
     return this.assignmentsOf(machine).start + segment(unit, 'unit name');
@@ -169,6 +175,9 @@ export class RegistryKeys {
       case 'machineMetadata':
         parsed = { kind: 'machine-metadata', machine: asMachineId(a) };
         break;
+      case 'drains':
+        parsed = { kind: 'drain', machine: asMachineId(a) };
+        break;
       case 'assignments':
         parsed = { kind: 'assignment', machine: asMachineId(a), unit: asUnitName(b ?? '') };
         break;
@@ -229,6 +238,7 @@ export type InspectedKey =
 const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
   machines: undefined,
   machineMetadata: undefined,
+  drains: undefined,
   assignments: 1,
   units: 0,
   unitFiles: undefined,
@@ -250,6 +260,7 @@ const TREE_OF: ReadonlyMap<string, TreeName> = new Map(
 const SEGMENTS: Readonly<Record<TreeName, number>> = {
   machines: 1,
   machineMetadata: 1,
+  drains: 1,
   assignments: 2,
   units: 1,
   unitFiles: 1,

@@ -79,6 +79,10 @@ export class KvClusterWatcher implements ClusterWatcher {
         return { kind: 'assignment_changed', unit: parsed.unit, machine: parsed.machine };
       case 'unschedulable':
         return { kind: 'unschedulable_changed', unit: parsed.unit };
+      case 'drain':
+        return { kind: 'drain_changed', machine: parsed.machine };
+      case 'service':
+        return { kind: 'service_changed', service: parsed.service, instance: parsed.instance };
       default:
         return undefined;
     }

@@ -8,7 +8,7 @@ import { decodeValue } from './codec.js';
 import type { ParsedKey, RegistryKeys } from './keys.js';
 import type { KeyValue } from './kv.js';
 import { NO_LEASE } from './kv.js';
-import type { MachineRecord, ServiceInstance, UnitRecord } from './registry.js';
+import type { DrainRecord, MachineRecord, ServiceInstance, UnitRecord } from './registry.js';
 
 /** A stored record: its parsed key and its decoded value. */
 export interface StoredRecord<P extends ParsedKey['kind'], V extends ValueKind> {
@@ -109,6 +109,22 @@ export function decodeService(keys: RegistryKeys, kv: KeyValue): Decoded<Service
       ...(v.unit === undefined ? {} : { unit: asUnitName(v.unit) }),
       since: v.since,
     },
+  };
+}
+
+/** `drains/<machine>` as a record, or undefined with its problem recorded. */
+export function decodeDrain(
+  keys: RegistryKeys,
+  kv: KeyValue,
+  problems: DecodeProblem[],
+): DrainRecord | undefined {
+  const read = readRecord(keys, kv, 'drain', 'drain', problems);
+  if (read === undefined) return undefined;
+  return {
+    machine: read.key.machine,
+    since: read.value.since,
+    moving: (read.value.moving ?? []).map((m) => ({ unit: asUnitName(m.unit), services: [...m.services] })),
+    modRevision: kv.modRevision,
   };
 }
 

@@ -9,9 +9,10 @@ import type { DecodeProblem } from './codec.js';
 import { KeptLease } from './kept-lease.js';
 import type { KeyRange, RegistryKeys } from './keys.js';
 import { CAS_ATTEMPTS, firstKv, type KvCore } from './kv-core.js';
-import { decodeMachines } from './kv-decode.js';
+import { decodeDrain, decodeMachines } from './kv-decode.js';
 import type { Compare, Kv, Revision, TxnOp, TxnResult } from './kv.js';
 import type {
+  DrainRecord,
   LeaseLoss,
   LeaseOptions,
   MachineRecord,
@@ -103,6 +104,33 @@ export class KvMachineStore implements MachineStore {
       );
     }
     return new KvMembership(this.#kv, this.#clock, this.#random, key, machine.id, createRevision, lease);
+  }
+
+  async drainMachine(machine: MachineId, since: string): Promise<DrainRecord> {
+    const key = this.#keys.drain(machine);
+    const value = encodeValue('drain', { v: 1, since });
+    const res = await this.#kv.txn({
+      compare: [{ target: 'version', key, op: '==', version: 0 }],
+      success: [{ kind: 'put', key, value }],
+      failure: [{ kind: 'range', key }],
+    });
+    if (res.succeeded) return { machine, since, moving: [], modRevision: res.revision };
+    const held = firstKv(res);
+    const problems: DecodeProblem[] = [];
+    const existing = held === undefined ? undefined : decodeDrain(this.#keys, held, problems);
+    if (existing !== undefined) return existing;
+    // A corrupt record (not written by fleetts) is replaced: the machine is drained from now on.
+    await this.#kv.txn({ compare: [], success: [{ kind: 'put', key, value }] });
+    return this.drainMachine(machine, since);
+  }
+
+  async undrainMachine(machine: MachineId): Promise<boolean> {
+    const key = this.#keys.drain(machine);
+    const res = await this.#kv.txn({
+      compare: [{ target: 'version', key, op: '>', version: 0 }],
+      success: [{ kind: 'delete', key }],
+    });
+    return res.succeeded;
   }
 
   async patchMachineMetadata(

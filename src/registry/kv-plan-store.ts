@@ -48,6 +48,63 @@ export class KvPlanStore implements PlanStore {
         `fence for ${fence.key} does not belong to this registry (${this.#keys.leader()})`,
       );
     }
+    const drains = changes.filter(
+      (c): c is Extract<AssignmentChange, { kind: 'drain_moving' }> => c.kind === 'drain_moving',
+    );
+    let revision = drains.length === 0 ? 0 : await this.#writeDrains(fence, drains);
+    const placementChanges = drains.length === 0 ? changes : changes.filter((c) => c.kind !== 'drain_moving');
+    const written = await this.#writePlacements(fence, placementChanges, basis);
+    revision = Math.max(revision, written.revision);
+    return { revision, transactions: written.transactions + (drains.length === 0 ? 0 : 1) };
+  }
+
+  /**
+   * A plan's drain steps, in one transaction before its other changes (see AssignmentChange): each
+   * only while its record is the one the plan read.
+   */
+  async #writeDrains(
+    fence: Fence,
+    drains: readonly Extract<AssignmentChange, { kind: 'drain_moving' }>[],
+  ): Promise<number> {
+    const keys = drains.map((d) => this.#keys.drain(d.drain.machine));
+    const res = await this.#kv.txn({
+      compare: [
+        { target: 'create', key: fence.key, op: '==', revision: fence.createRevision },
+        ...drains.map((d, i): Compare => ({
+          target: 'mod',
+          key: keys[i] ?? '',
+          op: '==',
+          revision: d.drain.modRevision,
+        })),
+      ],
+      success: drains.map((d, i): TxnOp => ({
+        kind: 'put',
+        key: keys[i] ?? '',
+        value: encodeValue('drain', {
+          v: 1,
+          since: d.drain.since,
+          moving: d.moving.map((m) => ({ unit: m.unit, services: [...m.services] })),
+        }),
+      })),
+      failure: [{ kind: 'range', key: fence.key }],
+    });
+    if (res.succeeded) return res.revision;
+    if (firstKv(res)?.createRevision !== fence.createRevision)
+      throw new RegistryError(
+        'fenced',
+        `engine ${fence.candidate} is no longer leader (term ${fence.createRevision} ended); nothing of the plan was applied`,
+      );
+    throw new RegistryError(
+      'conflict',
+      `a drain changed since the plan's snapshot (${drains.map((d) => d.drain.machine).join(', ')}); re-plan`,
+    );
+  }
+
+  async #writePlacements(
+    fence: Fence,
+    changes: readonly AssignmentChange[],
+    basis: PlanBasis,
+  ): Promise<WriteResult> {
     // Transactions are planned over the changes and their ops built one transaction at a time, so
     // that a plan of thousands of units never holds all its requests at once (issue 3: memory).
     const groups = this.#groupByUnit(changes);
@@ -195,6 +252,7 @@ export class KvPlanStore implements PlanStore {
   /** Changes per unit, units in name order; within a unit: unassign, clear, assign, mark. */
   #groupByUnit(changes: readonly AssignmentChange[]): [UnitName, AssignmentChange[]][] {
     const order: Record<AssignmentChange['kind'], number> = {
+      drain_moving: -1,
       unassign: 0,
       clear_unschedulable: 1,
       assign: 2,
@@ -203,6 +261,7 @@ export class KvPlanStore implements PlanStore {
     const byUnit = new Map<UnitName, AssignmentChange[]>();
     const seenKeys = new Set<string>();
     for (const change of changes) {
+      if (change.kind === 'drain_moving') continue; // written apart, first (#writeDrains)
       const unit =
         change.kind === 'assign'
           ? change.assignment.unit
@@ -235,6 +294,8 @@ export class KvPlanStore implements PlanStore {
         return this.#keys.unschedulable(change.record.unit);
       case 'clear_unschedulable':
         return this.#keys.unschedulable(change.unit);
+      case 'drain_moving':
+        return this.#keys.drain(change.drain.machine);
     }
   }
 
@@ -274,6 +335,8 @@ export class KvPlanStore implements PlanStore {
       case 'unassign':
       case 'clear_unschedulable':
         return { kind: 'delete', key };
+      case 'drain_moving':
+        throw new RegistryError('invalid', 'a drain step is written apart from placements (#writeDrains)');
     }
   }
 

@@ -31,6 +31,7 @@ import type {
   AnnouncedInstance,
   AssignmentChange,
   ClusterSnapshot,
+  DrainRecord,
   EventStreamHandlers,
   LeaseHandle,
   LeaseOptions,
@@ -156,6 +157,13 @@ export class KvRegistry implements Registry {
     patch: Readonly<Record<string, string | null>>,
   ): Promise<Metadata> {
     return this.#machines.patchMachineMetadata(machine, patch);
+  }
+
+  drainMachine(machine: MachineId, since: string): Promise<DrainRecord> {
+    return this.#machines.drainMachine(machine, since);
+  }
+  undrainMachine(machine: MachineId): Promise<boolean> {
+    return this.#machines.undrainMachine(machine);
   }
 
   // ——— PlanStore ———

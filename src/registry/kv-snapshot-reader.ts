@@ -1,14 +1,16 @@
 // The whole cluster at one revision (one etcd transaction of range reads), for the engine's passes
 // and the API's summaries. Decoded unit and assignment values are memoized across snapshots by
 // key and mod revision, so a pass over 10,000 unchanged units decodes none of them again.
-import type { Assignment, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
+import type { Assignment, MachineId, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
 import { asUnitHash } from '../cluster/types.js';
 import type { DecodeProblem } from './codec.js';
 import { chunks, type KvCore } from './kv-core.js';
 import {
   check,
   decodeAssignment,
+  decodeDrain,
   decodeMachines,
+  decodeService,
   decodeStatus,
   decodeUnitRecord,
   readRecord,
@@ -16,6 +18,8 @@ import {
 import type { KeyValue, Revision } from './kv.js';
 import type {
   ClusterSnapshot,
+  DrainRecord,
+  ServiceInstance,
   SnapshotOptions,
   SnapshotReader,
   UnitRecord,
@@ -40,14 +44,23 @@ export class KvSnapshotReader implements SnapshotReader {
       k.tree('assignments'),
       k.tree('statuses'),
       k.tree('unschedulable'),
+      k.tree('drains'),
+      ...(options.services === true ? [k.tree('services')] : []),
     ];
     const res = await store.txn({
       compare: [],
       success: trees.map((r) => ({ kind: 'range', key: r.start, end: r.end })),
     });
-    const [machineKvs, metadataKvs, unitKvs, assignmentKvs, statusKvs, unschedulableKvs] = res.results.map(
-      (r) => (r.kind === 'range' ? r.kvs : []),
-    );
+    const [
+      machineKvs,
+      metadataKvs,
+      unitKvs,
+      assignmentKvs,
+      statusKvs,
+      unschedulableKvs,
+      drainKvs,
+      serviceKvs,
+    ] = res.results.map((r) => (r.kind === 'range' ? r.kvs : []));
     const problems: DecodeProblem[] = [];
     const machines = decodeMachines(k, machineKvs ?? [], metadataKvs ?? [], problems);
 
@@ -83,6 +96,16 @@ export class KvSnapshotReader implements SnapshotReader {
         machines: value.machines,
       });
     }
+    const drains = new Map<MachineId, DrainRecord>();
+    for (const kv of drainKvs ?? []) {
+      const d = decodeDrain(k, kv, problems);
+      if (d !== undefined) drains.set(d.machine, d);
+    }
+    const services: ServiceInstance[] = [];
+    for (const kv of serviceKvs ?? []) {
+      const s = check(decodeService(k, kv), problems);
+      if (s !== undefined) services.push(s);
+    }
 
     const unitFiles = new Map<UnitHash, string>();
     if (options.unitFiles !== 'none') {
@@ -109,6 +132,8 @@ export class KvSnapshotReader implements SnapshotReader {
       assignments,
       statuses,
       unschedulable,
+      drains,
+      services,
       unitFiles,
       problems,
     };

@@ -42,6 +42,26 @@ export interface Unschedulable {
   readonly machines: Readonly<Record<string, string>>;
 }
 
+/** A unit a drain step released from its machine, and the services it was announced under then. */
+export interface DrainMove {
+  readonly unit: UnitName;
+  readonly services: readonly string[];
+}
+
+/**
+ * `drains/<machine>` (`fleetts drain`): the machine takes no new placements and its units move off
+ * it one at a time. Persistent: it outlives the machine's lease, fleetd restarts and engine terms,
+ * until `undrainMachine`.
+ */
+export interface DrainRecord {
+  readonly machine: MachineId;
+  /** ISO-8601 time the drain was asked for. */
+  readonly since: string;
+  /** The engine's last step: the units it released; it waits for them before the next step. */
+  readonly moving: readonly DrainMove[];
+  readonly modRevision: Revision;
+}
+
 /** One live backend of a service, announced under its announcer's lease. */
 export interface ServiceInstance {
   readonly service: string;
@@ -81,6 +101,10 @@ export interface ClusterSnapshot {
   readonly assignments: readonly Assignment[];
   readonly statuses: readonly UnitStatus[];
   readonly unschedulable: ReadonlyMap<UnitName, Unschedulable>;
+  /** Drained machines (live or not), by machine id. */
+  readonly drains: ReadonlyMap<MachineId, DrainRecord>;
+  /** Every announced service instance when `SnapshotOptions.services` asked for them; else empty. */
+  readonly services: readonly ServiceInstance[];
   /** Texts of the unit files the units reference (see SnapshotOptions), by hash. */
   readonly unitFiles: ReadonlyMap<UnitHash, string>;
   /** Keys whose values did not decode; they are left out of the collections above. */
@@ -100,6 +124,8 @@ export interface SnapshotOptions {
   readonly unitFiles?: 'referenced' | 'none';
   /** Hashes the caller already holds (unit files are immutable): their texts are not read. */
   readonly knownUnitFiles?: ReadonlySet<UnitHash>;
+  /** Also read `services/` (the engine, to see a unit a drain moved announced again). Default false. */
+  readonly services?: boolean;
 }
 
 /** The state of a key range as a whole, handed to level-triggered watchers on every change. */
@@ -114,7 +140,8 @@ export interface Subscription {
 }
 
 /** What an engine can be woken by (each is a tree of the layout). */
-export type WakeTopic = 'machines' | 'units' | 'statuses' | 'assignments' | 'unschedulable';
+export type WakeTopic =
+  'machines' | 'units' | 'statuses' | 'assignments' | 'unschedulable' | 'drains' | 'services';
 
 /**
  * Why a watch woke its owner. The engine must NOT decide from these (level-triggered: it re-reads
@@ -128,6 +155,8 @@ export type WakeReason =
   | { readonly kind: 'status_changed'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'assignment_changed'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'unschedulable_changed'; readonly unit: UnitName }
+  | { readonly kind: 'drain_changed'; readonly machine: MachineId }
+  | { readonly kind: 'service_changed'; readonly service: string; readonly instance: string }
   /** A key that is not one of the layout changed (the pass reports it among its problems). */
   | { readonly kind: 'invalid_key'; readonly key: string }
   /** The watch was re-established after an error (anything may have changed). */
@@ -199,7 +228,14 @@ export type AssignmentChange =
     }
   | { readonly kind: 'unassign'; readonly unit: UnitName; readonly machine: MachineId }
   | { readonly kind: 'mark_unschedulable'; readonly record: Unschedulable }
-  | { readonly kind: 'clear_unschedulable'; readonly unit: UnitName };
+  | { readonly kind: 'clear_unschedulable'; readonly unit: UnitName }
+  /**
+   * Records a drain's step (`moving`) on its record, only while the record is still the one of
+   * the plan's snapshot (`drain.modRevision`): an undrain meanwhile makes the plan a `conflict`.
+   * Written before every other change of the plan, so a unit is never moved off a drained machine
+   * without the record naming it.
+   */
+  | { readonly kind: 'drain_moving'; readonly drain: DrainRecord; readonly moving: readonly DrainMove[] };
 
 /**
  * What the plan was computed from: each change to unit U is applied only if U's key still has the
@@ -333,6 +369,14 @@ export interface MachineStore {
    * persistent: it survives the machine's re-registration and overrides configured values.
    */
   patchMachineMetadata(machine: MachineId, patch: Readonly<Record<string, string | null>>): Promise<Metadata>;
+  /**
+   * Drains a machine (`drains/<id>`, persistent): it takes no new placements and the engine moves
+   * its units off one at a time. Idempotent: an existing drain is returned as it is (its `since`
+   * kept). The machine need not be live.
+   */
+  drainMachine(machine: MachineId, since: string): Promise<DrainRecord>;
+  /** Ends a drain: the machine takes placements again (nothing moves back). False when it was not drained. */
+  undrainMachine(machine: MachineId): Promise<boolean>;
 }
 
 /** The engine leader's side of placement: fenced plans over `assignments/` and `unschedulable/`. */

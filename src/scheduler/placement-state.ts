@@ -31,7 +31,11 @@ export class MachineSlot {
   /** pattern → residents that have it in Replaces=. */
   readonly replaceOwners = new Map<string, Set<UnitName>>();
 
-  constructor(readonly machine: Machine) {}
+  constructor(
+    readonly machine: Machine,
+    /** `fleetts drain`: no new placements here (predicates.ts); what is here leaves when released. */
+    readonly drained = false,
+  ) {}
 
   get id(): MachineId {
     return this.machine.id;
@@ -71,8 +75,12 @@ export class PlacementState {
     readonly index: PatternIndex,
     /** Units whose Replaces= form a cycle, each mapped to the cycle's members (sorted). */
     readonly replaceCycles: ReadonlyMap<UnitName, readonly UnitName[]>,
+    /** Drained machines (ClusterView.drains). */
+    drained: ReadonlySet<MachineId> = new Set(),
   ) {
-    this.slots = machines.map((m) => new MachineSlot(m)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    this.slots = machines
+      .map((m) => new MachineSlot(m, drained.has(m.id)))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
     for (const s of this.slots) this.slotById.set(s.id, s);
   }
 

@@ -10,9 +10,14 @@ export interface Candidate {
   readonly slot: MachineSlot;
   /** Residents the unit would push off this machine through Replaces= (empty when it may not). */
   readonly displaces: readonly UnitName[];
+  /**
+   * Judging an assignment the unit already has (the scheduler's keep phase), not a new placement:
+   * a drained machine keeps what it has until the engine releases it.
+   */
+  readonly keep?: boolean;
 }
 
-export type PredicateName = 'machine-id' | 'machine-of' | 'metadata' | 'conflicts' | 'replaces';
+export type PredicateName = 'drained' | 'machine-id' | 'machine-of' | 'metadata' | 'conflicts' | 'replaces';
 
 export interface Predicate {
   readonly name: PredicateName;
@@ -30,6 +35,16 @@ export interface Rejection {
   readonly predicate: PredicateName;
   readonly reason: string;
 }
+
+/** `fleetts drain`: a drained machine takes no new placements (the first reason: it holds whatever the unit). */
+const drainedPredicate: Predicate = {
+  name: 'drained',
+  check(_state, _unit, { slot, keep }, explain) {
+    if (!slot.drained || keep === true) return undefined;
+    if (!explain) return REJECTED;
+    return `machine ${slot.id} is drained (fleetts drain): it takes no new placements`;
+  },
+};
 
 /** MachineID=: the exact machine id, or else a prefix of it (as fleet accepted short ids). */
 const machineIdPredicate: Predicate = {
@@ -135,6 +150,7 @@ function cycleReason(state: PlacementState, other: UnitName, machine: MachineId,
 
 /** The feasibility pipeline, in the order its reasons are reported (the first failing one wins). */
 export const PREDICATES: readonly Predicate[] = [
+  drainedPredicate,
   machineIdPredicate,
   machineOfPredicate,
   metadataPredicate,

@@ -20,6 +20,9 @@
 //  - Two existing assignments that now conflict: the later one in visiting order moves.
 //  - A global unit is assigned on every machine that passes its predicates; it is unschedulable
 //    only when no machine does.
+//  - A drained machine (`view.drains`, `fleetts drain`) takes no new placements; of the units
+//    assigned to it only those the view releases leave (the engine paces a drain), a global one
+//    stopping there, a MachineID= one waiting for the machine's undrain.
 
 import type { Assignment, Machine, MachineId, Placement, UnitName } from '../cluster/types.js';
 import type { ClusterView, SchedulableUnit } from '../cluster/view.js';
@@ -74,7 +77,14 @@ export function runSchedule(view: ClusterView): ScheduleResult {
   const infos = new Map<UnitName, UnitInfo>();
   for (const u of active) infos.set(u.name, toInfo(u, index));
 
-  const state = new PlacementState(uniqueMachines(view.machines), infos, index, replaceCycles(infos, index));
+  const drains = view.drains ?? new Map<MachineId, ReadonlySet<UnitName>>();
+  const state = new PlacementState(
+    uniqueMachines(view.machines),
+    infos,
+    index,
+    replaceCycles(infos, index),
+    new Set(drains.keys()),
+  );
   const { order, cycles } = placementOrder(infos);
   const rank = new Map<UnitName, number>(order.map((info, i) => [info.name, i]));
   const rankOf = (info: UnitInfo | undefined): number =>
@@ -173,8 +183,17 @@ export function runSchedule(view: ClusterView): ScheduleResult {
       } else if (!info.placement.global && state.isPlaced(info.name)) {
         const kept = [...state.machinesOf(info.name)].join(', ');
         noteRemoval(info.name, a.machine, `duplicate assignment: the unit stays on ${kept}`);
+      } else if (slot.drained && drains.get(slot.id)?.has(info.name) === true) {
+        noteRemoval(
+          info.name,
+          a.machine,
+          info.placement.global
+            ? `machine ${a.machine} is drained (fleetts drain): a global unit stops there`
+            : `machine ${a.machine} is drained (fleetts drain): the unit moves off it`,
+        );
       } else {
-        const candidate = candidateOn(info, slot);
+        const offered = candidateOn(info, slot);
+        const candidate = slot.drained ? { ...offered, keep: true } : offered;
         const rejection = firstRejection(state, info, candidate);
         if (rejection !== undefined) {
           // A follower whose leader was here and is leaving says so, rather than where the leader is not.
@@ -212,6 +231,8 @@ export function runSchedule(view: ClusterView): ScheduleResult {
     if (pin !== undefined) {
       const r = resolvePin(pin);
       if (r.kind === 'absent') return `waits for machine ${pin} (MachineID=${pin}), which is not registered`;
+      if (r.kind === 'machine' && r.slot.drained)
+        return `waits for machine ${r.slot.id} (MachineID=${pin}), which is drained (fleetts undrain ${r.slot.id})`;
       if (r.kind === 'ambiguous') {
         return `MachineID=${pin} matches several machines (${r.ids.join(', ')}); give the full id`;
       }
@@ -515,6 +536,7 @@ function updateReason(was: Assignment, info: UnitInfo): string {
 }
 
 const PREDICATE_LABEL: Readonly<Record<PredicateName, string>> = {
+  drained: 'drained',
   'machine-id': 'MachineID',
   'machine-of': 'MachineOf',
   metadata: 'metadata',

@@ -565,12 +565,14 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     Object.entries(methods).map(([m, op]) => `${m.toUpperCase()} ${path} ${op.operationId}`),
   );
   t.deepEqual(ops.sort(), [
+    'DELETE /v1/machines/{id}/drain undrainMachine',
     'DELETE /v1/units/{name} deleteUnit',
     'GET /v1/events streamEvents',
     'GET /v1/health health',
     'GET /v1/local/units/{name}/journal localUnitJournal',
     'GET /v1/local/units/{name}/status localUnitStatus',
     'GET /v1/machines listMachines',
+    'GET /v1/machines/{id}/drain getDrain',
     'GET /v1/self/lease selfLease',
     'GET /v1/services listServiceInstances',
     'GET /v1/state listUnitStates',
@@ -581,6 +583,7 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'GET /v1/units/{name}/status unitStatus',
     'PATCH /v1/machines patchMachineMetadata',
     'POST /v1/plan plan',
+    'PUT /v1/machines/{id}/drain drainMachine',
     'PUT /v1/units putUnits',
     'PUT /v1/units/{name} putUnit',
     'PUT /v1/units/{name}/rollout beginRollout',

@@ -224,7 +224,7 @@ test('list-units, list-unit-files, list-machines: default columns, --fields, --n
   t.is(r.code, 2);
   t.is(
     r.stderr,
-    'fleetts: unknown field "colour"; known fields: machine, ip, metadata, units, version, api\n',
+    'fleetts: unknown field "colour"; known fields: machine, ip, metadata, units, state, version, api\n',
   );
 });
 

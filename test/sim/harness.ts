@@ -394,6 +394,8 @@ export class Simulation {
   /** Ground truth: unit → host → hash of the process there. */
   readonly #active = new Map<UnitName, Map<MachineId, Copy>>();
   readonly #touched = new Set<UnitName>();
+  /** Hosts the script drained: their units leave them because the user asked (invariant 4). */
+  readonly #drained = new Set<MachineId>();
   /** When the script last touched each unit (submit, target, destroy). */
   readonly #touchedAt = new Map<UnitName, number>();
   /** Per host: the last time its own link to etcd was cut (partition, keepalives dropped). */
@@ -547,6 +549,24 @@ export class Simulation {
     this.#expected.delete(unit);
     if (deleted) this.note(`destroy ${name}`);
     return deleted;
+  }
+
+  /** `fleetts drain HOST`: its units move off it, one at a time (engine/drain-step.ts). */
+  async drain(id: string): Promise<boolean> {
+    if (this.#refused(`drain ${id}`)) return false;
+    this.#drained.add(asMachineId(id));
+    await this.admin.drainMachine(asMachineId(id), new Date(this.clock.now()).toISOString());
+    this.note(`drain ${id}`);
+    return true;
+  }
+
+  /** `fleetts undrain HOST`. */
+  async undrain(id: string): Promise<boolean> {
+    if (this.#refused(`undrain ${id}`)) return false;
+    await this.admin.undrainMachine(asMachineId(id));
+    this.#drained.delete(asMachineId(id));
+    this.note(`undrain ${id}`);
+    return true;
   }
 
   // ——— faults ———
@@ -1023,6 +1043,7 @@ export class Simulation {
       const unit = state.units.get(was.unit);
       if (
         this.#touched.has(was.unit) ||
+        this.#drained.has(was.machine) ||
         unit === undefined ||
         unit.target === 'inactive' ||
         unit.hash !== was.hash
