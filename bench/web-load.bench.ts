@@ -2,7 +2,8 @@
 // namespaces), ab at 200 concurrent connections through the balancer and straight to one Apache,
 // then the same load while a backend-only host is powered off at +10 s: once as `dev power-off`
 // does it (the host's processes die, so its kernel resets their connections) and once cut off the
-// network first (what a real power cut looks like from the balancer: no answer at all).
+// network first (what a real power cut looks like from the balancer: no answer at all); then while
+// `fleetts drain` empties a backend-only host from +10 s (issue 17).
 // Run alone: `npm run bench -- web-load`. BENCH_LOAD_SECONDS shortens each load phase (default 60).
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -43,6 +44,7 @@ let straight: AbResult | undefined;
 let straightTo = '';
 let memory = '';
 const offs: PowerOffRun[] = [];
+let drained: DrainRun | undefined;
 try {
   await demo.up({ nodes: 3, sharedPath: join(root, 'shared') });
   await demo.installFleetts();
@@ -72,6 +74,7 @@ try {
 
   offs.push(await powerOffUnderLoad('`dev power-off`', false));
   offs.push(await powerOffUnderLoad('cut off the network, then `dev power-off`', true));
+  drained = await drainUnderLoad();
 } finally {
   await demo.close({ down: true });
   await rm(root, { recursive: true, force: true });
@@ -107,6 +110,31 @@ async function powerOffUnderLoad(how: string, cutFirst: boolean): Promise<PowerO
       over1s: near.filter((r) => r.totalMs > 1_000).length,
     },
   };
+}
+
+interface DrainRun {
+  readonly host: string;
+  readonly ab: AbResult;
+  /** How long `fleetts drain` took (ms), and its exit code. */
+  readonly ms: number;
+  readonly code: number;
+}
+
+/** ab through the balancer; at +10 s `fleetts drain` empties a backend-only host (undrained after). */
+async function drainUnderLoad(): Promise<DrainRun> {
+  const lb = demo.lbAddress();
+  const host = demo.backendOnlyHost();
+  if (lb === undefined || host === undefined) throw new Error('no balancer, or no backend-only host');
+  progress(`ab through ${lb} for ${SECONDS} s; fleetts drain ${host} at +${POWER_OFF_AT_MS / 1000} s`);
+  const running = runAb({ url: `http://${lb}/`, concurrency: CONCURRENCY, seconds: SECONDS });
+  await systemClock.sleep(POWER_OFF_AT_MS);
+  const t0 = systemClock.monotonic();
+  const r = await demo.fleetts(['drain', host, '--deadline', '5m'], { timeoutMs: 360_000 });
+  const ms = systemClock.monotonic() - t0;
+  const ab = await running;
+  progress(`${summary(ab)}; drain exit ${r.code} after ${fmt(ms / 1000, 1)} s\n${r.stdout}${r.stderr}`);
+  await demo.fleetts(['undrain', host]);
+  return { host, ab, ms, code: r.code };
 }
 
 function summary(r: AbResult): string {
@@ -176,6 +204,15 @@ const md = [
       '0 failed, 0 non-2xx',
     ),
   ),
+  ...(drained === undefined
+    ? []
+    : [
+        row(
+          `through the balancer, backend host ${drained.host} drained (\`fleetts drain\`, exit ${drained.code}, ${fmt(drained.ms / 1000, 1)} s) from +${POWER_OFF_AT_MS / 1000} s`,
+          drained.ab,
+          '0 failed, 0 non-2xx',
+        ),
+      ]),
   '',
   `Through the balancer / straight to one Apache: **${fmt(through.requestsPerSecond / straight.requestsPerSecond, 2)}**.`,
   `Memory after the first run (PSS): ${memory}.`,
@@ -193,8 +230,9 @@ const md = [
 ].join('\n');
 writeSection('web-load', md);
 process.stdout.write(md + '\n');
-const failures = [through, ...offs.map((o) => o.ab)].reduce(
-  (n, r) => n + (r.exitCode !== 0 ? 1 : 0) + r.failed + r.non2xx,
-  0,
-);
+const failures =
+  [through, ...offs.map((o) => o.ab), ...(drained === undefined ? [] : [drained.ab])].reduce(
+    (n, r) => n + (r.exitCode !== 0 ? 1 : 0) + r.failed + r.non2xx,
+    0,
+  ) + (drained === undefined || drained.code !== 0 ? 1 : 0);
 if (failures > 0 || !Number.isFinite(through.failed)) process.exitCode = 1;
