@@ -4,10 +4,10 @@
 import type { Command } from 'commander';
 import type { DrainStatus, MachineEntry, UnitSummary } from '../api/schemas.js';
 import { matchHost } from '../dev/host-match.js';
-import { UsageError } from '../lib/errors.js';
+import { FleetError, UsageError } from '../lib/errors.js';
 import { isMachineId } from '../lib/ids.js';
 import { formatTimeSpan, parseTimeSpan } from '../unit/time-span.js';
-import type { ApiClient } from './client.js';
+import { ApiClientError, type ApiClient } from './client.js';
 import { EXIT_FAILED } from './exit-codes.js';
 import { machineCell } from './list-commands.js';
 import type { CliContext } from './main.js';
@@ -129,11 +129,34 @@ async function followDrain(
   const onHost = new Set(first.units);
   let step = '';
   let status = first;
+  let outage = false;
+  /**
+   * `request`, asked again every poll while it fails in a way that may pass (fleetd re-registering
+   * after its lease lapsed under load, or restarting), until the deadline: the drain goes on in
+   * the engine meanwhile. Says so once per outage.
+   */
+  const poll = async <T>(request: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const answer = await request();
+        outage = false;
+        return answer;
+      } catch (err) {
+        if (!transient(err) || clock.monotonic() - started >= deadlineMs) throw err;
+        if (!outage) {
+          output.progress('');
+          output.err(`fleetts: ${err.message} (the drain goes on; asking again)`);
+        }
+        outage = true;
+        await clock.sleep(ctx.pollMs, ctx.signal);
+      }
+    }
+  };
   /** Prints where each of `units` ended up (once per unit). */
   const report = async (units: readonly string[]): Promise<void> => {
     const left = units.filter((u) => !done.has(u));
     if (left.length === 0) return;
-    const byName = new Map((await client.listUnits(left)).map((u) => [u.name, u]));
+    const byName = new Map((await poll(() => client.listUnits(left))).map((u) => [u.name, u]));
     for (const u of left) {
       done.add(u);
       output.out(describe(u, byName.get(u), target, where, services.get(u) ?? []));
@@ -180,8 +203,15 @@ async function followDrain(
         : `waiting for ${waiting.unit}: ${waiting.waiting ?? ''} (${status.units.length} left on ${target.label})`,
     );
     await clock.sleep(ctx.pollMs, ctx.signal);
-    status = await client.drainStatus(target.id);
+    status = await poll(() => client.drainStatus(target.id));
   }
+}
+
+/** An error the same request may not get a moment later: fleetd not registered (503), unreachable. */
+function transient(err: unknown): err is FleetError {
+  return (
+    err instanceof FleetError && (err.recoverable || (err instanceof ApiClientError && err.status === 503))
+  );
 }
 
 /** One line: where a unit that left the drained host is now. */

@@ -136,6 +136,12 @@ export interface TestCluster {
   readonly registry: EtcdRegistry;
   /** `--endpoint unix://…` of host A. */
   readonly socket: string;
+  /**
+   * Host A's API answers 503 not_registered (as fleetd does while it registers again after its
+   * lease lapsed) while `registered` is false; `asked` counts its API requests, `refused` those it
+   * turned away.
+   */
+  readonly registrationOfA: { registered: boolean; asked: number; refused: number };
   /** Runs fleetts in-process against host A's unix socket (unless argv gives --endpoint). */
   fleetts(
     argv: readonly string[],
@@ -155,6 +161,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
     candidate: 'test-engine',
   });
   const hosts: Host[] = [];
+  const registrationOfA = { registered: true, asked: 0, refused: 0 };
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     for (const [id, ip, metadata] of [
@@ -163,6 +170,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
     ] as const) {
       const machine = asMachineId(id);
       const local: { agent?: StandInAgent } = {};
+      const isA = hosts.length === 0;
       const deps = {
         registry,
         machineId: machine,
@@ -174,7 +182,13 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
           },
         },
         peers: createPeerClient({ token: TOKEN, self: machine }),
-        registered: () => true,
+        registered: () => {
+          if (!isA) return true;
+          registrationOfA.asked += 1;
+          if (registrationOfA.registered) return true;
+          registrationOfA.refused += 1;
+          return false;
+        },
         clock: systemClock,
         log: silentLogger,
       };
@@ -215,6 +229,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
     dir,
     registry,
     socket,
+    registrationOfA,
     async fleetts(argv, options = {}) {
       const out = new BufferOutput({ isTTY: options.tty ?? false });
       const withEndpoint = argv.some((x) => x.startsWith('--endpoint'))

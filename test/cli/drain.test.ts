@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { asMachineId, asUnitName } from '../../src/cluster/types.js';
 import { useEtcd } from '../helpers/etcd.js';
 import { waitFor } from '../helpers/wait.js';
 import { startTestCluster, type TestCluster } from './cluster-harness.js';
@@ -86,6 +87,61 @@ test.serial(
       names.map(() => 'cccc3333dddd4444'),
     );
     t.is((await c.fleetts(['undrain', 'aaaa'])).code, 1, 'not drained any more');
+  },
+);
+
+test.serial(
+  'fleetd not registered for a while (its lease lapsed under load): drain asks again and goes on',
+  async (t) => {
+    const c = await cl();
+    await file('dr-ann.unit', SERVICE());
+    t.is((await c.fleetts(['start', 'dr-ann.unit'])).code, 0);
+    t.deepEqual((await machinesOf(['dr-ann.unit']))['dr-ann.unit'], [c.a.id], 'placed on the emptier host A');
+    const lease = await c.registry.openLease({ ttlMs: 5_000 });
+    t.teardown(() => lease.close());
+    const announce = (machine: string, ip: string) =>
+      c.registry.announce(lease, {
+        service: 'drt',
+        instance: 'dr-ann.unit',
+        address: `${ip}:9000`,
+        machine: asMachineId(machine),
+        unit: asUnitName('dr-ann.unit'),
+        since: new Date().toISOString(),
+      });
+    await announce(c.a.id, '127.0.0.1');
+
+    const drain = c.fleetts(['drain', 'aaaa', '--deadline', '10m']);
+    // The unit runs on B; the drain waits for it to be announced there.
+    await waitFor('dr-ann.unit released and active on host B', async () => {
+      const moving = (await c.registry.snapshot()).drains.get(c.a.id)?.moving ?? [];
+      return (
+        moving.some((m) => m.unit === 'dr-ann.unit') &&
+        c.b.agent.observed.get('dr-ann.unit')?.active === 'active'
+      );
+    });
+    // The command has polled since (it has seen the step); then host A stops answering for a while.
+    const asked = c.registrationOfA.asked;
+    await waitFor('drain to poll the step', () => c.registrationOfA.asked >= asked + 2);
+    await c.registry.withdraw('drt', 'dr-ann.unit');
+    c.registrationOfA.registered = false;
+    await waitFor('drain to ask again while host A is not registered', () => c.registrationOfA.refused >= 3);
+    c.registrationOfA.registered = true;
+    await announce(c.b.id, '127.0.0.2');
+
+    const r = await drain;
+    t.is(r.code, 0, r.stderr);
+    t.regex(
+      r.stderr,
+      /^fleetts: fleetd on machine aaaa1111bbbb2222 is not registered in the cluster .+ \(the drain goes on; asking again\)\n$/,
+    );
+    const lines = r.stdout.trim().split('\n');
+    t.true(
+      lines.includes('dr-ann.unit: active (running) on cccc3333.../127.0.0.2, announced under services/drt'),
+      r.stdout,
+    );
+    t.regex(lines.at(-1) ?? '', /^Machine aaaa1111\.\.\. drained: no units left/);
+    t.is((await c.fleetts(['undrain', 'aaaa'])).code, 0);
+    t.is((await c.fleetts(['destroy', 'dr-ann.unit'])).code, 0);
   },
 );
 
