@@ -132,8 +132,9 @@ See docs/cloud-config.md: from three bare hosts to the web farm.`,
       `
 Writes web/apache.conf, web/htdocs/index.shtml, lb/nginx.conf, lb/conf.d/upstream-web.conf (kept
 when it exists: lb-upstream.unit owns it) and units/ (the process farm of examples/process). With
---floating-address, also the balancer's floating address (docs/floating-address.md): start
-lb-address.unit after lb.unit.
+--floating-address, also the balancers' floating address (docs/floating-address.md): start
+lb-address.unit with lb.unit. lb.unit and its sidekicks run on every host (Global=true), each with
+its own copy of lb/nginx.conf and of the upstream file under /run/fleetts/<machine>/lb/.
 
 Example (on the NFS server):  fleetts farm-files --out /export/fleetts`,
     )

@@ -58,7 +58,7 @@ export function describeEvent(e: TimelineEvent, hostOf: (address: string) => str
       return `${serviceWord(e.service)} ${e.instance} withdrawn (${e.address}): its announcer's key is gone`;
     case 'upstream-written': {
       const change = [...e.added.map((a) => `+${a}`), ...e.removed.map((a) => `-${a}`)].join(' ');
-      return `upstream file rewritten and checked (nginx -t): ${change || 'same servers'} → ${e.servers.length} backend(s)`;
+      return `upstream of ${e.host}'s balancer rewritten and checked (nginx -t): ${change || 'same servers'} → ${e.servers.length} backend(s)`;
     }
     case 'nginx-reloaded':
       return `nginx on ${e.host} reloaded`;
@@ -111,6 +111,9 @@ export function formatCounts(c: ClientCounts): string {
 /** The headline figures of one failover. */
 export function formatMilestones(r: FailoverResult): string {
   const rows: string[][] = [['STEP', 'AFTER POWER-OFF']];
+  rows.push([`${r.host}'s processes killed, its addresses dropped`, seconds(r.offMs)]);
+  if (r.addressUpMs !== undefined)
+    rows.push([`floating address up on ${r.addressTo ?? 'another host'}`, seconds(r.addressUpMs)]);
   rows.push([`${r.host} declared dead`, seconds(r.deadMs)]);
   for (const m of r.moved.filter((u) => u.announcedMs !== undefined)) {
     rows.push([`${m.unit} placed on ${m.to}`, seconds(m.placedMs)]);
@@ -119,9 +122,8 @@ export function formatMilestones(r: FailoverResult): string {
   }
   if (Number.isFinite(r.deadOutMs))
     rows.push([`${r.host}'s backend out of the upstream`, seconds(r.deadOutMs)]);
-  rows.push(['upstream updated (replacement in)', seconds(r.upstreamMs)]);
-  rows.push(['nginx reloaded', seconds(r.reloadedMs)]);
-  if (r.addressUpMs !== undefined) rows.push(['floating address up on the new host', seconds(r.addressUpMs)]);
+  rows.push(["every balancer's upstream updated (replacement in)", seconds(r.upstreamMs)]);
+  rows.push(["every balancer's nginx reloaded", seconds(r.reloadedMs)]);
   return table(rows);
 }
 

@@ -1,7 +1,7 @@
 // Records what the cluster does after a fault, as a person would want to read it: hosts leaving
 // and joining (machine keys), units placed and active (assignments, statuses), backends announced
-// and withdrawn (services/), the upstream file rewritten and nginx reloaded (the file on shared
-// storage, nginx's error log). Watches wake a level-triggered pass that diffs full snapshots.
+// and withdrawn (services/), each host's upstream file rewritten and its nginx reloaded (the files
+// under each host's /run/fleetts/<machine>/lb/, which this machine sees). Watches wake a level-triggered pass that diffs full snapshots.
 import { readFile, stat } from 'node:fs/promises';
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
@@ -35,6 +35,8 @@ export type TimelineEvent =
     }
   | {
       readonly kind: 'upstream-written';
+      /** Whose upstream file (every host's balancer has its own). */
+      readonly host: string;
       readonly servers: readonly string[];
       readonly added: readonly string[];
       readonly removed: readonly string[];
@@ -63,8 +65,8 @@ export interface FailoverTimelineDeps {
   readonly registry: SnapshotReader & ClusterWatcher & ServiceReader;
   readonly clock: Clock;
   readonly hosts: readonly TimelineHost[];
-  /** The rendered upstream file (servers are read from it). */
-  readonly upstreamFile: string;
+  /** A machine's rendered upstream file (servers are read from it). */
+  readonly upstreamFile: (machineId: string) => string;
   /** nginx's error log on a machine (where reloads are logged). */
   readonly nginxErrorLog: (machineId: string) => string;
   readonly services?: readonly string[];
@@ -74,8 +76,8 @@ export interface FailoverTimelineDeps {
 
 interface View {
   readonly machines: ReadonlySet<string>;
-  /** unit → machine */
-  readonly assigned: ReadonlyMap<string, string>;
+  /** unit → its machines (several for a Global=true unit) */
+  readonly assigned: ReadonlyMap<string, readonly string[]>;
   /** `unit machine` of active statuses */
   readonly active: ReadonlySet<string>;
 }
@@ -96,7 +98,8 @@ export class FailoverTimeline {
   readonly #listeners = new Set<() => void>();
   #view: View = EMPTY_VIEW;
   #wokeAt: number | undefined;
-  #servers: string[] | undefined;
+  /** machine → the servers of its upstream file as last read */
+  readonly #servers = new Map<string, string[]>();
   #poll: Timer | undefined;
   #loop: Promise<void> | undefined;
 
@@ -109,27 +112,57 @@ export class FailoverTimeline {
     return this.#events;
   }
 
-  /** The current view: unit → host name of its assignment. */
+  /**
+   * The current view: unit → host name of its assignment (for a unit on several hosts, Global=true,
+   * the first by name: see hostsOf).
+   */
   placement(): Map<string, string> {
-    return new Map([...this.#view.assigned].map(([u, m]) => [u, this.hostName(m)]));
+    return new Map(
+      [...this.#view.assigned].flatMap(([u, ms]) => {
+        const first = ms.map((m) => this.hostName(m)).sort()[0];
+        return first === undefined ? [] : [[u, first] as const];
+      }),
+    );
+  }
+
+  /** Every host (by name) a unit is assigned to, sorted. */
+  hostsOf(unit: string): string[] {
+    return (this.#view.assigned.get(unit) ?? []).map((m) => this.hostName(m)).sort();
   }
 
   /** Units assigned to a host (by name). */
   unitsOn(host: string): string[] {
-    return [...this.placement()]
-      .filter(([, h]) => h === host)
+    return [...this.#view.assigned]
+      .filter(([, ms]) => ms.some((m) => this.hostName(m) === host))
       .map(([u]) => u)
       .sort();
   }
 
+  /** Assigned, and active on every host it is assigned to. */
   isActive(unit: string): boolean {
-    const m = this.#view.assigned.get(unit);
-    return m !== undefined && this.#view.active.has(`${unit} ${m}`);
+    const ms = this.#view.assigned.get(unit) ?? [];
+    return ms.length > 0 && ms.every((m) => this.#view.active.has(`${unit} ${m}`));
   }
 
-  /** The servers of the upstream file as last read. */
+  /** Whether a unit is active on a host (by name). */
+  isActiveOn(unit: string, host: string): boolean {
+    return (this.#view.assigned.get(unit) ?? []).some(
+      (m) => this.hostName(m) === host && this.#view.active.has(`${unit} ${m}`),
+    );
+  }
+
+  /** Each live host's upstream servers as last read (host name → servers, sorted). */
+  upstreams(): Map<string, readonly string[]> {
+    return new Map(
+      [...this.#servers]
+        .filter(([m]) => this.#view.machines.has(m))
+        .map(([m, servers]) => [this.hostName(m), [...servers].sort()]),
+    );
+  }
+
+  /** The servers of the live hosts' upstream files as last read: every server any of them lists. */
   get servers(): readonly string[] {
-    return this.#servers ?? [];
+    return [...new Set([...this.upstreams().values()].flat())].sort();
   }
 
   /** The live instances of a service: instance → address. */
@@ -174,7 +207,10 @@ export class FailoverTimeline {
         this.#wake.trigger();
       }),
     );
-    this.#servers = await this.#readServers();
+    for (const h of this.#d.hosts) {
+      const servers = await this.#readServers(h.machineId);
+      if (servers !== undefined) this.#servers.set(h.machineId, servers);
+    }
     for (const h of this.#d.hosts)
       this.#logOffsets.set(h.machineId, await fileSize(this.#d.nginxErrorLog(h.machineId)));
     this.#loop = this.#run();
@@ -281,18 +317,21 @@ export class FailoverTimeline {
       if (!next.machines.has(m)) this.mark({ kind: 'machine-dead', host: this.hostName(m) }, at);
     for (const m of next.machines)
       if (!prev.machines.has(m)) this.mark({ kind: 'machine-joined', host: this.hostName(m) }, at);
-    for (const [unit, m] of next.assigned) {
-      const before = prev.assigned.get(unit);
-      if (before === m) continue;
-      this.mark(
-        {
-          kind: 'placed',
-          unit,
-          host: this.hostName(m),
-          ...(before === undefined ? {} : { from: this.hostName(before) }),
-        },
-        at,
-      );
+    for (const [unit, ms] of next.assigned) {
+      const before = prev.assigned.get(unit) ?? [];
+      const added = ms.filter((m) => !before.includes(m));
+      // A move: one machine before, another one now (not a Global unit joining a host).
+      const from = before.length === 1 && ms.length === 1 ? before[0] : undefined;
+      for (const m of added)
+        this.mark(
+          {
+            kind: 'placed',
+            unit,
+            host: this.hostName(m),
+            ...(from === undefined ? {} : { from: this.hostName(from) }),
+          },
+          at,
+        );
     }
     for (const key of next.active) {
       if (prev.active.has(key)) continue;
@@ -325,13 +364,15 @@ export class FailoverTimeline {
 
   async #pollFiles(): Promise<void> {
     const at = this.#d.clock.now();
-    const servers = await this.#readServers();
-    const prev = this.#servers ?? [];
-    if (servers !== undefined && servers.join(' ') !== prev.join(' ')) {
-      this.#servers = servers;
+    for (const h of this.#d.hosts) {
+      const servers = await this.#readServers(h.machineId);
+      const prev = this.#servers.get(h.machineId) ?? [];
+      if (servers === undefined || servers.join(' ') === prev.join(' ')) continue;
+      this.#servers.set(h.machineId, servers);
       this.mark(
         {
           kind: 'upstream-written',
+          host: h.name,
           servers,
           added: servers.filter((s) => !prev.includes(s)),
           removed: prev.filter((s) => !servers.includes(s)),
@@ -356,9 +397,9 @@ export class FailoverTimeline {
   }
 
   /** The `server ADDR` lines of the upstream block, backups left out; undefined when unreadable. */
-  async #readServers(): Promise<string[] | undefined> {
+  async #readServers(machineId: string): Promise<string[] | undefined> {
     try {
-      return parseUpstreamServers(await readFile(this.#d.upstreamFile, 'utf8'));
+      return parseUpstreamServers(await readFile(this.#d.upstreamFile(machineId), 'utf8'));
     } catch {
       return undefined;
     }
@@ -390,9 +431,15 @@ export function parseUpstreamServers(text: string): string[] {
 }
 
 function viewOf(snap: ClusterSnapshot): View {
+  const assigned = new Map<string, string[]>();
+  for (const a of snap.assignments) {
+    const ms = assigned.get(String(a.unit)) ?? [];
+    ms.push(String(a.machine));
+    assigned.set(String(a.unit), ms);
+  }
   return {
     machines: new Set([...snap.machines.keys()].map(String)),
-    assigned: new Map(snap.assignments.map((a) => [String(a.unit), String(a.machine)])),
+    assigned,
     active: new Set(
       snap.statuses.filter((s) => s.active === 'active').map((s) => `${String(s.unit)} ${String(s.machine)}`),
     ),

@@ -18,13 +18,20 @@ export const WEB_TEMPLATES = ['web@.unit', 'web-discovery@.unit'] as const;
 export const LB_UNITS = ['lb.unit', 'lb-upstream.unit', 'lb-discovery.unit'] as const;
 /** The balancer's floating address (docs/floating-address.md): only with lb/floating-address.env. */
 export const FLOATING_UNIT = 'lb-address.unit';
+/** The process farm's units that run on every host (Global=true): a balancer and its sidekicks each. */
+export const GLOBAL_UNITS: readonly string[] = [...LB_UNITS, FLOATING_UNIT];
 
 export interface FarmPaths {
   /** Where every host sees the shared directory. */
   readonly shared: string;
   readonly apacheConf: string;
   readonly htdocs: string;
+  /** nginx's configuration as written; lb.unit copies it to lbNginxConf(machine) at each start. */
   readonly nginxConf: string;
+  /**
+   * The first upstream file: lb.unit copies it to lbUpstreamFile(machine) when that is missing (the
+   * container farm's lb.unit mounts its directory instead).
+   */
   readonly upstreamFile: string;
   /** lb-address.unit's FLOATING_ADDRESS and FLOATING_INTERFACE. */
   readonly floatingEnv: string;
@@ -57,6 +64,16 @@ export function lbPrefix(machineId: string): string {
   return `${machineRunDir(machineId)}/lb/`;
 }
 
+/** This machine's copy of nginx.conf, which its lb.unit runs with. */
+export function lbNginxConf(machineId: string): string {
+  return `${lbPrefix(machineId)}nginx.conf`;
+}
+
+/** This machine's upstream file, rendered by its lb-upstream.unit. */
+export function lbUpstreamFile(machineId: string): string {
+  return `${lbPrefix(machineId)}conf.d/upstream-web.conf`;
+}
+
 /** Relative path under the shared directory → file text. */
 export function farmSharedFiles(shared: string): Record<string, string> {
   const p = farmPaths(shared);
@@ -64,7 +81,8 @@ export function farmSharedFiles(shared: string): Record<string, string> {
     'web/apache.conf': apacheConf(p),
     'web/htdocs/index.shtml': INDEX_PAGE,
     'lb/nginx.conf': nginxConf(p),
-    // nginx refuses to start on a missing include target's upstream: the file exists before lb.unit.
+    // nginx refuses to start on a missing include target's upstream: lb.unit copies this first
+    // version to its host's conf.d/ when there is none there yet.
     'lb/conf.d/upstream-web.conf': renderUpstream([], {
       name: 'web',
       service: 'web',
@@ -157,9 +175,11 @@ const INDEX_PAGE = `<!doctype html>
 `;
 
 function nginxConf(p: FarmPaths): string {
-  return `# nginx for lb.unit, started with -p /run/fleetts/<machine>/lb/: the pid file, the error log and
-# the temporary files below are relative to it. The upstream "web" is rendered by \`fleetts
-# upstream\` (lb-upstream.unit) into ${p.upstreamFile}.
+  return `# nginx for lb.unit, on every host. lb.unit copies this file to /run/fleetts/<machine>/lb/ and
+# starts nginx with -p and -c there: the pid file, the error log and the temporary files below are
+# relative to the prefix, and conf.d/ to this file's copy. The upstream "web" in conf.d/ is each
+# host's own, rendered by \`fleetts upstream\` (lb-upstream.unit on that host; its first version is
+# ${p.upstreamFile}).
 user www-data;
 # Two workers, each with room for about 500 proxied clients (a client and a backend connection
 # each). Each worker keeps its own idle backend connections (keepalive in the upstream) and its own
@@ -176,7 +196,7 @@ http {
     fastcgi_temp_path fastcgi_temp;
     uwsgi_temp_path uwsgi_temp;
     scgi_temp_path scgi_temp;
-    include ${p.shared}/lb/conf.d/*.conf;
+    include conf.d/*.conf;
     server {
         listen ${LB_PORT};
         location / {

@@ -10,7 +10,7 @@ import { download, splitAddress, upload, withFtp } from '../ftp/ftp-client.js';
 import { runSql, type SqlResult } from '../galera/sql-client.js';
 import { DemoError } from './demo-error.js';
 import type { TimedEvent } from './failover-timeline.js';
-import { unitTextFor } from './farm-files.js';
+import { GLOBAL_UNITS, unitTextFor } from './farm-files.js';
 import { REPO_ROOT, type CommandOutput, type WebFarmDemo } from './web-farm-demo.js';
 
 export const MYSQL_INSTANCES = [1, 2, 3] as const;
@@ -253,7 +253,10 @@ export class HostingServices {
             const r = await this.sql(b, 'SELECT body FROM notes WHERE id = 2');
             return r.ok && r.stdout.includes('written while a host was off');
           });
-    const movable = unitsOnHost.filter((u) => !/^mysql(-discovery)?@\d+\.unit$/.test(u));
+    // MySQL members stay with their data; the balancers run on every host (Global=true).
+    const movable = unitsOnHost.filter(
+      (u) => !/^mysql(-discovery)?@\d+\.unit$/.test(u) && !GLOBAL_UNITS.includes(u),
+    );
     const webWholeMs = await wait('the farm whole again (units active elsewhere, upstream exact)', () => {
       const placement = t.placement();
       if (!movable.every((u) => placement.get(u) !== undefined && placement.get(u) !== host && t.isActive(u)))

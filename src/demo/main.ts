@@ -210,9 +210,10 @@ async function runDemo(
 
   say(heading(3, 'Start the farm'));
   say('  web@1..3 (Apache, one port per instance), web-discovery@1..3 (each announces its web instance');
-  say('  while it answers), lb (nginx), lb-upstream (renders the upstream from services/web and');
-  say('  reloads nginx), lb-discovery (announces the balancer under services/lb) and lb-address (keeps');
-  say(`  the floating address ${demo.floatingAddress} up on the balancer's host, docs/floating-address.md).`);
+  say('  while it answers), and on every host (Global=true): lb (nginx), lb-upstream (renders that');
+  say("  host's upstream from services/web and reloads its nginx), lb-discovery (announces it under");
+  say(`  services/lb) and lb-address (keeps the floating address ${demo.floatingAddress} up on exactly one`);
+  say('  host whose nginx answers, docs/floating-address.md).');
   for (const r of await demo.deploy()) {
     say(`  $ ${r.command}`);
     say(indent(r.stdout, '    '));
@@ -221,6 +222,7 @@ async function runDemo(
   await demo.waitForFarm();
   await show(['list-units']);
   say(`  upstream: ${demo.timeline.servers.join(', ')}`);
+  say(`  floating address ${demo.floatingAddress}: up on ${demo.addressHost() ?? '?'}`);
 
   say(heading(4, `Requests through the load balancer (${demo.lbAddress() ?? '?'})`));
   say(formatCounts(await demo.probe(12)));
@@ -262,13 +264,17 @@ async function runDemo(
   say(heading(6, `Power ${victim} on again`));
   reportPowerOn(say, await demo.powerOn(victim));
 
-  const lbHost = demo.hostOf('lb.unit');
+  const lbHost = demo.addressHost();
   if (lbHost === undefined)
-    throw new DemoError('demo_step_failed', 'lb.unit is not placed on any host; see `fleetts list-units`');
-  say(heading(7, `Power off ${lbHost}, the load balancer's host`));
-  say(`  The balancer moves, and lb-address moves ${demo.floatingAddress} with it: the new host adds the`);
-  say("  address and announces it by gratuitous ARP. Requests sent meanwhile wait in TCP's SYN retries;");
-  say('  requests in flight at the power-off are lost with the host, and counted.');
+    throw new DemoError(
+      'demo_step_failed',
+      `the floating address ${demo.floatingAddress} is up on no host; see \`fleetts list-units\` and \`fleetts journal lb-address\``,
+    );
+  say(heading(7, `Power off ${lbHost}, the host holding the floating address ${demo.floatingAddress}`));
+  say("  Every host runs a balancer; the others' lb-address sidekicks wait for the address. Once the");
+  say("  holder's etcd lease expires, one of them adds the address and announces it by gratuitous ARP.");
+  say("  Requests sent meanwhile wait in TCP's SYN retries; requests in flight at the power-off are lost");
+  say('  with the host, and counted.');
   const second = await demo.failover(lbHost);
   failovers.push(second);
   reportFailover(say, demo, second);
@@ -292,7 +298,7 @@ async function runDemo(
         'NO LB',
       ],
       ...failovers.map((f) => [
-        `${f.host}${f.lbMoved ? ' (balancer)' : ''}`,
+        `${f.host}${f.lbMoved ? ' (address)' : ''}`,
         seconds(f.deadMs),
         seconds(f.deadOutMs),
         seconds(f.upstreamMs),
@@ -309,9 +315,9 @@ async function runDemo(
       ` ${seconds(first.upstreamMs)} (target: median ≤ 6 s, p95 ≤ 8 s over many runs: npm run bench).`,
   );
   say(
-    `  Balancer host: the floating address was up on the new host after ${seconds(second.addressUpMs ?? NaN)};` +
-      ` ${second.client.failed} GETs sent after the power-off failed (target 0),` +
-      ` ${second.inFlightFailed} in flight at the power-off failed.`,
+    `  Address host: the floating address was up on ${second.addressTo ?? 'another host'} after ${seconds(second.addressUpMs ?? NaN)};` +
+      ` ${second.failedAfterOff} GETs sent after the power-off failed (target 0),` +
+      ` ${second.inFlightFailed} in flight at the power-off (${seconds(second.offMs)} to kill the host) failed.`,
   );
   if (second.outage !== undefined)
     say(
@@ -349,7 +355,10 @@ function reportFailover(say: (s?: string) => void, demo: WebFarmDemo, r: Failove
   say(formatCounts(r.client));
   if (r.outage !== undefined)
     say(`  failed or unsent requests between +${seconds(r.outage.fromMs)} and +${seconds(r.outage.toMs)}`);
-  say(`  requests in flight at the power-off that failed: ${r.inFlightFailed}`);
+  say(
+    `  requests in flight at the power-off (or sent in the ${seconds(r.offMs)} it took) that failed: ${r.inFlightFailed};` +
+      ` sent after it that failed: ${r.failedAfterOff}`,
+  );
 }
 
 function reportPowerOn(say: (s?: string) => void, r: Awaited<ReturnType<WebFarmDemo['powerOn']>>): void {

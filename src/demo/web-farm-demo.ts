@@ -18,9 +18,11 @@ import {
   farmSharedFiles,
   FLOATING_UNIT,
   floatingAddressEnv,
+  GLOBAL_UNITS,
   LB_PORT,
   LB_UNITS,
   lbPrefix,
+  lbUpstreamFile,
   machineRunDir,
   unitTextFor,
   WEB_TEMPLATES,
@@ -77,22 +79,41 @@ export interface FailoverResult {
   readonly host: string;
   /** Wall-clock ms of the power-off. */
   readonly t0: number;
+  /**
+   * ms after t0 when `dev power-off` was done: every process of the host killed and its floating
+   * address dropped (a real power cut is instant; here it takes this long).
+   */
+  readonly offMs: number;
   /** Wall-clock ms when the farm was whole again (upstream updated, client answered). */
   readonly end: number;
   readonly unitsOnHost: readonly string[];
+  /**
+   * The host held the floating address, so the clients' balancer changed (every host runs a
+   * balancer, Global=true: the address moves to another one).
+   */
   readonly lbMoved: boolean;
   readonly deadMs: number;
   readonly moved: readonly MovedUnit[];
-  /** The upstream file no longer lists a backend of the dead host (NaN when it listed none). */
+  /**
+   * Every live balancer's upstream file no longer lists a backend of the dead host (NaN when none
+   * was listed).
+   */
   readonly deadOutMs: number;
-  /** The upstream file lists exactly the live backends again (the replacement in, the dead out). */
+  /** Every live balancer's upstream file lists exactly the live backends again (the last of them). */
   readonly upstreamMs: number;
-  /** nginx reloaded with that file (or, when the balancer moved, started on its new host). */
+  /** Every live balancer's nginx reloaded with that file (the last of them). */
   readonly reloadedMs: number;
-  /** Requests sent before the power-off and failed after it (in flight at the power-off). */
+  /**
+   * Failed requests that were in flight at the power-off or sent while `dev power-off` was killing
+   * the host (before offMs): the ones a power cut may take with it.
+   */
   readonly inFlightFailed: number;
-  /** The floating address up on the balancer's new host (undefined when the balancer stayed). */
+  /** Failed requests sent after the power-off was done (offMs): the target is 0. */
+  readonly failedAfterOff: number;
+  /** The floating address up on another host (undefined when the host did not hold it). */
   readonly addressUpMs?: number;
+  /** That host. */
+  readonly addressTo?: string;
   /** The timeline from the power-off to the end (plus the settle time). */
   readonly events: readonly TimedEvent[];
   /** The steady client from the power-off to the end of the settle time. */
@@ -104,7 +125,7 @@ export interface FailoverResult {
 export interface PowerOnResult {
   readonly host: string;
   readonly bootMs: number;
-  /** Units whose host changed while the host came back and afterwards (should be none). */
+  /** Units whose host changed while the host came back and afterwards (should be none; balancers aside). */
   readonly movedBack: readonly { readonly unit: string; readonly from: string; readonly to: string }[];
   readonly unitsOnHost: readonly string[];
   readonly client: ClientCounts;
@@ -120,6 +141,8 @@ export class WebFarmDemo {
   #instances: readonly number[] = [1, 2, 3];
   /** Hosts this demo powered off: the CLI talks to another host's fleetd meanwhile. */
   readonly #off = new Set<string>();
+  /** The host holding the floating address when last sampled (waitForFarm, failover). */
+  #holder: string | undefined;
 
   constructor(deps: WebFarmDemoDeps) {
     this.#d = deps;
@@ -187,7 +210,7 @@ export class WebFarmDemo {
         registry: this.#registry,
         clock: this.#d.clock,
         hosts: p.hosts,
-        upstreamFile: farmPaths(p.shared.target).upstreamFile,
+        upstreamFile: lbUpstreamFile,
         nginxErrorLog: (m) => join(lbPrefix(m), 'error.log'),
         ...(this.#d.services === undefined ? {} : { services: this.#d.services }),
       });
@@ -340,14 +363,16 @@ export class WebFarmDemo {
           const announced = [...t.instances('web').values()].sort();
           if (announced.join(' ') !== expected.join(' '))
             return pending(`announced [${announced.join(' ')}], expected [${expected.join(' ')}]`);
-          const servers = [...t.servers].sort();
-          if (servers.join(' ') !== expected.join(' '))
-            return pending(`upstream has [${servers.join(' ')}], expected [${expected.join(' ')}]`);
-          const written = [...t.events].reverse().find((e) => e.event.kind === 'upstream-written');
-          const lbHost = t.placement().get('lb.unit');
-          if (t.loadedSince(lbHost, written?.at ?? 0) === undefined)
-            return pending(`nginx on ${lbHost ?? 'no host'} has not loaded the upstream as last written`);
-          return t.instances('lb').size > 0 ? true : pending('the balancer is not announced');
+          const lbHosts = t.hostsOf('lb.unit');
+          if (lbHosts.length === 0) return pending('lb.unit is on no host');
+          for (const h of lbHosts)
+            if (this.#upstreamCurrent(h, expected, 0) === undefined)
+              return pending(
+                `the balancer on ${h} has upstream [${(t.upstreams().get(h) ?? []).join(' ')}], expected [${expected.join(' ')}], or has not loaded it as last written`,
+              );
+          return t.instances('lb').size === lbHosts.length
+            ? true
+            : pending(`${t.instances('lb').size} of ${lbHosts.length} balancers announced`);
         },
         timeoutMs,
       )
@@ -357,22 +382,74 @@ export class WebFarmDemo {
         });
       });
     // nginx logs a reload before its new worker takes connections: wait for answers in a row, at
-    // the balancer's own address and at the floating one.
+    // every balancer's own address and at the floating one, held by exactly one host.
     const deadline = this.#d.clock.monotonic() + 15_000;
     for (let inARow = 0; inARow < 6;) {
-      const lb = this.lbAddress();
-      const r = lb === undefined ? undefined : await get(`http://${lb}/`, 2_000);
+      const lbs = [...this.timeline.instances('lb').values()];
+      const answers = await Promise.all(lbs.map((lb) => get(`http://${lb}/`, 2_000)));
       const f = await get(`http://${this.floatingAddress}:${LB_PORT}/`, 2_000);
-      inARow = r?.kind === 'answered' && f.kind === 'answered' ? inARow + 1 : 0;
+      const holders = await this.addressHolders();
+      this.#holder = holders.length === 1 ? holders[0] : undefined;
+      inARow =
+        answers.every((r) => r.kind === 'answered') && f.kind === 'answered' && holders.length === 1
+          ? inARow + 1
+          : 0;
       if (this.#d.clock.monotonic() > deadline)
-        throw new DemoError('demo_timeout', `the balancer at ${lb ?? '?'} does not answer steadily with 200`);
+        throw new DemoError(
+          'demo_timeout',
+          `the balancers at ${lbs.join(', ')} and the floating address ${this.floatingAddress} (up on ${holders.join(', ') || 'no host'}) do not answer steadily with 200`,
+        );
       if (inARow === 0) await this.#d.clock.sleep(100);
     }
   }
 
-  /** The balancer's announced address. */
+  /**
+   * The address of the balancer clients use: the one on the host holding the floating address
+   * (every host runs a balancer), else the first announced.
+   */
   lbAddress(): string | undefined {
+    const holder = this.#host(this.#holder);
+    if (holder !== undefined && !this.#off.has(holder.name)) return `${holder.ip}:${LB_PORT}`;
     return [...this.timeline.instances('lb').values()][0];
+  }
+
+  /** The host holding the floating address when last sampled (waitForFarm, failover). */
+  addressHost(): string | undefined {
+    return this.#holder;
+  }
+
+  /** The hosts the floating address is up on now, from `ip addr` in each host's namespace. */
+  async addressHolders(): Promise<string[]> {
+    const out: string[] = [];
+    for (const h of this.plan.hosts) {
+      const r = await runCommand(['ip', '-n', h.netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], {
+        allowFail: true,
+      });
+      if (r.stdout.includes(`inet ${this.floatingAddress}/`)) out.push(h.name);
+    }
+    return out;
+  }
+
+  /**
+   * Whether a host's upstream file lists exactly `expected` and its nginx has reloaded (or started) since the
+   * file was last written at or after `since` (wall-clock ms); the time of that reload, or
+   * undefined.
+   */
+  #upstreamCurrent(
+    host: string,
+    expected: readonly string[],
+    since: number,
+  ): { readonly written?: TimedEvent; readonly reload?: TimedEvent } | undefined {
+    const t = this.timeline;
+    if ((t.upstreams().get(host) ?? []).join(' ') !== expected.join(' ')) return undefined;
+    const written = [...t.events]
+      .reverse()
+      .find((e) => e.at >= since && e.event.kind === 'upstream-written' && e.event.host === host);
+    // Not rewritten since `since`: its nginx runs with it already.
+    if (written === undefined) return {};
+    // Reloaded, or started (with the file as written) since the write.
+    const reload = t.loadedSince(host, written.at);
+    return reload === undefined ? undefined : { written, reload };
   }
 
   /** `n` GETs through the balancer, one after the other: who answered. */
@@ -413,8 +490,9 @@ export class WebFarmDemo {
 
   /**
    * Pulls the host's plug and follows the cluster until the farm is whole again: every unit of the
-   * host active elsewhere, the upstream equal to the live backends, nginx reloaded, and (when the
-   * balancer moved) the client answered through the new balancer. Then `settleMs` more of traffic.
+   * host that runs on one host at a time active elsewhere, every live balancer's upstream equal to
+   * the live backends and its nginx reloaded with it, and (when the host held the floating address)
+   * the address up on another host and the client answered there. Then `settleMs` more of traffic.
    */
   async failover(
     host: string,
@@ -423,25 +501,31 @@ export class WebFarmDemo {
     const t = this.timeline;
     const client = await this.startClient();
     const unitsOnHost = t.unitsOn(host);
-    const lbMoved = unitsOnHost.includes('lb.unit');
+    // Global units are on every other host already: nothing of theirs moves.
+    const movable = unitsOnHost.filter((u) => !GLOBAL_UNITS.includes(u));
+    const holders = await this.addressHolders();
+    const lbMoved = holders.includes(host);
     const oldBackends = new Set(t.servers);
     const watching = new AbortController();
-    const addressWatch = this.#watchAddress(watching.signal);
+    const addressWatch = this.#watchAddress(watching.signal, holders);
     const t0 = await this.powerOff(host).catch((err: unknown) => {
       watching.abort();
       throw err;
     });
+    const t1 = this.#d.clock.now();
     const timeoutMs = options.timeoutMs ?? 60_000;
     const after = (pred: (e: TimedEvent) => boolean): TimedEvent | undefined =>
       t.events.find((e) => e.at >= t0 && pred(e));
     const ms = (e: TimedEvent | undefined): number => (e === undefined ? NaN : e.at - t0);
+    const latest = (es: readonly (TimedEvent | undefined)[]): number =>
+      es.length === 0 ? NaN : Math.max(...es.map(ms));
 
     const whole = await t
       .until(
         `the farm to be whole again after powering off ${host}`,
         (pending) => {
           const placement = t.placement();
-          const notBack = unitsOnHost.filter(
+          const notBack = movable.filter(
             (u) => placement.get(u) === undefined || placement.get(u) === host || !t.isActive(u),
           );
           if (notBack.length > 0)
@@ -454,29 +538,29 @@ export class WebFarmDemo {
                 .join(', ')}`,
             );
           const expected = this.expectedBackends();
-          const servers = [...t.servers].sort();
-          if (servers.join(' ') !== expected.join(' '))
-            return pending(`upstream has [${servers.join(' ')}], expected [${expected.join(' ')}]`);
-          const written =
-            expected.join(' ') === [...oldBackends].sort().join(' ')
-              ? undefined
-              : [...t.events].reverse().find((e) => e.at >= t0 && e.event.kind === 'upstream-written');
-          const reload = t.loadedSince(placement.get('lb.unit'), Math.max(t0, written?.at ?? t0));
-          if (reload === undefined)
-            return pending(
-              `nginx on ${placement.get('lb.unit') ?? 'no host'} has not reloaded or started since ${written === undefined ? 'the power-off' : 'the upstream was written'}`,
-            );
+          const lbHosts = t.hostsOf('lb.unit').filter((h) => h !== host);
+          if (lbHosts.length === 0) return pending('no balancer on any other host');
+          const changed = expected.join(' ') !== [...oldBackends].sort().join(' ');
+          const current = new Map<string, { written?: TimedEvent; reload?: TimedEvent }>();
+          for (const h of lbHosts) {
+            const c = this.#upstreamCurrent(h, expected, t0);
+            if (c === undefined || (changed && c.written === undefined))
+              return pending(
+                `the balancer on ${h} has upstream [${(t.upstreams().get(h) ?? []).join(' ')}], expected [${expected.join(' ')}]${c === undefined ? '' : ', not reloaded since'}`,
+              );
+            current.set(h, c);
+          }
           if (lbMoved) {
-            const lb = client.lb;
-            const ok = client
-              .records(t0)
-              .find((r) => r.outcome.kind === 'answered' && r.outcome.lb === lb && lb !== undefined);
+            const up = after((e) => e.event.kind === 'address-up' && e.event.host !== host);
+            if (up === undefined)
+              return pending(`the floating address ${this.floatingAddress} is up on no other host`);
+            const ok = client.records(t0).find((r) => r.outcome.kind === 'answered' && r.at + r.ms >= up.at);
             if (ok === undefined)
               return pending(
-                `the client has no answer from the balancer at ${lb ?? 'no announced address'} (since the power-off: ${describeCounts(countRecords(client.records(t0)))})`,
+                `the client has no answer through ${this.floatingAddress} since it came up on ${up.event.kind === 'address-up' ? up.event.host : '?'} (since the power-off: ${describeCounts(countRecords(client.records(t0)))})`,
               );
           }
-          return { written, reload };
+          return current;
         },
         timeoutMs,
       )
@@ -490,15 +574,16 @@ export class WebFarmDemo {
     await this.#d.clock.sleep(options.settleMs ?? 2_000);
     const until = this.#d.clock.now();
     watching.abort();
-    await addressWatch;
+    const up = await addressWatch;
+    if (up.size === 1) this.#holder = [...up][0];
     const addressUp = after((e) => e.event.kind === 'address-up' && e.event.host !== host);
 
     const dead = after((e) => e.event.kind === 'machine-dead' && e.event.host === host);
-    const moved: MovedUnit[] = unitsOnHost.map((unit) => {
+    const moved: MovedUnit[] = movable.map((unit) => {
       const placed = after((e) => e.event.kind === 'placed' && e.event.unit === unit);
       const to = placed?.event.kind === 'placed' ? placed.event.host : (t.placement().get(unit) ?? '?');
       const active = after((e) => e.event.kind === 'active' && e.event.unit === unit && e.event.host === to);
-      const service = unit === 'lb.unit' ? 'lb' : unit.startsWith('web@') ? 'web' : undefined;
+      const service = unit.startsWith('web@') ? 'web' : undefined;
       const announced =
         service === undefined
           ? undefined
@@ -516,27 +601,40 @@ export class WebFarmDemo {
     const deadIp = this.#host(host)?.ip ?? '?';
     const onDead = (a: string): boolean => a.slice(0, a.lastIndexOf(':')) === deadIp;
     const deadOut = [...oldBackends].some(onDead)
-      ? after((e) => e.event.kind === 'upstream-written' && !e.event.servers.some(onDead))
-      : undefined;
+      ? [...whole.keys()].map((h) =>
+          after(
+            (e) => e.event.kind === 'upstream-written' && e.event.host === h && !e.event.servers.some(onDead),
+          ),
+        )
+      : [];
     const records = client.records(t0, until);
     const bad = records.filter((r) => r.outcome.kind !== 'answered');
     const first = bad[0];
     const last = bad.at(-1);
+    const failed = (r: { outcome: { kind: string } }): boolean => r.outcome.kind !== 'answered';
     return {
       host,
       t0,
+      offMs: t1 - t0,
       end,
       unitsOnHost,
       lbMoved,
       deadMs: ms(dead),
       moved,
-      deadOutMs: ms(deadOut),
-      upstreamMs: whole.written === undefined ? NaN : ms(whole.written),
-      reloadedMs: ms(whole.reload),
+      deadOutMs: latest(deadOut),
+      upstreamMs: latest([...whole.values()].map((c) => c.written).filter((e) => e !== undefined)),
+      reloadedMs: latest([...whole.values()].map((c) => c.reload).filter((e) => e !== undefined)),
+      // In flight at the power-off, or sent while it was under way.
       inFlightFailed: client
-        .records(t0 - CLIENT_TIMEOUT_MS, t0)
-        .filter((r) => r.at + r.ms >= t0 && r.outcome.kind !== 'answered').length,
-      ...(lbMoved ? { addressUpMs: ms(addressUp) } : {}),
+        .records(t0 - CLIENT_TIMEOUT_MS, t1 + 1)
+        .filter((r) => r.at + r.ms >= t0 && failed(r)).length,
+      failedAfterOff: client.records(t1 + 1, until).filter(failed).length,
+      ...(lbMoved
+        ? {
+            addressUpMs: ms(addressUp),
+            ...(addressUp?.event.kind === 'address-up' ? { addressTo: addressUp.event.host } : {}),
+          }
+        : {}),
       events: t.events.filter((e) => e.at >= t0 && e.at < until),
       client: countRecords(records),
       ...(first === undefined || last === undefined
@@ -568,8 +666,9 @@ export class WebFarmDemo {
     const bootMs = this.#d.clock.now() - t0;
     await this.#d.clock.sleep(options.settleMs ?? 3_000);
     const now = t.placement();
+    // Global units (the balancers) come back to the host, and move nowhere.
     const movedBack = [...now]
-      .filter(([u, h]) => before.get(u) !== undefined && before.get(u) !== h)
+      .filter(([u, h]) => !GLOBAL_UNITS.includes(u) && before.get(u) !== undefined && before.get(u) !== h)
       .map(([unit, to]) => ({ unit, from: before.get(unit) ?? '?', to }));
     const until = this.#d.clock.now();
     return {
@@ -581,10 +680,13 @@ export class WebFarmDemo {
     };
   }
 
-  /** A backend host without the balancer (the last by name), or undefined. */
+  /**
+   * A backend host that does not hold the floating address (the last by name), or undefined. Every
+   * host runs a balancer; this one's is a standby.
+   */
   backendOnlyHost(): string | undefined {
     const p = this.timeline.placement();
-    const lbHost = p.get('lb.unit');
+    const lbHost = this.#holder;
     const hosts = this.#instances
       .map((i) => p.get(`web@${i}.unit`))
       .filter((h): h is string => h !== undefined && h !== lbHost)
@@ -607,12 +709,13 @@ export class WebFarmDemo {
   }
 
   /**
-   * Marks on the timeline each host the floating address appears on or leaves, from `ip addr` in
-   * every host's namespace (5 times a second), until `signal` aborts.
+   * Marks on the timeline each host the floating address appears on or leaves (`initial`: where it
+   * was up), from `ip addr` in every host's namespace (5 times a second), until `signal` aborts;
+   * returns where it is up at the end.
    */
-  async #watchAddress(signal: AbortSignal): Promise<void> {
+  async #watchAddress(signal: AbortSignal, initial: readonly string[]): Promise<ReadonlySet<string>> {
     const address = this.floatingAddress;
-    let up = new Set<string>();
+    let up = new Set<string>(initial);
     while (!signal.aborted) {
       const now = new Set<string>();
       for (const h of this.plan.hosts) {
@@ -627,6 +730,7 @@ export class WebFarmDemo {
       up = now;
       await this.#d.clock.sleep(200, signal).catch(() => undefined);
     }
+    return up;
   }
 
   #host(name: string | undefined): HostPlan | undefined {

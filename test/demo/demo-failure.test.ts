@@ -187,12 +187,13 @@ test('the program lists cover every program the farm and hosting units run', asy
     'web-discovery@.unit',
     'lb-upstream.unit',
     'lb-discovery.unit',
+    'lb-address.unit',
     'mysql-discovery@.unit',
     'ftp-discovery.unit',
   ];
   const known = new Set([...FARM_PROGRAMS, ...HOSTING_PROGRAMS].map((p) => p.path));
-  // Coreutils, and env, which runs the fleetts the demo installs.
-  const base = new Set(['/bin/mkdir', '/bin/rm', '/usr/bin/env']);
+  // Coreutils, the shell, and env, which runs the fleetts the demo installs.
+  const base = new Set(['/bin/mkdir', '/bin/rm', '/bin/cp', '/bin/sh', '/usr/bin/env']);
   for (const u of units) {
     const text = await readFile(join(ROOT, 'examples', 'process', u), 'utf8');
     for (const m of text.matchAll(/^Exec[A-Za-z]*=[-@+!:]*(\/\S+)/gm)) {

@@ -110,6 +110,18 @@ test.serial('--keep: the whole demo, exit 0, the cluster left up and what to try
   t.is(kept.code, 0, `${kept.stderr}\n${kept.stdout.split('\n').slice(-30).join('\n')}`);
   t.true(noStack(kept.stderr), kept.stderr);
   t.regex(kept.stdout, /\d+\. The cluster stays up \(--keep\)/);
+  // The second power-off is the floating address's host's: the timeline shows the address arriving
+  // on another host, and the summary counts the failed requests, in flight and after.
+  const holder = /Power off (host\d), the host holding the floating address/.exec(kept.stdout)?.[1];
+  t.truthy(holder, 'a power-off of the floating address holder');
+  const arrived = new RegExp(
+    `\\+\\s*\\d+\\.\\d+ s {2}floating address \\S+ up on (?!${holder ?? '-'}\\b)host\\d`,
+  );
+  t.regex(kept.stdout, arrived);
+  t.regex(
+    kept.stdout,
+    /Address host: the floating address was up on host\d after \d+\.\d+ s; \d+ GETs sent after the power-off failed/,
+  );
   t.notRegex(kept.stdout, /Tear down/);
   t.log(kept.stdout.slice(kept.stdout.lastIndexOf('\n\n')));
   const state = await readState(stateDir);

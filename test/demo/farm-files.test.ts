@@ -176,7 +176,7 @@ function bareTimeline(clock: FakeClock): FailoverTimeline {
     registry,
     clock,
     hosts: [],
-    upstreamFile: '/nonexistent',
+    upstreamFile: () => '/nonexistent',
     nginxErrorLog: () => '',
   });
 }

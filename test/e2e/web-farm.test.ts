@@ -1,7 +1,8 @@
 // The web farm end to end, with the demo's steps (src/demo/web-farm-demo.ts): a 3-host dev cluster
 // (namespaces, etcd, one fleetd each), the [Service] farm of examples/process with real Apache and
-// nginx, a steady client through the balancer, a dead Apache, a powered-off host, a partitioned
-// host, the balancer's own failover, and `dev down`.
+// nginx on every host, the floating address on one of them, a steady client through that address,
+// a dead Apache, a powered-off host, a partitioned host, the address holder's own power-off, and
+// `dev down`.
 // The tests run in order on one cluster; it has its own state dir, shared path and CLI context.
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { asUnitName } from '../../src/cluster/types.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { netnsExists, linkExists } from '../../src/dev/network.js';
 import { mountTargets } from '../../src/dev/system.js';
-import { machineRunDir, webPort } from '../../src/demo/farm-files.js';
+import { GLOBAL_UNITS, machineRunDir, webPort } from '../../src/demo/farm-files.js';
 import { WebFarmDemo } from '../../src/demo/web-farm-demo.js';
 import { waitFor } from '../helpers/wait.js';
 import { ensureWebPackages } from '../helpers/web.js';
@@ -27,7 +28,10 @@ function farm(): WebFarmDemo {
   return demo;
 }
 
-test.before(async () => {
+test.before(async (t) => {
+  // Three balancers with three sidekicks each (Global=true) start a dozen more processes than one
+  // balancer did: on the loaded 2-core machine the farm has taken more than ava's 2 minutes.
+  t.timeout(360_000, 'the farm coming up');
   if (process.getuid?.() !== 0)
     throw new Error('the web farm e2e test needs root (network namespaces, mounts); run it as root');
   await ensureWebPackages();
@@ -54,13 +58,32 @@ test.after.always(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
+/** Every live balancer's upstream, as host → servers; and what each should be. */
+function upstreamsAndExpected(d: WebFarmDemo): {
+  actual: Record<string, string>;
+  expected: Record<string, string>;
+} {
+  const ups = d.timeline.upstreams();
+  const hosts = d.timeline.hostsOf('lb.unit');
+  return {
+    actual: Object.fromEntries(hosts.map((h) => [h, (ups.get(h) ?? []).join(' ')])),
+    expected: Object.fromEntries(hosts.map((h) => [h, d.expectedBackends().join(' ')])),
+  };
+}
+
 test.serial('three backends spread over three hosts, all answering through the balancer', async (t) => {
   const d = farm();
   const hosts = [1, 2, 3].map((i) => d.hostOf(`web@${i}.unit`));
   t.deepEqual([...new Set(hosts)].sort(), ['host1', 'host2', 'host3'], `web@1..3 on ${hosts.join(', ')}`);
   for (const i of [1, 2, 3])
     t.is(d.hostOf(`web-discovery@${i}.unit`), hosts[i - 1], `sidekick ${i} beside its web`);
-  t.deepEqual([...d.timeline.servers].sort(), d.expectedBackends());
+  // A balancer with its sidekicks on every host, each with its own upstream file; the address on one.
+  for (const u of GLOBAL_UNITS) t.deepEqual(d.timeline.hostsOf(u), ['host1', 'host2', 'host3'], u);
+  const { actual, expected } = upstreamsAndExpected(d);
+  t.deepEqual(actual, expected);
+  const holders = await d.addressHolders();
+  t.is(holders.length, 1, `the floating address is up on ${holders.join(', ') || 'no host'}`);
+  t.is(d.addressHost(), holders[0]);
   // nginx marks a backend failed for fail_timeout (5 s) when it was tried before Apache listened,
   // and answers from its 503 backup meanwhile: let that window pass, then every request succeeds.
   let counts = await d.probe(12);
@@ -126,8 +149,13 @@ test.serial(
 
     const back = await d.powerOn(victim, { settleMs: 3_000 });
     t.deepEqual(back.movedBack, [], 'nothing moves back');
-    t.deepEqual(back.unitsOnHost, []);
+    t.deepEqual(
+      back.unitsOnHost.filter((u) => !GLOBAL_UNITS.includes(u)),
+      [],
+      'only the balancers (Global=true) return to it',
+    );
     t.is(back.client.failed, 0);
+    await d.waitForFarm(60_000);
   },
 );
 
@@ -196,7 +224,9 @@ test.serial(
     }
     const after = d.timeline.placement();
     after.delete(probe);
-    const movedBack = [...after].filter(([u, h]) => before.get(u) !== undefined && before.get(u) !== h);
+    const movedBack = [...after].filter(
+      ([u, h]) => !GLOBAL_UNITS.includes(u) && before.get(u) !== undefined && before.get(u) !== h,
+    );
     t.deepEqual(movedBack, [], 'nothing moves back to the healed host');
     await d.timeline.until(
       `${probe} gone`,
@@ -208,32 +238,33 @@ test.serial(
 );
 
 test.serial(
-  "the balancer's own host powered off: the balancer moves and the client finds it again",
+  "the floating address's host powered off: another host's balancer takes the address, and only requests in flight at the power-off fail",
   async (t) => {
     const d = farm();
-    const lbHost = d.hostOf('lb.unit');
-    if (lbHost === undefined) return t.fail('lb.unit is not placed');
-    const result = await d.failover(lbHost, { timeoutMs: 60_000 });
-    t.true(result.lbMoved);
-    const newHost = d.hostOf('lb.unit');
-    t.truthy(newHost);
-    t.not(newHost, lbHost);
-    t.deepEqual([...d.timeline.servers].sort(), d.expectedBackends());
-    // The client follows services/lb: once it has seen the new address, every request is answered.
-    const probe = await waitFor(
-      'a client to see the balancer announced',
-      async () => {
-        const p = await d.probe(12);
-        return p.noLb === 0 ? p : undefined;
-      },
-      { intervalMs: 500 },
+    const holder = d.addressHost();
+    if (holder === undefined) return t.fail('the floating address is up on no host');
+    const result = await d.failover(holder, { timeoutMs: 60_000 });
+    t.true(result.lbMoved, `${holder} held the address`);
+    t.truthy(result.addressTo, 'the address came up on another host');
+    t.not(result.addressTo, holder);
+    t.deepEqual(await d.addressHolders(), [result.addressTo], 'on exactly that host');
+    const { actual, expected } = upstreamsAndExpected(d);
+    t.deepEqual(actual, expected);
+    const failed = [...result.client.reasons].map(([r, n]) => `${n} × ${r}`).join('; ');
+    // The client (20 GETs/s, 10 s each, fresh connections, no retries) through the address: every
+    // request sent after the power-off was done is answered once the address has moved (SYNs sent
+    // meanwhile are retransmitted). Requests in flight at the power-off, or sent while `dev
+    // power-off` was killing the host's processes, may fail with it: counted, not asserted.
+    t.is(result.failedAfterOff, 0, failed);
+    t.true(result.client.answered > 20, `${result.client.answered} answered`);
+    t.log(
+      `address ${holder} → ${result.addressTo ?? '?'} up at +${result.addressUpMs ?? NaN} ms (power-off took ${result.offMs} ms); ` +
+        `${result.client.answered} answered, ${result.inFlightFailed} failed in flight at the power-off, ${result.failedAfterOff} after it` +
+        `${failed === '' ? '' : ` (${failed})`}; failed requests sent ${JSON.stringify(result.outage)}`,
     );
-    // Every request the probe sent was answered: none failed, none lacked a balancer. It sends for
-    // a fixed window (12 at 50/s): on a loaded machine its late timers may send fewer than 12.
-    t.is(probe.failed, 0, 'the client reaches the balancer at its new address');
-    t.true(probe.answered > 0, `${probe.answered} answered`);
-    t.log(`balancer moved ${lbHost} → ${newHost}; outage ${JSON.stringify(result.outage)}`);
-    await d.powerOn(lbHost, { settleMs: 2_000 });
+    const back = await d.powerOn(holder, { settleMs: 2_000 });
+    t.deepEqual(back.movedBack, []);
+    t.deepEqual(await d.addressHolders(), [result.addressTo], 'the address does not move back');
   },
 );
 
