@@ -223,9 +223,17 @@ test('the web farm units say what the farm needs', (t) => {
   // One port per instance (808%i) instead of Conflicts=: on 3 hosts, a dead host's instance can
   // then move to a host that already runs another one.
   t.deepEqual(processWeb.placement.conflicts, []);
-  for (const path of ['examples/process/lb-upstream.unit', 'examples/process/lb-discovery.unit']) {
+  // The process farm's balancer runs on every host, each with its sidekicks beside it (BindsTo=, on
+  // the same host): the floating address moves between running balancers.
+  t.true(parseUnitSpec(read('examples/process/lb.unit'), 'lb.unit').placement.global);
+  for (const path of [
+    'examples/process/lb-upstream.unit',
+    'examples/process/lb-discovery.unit',
+    'examples/process/lb-address.unit',
+  ]) {
     const spec = parseUnitSpec(read(path), basename(path));
-    t.deepEqual(spec.placement.machineOf, ['lb.unit'], path);
+    t.true(spec.placement.global, path);
+    t.deepEqual(spec.placement.machineOf, [], path);
     t.deepEqual(spec.info.bindsTo, ['lb.unit'], path);
   }
 });
