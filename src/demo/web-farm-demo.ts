@@ -431,9 +431,9 @@ export class WebFarmDemo {
   }
 
   /**
-   * Whether a host's upstream file lists exactly `expected` and its nginx has reloaded (or started) since the
-   * file was last written at or after `since` (wall-clock ms); the time of that reload, or
-   * undefined.
+   * Whether a host's upstream file lists exactly `expected` and its nginx has reloaded (or
+   * started) since the file was last written at or after `since` (wall-clock ms): that write and
+   * reload ({} when not written since), or undefined.
    */
   #upstreamCurrent(
     host: string,
