@@ -364,6 +364,23 @@ export class FailoverTimeline {
 
   async #pollFiles(): Promise<void> {
     const at = this.#d.clock.now();
+    // Each host's log before its upstream file: a write and the reload after it that happen between
+    // the two reads are then seen as the write now and the reload at the next pass, never as a
+    // reload before the write it loaded.
+    const loads = new Map<string, ('started' | 'reloaded')[]>();
+    for (const h of this.#d.hosts) {
+      const file = this.#d.nginxErrorLog(h.machineId);
+      const size = await fileSize(file);
+      const offset = this.#logOffsets.get(h.machineId) ?? 0;
+      if (size === offset) continue;
+      this.#logOffsets.set(h.machineId, size);
+      if (size < offset) continue;
+      const text = await readFile(file, 'utf8').then(
+        (t) => t.slice(offset),
+        () => '',
+      );
+      loads.set(h.machineId, nginxLoads(text));
+    }
     for (const h of this.#d.hosts) {
       const servers = await this.#readServers(h.machineId);
       const prev = this.#servers.get(h.machineId) ?? [];
@@ -380,20 +397,9 @@ export class FailoverTimeline {
         at,
       );
     }
-    for (const h of this.#d.hosts) {
-      const file = this.#d.nginxErrorLog(h.machineId);
-      const size = await fileSize(file);
-      const offset = this.#logOffsets.get(h.machineId) ?? 0;
-      if (size === offset) continue;
-      this.#logOffsets.set(h.machineId, size);
-      if (size < offset) continue;
-      const text = await readFile(file, 'utf8').then(
-        (t) => t.slice(offset),
-        () => '',
-      );
-      for (const load of nginxLoads(text))
+    for (const h of this.#d.hosts)
+      for (const load of loads.get(h.machineId) ?? [])
         this.mark({ kind: load === 'reloaded' ? 'nginx-reloaded' : 'nginx-started', host: h.name }, at);
-    }
   }
 
   /** The `server ADDR` lines of the upstream block, backups left out; undefined when unreadable. */

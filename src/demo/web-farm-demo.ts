@@ -544,10 +544,13 @@ export class WebFarmDemo {
           const current = new Map<string, { written?: TimedEvent; reload?: TimedEvent }>();
           for (const h of lbHosts) {
             const c = this.#upstreamCurrent(h, expected, t0);
-            if (c === undefined || (changed && c.written === undefined))
-              return pending(
-                `the balancer on ${h} has upstream [${(t.upstreams().get(h) ?? []).join(' ')}], expected [${expected.join(' ')}]${c === undefined ? '' : ', not reloaded since'}`,
-              );
+            const has = (t.upstreams().get(h) ?? []).join(' ');
+            if (has !== expected.join(' '))
+              return pending(`the balancer on ${h} has upstream [${has}], expected [${expected.join(' ')}]`);
+            if (c === undefined)
+              return pending(`nginx on ${h} has not reloaded or started since its upstream was written`);
+            if (changed && c.written === undefined)
+              return pending(`the upstream of the balancer on ${h} was not rewritten since the power-off`);
             current.set(h, c);
           }
           if (lbMoved) {

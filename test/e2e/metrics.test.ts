@@ -129,7 +129,10 @@ test.serial('the started farm: units, placements, agent actions, machines and si
     t.is(metricValue(s, 'fleetts_machines', { state: 'down' }), 0, host);
   }
   t.is(total(all, 'fleetts_engine_leader'), 1, 'one engine leader');
-  t.is(total(all, 'fleetts_engine_placements_total', { kind: 'new' }), units);
+  // One placement per unit and host: the balancer and its sidekicks are on every host (Global=true).
+  const placements = d.farmUnits().reduce((n, u) => n + d.timeline.hostsOf(u).length, 0);
+  t.true(placements > units, `${placements} placements of ${units} units`);
+  t.is(total(all, 'fleetts_engine_placements_total', { kind: 'new' }), placements);
   t.true(total(all, 'fleetts_agent_actions_total', { action: 'start', result: 'ok' }) >= units);
   t.true(total(all, 'fleetts_lease_keepalive_seconds_count') >= 3);
   t.true((await upstreamReloads(t)) >= 1, 'nginx reloaded at least once');
