@@ -358,8 +358,8 @@ const row = (what: string, r: AbResult, target: string): string =>
 const md = [
   '### Web farm under sustained load (issue 13)',
   '',
-  `The demo's farm (examples/process: 3 Apache backends, nginx with its upstream watcher, as`,
-  '`fleetts farm-files` writes them) on a 3-host dev cluster. Load: ApacheBench 2.3 (`ab`, Debian',
+  `The demo's farm (examples/process: 3 Apache backends, a balancer on every host, as`,
+  `\`fleetts farm-files\` writes them) on a 3-host dev cluster, etcd ${ETCD === 'external' ? 'outside the hosts (BENCH_ETCD=external)' : 'members in the hosts'}. Load: ApacheBench 2.3 (\`ab\`, Debian`,
   `apache2-utils) from the root namespace, ${CONCURRENCY} concurrent connections for ${SECONDS} s, a new`,
   'connection per request, no retries:',
   `\`${through.command.replace(/http:\/\/[^ ]+$/, 'http://BALANCER/')}\`. Everything (ab, nginx, three`,
