@@ -588,7 +588,12 @@ test('Restart= restarts and the final failure are reported as runtime events (fl
     3,
     "two restarts ran and a third was refused by the start limit (systemd's NRestarts counts it too), however the status changes were coalesced",
   );
-  const failed = events.filter((e) => e.event === 'runtime.unit_failed');
+  // waitState reads the status file; the event comes from the runtime noticing the change, which
+  // can be later on a loaded machine (a fresh-clone run failed here).
+  const failed = await waitFor('the failure reported as an event', () => {
+    const f = events.filter((e) => e.event === 'runtime.unit_failed');
+    return f.length > 0 ? f : undefined;
+  });
   t.is(failed.length, 1);
   t.like(failed[0]?.fields, { unit, reason: 'start-limit-hit' });
 });
