@@ -95,12 +95,12 @@ export class EtcdKv implements Kv {
       ...config,
       // A snapshot reads whole trees in one response: grpc-js's default 4 MiB limit would make a
       // few big (even corrupt) values fail every read of the cluster. etcd bounds what it stores.
-      grpcOptions: { 'grpc.max_receive_message_length': -1 },
+      grpcOptions: { 'grpc.max_receive_message_length': -1, ...GRPC_KEEPALIVE },
       faultHandling: { host: () => etcdBreaker() },
     });
     this.#leaseClient = new Etcd3({
       ...config,
-      grpcOptions: { 'grpc.use_local_subchannel_pool': 1 },
+      grpcOptions: { 'grpc.use_local_subchannel_pool': 1, ...GRPC_KEEPALIVE },
       faultHandling: { host: () => noop, global: noop },
     });
   }
@@ -330,6 +330,20 @@ export class EtcdKv implements Kv {
  * gRPC error, such as a response over the size limit or a cancelled watch stream, so that one
  * oversized key made every read of every caller fail with "circuit breaker is open" for 5 s.
  */
+/**
+ * HTTP/2 pings on every etcd connection while a call is open. A member that dies silently (a power
+ * cut, a pulled cable: no reset, no FIN) would otherwise keep a watch stream open forever: its
+ * events never come, and the watcher (an upstream, an agent's assignments) stays stale until some
+ * resync. With a ping every 6 s and 2 s to answer, such a stream fails within 8 s and etcd3
+ * reconnects it to another member, resuming after the last revision it delivered. 6 s is above
+ * etcd's default `--grpc-keepalive-min-time` (5 s): pings more frequent than that are answered
+ * with GOAWAY (too_many_pings). No pings without an open call (etcd does not permit them).
+ */
+export const GRPC_KEEPALIVE = {
+  'grpc.keepalive_time_ms': 6_000,
+  'grpc.keepalive_timeout_ms': 2_000,
+} as const;
+
 function etcdBreaker() {
   return circuitBreaker(handleWhen(isEtcdUnavailable), {
     halfOpenAfter: 5_000,
