@@ -5,7 +5,7 @@
 // file first, so `down` removes exactly what `up` made, even after a crash.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -640,6 +640,7 @@ export class DevCluster {
     const id = `${host.name}/fleetd`;
     const rec = ctx.state.processes.find((p) => p.id === id);
     if (rec !== undefined && (await isRunning(rec))) return;
+    await ensureApiToken(plan.apiTokenFile);
     const args = fleetdArgs(plan, host, await this.#fleetdFlags());
     const p = await spawnDetached([...enter, ...this.#fleetdCommand(), ...args], {
       logFile: host.fleetdLog,
@@ -860,4 +861,17 @@ function freeLoopbackPort(): Promise<number> {
       server.close(() => resolveP(port));
     });
   });
+}
+
+/**
+ * The dev cluster's API token: made once (32 random bytes, hex, mode 0600) and kept in the state
+ * dir, so that every fleetd of the cluster, and every boot of a host, has the same.
+ */
+async function ensureApiToken(path: string): Promise<void> {
+  try {
+    if ((await readFile(path, 'utf8')).trim() !== '') return;
+  } catch {
+    // absent: made below
+  }
+  await writeFile(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
 }

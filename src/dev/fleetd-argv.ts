@@ -23,6 +23,8 @@ export const FLEETD_FLAGS: readonly FleetdFlag[] = [
   { flag: '--state-dir', value: (h) => h.stateDir },
   { flag: '--lease-ttl-ms', value: (_h, p) => String(p.leaseTtlMs) },
   { flag: '--api-socket', value: (h) => h.apiSocket, ifSupported: true },
+  { flag: '--api-listen', value: (h) => h.apiListen, ifSupported: true },
+  { flag: '--api-token-file', value: (_h, p) => p.apiTokenFile, ifSupported: true },
   { flag: '--runtime', value: (_h, p) => p.runtime, ifSupported: true },
   {
     flag: '--docker-host',

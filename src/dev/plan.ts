@@ -44,6 +44,8 @@ export interface HostPlan {
   /** fleetd's state dir. */
   readonly stateDir: string;
   readonly apiSocket: string;
+  /** fleetd's TCP API (`--api-listen`): its IP and DEV_API_PORT. */
+  readonly apiListen: string;
   readonly fleetdLog: string;
   /** Present for the Docker runtime: the host's own dockerd. */
   readonly docker?: DockerdPlan;
@@ -72,6 +74,12 @@ export interface ClusterPlan {
   readonly endpoint: string;
   /** Every host's API socket, host1's first: `fleetts` uses the first that accepts a connection. */
   readonly endpoints: readonly string[];
+  /**
+   * The cluster's API token (written by `dev up`, mode 0600): every fleetd serves its API on TCP
+   * too (`apiListen`) and signs its requests to its peers with it, as on real hosts, so that a
+   * power-off or a partition cuts the peers' questions (fencing, the peer watch) like the rest.
+   */
+  readonly apiTokenFile: string;
 }
 
 export interface EtcdPlan {
@@ -114,6 +122,8 @@ export interface EtcdMemberPlan {
 export const DEV_ETCD_TIMING = { heartbeatMs: 100, electionMs: 1000, preVote: true } as const;
 
 export const ETCD_CLIENT_PORT = 2379;
+/** Every dev host's fleetd serves its API on TCP here too (its own IP: each host has its own). */
+export const DEV_API_PORT = 4003;
 export const ETCD_PEER_PORT = 2380;
 /** Hosts are .11, .12, …: room for 240 of them in a /24. */
 export const FIRST_HOST_OCTET = 11;
@@ -126,16 +136,18 @@ export function planCluster(input: PlanInput): ClusterPlan {
   const hosts = input.machineIds.map((machineId, i): HostPlan => {
     const name = `host${i + 1}`;
     const dir = join(stateDir, 'hosts', name);
+    const ip = `${net}.${FIRST_HOST_OCTET + i}`;
     return {
       name,
       machineId,
-      ip: `${net}.${FIRST_HOST_OCTET + i}`,
+      ip,
       metadata: { hostname: name },
       netns: `fleetts-${tag}-${name}`,
       // IFNAMSIZ: at most 15 characters (tag ≤ 6, so `ft` + 6 + `h` + 3 digits = 12).
       veth: `ft${tag}h${i + 1}`,
       stateDir: dir,
       apiSocket: join(dir, 'fleetd.sock'),
+      apiListen: `${ip}:${DEV_API_PORT}`,
       fleetdLog: join(dir, 'fleetd.log'),
       ...(input.runtime === 'docker'
         ? {
@@ -201,6 +213,7 @@ export function planCluster(input: PlanInput): ClusterPlan {
     hosts,
     endpoint: first === undefined ? '' : `unix://${first.apiSocket}`,
     endpoints: hosts.map((h) => `unix://${h.apiSocket}`),
+    apiTokenFile: join(stateDir, 'api-token'),
   };
 }
 
