@@ -17,6 +17,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { VERSION } from '../lib/version.js';
 import type { SelfLeaseReport } from '../agent/peer-check.js';
+import type { PeerViewsReport } from '../daemon/peer-watch.js';
 import type { TreeName } from '../registry/keys.js';
 import type {
   ClusterEventSource,
@@ -47,6 +48,7 @@ import {
   drainStatus,
   machineParams,
   machinesResponse,
+  peerViewsResponse,
   selfLeaseResponse,
   metadataPatch,
   planBody,
@@ -102,6 +104,8 @@ export interface ApiDeps {
    * Default: alive while registered (a conservative answer: the asker then stops its AtMostOnce units).
    */
   readonly selfLease?: () => SelfLeaseReport;
+  /** How this host's peer watch finds its peers (GET /v1/self/peers, asked by peers judging a silent one). */
+  readonly peerViews?: () => PeerViewsReport;
   /** What clients may store (default: no limit). */
   readonly limits?: StorageLimits;
   readonly clock: Clock;
@@ -341,6 +345,16 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       whileUnregistered: true,
       response: healthResponse,
       handler: () => Promise.resolve({ machine: self, registered: deps.registered(), version: VERSION }),
+    }),
+    jsonRoute({
+      method: 'GET',
+      url: '/v1/self/peers',
+      operationId: 'selfPeers',
+      summary:
+        "How this fleetd's peer watch finds each peer: 0 while it answers, else how long it has been silent. A peer that finds another silent asks the others before it counts it dead (docs/control-plane-faults.md)",
+      whileUnregistered: true,
+      response: peerViewsResponse,
+      handler: () => Promise.resolve(deps.peerViews?.() ?? { machine: self, peers: [] }),
     }),
     jsonRoute({
       method: 'GET',

@@ -11,7 +11,8 @@ import {
   type TransportOptions,
 } from './http-transport.js';
 import { signPeerRequest } from './peer-auth.js';
-import { selfLeaseResponse } from './schemas.js';
+import { peerViewsResponse, selfLeaseResponse } from './schemas.js';
+import type { PeerViewsReport } from '../daemon/peer-watch.js';
 
 /** Where a peer is: its machine id (what a signed request is meant for) and API address. */
 export interface PeerAddress {
@@ -101,5 +102,37 @@ export async function askSelfLease(
   const parsed = selfLeaseResponse.safeParse(body);
   if (!parsed.success)
     throw new FleetError('unreachable', `${apiAddress} answered no lease report: ${text.slice(0, 200)}`);
+  return parsed.data;
+}
+
+/** Whether the peer's fleetd answers at all (any HTTP answer counts): the peer watch's probe. */
+export async function probePeer(
+  client: PeerClient,
+  peer: PeerAddress,
+  options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+): Promise<void> {
+  const res = await client.get(peer, '/v1/self/lease', options);
+  await readText(res).catch(() => undefined);
+}
+
+/** A peer's view of its own peers (GET /v1/self/peers); throws FleetError `unreachable` when none. */
+export async function askPeerViews(
+  client: PeerClient,
+  peer: PeerAddress,
+  options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+): Promise<PeerViewsReport> {
+  const res = await client.get(peer, '/v1/self/peers', options);
+  const text = await readText(res);
+  if (res.status !== 200)
+    throw new FleetError('unreachable', `${peer.apiAddress} answered ${res.status}: ${text.slice(0, 200)}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new FleetError('unreachable', `${peer.apiAddress} answered no JSON: ${text.slice(0, 200)}`);
+  }
+  const parsed = peerViewsResponse.safeParse(body);
+  if (!parsed.success)
+    throw new FleetError('unreachable', `${peer.apiAddress} answered no peer views: ${text.slice(0, 200)}`);
   return parsed.data;
 }

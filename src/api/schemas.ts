@@ -399,6 +399,12 @@ export const selfLeaseResponse = z.object({
   liveSinceMs: z.number().int().nonnegative().nullable(),
 });
 
+/** GET /v1/self/peers: how this fleetd's peer watch finds each peer (daemon/peer-watch.ts). */
+export const peerViewsResponse = z.object({
+  machine: z.string(),
+  peers: z.array(z.object({ machine: z.string(), silentForMs: z.number().int().nonnegative() })),
+});
+
 /** A live instance of a service, as its announcer wrote it (`services/<service>/<instance>`). */
 export const serviceInstance = z
   .object({

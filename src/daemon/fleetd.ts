@@ -5,7 +5,14 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Agent, type AgentPeers } from '../agent/agent.js';
 import { selfLeaseReport, type SelfLeaseReport } from '../agent/peer-check.js';
-import { askSelfLease, createPeerClient, type PeerClient } from '../api/peer-client.js';
+import {
+  askPeerViews,
+  askSelfLease,
+  createPeerClient,
+  probePeer,
+  type PeerClient,
+} from '../api/peer-client.js';
+import { PeerWatch, PROBE_TIMEOUT_MS } from './peer-watch.js';
 import { serveApi, type ApiServer } from '../api/serve-api.js';
 import { asMachineId, MACHINE_ID_RULE, machineIdProblem, type MachineId } from '../cluster/types.js';
 import { Engine } from '../engine/engine.js';
@@ -61,6 +68,9 @@ export class Fleetd {
   #membershipSince = 0;
   #running: Promise<void> | undefined;
   readonly #peers: PeerClient;
+  /** Asks the peers' fleetd whether they are there (peer-watch.ts). */
+  readonly #peerWatch: PeerWatch;
+  #peerWatchRun: Promise<void> | undefined;
 
   constructor(deps: FleetdDeps) {
     this.#deps = deps;
@@ -86,8 +96,21 @@ export class Fleetd {
       ask: (peer, signal) =>
         askSelfLease(this.#peers, { id: peer.id, apiAddress: peer.apiAddress }, { signal }),
     };
+    this.#peerWatch = new PeerWatch({
+      self: this.machineId,
+      clock: deps.clock,
+      log: deps.log.child({ component: 'peers' }),
+      machines: async () =>
+        (await deps.registry.listMachines()).items.flatMap((m) =>
+          m.apiAddress === undefined ? [] : [{ id: m.id, apiAddress: m.apiAddress }],
+        ),
+      probe: (peer, signal) => probePeer(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
+      views: (peer, signal) => askPeerViews(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
+      onChange: (dead) => this.#peersChanged(dead),
+    });
     const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({
+      deadMachines: () => this.#peerWatch.dead,
       registry: deps.registry,
       clock: deps.clock,
       random: deps.random,
@@ -125,6 +148,30 @@ export class Fleetd {
   get membership(): Membership | undefined {
     const m = this.#loop?.current;
     return m === undefined || m.signal.aborted ? undefined : m;
+  }
+
+  /**
+   * The peers confirmed dead changed: the engine plans again, and a dead engine leader's term is
+   * ended so that a live candidate leads at once (its lease would outlive it, docs/control-plane-faults.md).
+   */
+  #peersChanged(dead: ReadonlySet<MachineId>): void {
+    const { registry, log } = this.#deps;
+    this.engine.peersChanged();
+    for (const machine of dead)
+      registry.deposeLeader(machine).then(
+        (ended) => {
+          if (ended)
+            log.warn(
+              { event: 'fleetd.leader_deposed', machine },
+              `ended the engine term of ${machine}: its peers found it dead`,
+            );
+        },
+        (err: unknown) =>
+          log.warn(
+            { event: 'fleetd.depose_failed', machine, err },
+            `could not end the term of dead leader ${machine}`,
+          ),
+      );
   }
 
   /** What GET /v1/self/lease answers: this host's lease from local state (docs/fencing.md). */
@@ -203,6 +250,7 @@ export class Fleetd {
     this.engine.start();
     await this.agent.start();
     this.#running = this.#loop.run(this.#stop.signal);
+    this.#peerWatchRun = this.#peerWatch.run(this.#stop.signal);
   }
 
   async #abortStart(err: unknown): Promise<unknown> {
@@ -232,6 +280,7 @@ export class Fleetd {
         peers: this.#peers,
         registered: () => this.membership !== undefined,
         selfLease: () => this.selfLease(),
+        peerViews: () => this.#peerWatch.views(),
         limits: { maxUnits: config.maxUnits, maxUnitFileBytes: config.maxUnitFileBytes },
         clock,
         log: log.child({ component: 'api' }),
@@ -310,6 +359,7 @@ export class Fleetd {
     await this.engine.stop();
     await this.agent.stop({ stopUnits: options.leave === true });
     await this.#running;
+    await this.#peerWatchRun;
     await this.#api?.close().catch(() => undefined);
     if (options.leave === true) await this.#loop?.current?.close().catch(() => undefined);
     else this.#loop?.current?.release();

@@ -24,7 +24,7 @@ import type {
   Subscription,
 } from '../registry/registry.js';
 import { isRegistryError } from '../registry/registry-error.js';
-import type { UnitName } from '../cluster/types.js';
+import type { MachineId, UnitName } from '../cluster/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { AssignDecision, Decision, Plan } from '../scheduler/plan.js';
 import { schedule } from '../scheduler/schedule.js';
@@ -55,6 +55,14 @@ export const DEFAULT_RECONNECT_GRACE_MS = Math.max(
   MIN_ENGINE_GRACE_MS,
 );
 
+/**
+ * How long after this engine last saw etcd fail a peer-confirmed death is trusted over the lease
+ * (docs/control-plane-faults.md#peer-confirmed-death): an etcd leader election (about 1–3 s), the
+ * lease a new etcd leader extends (one election timeout plus the TTL, 5 s by default) and the
+ * reconnect grace (5 s) all fit in it.
+ */
+export const DEAD_TRUST_MS = 20_000;
+
 /** What the engine uses of the registry: it reads snapshots, is woken by watches, and writes fenced plans as leader. */
 export type EngineRegistry = ConnectionHealth & SnapshotReader & ClusterWatcher & LeaderElection & PlanWriter;
 
@@ -73,6 +81,12 @@ export interface EngineDeps {
   readonly reconnectGraceMs?: number;
   /** Passes, placements, moves and failovers are recorded here (docs/metrics.md). */
   readonly metrics?: FleetMetrics;
+  /**
+   * Machines the hosts' peer watch confirmed dead (daemon/peer-watch.ts): gone for the engine
+   * whatever their lease says, except for their AtMostOnce units, which wait for the lease (their
+   * host fences them before it can expire). Call `peersChanged()` when the set changes.
+   */
+  readonly deadMachines?: () => ReadonlySet<MachineId>;
 }
 
 /** Counters for logs, metrics and benchmarks. */
@@ -122,6 +136,11 @@ export class Engine {
   /** Keys the last pass skipped (key → why), so that each is logged once, not every pass. */
   #problems = new Map<string, string>();
   #running: Promise<void> | undefined;
+  /** The current term's wakeup, so that the peer watch can wake a leading engine. */
+  #wake: Wakeup | undefined;
+  /** The dead machines last logged, and the AtMostOnce units last held on them (each logged once). */
+  #deadLogged = '';
+  #deadHoldLogged = '';
   readonly stats: EngineStats = {
     terms: 0,
     passes: 0,
@@ -147,6 +166,11 @@ export class Engine {
   }
 
   /** Stops leading (vacating the leader key at once) and campaigning. */
+  /** The peer watch's dead set changed: a leading engine plans again at once. */
+  peersChanged(): void {
+    this.#wake?.trigger();
+  }
+
   async stop(): Promise<void> {
     this.#stop.abort(new Error('engine stopped'));
     await this.#running;
@@ -217,6 +241,7 @@ export class Engine {
     // Stop claiming leadership the moment the term ends, not when the call in flight returns.
     signal.addEventListener('abort', () => (this.stats.isLeader = false), { once: true });
     const wake = new Wakeup(clock);
+    this.#wake = wake;
     const resyncMs = this.#deps.resyncMs ?? DEFAULT_RESYNC_MS;
     let sub: Subscription | undefined;
     const passRetry = new Backoff({ clock, random, ...RETRY });
@@ -269,6 +294,7 @@ export class Engine {
       }
     } finally {
       sub?.close();
+      if (this.#wake === wake) this.#wake = undefined;
     }
   }
 
@@ -328,7 +354,7 @@ export class Engine {
    * garbage before the write starts: only what is logged after it stays reachable (issue 3: a
    * 10,000-unit plan's working set must not outlive the scheduling).
    */
-  #plan(snapshot: ClusterSnapshot): {
+  #plan(registeredSnapshot: ClusterSnapshot): {
     changes: AssignmentChange[];
     summary: Plan['summary'];
     decisions: readonly Decision[];
@@ -338,10 +364,12 @@ export class Engine {
     placed: readonly Placed[];
   } {
     const { log } = this.#deps;
-    this.#cache.prune(snapshot.units);
+    this.#cache.prune(registeredSnapshot.units);
+    const registered = new Set(registeredSnapshot.machines.keys());
+    const snapshot = this.#withoutDeadMachines(registeredSnapshot);
     const built = buildClusterView(snapshot, this.#cache);
     const { invalid } = built;
-    const view = this.#holdMoves(built.view);
+    const view = this.#holdMoves(built.view, registered);
     const steps = planDrainSteps(snapshot, view.view);
     this.#drainWaiting = new Set(steps.waiting);
     this.#drainWaitsForServices = steps.waitsForServices;
@@ -388,28 +416,92 @@ export class Engine {
    * The view to schedule: while the reconnect grace runs, without the assignments on absent
    * machines (hold-moves.ts), so that units of hosts about to re-register stay where they are.
    */
-  #holdMoves(view: ClusterView): { view: ClusterView; held: ReadonlySet<UnitName> } {
+  #holdMoves(
+    view: ClusterView,
+    registered: ReadonlySet<MachineId>,
+  ): { view: ClusterView; held: ReadonlySet<UnitName> } {
     const { clock, log } = this.#deps;
     const graceEnd = this.#graceEnd();
     const now = clock.monotonic();
-    const hold = now < graceEnd ? holdMovesOffAbsentMachines(view) : { view, held: [] };
+    const inGrace = now < graceEnd;
+    // A machine confirmed dead by its peers, while still registered: its AtMostOnce units wait for
+    // its lease (its host stops them before it can expire, if it is alive at all); the rest move.
+    // A machine whose lease is gone: everything waits while the reconnect grace runs.
+    const hold = holdMovesOffAbsentMachines(view, (move, unit) =>
+      registered.has(move.machine) ? unit.placement.atMostOnce === true : inGrace,
+    );
     this.stats.movesHeld = hold.held.length;
     if (hold.held.length === 0) {
       this.#holdUntil = undefined;
       return { view, held: new Set() };
     }
-    this.#holdUntil = graceEnd;
+    const graceHeld = hold.held.filter((h) => !registered.has(h.machine));
+    const deadHeld = hold.held.filter((h) => registered.has(h.machine));
+    this.#logDeadHolds(deadHeld);
+    // Holds on dead machines end with their lease: the machine's key going wakes the loop.
+    this.#holdUntil = graceHeld.length === 0 ? undefined : graceEnd;
+    if (graceHeld.length === 0) return { view: hold.view, held: new Set(hold.held.map((h) => h.unit)) };
     if (this.#holdLogged !== graceEnd) {
       this.#holdLogged = graceEnd;
-      const machines = [...new Set(hold.held.map((h) => h.machine))].sort();
+      const machines = [...new Set(graceHeld.map((h) => h.machine))].sort();
       const leftMs = Math.round(graceEnd - now);
       log.warn(
-        { event: 'engine.hold_moves', units: hold.held.length, machines, leftMs },
-        `keeping ${hold.held.length} unit(s) on ${machines.join(', ')} for ${(leftMs / 1000).toFixed(1)} s: ` +
+        { event: 'engine.hold_moves', units: graceHeld.length, machines, leftMs },
+        `keeping ${graceHeld.length} unit(s) on ${machines.join(', ')} for ${(leftMs / 1000).toFixed(1)} s: ` +
           'etcd was unavailable, so their hosts may only be re-registering',
       );
     }
     return { view: hold.view, held: new Set(hold.held.map((h) => h.unit)) };
+  }
+
+  /**
+   * The snapshot without the machines the peer watch confirmed dead: to the scheduler they are
+   * gone, as if their lease had expired (their statuses no longer hold a launch elsewhere).
+   */
+  #withoutDeadMachines(snapshot: ClusterSnapshot): ClusterSnapshot {
+    const dead = this.#deps.deadMachines?.();
+    if (dead === undefined || dead.size === 0 || !this.#etcdDisturbed()) return snapshot;
+    const gone = [...dead].filter((m) => snapshot.machines.has(m));
+    if (gone.length === 0) return snapshot;
+    const machines = new Map(snapshot.machines);
+    for (const m of gone) machines.delete(m);
+    gone.sort();
+    if (this.#deadLogged !== gone.join(',')) {
+      this.#deadLogged = gone.join(',');
+      this.#deps.log.warn(
+        { event: 'engine.machines_dead', machines: gone },
+        `treating ${gone.join(', ')} as gone: confirmed dead by its peers, its lease not expired yet`,
+      );
+    }
+    return { ...snapshot, machines };
+  }
+
+  /**
+   * Whether etcd failed this engine lately (DEAD_TRUST_MS): only then is a peer-confirmed death
+   * trusted over the lease. Then an etcd leader may have changed, which extends every lease by a
+   * full TTL, and the reconnect grace holds moves off machines whose lease is gone; while etcd is
+   * healthy the lease decides, so that a fleetd restarted for an upgrade, silent for a few seconds
+   * while its units run on, moves nothing.
+   */
+  #etcdDisturbed(): boolean {
+    const failedAt = this.#deps.registry.health.lastFailureAt();
+    return failedAt !== undefined && this.#deps.clock.monotonic() - failedAt < DEAD_TRUST_MS;
+  }
+
+  /** Logs the AtMostOnce units kept on dead machines until their lease expires, once per set. */
+  #logDeadHolds(held: readonly { unit: UnitName; machine: MachineId }[]): void {
+    if (held.length === 0) return;
+    const key = held.map((h) => `${h.unit}@${h.machine}`).join(',');
+    if (this.#deadHoldLogged === key) return;
+    this.#deadHoldLogged = key;
+    this.#deps.log.warn(
+      {
+        event: 'engine.hold_at_most_once',
+        units: held.map((h) => h.unit),
+        machines: held.map((h) => h.machine),
+      },
+      `keeping ${held.map((h) => h.unit).join(', ')} where they are until the lease of their dead host expires (AtMostOnce=true: its host stops them first)`,
+    );
   }
 
   /** Logs what each drain does (drain-step.ts), each note once while it holds. */

@@ -2,7 +2,7 @@
 // only mean etcd was unavailable (docs/control-plane-faults.md). The scheduler then does not see
 // those assignments, so it neither moves nor deletes them, and plans everything else as usual.
 import type { MachineId, UnitName } from '../cluster/types.js';
-import type { ClusterView } from '../cluster/view.js';
+import type { ClusterView, SchedulableUnit } from '../cluster/view.js';
 
 export interface HeldMove {
   readonly unit: UnitName;
@@ -17,12 +17,19 @@ export interface HeldMove {
  * destroyed, unloaded or unschedulable for its file) is left to the scheduler: removing it is what
  * a user asked, not a move.
  */
-export function holdMovesOffAbsentMachines(view: ClusterView): { view: ClusterView; held: HeldMove[] } {
+export function holdMovesOffAbsentMachines(
+  view: ClusterView,
+  /** Which of those assignments to hold (default: all of them). */
+  hold: (move: HeldMove, unit: SchedulableUnit) => boolean = () => true,
+): { view: ClusterView; held: HeldMove[] } {
   const live = new Set(view.machines.map((m) => m.id));
   const placed = new Map(view.units.filter((u) => u.target !== 'inactive').map((u) => [u.name, u]));
   const held: HeldMove[] = [];
-  for (const a of view.assignments)
-    if (!live.has(a.machine) && placed.has(a.unit)) held.push({ unit: a.unit, machine: a.machine });
+  for (const a of view.assignments) {
+    const unit = placed.get(a.unit);
+    const move = { unit: a.unit, machine: a.machine };
+    if (!live.has(a.machine) && unit !== undefined && hold(move, unit)) held.push(move);
+  }
   if (held.length === 0) return { view, held };
   const heldUnits = new Set(held.map((h) => h.unit));
   const hidden = new Set(

@@ -38,6 +38,16 @@ export class KvLeaderElection implements LeaderElection {
     return leadership;
   }
 
+  async deposeLeader(candidate: string): Promise<boolean> {
+    const key = this.#keys.leader();
+    const kv = (await this.#kv.range(key)).kvs[0];
+    if (kv === undefined || kv.lease === NO_LEASE) return false;
+    const decoded = decodeValue('leader', key, kv.value);
+    if (!decoded.ok || decoded.value.candidate !== candidate) return false;
+    await this.#kv.leaseRevoke(kv.lease);
+    return true;
+  }
+
   async getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined> {
     const key = this.#keys.leader();
     const kv = (await this.#kv.range(key)).kvs[0];

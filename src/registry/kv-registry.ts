@@ -243,6 +243,10 @@ export class KvRegistry implements Registry {
   leadership(options: LeadershipOptions): Leadership {
     return this.#election.leadership(options);
   }
+  deposeLeader(candidate: string): Promise<boolean> {
+    return this.#election.deposeLeader(candidate);
+  }
+
   getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined> {
     return this.#election.getLeader();
   }

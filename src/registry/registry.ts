@@ -515,6 +515,13 @@ export interface LeaderElection {
   leadership(options: LeadershipOptions): Leadership;
   /** The current engine leader's candidate id and since when, if any. */
   getLeader(): Promise<{ readonly candidate: string; readonly since: string } | undefined>;
+  /**
+   * Ends the term of `candidate` if it leads: revokes its leader lease, so that another candidate
+   * campaigns at once. For a leader whose host its peers confirmed dead (daemon/peer-watch.ts):
+   * its lease would otherwise live on, a full TTL more after an etcd leader change. True when a
+   * term was ended.
+   */
+  deposeLeader(candidate: string): Promise<boolean>;
 }
 
 /** Every concern over one connection: what fleetd wires and tests drive. */

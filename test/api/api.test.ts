@@ -574,6 +574,7 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'GET /v1/machines listMachines',
     'GET /v1/machines/{id}/drain getDrain',
     'GET /v1/self/lease selfLease',
+    'GET /v1/self/peers selfPeers',
     'GET /v1/services listServiceInstances',
     'GET /v1/state listUnitStates',
     'GET /v1/units listUnits',

@@ -1,0 +1,259 @@
+// Peer-confirmed death (docs/control-plane-faults.md#peer-confirmed-death): every fleetd asks each
+// of its peers' fleetd "are you there?" once a second. A peer that has answered nobody for
+// SILENT_MS is dead when a majority of the other hosts, this one and at least one more, find it
+// silent too. The engine then treats it as gone at once, without waiting for its etcd lease: after
+// an etcd leader change (a power cut of the host that held it), etcd extends every lease by a full
+// TTL, so the lease of a dead host outlives it by far more than its silence does.
+//
+// The rule is pure (deadVerdict); the loop does the asking on the injected Clock.
+import type { MachineId } from '../cluster/types.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+
+/** How often each peer is asked. */
+export const PROBE_INTERVAL_MS = 1_000;
+/** How long one answer may take (the peers are asked in parallel). */
+export const PROBE_TIMEOUT_MS = 1_000;
+/**
+ * How long a peer must have answered nobody before it may be dead: three probes in a row. A fleetd
+ * stalled that long (a swap storm, a stopped VM) has also missed its lease keepalives; a fleetd
+ * restarting answers again within this (its API is up before it registers).
+ */
+export const SILENT_MS = 3_000;
+
+/** What GET /v1/self/peers answers: how this fleetd finds each peer it asks. */
+export interface PeerViewsReport {
+  readonly machine: string;
+  readonly peers: readonly PeerView[];
+}
+
+export interface PeerView {
+  readonly machine: string;
+  /** Since its last answer while it has not answered the latest probes; 0 while it answers. */
+  readonly silentForMs: number;
+}
+
+/** Another host's answer about the suspect, or why there is none. */
+export type WitnessAnswer =
+  | { readonly kind: 'answered'; readonly witness: MachineId; readonly silentForMs: number | undefined }
+  | { readonly kind: 'unanswered'; readonly witness: MachineId };
+
+export type DeadVerdict =
+  { readonly dead: true; readonly reason: string } | { readonly dead: false; readonly reason: string };
+
+/**
+ * The rule, for a suspect this host has found silent for SILENT_MS: it is dead when the hosts that
+ * find it silent for SILENT_MS (this one included) are at least two and a majority of all the
+ * other live hosts (`others`: every registered machine but the suspect, this one included). A
+ * witness that does not answer, or does not know the suspect, counts against: a host cut off from
+ * everyone (it finds every peer silent, and nobody confirms) never declares anyone dead, and two
+ * hosts alone cannot tell a dead peer from a cut cable.
+ */
+export function deadVerdict(input: {
+  readonly suspect: MachineId;
+  /** Live machines other than the suspect, this host included. */
+  readonly others: number;
+  readonly answers: readonly WitnessAnswer[];
+}): DeadVerdict {
+  const confirming = input.answers.filter(
+    (a) => a.kind === 'answered' && a.silentForMs !== undefined && a.silentForMs >= SILENT_MS,
+  );
+  const votes = 1 + confirming.length;
+  const needed = Math.max(2, Math.floor(input.others / 2) + 1);
+  const by = confirming.map((a) => a.witness).join(', ');
+  if (votes >= needed)
+    return {
+      dead: true,
+      reason: `${input.suspect} has answered no fleetd for ${SILENT_MS / 1000} s (this host and ${by})`,
+    };
+  const against = input.answers.filter((a) => !confirming.includes(a)).map((a) => a.witness);
+  return {
+    dead: false,
+    reason:
+      `${votes} of the ${needed} hosts needed find ${input.suspect} silent` +
+      (against.length === 0 ? '' : ` (not confirmed by ${against.join(', ')})`),
+  };
+}
+
+/** A peer as the watch asks it. */
+export interface WatchedPeer {
+  readonly id: MachineId;
+  readonly apiAddress: string;
+}
+
+export interface PeerWatchDeps {
+  readonly self: MachineId;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The live machines (this one included); throws when etcd cannot say (the last list is kept). */
+  readonly machines: () => Promise<readonly WatchedPeer[]>;
+  /** Resolves when the peer's fleetd answered anything at all; rejects when it did not. */
+  readonly probe: (peer: WatchedPeer, signal: AbortSignal) => Promise<void>;
+  /** A witness's views (GET /v1/self/peers); rejects when it does not answer. */
+  readonly views: (witness: WatchedPeer, signal: AbortSignal) => Promise<PeerViewsReport>;
+  /** Called when the set of dead peers changes. */
+  readonly onChange: (dead: ReadonlySet<MachineId>) => void;
+  readonly intervalMs?: number;
+  readonly timeoutMs?: number;
+}
+
+interface Tracked {
+  peer: WatchedPeer;
+  /** Monotonic time of its last answer (or of when it was first watched). */
+  lastAnswer: number;
+  /** Whether the latest probe was answered. */
+  answering: boolean;
+}
+
+export class PeerWatch {
+  readonly #deps: PeerWatchDeps;
+  readonly #tracked = new Map<MachineId, Tracked>();
+  #dead = new Set<MachineId>();
+  #peers: readonly WatchedPeer[] = [];
+  #refreshing: Promise<void> | undefined;
+
+  constructor(deps: PeerWatchDeps) {
+    this.#deps = deps;
+  }
+
+  /** The peers confirmed dead, as of the last round. */
+  get dead(): ReadonlySet<MachineId> {
+    return this.#dead;
+  }
+
+  /** What GET /v1/self/peers answers. */
+  views(): PeerViewsReport {
+    const now = this.#deps.clock.monotonic();
+    return {
+      machine: this.#deps.self,
+      peers: [...this.#tracked.values()].map((t) => ({
+        machine: t.peer.id,
+        silentForMs: t.answering ? 0 : Math.max(0, Math.round(now - t.lastAnswer)),
+      })),
+    };
+  }
+
+  /** Rounds until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const interval = this.#deps.intervalMs ?? PROBE_INTERVAL_MS;
+    while (!signal.aborted) {
+      const started = this.#deps.clock.monotonic();
+      try {
+        await this.round(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.#deps.log.warn({ event: 'fleetd.peer_watch_failed', err }, 'peer watch round failed');
+      }
+      const left = interval - (this.#deps.clock.monotonic() - started);
+      await this.#deps.clock.sleep(Math.max(0, left), signal).catch(() => undefined);
+    }
+  }
+
+  /** One round: refresh the peer list, probe every peer, judge the silent ones. Exposed for tests. */
+  async round(signal: AbortSignal): Promise<void> {
+    const { clock } = this.#deps;
+    // The list comes from etcd, which may not answer for seconds (an etcd leader lost with the very
+    // host this watch should find dead): the round goes on with the last list meanwhile.
+    await Promise.race([
+      this.#refresh(),
+      clock.sleep(this.#deps.timeoutMs ?? PROBE_TIMEOUT_MS, signal).catch(() => undefined),
+    ]);
+    const now = clock.monotonic();
+    const ids = new Set(this.#peers.map((p) => p.id));
+    for (const id of this.#tracked.keys()) if (!ids.has(id)) this.#tracked.delete(id);
+    for (const peer of this.#peers) {
+      const t = this.#tracked.get(peer.id);
+      if (t === undefined) this.#tracked.set(peer.id, { peer, lastAnswer: now, answering: true });
+      else t.peer = peer;
+    }
+    await Promise.all(
+      [...this.#tracked.values()].map(async (t) => {
+        const answered = await this.#withTimeout((s) => this.#deps.probe(t.peer, s), signal).then(
+          () => true,
+          () => false,
+        );
+        t.answering = answered;
+        if (answered) t.lastAnswer = clock.monotonic();
+      }),
+    );
+    const at = clock.monotonic();
+    const dead = new Set<MachineId>();
+    for (const t of this.#tracked.values()) {
+      if (t.answering || at - t.lastAnswer < SILENT_MS) continue;
+      if (this.#dead.has(t.peer.id)) {
+        dead.add(t.peer.id);
+        continue;
+      }
+      const verdict = await this.#judge(t.peer, signal);
+      if (verdict.dead) {
+        dead.add(t.peer.id);
+        this.#deps.log.warn(
+          { event: 'fleetd.peer_dead', machine: t.peer.id, reason: verdict.reason },
+          `peer ${t.peer.id} is dead: ${verdict.reason}; its units move without waiting for its etcd lease`,
+        );
+      } else
+        this.#deps.log.info(
+          { event: 'fleetd.peer_silent', machine: t.peer.id, reason: verdict.reason },
+          `peer ${t.peer.id} is silent but not confirmed dead: ${verdict.reason}`,
+        );
+    }
+    for (const id of this.#dead)
+      if (!dead.has(id) && this.#tracked.has(id))
+        this.#deps.log.info({ event: 'fleetd.peer_back', machine: id }, `peer ${id} answers again`);
+    const changed = dead.size !== this.#dead.size || [...dead].some((id) => !this.#dead.has(id));
+    this.#dead = dead;
+    if (changed) this.#deps.onChange(dead);
+  }
+
+  /** Reads the peer list, one read at a time; a failed read keeps the last list. */
+  #refresh(): Promise<void> {
+    this.#refreshing ??= this.#deps
+      .machines()
+      .then(
+        (list) => {
+          this.#peers = list.filter((p) => p.id !== this.#deps.self && p.apiAddress.startsWith('http'));
+        },
+        () => undefined,
+      )
+      .finally(() => (this.#refreshing = undefined));
+    return this.#refreshing;
+  }
+
+  async #judge(suspect: WatchedPeer, signal: AbortSignal): Promise<DeadVerdict> {
+    const witnesses = this.#peers.filter((p) => p.id !== suspect.id);
+    const answers = await Promise.all(
+      witnesses.map(async (w): Promise<WitnessAnswer> => {
+        try {
+          const report = await this.#withTimeout((s) => this.#deps.views(w, s), signal);
+          if (report.machine !== w.id) return { kind: 'unanswered', witness: w.id };
+          const seen = report.peers.find((p) => p.machine === suspect.id);
+          return { kind: 'answered', witness: w.id, silentForMs: seen?.silentForMs };
+        } catch {
+          return { kind: 'unanswered', witness: w.id };
+        }
+      }),
+    );
+    return deadVerdict({ suspect: suspect.id, others: witnesses.length + 1, answers });
+  }
+
+  async #withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, outer: AbortSignal): Promise<T> {
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort(outer.reason);
+    outer.addEventListener('abort', onAbort, { once: true });
+    const timer = this.#deps.clock.setTimer(this.#deps.timeoutMs ?? PROBE_TIMEOUT_MS, () =>
+      ac.abort(new Error('no answer in time')),
+    );
+    try {
+      return await Promise.race([
+        fn(ac.signal),
+        new Promise<never>((_, reject) => {
+          if (ac.signal.aborted) reject(ac.signal.reason as Error);
+          ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true });
+        }),
+      ]);
+    } finally {
+      timer.cancel();
+      outer.removeEventListener('abort', onAbort);
+    }
+  }
+}

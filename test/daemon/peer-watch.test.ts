@@ -1,0 +1,107 @@
+// The peer watch's rule and loop (src/daemon/peer-watch.ts), on a fake clock with fake peers: the
+// real probes are HTTP to real fleetds, exercised by test/dev/dev-etcd-hosts.test.ts.
+import test from 'ava';
+import { asMachineId, type MachineId } from '../../src/cluster/types.js';
+import {
+  deadVerdict,
+  PeerWatch,
+  SILENT_MS,
+  type PeerViewsReport,
+  type WatchedPeer,
+} from '../../src/daemon/peer-watch.js';
+import { FakeClock } from '../../src/lib/clock.js';
+import { createLogger } from '../../src/lib/logger.js';
+
+const m = (id: string): MachineId => asMachineId(id);
+const silent = (witness: string, ms: number | undefined) =>
+  ({ kind: 'answered', witness: m(witness), silentForMs: ms }) as const;
+
+test('deadVerdict: this host and a majority of the others must find the suspect silent', (t) => {
+  // 3 hosts: this one and the third.
+  t.true(deadVerdict({ suspect: m('c'), others: 2, answers: [silent('b', SILENT_MS)] }).dead);
+  t.false(deadVerdict({ suspect: m('c'), others: 2, answers: [silent('b', 0)] }).dead, 'b still hears c');
+  t.false(deadVerdict({ suspect: m('c'), others: 2, answers: [silent('b', SILENT_MS - 1)] }).dead);
+  t.false(
+    deadVerdict({ suspect: m('c'), others: 2, answers: [silent('b', undefined)] }).dead,
+    'b does not watch c',
+  );
+  const cut = deadVerdict({ suspect: m('c'), others: 2, answers: [{ kind: 'unanswered', witness: m('b') }] });
+  t.false(cut.dead, 'nobody confirms: this host may be the one cut off');
+  t.regex(cut.reason, /1 of the 2 hosts needed find c silent \(not confirmed by b\)/);
+  // 2 hosts: never (a dead peer and a cut cable look the same).
+  t.false(deadVerdict({ suspect: m('b'), others: 1, answers: [] }).dead);
+  // 5 hosts: 3 of the 4 others.
+  t.false(deadVerdict({ suspect: m('e'), others: 4, answers: [silent('b', 5_000)] }).dead);
+  const five = deadVerdict({
+    suspect: m('e'),
+    others: 4,
+    answers: [silent('b', 5_000), silent('c', 4_000), { kind: 'unanswered', witness: m('d') }],
+  });
+  t.true(five.dead);
+  t.regex(five.reason, /e has answered no fleetd for 3 s \(this host and b, c\)/);
+});
+
+/** a watches b and c; `answering` says who answers; b reports its own view of c. */
+function harness() {
+  const clock = new FakeClock();
+  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({ id: m(id), apiAddress: `http://${id}:4003` }));
+  const answering = new Set(['b', 'c']);
+  let bSeesC = 0;
+  const changes: string[][] = [];
+  const watch = new PeerWatch({
+    self: m('a'),
+    clock,
+    log: createLogger({ level: 'silent' }),
+    machines: () => Promise.resolve(peers),
+    probe: (p) => (answering.has(p.id) ? Promise.resolve() : Promise.reject(new Error('no answer'))),
+    views: (w): Promise<PeerViewsReport> =>
+      answering.has(w.id)
+        ? Promise.resolve({ machine: w.id, peers: [{ machine: 'c', silentForMs: bSeesC }] })
+        : Promise.reject(new Error('no answer')),
+    onChange: (dead) => changes.push([...dead].sort()),
+  });
+  const round = async (): Promise<void> => {
+    await watch.round(new AbortController().signal);
+    await clock.advance(1_000);
+  };
+  return {
+    clock,
+    watch,
+    answering,
+    changes,
+    round,
+    setBSeesC: (ms: number) => (bSeesC = ms),
+  };
+}
+
+test('PeerWatch: a peer silent for SILENT_MS and confirmed by another is dead; it is alive again once it answers', async (t) => {
+  const h = harness();
+  await h.round();
+  t.deepEqual(h.watch.views().peers, [
+    { machine: 'b', silentForMs: 0 },
+    { machine: 'c', silentForMs: 0 },
+  ]);
+  h.answering.delete('c');
+  h.setBSeesC(0);
+  for (let i = 0; i < 4; i++) await h.round();
+  t.deepEqual(h.changes, [], 'b still hears c: not dead');
+  t.true((h.watch.views().peers.find((p) => p.machine === 'c')?.silentForMs ?? 0) >= SILENT_MS);
+  h.setBSeesC(SILENT_MS);
+  await h.round();
+  t.deepEqual(h.changes, [['c']]);
+  t.deepEqual([...h.watch.dead], ['c']);
+  await h.round();
+  t.is(h.changes.length, 1, 'reported once');
+  h.answering.add('c');
+  await h.round();
+  t.deepEqual(h.changes, [['c'], []]);
+});
+
+test('PeerWatch: a host that hears nobody declares nobody dead', async (t) => {
+  const h = harness();
+  await h.round();
+  h.answering.clear();
+  for (let i = 0; i < 6; i++) await h.round();
+  t.deepEqual(h.changes, []);
+  t.deepEqual([...h.watch.dead], []);
+});
