@@ -325,12 +325,6 @@ export class EtcdKv implements Kv {
 }
 
 /**
- * The per-host circuit breaker of data calls: it opens after consecutive failures that mean etcd
- * is unreachable or overloaded, and on nothing else. etcd3's default also counts any "recoverable"
- * gRPC error, such as a response over the size limit or a cancelled watch stream, so that one
- * oversized key made every read of every caller fail with "circuit breaker is open" for 5 s.
- */
-/**
  * HTTP/2 pings on every etcd connection while a call is open. A member that dies silently (a power
  * cut, a pulled cable: no reset, no FIN) would otherwise keep a watch stream open forever: its
  * events never come, and the watcher (an upstream, an agent's assignments) stays stale until some
@@ -344,9 +338,18 @@ export const GRPC_KEEPALIVE = {
   'grpc.keepalive_timeout_ms': 2_000,
 } as const;
 
+/**
+ * The per-host circuit breaker of data calls: it opens after consecutive failures that mean etcd
+ * is unreachable or overloaded, and on nothing else. etcd3's default also counts any "recoverable"
+ * gRPC error, such as a response over the size limit or a cancelled watch stream, so that one
+ * oversized key made every read of every caller fail with "circuit breaker is open" for 5 s.
+ */
 function etcdBreaker() {
   return circuitBreaker(handleWhen(isEtcdUnavailable), {
-    halfOpenAfter: 5_000,
+    // Tried again after 1 s: an etcd election fails every member for a second or two, and a
+    // breaker still open seconds after the new leader is up held every call back (a failover
+    // waited for it); a dead member costs one failed call a second.
+    halfOpenAfter: 1_000,
     breaker: new ConsecutiveBreaker(3),
   });
 }
