@@ -23,7 +23,14 @@ import {
   type IWatchResponse,
   type Watcher,
 } from 'etcd3';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop } from 'cockatiel';
+import {
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  noop,
+  type IBackoff,
+} from 'cockatiel';
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
   Compare,
@@ -96,7 +103,18 @@ export class EtcdKv implements Kv {
       // A snapshot reads whole trees in one response: grpc-js's default 4 MiB limit would make a
       // few big (even corrupt) values fail every read of the cluster. etcd bounds what it stores.
       grpcOptions: { 'grpc.max_receive_message_length': -1, ...GRPC_KEEPALIVE },
-      faultHandling: { host: () => etcdBreaker() },
+      faultHandling: {
+        host: () => etcdBreaker(),
+        // A watch stream that broke (its member died) reconnects to another within a second:
+        // etcd3's default backoff grew to several seconds after a few refused attempts at the dead
+        // member, and every assignment, status and upstream change waited for it.
+        // etcd3 types this as one IBackoff but calls next() on it first, as on its own default (a
+        // cockatiel ExponentialBackoff, which is a backoff factory).
+        watchBackoff: new ExponentialBackoff({
+          initialDelay: 100,
+          maxDelay: 1_000,
+        }) as unknown as IBackoff<unknown>,
+      },
     });
     this.#leaseClient = new Etcd3({
       ...config,
