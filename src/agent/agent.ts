@@ -123,6 +123,11 @@ export interface AgentDeps {
   readonly fencing?: FencingOptions;
   /** For the peer check of policy `per-unit`; without it there is no peer to ask, so AtMostOnce units fence at the deadline. */
   readonly peers?: AgentPeers;
+  /**
+   * Machines confirmed dead by the peer watch and trusted now (peer-check.ts trustedDead): a run
+   * claim one of them holds is taken over, except an AtMostOnce unit's.
+   */
+  readonly deadMachines?: () => ReadonlySet<MachineId>;
   readonly resyncMs?: number;
   /** How often the fencing watchdog looks at the lease; default a tenth of the deadline, at most 250 ms. */
   readonly watchdogMs?: number;
@@ -566,10 +571,26 @@ export class Agent {
       this.#attempted.delete(unit);
       return false;
     }
-    const res = await this.#d.registry.claimUnit(m, unit, this.#d.machine.id);
+    // A claim held by a machine its peers found dead (after an etcd disturbance: deadMachines) is
+    // taken over, but never an AtMostOnce unit's: that one waits for the holder's lease.
+    const dead =
+      parsed?.kind === 'ok' && parsed.spec.placement.atMostOnce === true
+        ? undefined
+        : this.#d.deadMachines?.();
+    const res = await this.#d.registry.claimUnit(
+      m,
+      unit,
+      this.#d.machine.id,
+      dead === undefined || dead.size === 0 ? {} : { takeFrom: (holder) => dead.has(holder) },
+    );
     this.stats.claimWaits += res.ok ? 0 : 1;
     if (res.ok) {
       this.#unreleased.delete(unit); // held again, for a unit that starts here
+      if (res.takenFrom !== undefined)
+        this.#d.log.warn(
+          { event: 'agent.claim_taken', unit, from: res.takenFrom },
+          `${unit}: took its run claim over from ${res.takenFrom}, which its peers found dead`,
+        );
       return true;
     }
     this.#attempted.delete(unit);
@@ -879,7 +900,7 @@ export class Agent {
     const answers = await Promise.all(peers.map((p) => this.#ask(p)));
     check.inFlight = false;
     if (this.#check !== check || this.#fenced !== undefined || this.#stop.signal.aborted) return;
-    const verdict = peerVerdict(answers);
+    const verdict = peerVerdict(answers, { wasKeeping: check.verdict?.kind === 'keep' });
     const at = clock.monotonic();
     log.debug(
       { event: 'agent.peer_check', verdict: verdict.kind, peers: peers.length, reason: verdict.reason },

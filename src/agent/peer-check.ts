@@ -34,6 +34,15 @@ export const LIVE_RENEWAL_PERIODS = 1.5;
  */
 export const PEER_LIVE_AGAIN_MS = 2_000;
 /**
+ * How long a peer must have been registered again before its live lease makes a host that was
+ * keeping its AtMostOnce units through an outage (every peer had lost etcd too) fence them. When
+ * etcd comes back after an outage longer than the TTL, every lease is gone and every host
+ * registers again, within fleetd's rejoin retry (at most 1 s apart) of each other: a peer that
+ * registered first is no sign that this host is cut off (bug D, docs/simulation.md). Only while
+ * keeping: a host that was not keeping fences on any live peer, as before.
+ */
+export const LIVE_AGAIN_WAIT_MS = 1_500;
+/**
  * The bound the engine's grace period must respect (engine helper, docs/fencing.md): once etcd
  * works again for the peers, a host that was keeping its AtMostOnce units through the outage has
  * begun stopping them within this long: a peer says it is alive (PEER_LIVE_AGAIN_MS), the next
@@ -41,11 +50,12 @@ export const PEER_LIVE_AGAIN_MS = 2_000;
  * keeping leaves its units' supervisors at most KEEP_STEP_MS (< this). Add the units' stop time
  * (FENCE_STOP_BUDGET_MS for units that respect it) for when they are gone.
  */
-export const FENCE_KEEP_BOUND_MS = PEER_LIVE_AGAIN_MS + PEER_RECHECK_MS + PEER_TIMEOUT_MS;
+export const FENCE_KEEP_BOUND_MS =
+  PEER_LIVE_AGAIN_MS + LIVE_AGAIN_WAIT_MS + PEER_RECHECK_MS + PEER_TIMEOUT_MS;
 /**
  * What an AtMostOnce unit should take to stop (TimeoutStopSec=): the margin between the default
  * deadline (3.5 s) and the lease TTL (5 s). The engine's grace should be at least
- * FENCE_KEEP_BOUND_MS + FENCE_STOP_BUDGET_MS (5 s with the defaults).
+ * FENCE_KEEP_BOUND_MS + FENCE_STOP_BUDGET_MS (6.5 s with the defaults).
  */
 export const FENCE_STOP_BUDGET_MS = 1_500;
 /** The smallest engine grace period that keeps AtMostOnce safe with the defaults. */
@@ -58,7 +68,7 @@ export interface SelfLeaseReport {
   readonly leaseAlive: boolean;
   /** Since its last acknowledged renewal; null when it holds no lease at all. */
   readonly renewedAgoMs: number | null;
-  /** Since its current lease became alive (registered or resumed); null when it is not alive. */
+  /** Since etcd last became reachable for it (registered, or renewed again after an outage); null when it is not alive. */
   readonly liveSinceMs: number | null;
 }
 
@@ -97,7 +107,13 @@ export type PeerVerdict =
  * peer (the engine can move this host's units once its lease expires), a silent one (it may be on
  * the side that reaches etcd) or no peer at all: fence.
  */
-export function peerVerdict(answers: readonly PeerAnswer[]): PeerVerdict {
+export function peerVerdict(
+  answers: readonly PeerAnswer[],
+  options: {
+    /** This host's last verdict was `keep`: a peer registered again only lately is waited for. */
+    readonly wasKeeping?: boolean;
+  } = {},
+): PeerVerdict {
   if (answers.length === 0)
     return { kind: 'fence', reason: 'no peer to ask (this host knows no other live machine)' };
   for (const a of answers) {
@@ -112,7 +128,17 @@ export function peerVerdict(answers: readonly PeerAnswer[]): PeerVerdict {
         reason: `peer ${a.machine} answered as machine ${a.report.machine}; its answer cannot be trusted`,
       };
   }
-  const alive = answers.find((a) => a.kind === 'answered' && a.report.leaseAlive);
+  const live = answers.filter((a) => a.kind === 'answered' && a.report.leaseAlive);
+  const young = (a: PeerAnswer): boolean =>
+    a.kind === 'answered' && a.report.liveSinceMs !== null && a.report.liveSinceMs < LIVE_AGAIN_WAIT_MS;
+  if (options.wasKeeping === true && live.length > 0 && live.every(young))
+    return {
+      kind: 'keep',
+      reason:
+        `etcd works again for ${live.map((a) => a.machine).join(', ')}, registered again less than ` +
+        `${LIVE_AGAIN_WAIT_MS} ms ago: this host is probably registering again too`,
+    };
+  const alive = live[0];
   if (alive !== undefined)
     return {
       kind: 'fence',
@@ -129,4 +155,26 @@ export function peerVerdict(answers: readonly PeerAnswer[]): PeerVerdict {
     kind: 'keep',
     reason: `all ${answers.length} peer(s) have lost etcd too (${ages}): nobody can move a unit`,
   };
+}
+
+/**
+ * How long after this fleetd last saw etcd fail a peer-confirmed death (daemon/peer-watch.ts) is
+ * trusted over the lease (docs/control-plane-faults.md#peer-confirmed-death): an etcd leader
+ * election (about 1–3 s), the lease a new etcd leader extends (one election timeout plus the TTL,
+ * 5 s by default) and the reconnect grace (6.5 s) all fit in it. While etcd is healthy the lease
+ * decides, so that a fleetd restarted for an upgrade, silent for a few seconds while its units run
+ * on, moves nothing.
+ */
+export const DEAD_TRUST_MS = 20_000;
+
+const NOBODY: ReadonlySet<never> = new Set();
+
+/** The peers confirmed dead, when etcd failed this fleetd within DEAD_TRUST_MS; else nobody. */
+export function trustedDead<M>(
+  dead: ReadonlySet<M> | undefined,
+  lastEtcdFailureAt: number | undefined,
+  now: number,
+): ReadonlySet<M> {
+  if (dead === undefined || dead.size === 0) return NOBODY;
+  return lastEtcdFailureAt !== undefined && now - lastEtcdFailureAt < DEAD_TRUST_MS ? dead : NOBODY;
 }

@@ -4,7 +4,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Agent, type AgentPeers } from '../agent/agent.js';
-import { selfLeaseReport, type SelfLeaseReport } from '../agent/peer-check.js';
+import { selfLeaseReport, trustedDead, type SelfLeaseReport } from '../agent/peer-check.js';
 import {
   askPeerViews,
   askSelfLease,
@@ -128,6 +128,8 @@ export class Fleetd {
       log: deps.log.child({ component: 'agent' }),
       fencing: { policy: config.fencePolicy, deadlineMs: fenceAfterMsOf(config) },
       peers,
+      deadMachines: () =>
+        trustedDead(this.#peerWatch.dead, deps.registry.health.lastFailureAt(), deps.clock.monotonic()),
       // Sidekicks (`fleetts announce`, `fleetts upstream`) reach etcd and this host's API with these.
       environment: {
         FLEETTS_ETCD_ENDPOINTS: config.etcdEndpoints.join(','),
@@ -184,7 +186,11 @@ export class Fleetd {
       lease:
         m === undefined
           ? undefined
-          : { renewedAt: m.renewedAt(), since: this.#membershipSince, lost: m.signal.aborted },
+          : {
+              renewedAt: m.renewedAt(),
+              since: Math.max(this.#membershipSince, m.resumedAt()),
+              lost: m.signal.aborted,
+            },
     });
   }
 

@@ -4,7 +4,7 @@
 import { Backoff } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 // Timing constants only (a pure module): the grace is sized on the agent's fencing bounds.
-import { MIN_ENGINE_GRACE_MS, PEER_RECHECK_MS } from '../agent/peer-check.js';
+import { MIN_ENGINE_GRACE_MS, PEER_RECHECK_MS, trustedDead } from '../agent/peer-check.js';
 import { DEFAULT_KEEPALIVE_MS, MEMBERSHIP_RETRY } from '../registry/kept-lease.js';
 import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
@@ -55,14 +55,6 @@ export const DEFAULT_RECONNECT_GRACE_MS = Math.max(
   MIN_ENGINE_GRACE_MS,
 );
 
-/**
- * How long after this engine last saw etcd fail a peer-confirmed death is trusted over the lease
- * (docs/control-plane-faults.md#peer-confirmed-death): an etcd leader election (about 1–3 s), the
- * lease a new etcd leader extends (one election timeout plus the TTL, 5 s by default) and the
- * reconnect grace (5 s) all fit in it.
- */
-export const DEAD_TRUST_MS = 20_000;
-
 /** What the engine uses of the registry: it reads snapshots, is woken by watches, and writes fenced plans as leader. */
 export type EngineRegistry = ConnectionHealth & SnapshotReader & ClusterWatcher & LeaderElection & PlanWriter;
 
@@ -83,8 +75,9 @@ export interface EngineDeps {
   readonly metrics?: FleetMetrics;
   /**
    * Machines the hosts' peer watch confirmed dead (daemon/peer-watch.ts): gone for the engine
-   * whatever their lease says, except for their AtMostOnce units, which wait for the lease (their
-   * host fences them before it can expire). Call `peersChanged()` when the set changes.
+   * whatever their lease says when etcd failed it lately (DEAD_TRUST_MS), except for their
+   * AtMostOnce units, which wait for the lease (their host fences them before it can expire).
+   * Call `peersChanged()` when the set changes.
    */
   readonly deadMachines?: () => ReadonlySet<MachineId>;
 }
@@ -459,8 +452,12 @@ export class Engine {
    * gone, as if their lease had expired (their statuses no longer hold a launch elsewhere).
    */
   #withoutDeadMachines(snapshot: ClusterSnapshot): ClusterSnapshot {
-    const dead = this.#deps.deadMachines?.();
-    if (dead === undefined || dead.size === 0 || !this.#etcdDisturbed()) return snapshot;
+    const dead = trustedDead(
+      this.#deps.deadMachines?.(),
+      this.#deps.registry.health.lastFailureAt(),
+      this.#deps.clock.monotonic(),
+    );
+    if (dead.size === 0) return snapshot;
     const gone = [...dead].filter((m) => snapshot.machines.has(m));
     if (gone.length === 0) return snapshot;
     const machines = new Map(snapshot.machines);
@@ -474,18 +471,6 @@ export class Engine {
       );
     }
     return { ...snapshot, machines };
-  }
-
-  /**
-   * Whether etcd failed this engine lately (DEAD_TRUST_MS): only then is a peer-confirmed death
-   * trusted over the lease. Then an etcd leader may have changed, which extends every lease by a
-   * full TTL, and the reconnect grace holds moves off machines whose lease is gone; while etcd is
-   * healthy the lease decides, so that a fleetd restarted for an upgrade, silent for a few seconds
-   * while its units run on, moves nothing.
-   */
-  #etcdDisturbed(): boolean {
-    const failedAt = this.#deps.registry.health.lastFailureAt();
-    return failedAt !== undefined && this.#deps.clock.monotonic() - failedAt < DEAD_TRUST_MS;
   }
 
   /** Logs the AtMostOnce units kept on dead machines until their lease expires, once per set. */

@@ -8,6 +8,12 @@ import type { LeaseHandle, LeaseLoss, LeaseOptions } from './registry.js';
 import { RegistryError } from './registry-error.js';
 
 /** See docs/registry.md for the trade-offs behind these numbers. */
+/**
+ * A renewal gap longer than this many keepalive periods is an outage ended (see resumedAt): a
+ * renewal is sent every period, so anything past a little jitter means some were not acknowledged.
+ */
+export const LIVE_GAP_PERIODS = 1.2;
+
 export const DEFAULT_LEASE_TTL_MS = 5000;
 export const DEFAULT_KEEPALIVE_MS = 1000;
 /**
@@ -53,6 +59,7 @@ export class KeptLease implements LeaseHandle {
   readonly #controller = new AbortController();
   readonly #listeners = new Set<(loss: LeaseLoss) => void>();
   #renewedAt: number;
+  #resumedAt: number;
   #timer: Timer | undefined;
   #ended = false;
 
@@ -88,11 +95,22 @@ export class KeptLease implements LeaseHandle {
     this.ttlMs = options.ttlMs;
     this.#keepaliveMs = options.keepaliveMs;
     this.#renewedAt = grantedAt;
+    this.#resumedAt = grantedAt;
     this.#schedule(options.keepaliveMs);
   }
 
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /**
+   * When etcd last became reachable for this lease (monotonic): its grant, or the first renewal
+   * acknowledged after a gap of more than LIVE_GAP_PERIODS keepalive periods (an outage, a leader
+   * election). Peers read it (as `liveSinceMs`) to tell etcd coming back for everyone from a host
+   * being cut off (docs/fencing.md).
+   */
+  resumedAt(): number {
+    return this.#resumedAt;
   }
 
   renewedAt(): number {
@@ -154,6 +172,7 @@ export class KeptLease implements LeaseHandle {
       const ttl = await this.#kv.leaseKeepAlive(this.leaseId, { timeoutMs: this.#keepaliveMs });
       if (this.#ended) return;
       if (ttl <= 0) return this.lose({ kind: 'expired' });
+      if (sentAt - this.#renewedAt > LIVE_GAP_PERIODS * this.#keepaliveMs) this.#resumedAt = sentAt;
       this.#renewedAt = Math.max(this.#renewedAt, sentAt);
     } catch {
       // Unreachable or slow etcd: keep trying until a whole TTL passes without an acknowledgement.

@@ -7,7 +7,7 @@ import { decodeValue, encodeValue } from './codec.js';
 import type { RegistryKeys } from './keys.js';
 import { firstKv, type KvCore } from './kv-core.js';
 import type { Kv } from './kv.js';
-import type { ClaimStore, LeaseHandle } from './registry.js';
+import type { ClaimOptions, ClaimStore, LeaseHandle } from './registry.js';
 
 export class KvClaimStore implements ClaimStore {
   readonly #kv: Kv;
@@ -24,7 +24,10 @@ export class KvClaimStore implements ClaimStore {
     lease: Pick<LeaseHandle, 'leaseId'>,
     unit: UnitName,
     machine: MachineId,
-  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly holder: MachineId }> {
+    options: ClaimOptions = {},
+  ): Promise<
+    { readonly ok: true; readonly takenFrom?: MachineId } | { readonly ok: false; readonly holder: MachineId }
+  > {
     const key = this.#keys.claim(unit);
     const value = encodeValue('claim', { v: 1, machine, since: new Date(this.#clock.now()).toISOString() });
     const res = await this.#kv.txn({
@@ -37,7 +40,17 @@ export class KvClaimStore implements ClaimStore {
     if (holder === undefined) return this.claimUnit(lease, unit, machine); // released meanwhile
     if (holder.lease === lease.leaseId) return { ok: true };
     const decoded = decodeValue('claim', key, holder.value);
-    return { ok: false, holder: asMachineId(decoded.ok ? decoded.value.machine : '?') };
+    const holderId = asMachineId(decoded.ok ? decoded.value.machine : '?');
+    if (decoded.ok && options.takeFrom?.(holderId) === true) {
+      // The holder is dead (its peers say so) while its lease lives on: take the claim over, if
+      // it is still the same claim.
+      const taken = await this.#kv.txn({
+        compare: [{ target: 'mod', key, op: '==', revision: holder.modRevision }],
+        success: [{ kind: 'put', key, value, lease: lease.leaseId }],
+      });
+      if (taken.succeeded) return { ok: true, takenFrom: holderId };
+    }
+    return { ok: false, holder: holderId };
   }
 
   async releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void> {

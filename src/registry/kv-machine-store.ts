@@ -210,6 +210,10 @@ class KvMembership implements Membership {
   get signal(): AbortSignal {
     return this.#lease.signal;
   }
+  resumedAt(): number {
+    return this.#lease.resumedAt();
+  }
+
   renewedAt(): number {
     return this.#lease.renewedAt();
   }

@@ -30,6 +30,7 @@ import type { Fence, Leadership, LeadershipOptions } from './leadership.js';
 import type {
   AnnouncedInstance,
   AssignmentChange,
+  ClaimOptions,
   ClusterSnapshot,
   DrainRecord,
   EventStreamHandlers,
@@ -57,7 +58,8 @@ export { UNIT_FILE_COLLECT_DELAY_MS } from './kv-unit-store.js';
 
 export type KvRegistryDeps = KvCoreDeps;
 
-type ClaimResult = { readonly ok: true } | { readonly ok: false; readonly holder: MachineId };
+type ClaimResult =
+  { readonly ok: true; readonly takenFrom?: MachineId } | { readonly ok: false; readonly holder: MachineId };
 
 export class KvRegistry implements Registry {
   readonly keys: RegistryKeys;
@@ -182,8 +184,13 @@ export class KvRegistry implements Registry {
   }
 
   // ——— ClaimStore ———
-  claimUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName, machine: MachineId): Promise<ClaimResult> {
-    return this.#claims.claimUnit(lease, unit, machine);
+  claimUnit(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    unit: UnitName,
+    machine: MachineId,
+    options?: ClaimOptions,
+  ): Promise<ClaimResult> {
+    return this.#claims.claimUnit(lease, unit, machine, options);
   }
   releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void> {
     return this.#claims.releaseUnit(lease, unit);

@@ -197,6 +197,8 @@ export interface LeaseHandle {
    * stop work before its keys vanish self-fences on a deadline shorter than that.
    */
   renewedAt(): number;
+  /** When etcd last became reachable for it: registered, or renewed again after an outage (kept-lease.ts). */
+  resumedAt(): number;
   /** Aborted (reason: LeaseLoss) when the lease is lost or closed. */
   readonly signal: AbortSignal;
   /** Calls `fn` once when the lease is lost (not on close); returns an unsubscribe function. */
@@ -423,9 +425,20 @@ export interface ClaimStore {
     lease: Pick<LeaseHandle, 'leaseId'>,
     unit: UnitName,
     machine: MachineId,
-  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly holder: MachineId }>;
+    options?: ClaimOptions,
+  ): Promise<
+    { readonly ok: true; readonly takenFrom?: MachineId } | { readonly ok: false; readonly holder: MachineId }
+  >;
   /** Releases the claim if `lease` holds it (a no-op otherwise). */
   releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void>;
+}
+
+export interface ClaimOptions {
+  /**
+   * Take the claim over from a holder this says is dead (its peers confirmed it, while its lease
+   * lives on: daemon/peer-watch.ts); never for an AtMostOnce unit, whose claim waits for the lease.
+   */
+  readonly takeFrom?: (holder: MachineId) => boolean;
 }
 
 /** Observed state (`status/`): written by each agent under its membership lease. */

@@ -10,7 +10,7 @@ import {
   type AgentPeers,
   type FencingPolicy,
 } from '../../src/agent/agent.js';
-import { KEEP_STEP_MS, type SelfLeaseReport } from '../../src/agent/peer-check.js';
+import { KEEP_STEP_MS, LIVE_AGAIN_WAIT_MS, type SelfLeaseReport } from '../../src/agent/peer-check.js';
 import {
   asMachineId,
   asUnitName,
@@ -585,8 +585,18 @@ test('per-unit: every peer lost etcd too → the AtMostOnce unit keeps running, 
   t.false(w.agent.fenced);
   t.deepEqual(w.runtime.calls, ['start once.unit']);
 
-  // A peer reaches etcd again while this host does not: fenced at the next re-check.
+  // A peer has just registered again (etcd back for everyone after an outage longer than the
+  // TTL): waited for, this host may be registering too (bug D).
   reports = [lostEtcd('m2'), { ...lostEtcd('m3'), leaseAlive: true, renewedAgoMs: 200, liveSinceMs: 200 }];
+  const keepsYoung = w.agent.stats.keeps;
+  await w.until(() => w.agent.stats.keeps >= keepsYoung + 2);
+  t.false(w.agent.fenced, 'a peer back for less than LIVE_AGAIN_WAIT_MS is waited for');
+  t.deepEqual(w.runtime.calls, ['start once.unit']);
+  // That peer has reached etcd for a while and this host still does not: fenced at the next re-check.
+  reports = [
+    lostEtcd('m2'),
+    { ...lostEtcd('m3'), leaseAlive: true, renewedAgoMs: 200, liveSinceMs: LIVE_AGAIN_WAIT_MS },
+  ];
   const flipped = w.clock.monotonic();
   await w.until(() => w.runtime.calls.includes('stop once.unit'));
   t.true(w.clock.monotonic() - flipped <= PEER_RECHECK_MS + 500, 'within one re-check');

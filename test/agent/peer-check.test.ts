@@ -3,6 +3,7 @@
 import test from 'ava';
 import {
   FENCE_KEEP_BOUND_MS,
+  LIVE_AGAIN_WAIT_MS,
   MIN_ENGINE_GRACE_MS,
   peerVerdict,
   selfLeaseReport,
@@ -110,7 +111,26 @@ test('self lease: older renewals, a lost lease or none are not alive', (t) => {
   t.is(report(undefined).leaseAlive, false);
 });
 
-test('the bound for the engine grace: peer alive again + re-check + answer, then the stop budget', (t) => {
-  t.is(FENCE_KEEP_BOUND_MS, 3500);
-  t.is(MIN_ENGINE_GRACE_MS, 5000);
+test('the bound for the engine grace: peer alive again + the wait for a peer back lately + re-check + answer, then the stop budget', (t) => {
+  t.is(FENCE_KEEP_BOUND_MS, 5000);
+  t.is(MIN_ENGINE_GRACE_MS, 6500);
+});
+
+test('while keeping, peers registered again only lately are waited for; older ones, or not keeping, fence', (t) => {
+  const back = (machine: string, liveSinceMs: number): PeerAnswer => ({
+    kind: 'answered',
+    machine: asMachineId(machine),
+    report: { machine, leaseAlive: true, renewedAgoMs: 100, liveSinceMs },
+  });
+  const young = [back('b', 300), lost('c')];
+  const wait = peerVerdict(young, { wasKeeping: true });
+  t.is(wait.kind, 'keep');
+  t.regex(wait.reason, /etcd works again for b, registered again less than 1500 ms ago/);
+  t.is(peerVerdict(young).kind, 'fence', 'not keeping before: a live peer fences, young or not');
+  t.is(
+    peerVerdict([back('b', 300), back('c', 1500)], { wasKeeping: true }).kind,
+    'fence',
+    'c has been back long enough',
+  );
+  t.is(peerVerdict([back('b', LIVE_AGAIN_WAIT_MS)], { wasKeeping: true }).kind, 'fence');
 });

@@ -842,6 +842,35 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       await m1.close();
     }),
   );
+
+  test(
+    'run claims: taken over from a holder the caller says is dead, while its lease lives on',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: STEADY_LEASE });
+      const m1 = await r.register(machine('m1'));
+      const m2 = await r.register(machine('m2'));
+      const u = asUnitName('web.service');
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: true });
+      t.deepEqual(
+        await r.claimUnit(m2, u, asMachineId('m2'), { takeFrom: (h) => h === asMachineId('m3') }),
+        { ok: false, holder: asMachineId('m1') },
+        'not from a holder that is not said dead',
+      );
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2'), { takeFrom: (h) => h === asMachineId('m1') }), {
+        ok: true,
+        takenFrom: asMachineId('m1'),
+      });
+      t.deepEqual(
+        await r.claimUnit(m1, u, asMachineId('m1')),
+        { ok: false, holder: asMachineId('m2') },
+        'm1 lost it',
+      );
+      await r.releaseUnit(m1, u); // no longer the holder: no effect
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: true }, 'm2 holds it');
+      await m1.close();
+      await m2.close();
+    }),
+  );
 }
 
 /** Polls `cond`, letting time pass between tries, until it holds or `budgetMs` of time passed. */

@@ -274,7 +274,11 @@ class SimHost {
       lease:
         m === undefined
           ? undefined
-          : { renewedAt: m.renewedAt(), since: this.registeredAt ?? 0, lost: m.signal.aborted },
+          : {
+              renewedAt: m.renewedAt(),
+              since: Math.max(this.registeredAt ?? 0, m.resumedAt()),
+              lost: m.signal.aborted,
+            },
     });
   }
 

@@ -7,13 +7,13 @@ import test from 'ava';
 import { runSeed } from './random-run.js';
 
 /**
- * Violations of known bugs, each reduced to a `test.failing` script in regressions.test.ts (bugs D
- * and E, docs/simulation.md): counted and logged, not failed, so that the runs check everything else.
+ * Violations of known bugs (docs/simulation.md): counted and logged, not failed, so that the runs
+ * check everything else. Bug E is fixed. Bug D is fixed for what its script in regressions.test.ts
+ * reproduces (peers registered or renewed again first after an outage); one residual case remains
+ * (seed 24 of 1–100: a host whose own renewal lags a second behind its peers' after a short outage
+ * fences at its deadline), so its invariant stays known here.
  */
-const KNOWN = new Map([
-  ['7-fenced-on-return', 'D'],
-  ['7-moved-by-new-engine', 'E'],
-]);
+const KNOWN = new Map([['7-fenced-on-return', 'D (residual)']]);
 
 const SEEDS = Number(process.env.SIM_SEEDS ?? 30);
 /** SIM_FIRST_SEED=<k> starts the range at k (to sweep many seeds in slices). */
