@@ -260,7 +260,8 @@ test.serial(
     t.log(
       `address ${holder} → ${result.addressTo ?? '?'} up at +${result.addressUpMs ?? NaN} ms (power-off took ${result.offMs} ms); ` +
         `${result.client.answered} answered, ${result.inFlightFailed} failed in flight at the power-off, ${result.failedAfterOff} after it` +
-        `${failed === '' ? '' : ` (${failed})`}; failed requests sent ${JSON.stringify(result.outage)}`,
+        `${failed === '' ? '' : ` (${failed})`}` +
+        `${result.outage === undefined ? '' : `; failed requests sent ${JSON.stringify(result.outage)}`}`,
     );
     const back = await d.powerOn(holder, { settleMs: 2_000 });
     t.deepEqual(back.movedBack, []);
