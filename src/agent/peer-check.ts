@@ -170,11 +170,11 @@ export const DEAD_TRUST_MS = 20_000;
 const NOBODY: ReadonlySet<never> = new Set();
 
 /** The peers confirmed dead, when etcd failed this fleetd within DEAD_TRUST_MS; else nobody. */
-export function trustedDead<M>(
-  dead: ReadonlySet<M> | undefined,
+export function trustedDead<D extends ReadonlySet<unknown> | ReadonlyMap<unknown, unknown>>(
+  dead: D | undefined,
   lastEtcdFailureAt: number | undefined,
   now: number,
-): ReadonlySet<M> {
+): D | ReadonlySet<never> {
   if (dead === undefined || dead.size === 0) return NOBODY;
   return lastEtcdFailureAt !== undefined && now - lastEtcdFailureAt < DEAD_TRUST_MS ? dead : NOBODY;
 }

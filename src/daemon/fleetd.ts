@@ -102,7 +102,9 @@ export class Fleetd {
       log: deps.log.child({ component: 'peers' }),
       machines: async () =>
         (await deps.registry.listMachines()).items.flatMap((m) =>
-          m.apiAddress === undefined ? [] : [{ id: m.id, apiAddress: m.apiAddress }],
+          m.apiAddress === undefined
+            ? []
+            : [{ id: m.id, apiAddress: m.apiAddress, createRevision: m.createRevision }],
         ),
       probe: (peer, signal) => probePeer(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
       views: (peer, signal) => askPeerViews(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
@@ -110,7 +112,7 @@ export class Fleetd {
     });
     const lease = { ttlMs: config.leaseTtlMs, keepaliveMs: keepaliveMsFor(config.leaseTtlMs) };
     this.engine = new Engine({
-      deadMachines: () => this.#peerWatch.dead,
+      deadMachines: () => this.#peerWatch.deadRegistrations,
       registry: deps.registry,
       clock: deps.clock,
       random: deps.random,

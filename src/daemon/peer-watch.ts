@@ -79,6 +79,8 @@ export function deadVerdict(input: {
 export interface WatchedPeer {
   readonly id: MachineId;
   readonly apiAddress: string;
+  /** Its membership key's create revision: a new one is a new registration (a reboot). */
+  readonly createRevision?: number;
 }
 
 export interface PeerWatchDeps {
@@ -119,6 +121,15 @@ export class PeerWatch {
   /** The peers confirmed dead, as of the last round. */
   get dead(): ReadonlySet<MachineId> {
     return this.#dead;
+  }
+
+  /**
+   * The dead peers with the registration they were found dead in (its create revision): a peer
+   * that registered again since (it rebooted) is not that dead machine any more, even before the
+   * next round hears it.
+   */
+  get deadRegistrations(): ReadonlyMap<MachineId, number | undefined> {
+    return new Map([...this.#dead].map((id) => [id, this.#tracked.get(id)?.peer.createRevision]));
   }
 
   /** What GET /v1/self/peers answers. */
@@ -163,7 +174,9 @@ export class PeerWatch {
     for (const id of this.#tracked.keys()) if (!ids.has(id)) this.#tracked.delete(id);
     for (const peer of this.#peers) {
       const t = this.#tracked.get(peer.id);
-      if (t === undefined) this.#tracked.set(peer.id, { peer, lastAnswer: now, answering: true });
+      // A new registration (a reboot) starts afresh: what was found of the last one is moot.
+      if (t === undefined || t.peer.createRevision !== peer.createRevision)
+        this.#tracked.set(peer.id, { peer, lastAnswer: now, answering: true });
       else t.peer = peer;
     }
     await Promise.all(

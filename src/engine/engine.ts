@@ -79,7 +79,7 @@ export interface EngineDeps {
    * AtMostOnce units, which wait for the lease (their host fences them before it can expire).
    * Call `peersChanged()` when the set changes.
    */
-  readonly deadMachines?: () => ReadonlySet<MachineId>;
+  readonly deadMachines?: () => ReadonlyMap<MachineId, number | undefined>;
 }
 
 /** Counters for logs, metrics and benchmarks. */
@@ -458,7 +458,11 @@ export class Engine {
       this.#deps.clock.monotonic(),
     );
     if (dead.size === 0) return snapshot;
-    const gone = [...dead].filter((m) => snapshot.machines.has(m));
+    // Only the registration found dead (its create revision): one registered since is a new boot.
+    const gone = [...dead].flatMap(([m, rev]) => {
+      const record = snapshot.machines.get(m);
+      return record !== undefined && (rev === undefined || record.createRevision === rev) ? [m] : [];
+    });
     if (gone.length === 0) return snapshot;
     const machines = new Map(snapshot.machines);
     for (const m of gone) machines.delete(m);

@@ -44,7 +44,11 @@ test('deadVerdict: this host and a majority of the others must find the suspect 
 /** a watches b and c; `answering` says who answers; b reports its own view of c. */
 function harness() {
   const clock = new FakeClock();
-  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({ id: m(id), apiAddress: `http://${id}:4003` }));
+  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
+    id: m(id),
+    apiAddress: `http://${id}:4003`,
+    createRevision: 10,
+  }));
   const answering = new Set(['b', 'c']);
   let bSeesC = 0;
   const changes: string[][] = [];
@@ -66,6 +70,7 @@ function harness() {
   };
   return {
     clock,
+    peers,
     watch,
     answering,
     changes,
@@ -104,4 +109,18 @@ test('PeerWatch: a host that hears nobody declares nobody dead', async (t) => {
   for (let i = 0; i < 6; i++) await h.round();
   t.deepEqual(h.changes, []);
   t.deepEqual([...h.watch.dead], []);
+});
+
+test('PeerWatch: a dead peer that registers again (a reboot) is a new peer, judged afresh', async (t) => {
+  const h = harness();
+  await h.round();
+  h.answering.delete('c');
+  h.setBSeesC(SILENT_MS);
+  for (let i = 0; i < 4; i++) await h.round();
+  t.deepEqual([...h.watch.deadRegistrations], [['c', 10]], 'dead in its registration at revision 10');
+  const c = h.peers.findIndex((p) => p.id === 'c');
+  h.peers[c] = { id: m('c'), apiAddress: 'http://c:4003', createRevision: 42 };
+  await h.round();
+  t.deepEqual([...h.watch.dead], [], 'registered again: not dead, silent since just now');
+  t.deepEqual(h.changes.at(-1), []);
 });

@@ -57,7 +57,7 @@ async function setup(disturbed: boolean) {
         LEASE,
       ),
     );
-  const dead = new Set<MachineId>();
+  const dead = new Map<MachineId, number | undefined>();
   const engineRegistry = open();
   // "etcd failed this engine a moment ago", kept a moment ago for the whole test.
   const health = disturbed
@@ -111,7 +111,8 @@ test.serial(
       const victim = asMachineId('m3');
       const onVictim = [...before].filter(([, m]) => m === victim).map(([u]) => u);
       t.true(onVictim.length > 0, `m3 runs something: ${JSON.stringify([...before])}`);
-      s.dead.add(victim);
+      const record = (await s.observer.listMachines()).items.find((m) => m.id === victim);
+      s.dead.set(victim, record?.createRevision);
       s.engine.peersChanged();
       const after = await waitFor('the plain units of m3 moved', async () => {
         const p = await placement(s.observer);
@@ -141,7 +142,7 @@ test.serial('while etcd is healthy, the lease decides: a machine found dead keep
   try {
     const before = await submit(s.observer);
     const passes = s.engine.stats.passes;
-    s.dead.add(asMachineId('m3'));
+    s.dead.set(asMachineId('m3'), undefined);
     s.engine.peersChanged();
     await waitFor('a pass after the verdict', () => (s.engine.stats.passes > passes ? true : undefined));
     t.deepEqual(await placement(s.observer), before, 'nothing moved');
@@ -150,3 +151,22 @@ test.serial('while etcd is healthy, the lease decides: a machine found dead keep
     await s.close();
   }
 });
+
+test.serial(
+  'a machine found dead in an earlier registration (it rebooted since) keeps its units',
+  async (t) => {
+    const s = await setup(true);
+    try {
+      const before = await submit(s.observer);
+      const record = (await s.observer.listMachines()).items.find((m) => m.id === asMachineId('m3'));
+      if (record === undefined) return t.fail('m3 registered');
+      const passes = s.engine.stats.passes;
+      s.dead.set(asMachineId('m3'), record.createRevision - 1);
+      s.engine.peersChanged();
+      await waitFor('a pass after the verdict', () => (s.engine.stats.passes > passes ? true : undefined));
+      t.deepEqual(await placement(s.observer), before, 'nothing moved');
+    } finally {
+      await s.close();
+    }
+  },
+);
