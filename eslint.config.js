@@ -29,4 +29,23 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
   },
+  {
+    // The dashboard's page script (docs/dashboard.md): runs in the browser.
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'fetch',
+          'sessionStorage',
+          'setTimeout',
+          'clearTimeout',
+          'AbortController',
+          'TextDecoderStream',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -14,7 +14,8 @@ set -euo pipefail
 # namespaces; iputils-arping: the floating address's gratuitous ARP; web: the farm (ab: the load
 # benchmarks); mysql: Galera and its state transfer (rsync); ftp: virtual users (pwdfile PAM,
 # openssl password hashes); docker: the container runtime and the image builds (debootstrap);
-# checks: the consumers the cloud-config files are verified with.
+# checks: the consumers the cloud-config files are verified with; browser: the dashboard's test
+# (headless chromium, driven by puppeteer-core).
 declare -A GROUPS_OF=(
   [etcd]="etcd-server etcd-client"
   [system]="iproute2 iptables util-linux procps curl iputils-arping"
@@ -23,8 +24,9 @@ declare -A GROUPS_OF=(
   [ftp]="vsftpd libpam-pwdfile openssl"
   [docker]="docker.io debootstrap"
   [checks]="cloud-init systemd"
+  [browser]="chromium"
 )
-ORDER=(etcd system web mysql ftp docker checks)
+ORDER=(etcd system web mysql ftp docker checks browser)
 
 log="${FLEETTS_INSTALL_LOG:-/var/log/fleetts-install.log}"
 say() { printf 'fleetts: %s\n' "$*" >&2; }

@@ -64,6 +64,7 @@ import {
   unitDetail,
   unitParams,
 } from './schemas.js';
+import { dashboardRoutes, isDashboardFile } from './dashboard.js';
 import { drainStatusOf } from './drain-status.js';
 import { aboutUnit, corruptUnitKey, requestedUnit, storedProblems, unitProblem } from './stored-problems.js';
 import { submitUnits, type StorageLimits } from './submit-units.js';
@@ -193,6 +194,8 @@ export function buildApp(deps: ApiDeps): ApiApp {
         ? new PeerAuthVerifier({ token: auth.token, self: deps.machineId, now: () => deps.clock.now() })
         : undefined;
     app.addHook('onRequest', (request, _reply, done) => {
+      // The dashboard's own files hold no data; what the page then asks for needs the token.
+      if (isDashboardFile(request.method, request.url)) return done();
       const header = request.headers.authorization ?? '';
       if (peerAuth !== undefined && isPeerAuthorization(header)) {
         const refused = peerAuth.verify(header, { method: request.method, path: request.url });
@@ -216,6 +219,7 @@ export function buildApp(deps: ApiDeps): ApiApp {
   }
 
   app.get('/openapi.json', () => Promise.resolve(openapi));
+  dashboardRoutes(app);
   for (const route of routes) {
     app.route({
       method: route.method,

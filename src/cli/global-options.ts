@@ -87,7 +87,8 @@ export async function clientFromOptions(
   });
 }
 
-function chooseEndpoints(option: string | undefined, source: string | undefined): Endpoint[] {
+/** The endpoints the options name: --endpoint or FLEETTS_ENDPOINT, else the dev context, else the default. */
+export function chooseEndpoints(option: string | undefined, source: string | undefined): Endpoint[] {
   if (option !== undefined)
     return parseEndpointList(option, source === 'env' ? 'FLEETTS_ENDPOINT' : '--endpoint');
   // As kind sets the kubectl context: `fleetts dev up` leaves every host's endpoint for plain

@@ -21,6 +21,7 @@ import { registerFtp } from './ftp.js';
 import { registerCloudConfig } from './cloud-config.js';
 import { registerRollout } from './rollout.js';
 import { registerEvents } from './events.js';
+import { registerDashboard } from './dashboard.js';
 import { registerDrainCommands } from './drain-commands.js';
 import { DEFAULT_POLL_MS } from './wait-for-units.js';
 
@@ -83,6 +84,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
   registerListCommands(program, ctx);
   registerUnitInfoCommands(program, ctx);
   registerEvents(program, ctx);
+  registerDashboard(program, ctx);
   registerVerify(program, ctx);
   registerAnnounce(program, ctx);
   registerUpstream(program, ctx);

@@ -135,6 +135,9 @@ export function percentiles(values: readonly number[]): { median: number; p95: n
   return { median: rank(0.5), p95: rank(0.95), n: v.length };
 }
 
+/** Where `fleetts dashboard` serves the dashboard of the dev cluster's sockets (its default --listen). */
+export const DASHBOARD_URL = 'http://127.0.0.1:8080/ui';
+
 /** What to try on a kept cluster (--keep): each line a command that works as printed. */
 export function keepHints(o: {
   readonly lb: string | undefined;
@@ -153,6 +156,10 @@ export function keepHints(o: {
     `  As root (the hosts' sockets are root's; ${cli}):`,
     table([
       [`eval "$(fleetts dev env${o.flag})"`, "point this shell's fleetts at the cluster"],
+      [
+        'fleetts dashboard',
+        `the live dashboard at ${DASHBOARD_URL} while it runs (enter the token it prints; docs/dashboard.md)`,
+      ],
       ['fleetts list-units', 'where everything runs'],
       ['fleetts list-machines', 'the hosts'],
       [`curl -s http://${o.lb ?? 'BALANCER'}/`, 'a page through the balancer (its floating address)'],

@@ -169,6 +169,7 @@ test('keepHints: every dev command carries the state dir; the balancer address i
     unitsDir: '/srv/fleetts/shared/units',
   });
   t.regex(text, /curl -s http:\/\/10\.213\.7\.12:80\//);
+  t.regex(text, /fleetts dashboard +the live dashboard at http:\/\/127\.0\.0\.1:8080\/ui while it runs/);
   t.regex(text, /fleetts restart web@1 web@2 web@3 +restart the backends one at a time/);
   t.regex(text, /cd \/srv\/fleetts\/shared\/units; fleetts rollout web@\.unit +after changing WEB_RELEASE/);
   const devLines = text.split('\n').filter((l) => l.includes('fleetts dev '));
