@@ -147,18 +147,28 @@ export function keepHints(o: {
   readonly wrapperPath: string;
   /** The farm's unit files on shared storage (where `rollout` reads web@.unit), when known. */
   readonly unitsDir?: string;
+  /** Each host's fleetd on TCP (`IP:PORT`), and the file holding the cluster's API token. */
+  readonly dashboard?: { readonly apis: readonly string[]; readonly tokenFile: string };
 }): string {
   const cli =
     o.wrapper === 'kept yours'
       ? `\`fleetts\` is yours (${o.wrapperPath}); this checkout's is \`node bin/fleetts.js\``
       : `\`fleetts\` is ${o.wrapperPath}, this checkout's CLI`;
+  const dashboard =
+    o.dashboard === undefined
+      ? []
+      : [
+          `  The live dashboard: ${o.dashboard.apis.map((a) => `http://${a}/ui`).join(' or ')}`,
+          `  (any host's fleetd serves it; the page asks once for the token: sudo cat ${o.dashboard.tokenFile})`,
+        ];
   return [
+    ...dashboard,
     `  As root (the hosts' sockets are root's; ${cli}):`,
     table([
       [`eval "$(fleetts dev env${o.flag})"`, "point this shell's fleetts at the cluster"],
       [
         'fleetts dashboard',
-        `the live dashboard at ${DASHBOARD_URL} while it runs (enter the token it prints; docs/dashboard.md)`,
+        `the dashboard through the sockets, at ${DASHBOARD_URL} while it runs (with the token it prints; docs/dashboard.md)`,
       ],
       ['fleetts list-units', 'where everything runs'],
       ['fleetts list-machines', 'the hosts'],

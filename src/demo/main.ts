@@ -332,7 +332,8 @@ async function runDemo(
       const unitsDir = demo.paths.units;
       await demo.close({ down: false });
       say(heading(last + 1, 'The cluster stays up (--keep)'));
-      say(keepHints({ lb, flag, wrapper, wrapperPath: WRAPPER_PATH, unitsDir }));
+      const dashboard = { apis: plan.hosts.map((h) => h.apiListen), tokenFile: plan.apiTokenFile };
+      say(keepHints({ lb, flag, wrapper, wrapperPath: WRAPPER_PATH, unitsDir, dashboard }));
       return 0;
     }
     say(heading(last + 1, 'Tear down'));

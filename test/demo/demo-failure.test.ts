@@ -167,9 +167,14 @@ test('keepHints: every dev command carries the state dir; the balancer address i
     wrapper: 'installed',
     wrapperPath: '/usr/local/bin/fleetts',
     unitsDir: '/srv/fleetts/shared/units',
+    dashboard: { apis: ['10.213.7.11:4003', '10.213.7.12:4003'], tokenFile: '/tmp/s/api-token' },
   });
   t.regex(text, /curl -s http:\/\/10\.213\.7\.12:80\//);
-  t.regex(text, /fleetts dashboard +the live dashboard at http:\/\/127\.0\.0\.1:8080\/ui while it runs/);
+  t.regex(
+    text,
+    /^ {2}The live dashboard: http:\/\/10\.213\.7\.11:4003\/ui or http:\/\/10\.213\.7\.12:4003\/ui\n.*sudo cat \/tmp\/s\/api-token\)$/m,
+  );
+  t.regex(text, /fleetts dashboard +the dashboard through the sockets, at http:\/\/127\.0\.0\.1:8080\/ui/);
   t.regex(text, /fleetts restart web@1 web@2 web@3 +restart the backends one at a time/);
   t.regex(text, /cd \/srv\/fleetts\/shared\/units; fleetts rollout web@\.unit +after changing WEB_RELEASE/);
   const devLines = text.split('\n').filter((l) => l.includes('fleetts dev '));

@@ -1,12 +1,13 @@
 // The dashboard (/ui, docs/dashboard.md) in a real browser: Debian's chromium, headless, driven by
 // puppeteer-core, on a real dev cluster (3 hosts, network namespaces, external etcd, 2 s lease).
-// The browser reaches the hosts' unix sockets through `fleetts dashboard` (a real CLI process),
-// enters the token it printed, and shows the cluster. A host is powered off: without a reload, the
-// page shows it down, its unit running on another host, its service instance announced from there,
-// and the failover's timeline (host.lost → unit.moved → unit.started). The screenshot the README
-// shows (docs/img/dashboard-failover.png) is taken then.
+// Two pages: one served by a host's fleetd on TCP, with the cluster's API token typed in; one
+// through `fleetts dashboard` (a real CLI process) over the hosts' unix sockets, the victim's
+// first, with the token it printed. A host is powered off: without a reload, each page shows it down, its unit running on
+// another host, and the failover's timeline (host.lost → unit.moved → unit.started); then the
+// unit's service instance announced again. The screenshot the README shows
+// (docs/img/dashboard-failover.png) is the first page's, taken then.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -132,12 +133,28 @@ test.serial(
     const env = { FLEETTS_ENDPOINT: `unix://${first.apiSocket}` };
     const started = await runBin('fleetts', ['start', ...UNITS], { env, cwd: root, timeoutMs: 90_000 });
     t.is(started.code, 0, started.stderr);
+    const listed = await runBin('fleetts', ['list-units', '-o', 'json'], { env, cwd: root });
+    const rows = JSON.parse(listed.stdout) as { unit: string; machine: string }[];
+    const victim = hosts.find((h) => h.machineId === rows.find((r) => r.unit === UNITS[0])?.machine);
+    const watcher = hosts.find((h) => h !== victim);
+    if (victim === undefined || watcher === undefined)
+      return t.fail(`${UNITS[0]} is not placed: ${listed.stdout}`);
+    const moving = rows.filter((r) => r.machine === victim.machineId).map((r) => r.unit);
 
-    const ui = await dashboard(plan.endpoints);
-    t.teardown(() => ui.child.kill('SIGKILL'));
-    // The port gives nothing without the token it printed.
-    const refused = await fetch(new URL('/v1/machines', ui.url));
-    t.is(refused.status, 401);
+    // Two pages: one served by a surviving host's fleetd on TCP, with the cluster's API token; one
+    // through `fleetts dashboard` over every host's unix socket, the victim's first: its stream
+    // breaks with the power-off, and the page goes on through the next host's.
+    const direct = {
+      url: `http://${watcher.apiListen}/ui`,
+      token: (await readFile(plan.apiTokenFile, 'utf8')).trim(),
+    };
+    const proxied = await dashboard(
+      [victim, ...hosts.filter((h) => h !== victim)].map((h) => `unix://${h.apiSocket}`),
+    );
+    t.teardown(() => proxied.child.kill('SIGKILL'));
+    // Neither gives data without its token.
+    t.is((await fetch(new URL('/v1/machines', direct.url))).status, 401);
+    t.is((await fetch(new URL('/v1/machines', proxied.url))).status, 401);
 
     const browser: Browser = await puppeteer.launch({
       executablePath: CHROMIUM,
@@ -147,98 +164,109 @@ test.serial(
       defaultViewport: { width: 1280, height: 900 },
     });
     t.teardown(() => browser.close());
-    const page = await browser.newPage();
     const problems: string[] = [];
-    page.on('pageerror', (err) => problems.push(String(err)));
-    await page.goto(ui.url);
-    await page.waitForSelector('#token', { visible: true });
-    await page.type('#token', ui.token);
-    await page.click('#token-form button');
+    const open = async (where: { url: string; token: string }): Promise<Page> => {
+      const page = await browser.newPage();
+      page.on('pageerror', (err) => problems.push(`${where.url}: ${String(err)}`));
+      await page.goto(where.url);
+      await page.waitForSelector('#token', { visible: true });
+      await page.type('#token', where.token);
+      await page.click('#token-form button');
+      return page;
+    };
+    const pages = { direct: await open(direct), proxied: await open(proxied) };
 
     const everyUnitActive = (s: Shown): boolean =>
       UNITS.every((u) =>
         s.hosts.some((h) => h.state === 'up' && h.units.some((x) => x.name === u && x.active === 'active')),
       );
-    const before = await waitFor(
-      'the page to show 3 hosts up, the units active and announced',
-      async () => {
-        const s = await shown(page);
-        return s.hosts.filter((h) => h.state === 'up').length === 3 &&
-          everyUnitActive(s) &&
-          s.services.find((x) => x.service === 'tick')?.instances.length === UNITS.length
-          ? s
-          : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 200 },
-    ).catch(async (err: unknown) => {
-      t.log(JSON.stringify(await shown(page)), problems);
-      throw err;
-    });
-    const victim = hosts.find((h) =>
-      before.hosts.find((x) => x.id === h.machineId)?.units.some((u) => u.name === UNITS[0]),
+    const until = async (page: Page, what: string, done: (s: Shown) => boolean): Promise<Shown> =>
+      waitFor(
+        what,
+        async () => {
+          const s = await shown(page);
+          return done(s) ? s : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200 },
+      ).catch(async (err: unknown) => {
+        t.log(JSON.stringify(await shown(page)), problems);
+        throw err;
+      });
+    const before = {
+      direct: await until(pages.direct, 'the direct page to show the cluster', (s) => ready(s)),
+      proxied: await until(pages.proxied, 'the proxied page to show the cluster', (s) => ready(s)),
+    };
+    function ready(s: Shown): boolean {
+      return (
+        s.hosts.filter((h) => h.state === 'up').length === 3 &&
+        everyUnitActive(s) &&
+        s.services.find((x) => x.service === 'tick')?.instances.length === UNITS.length
+      );
+    }
+    t.true(
+      before.direct.hosts.find((h) => h.id === victim.machineId)?.units.some((u) => u.name === UNITS[0]),
+      JSON.stringify(before.direct.hosts),
     );
-    if (victim === undefined) return t.fail(`${UNITS[0]} is on no host: ${JSON.stringify(before)}`);
-    const moving = before.hosts.find((h) => h.id === victim.machineId)?.units.map((u) => u.name) ?? [];
 
     const offAt = Date.now();
     await dev.powerOff(victim.name);
-    const after = await waitFor(
-      `the page to show ${victim.machineId} down and ${moving.join(', ')} active elsewhere`,
-      async () => {
-        const s = await shown(page);
-        const down = s.hosts.find((h) => h.id === victim.machineId)?.state === 'down';
-        const moved = moving.every((u) =>
-          s.hosts.some(
-            (h) =>
-              h.id !== victim.machineId &&
-              h.state === 'up' &&
-              h.units.some((x) => x.name === u && x.active === 'active'),
-          ),
-        );
-        const rows = s.timeline.find((f) => f.machine === victim.machineId)?.rows ?? [];
-        const timeline = moving.every(
-          (u) =>
-            rows.some((r) => r.kind === 'unit.moved' && r.subject === u) &&
-            rows.some((r) => r.kind === 'unit.started' && r.subject === u),
-        );
-        return down && moved && timeline && everyUnitActive(s) ? s : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 200 },
-    ).catch(async (err: unknown) => {
-      t.log(JSON.stringify(await shown(page)), problems);
-      throw err;
-    });
+    const failedOver = (s: Shown): boolean => {
+      const down = s.hosts.find((h) => h.id === victim.machineId)?.state === 'down';
+      const moved = moving.every((u) =>
+        s.hosts.some(
+          (h) =>
+            h.id !== victim.machineId &&
+            h.state === 'up' &&
+            h.units.some((x) => x.name === u && x.active === 'active'),
+        ),
+      );
+      const rows = s.timeline.find((f) => f.machine === victim.machineId)?.rows ?? [];
+      const timeline = moving.every(
+        (u) =>
+          rows.some((r) => r.kind === 'unit.moved' && r.subject === u) &&
+          rows.some((r) => r.kind === 'unit.started' && r.subject === u),
+      );
+      return down && moved && timeline && everyUnitActive(s);
+    };
+    const what = `${victim.machineId} down and ${moving.join(', ')} active elsewhere`;
+    const after = { direct: await until(pages.direct, `the direct page to show ${what}`, failedOver) };
+    const directMs = Date.now() - offAt;
     await mkdir(join(ROOT, 'docs', 'img'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    await pages.direct.screenshot({ path: SCREENSHOT, fullPage: true });
+    const proxiedAfter = await until(pages.proxied, `the proxied page to show ${what}`, failedOver);
+    const proxiedMs = Date.now() - offAt;
 
-    const shownMs = Date.now() - offAt;
-    t.is(after.loadedAt, before.loadedAt, 'the page was not reloaded');
-    // The stream from a dead fleetd ends at once (through fleetts dashboard), and the page goes on
-    // from another; it never had to wait for its silence timeout.
-    t.false(
-      after.reconnects.some((r) => r.includes('silent')),
-      JSON.stringify(after.reconnects),
-    );
-    const rows = after.timeline.find((f) => f.machine === victim.machineId)?.rows ?? [];
-    t.is(rows[0]?.kind, 'host.lost', JSON.stringify(rows));
-    for (const u of moving) {
-      const moved = rows.findIndex((r) => r.kind === 'unit.moved' && r.subject === u);
-      const restarted = rows.findIndex((r) => r.kind === 'unit.started' && r.subject === u);
-      t.true(moved > 0 && moved < restarted, JSON.stringify(rows));
+    for (const [name, s] of [
+      ['direct', after.direct],
+      ['proxied', proxiedAfter],
+    ] as const) {
+      t.is(s.loadedAt, before[name].loadedAt, `${name}: the page was not reloaded`);
+      // A dead fleetd's stream ends at once (fleetts dashboard passes that on), and the page goes on
+      // from another; it never had to wait for its silence timeout.
+      t.false(
+        s.reconnects.some((r) => r.includes('silent')),
+        `${name}: ${JSON.stringify(s.reconnects)}`,
+      );
+      const rows = s.timeline.find((f) => f.machine === victim.machineId)?.rows ?? [];
+      t.is(rows[0]?.kind, 'host.lost', `${name}: ${JSON.stringify(rows)}`);
+      for (const u of moving) {
+        const moved = rows.findIndex((r) => r.kind === 'unit.moved' && r.subject === u);
+        const restarted = rows.findIndex((r) => r.kind === 'unit.started' && r.subject === u);
+        t.true(moved > 0 && moved < restarted, `${name}: ${JSON.stringify(rows)}`);
+      }
     }
     // The service's instances follow their units (the dead host's one is withdrawn, then announced
     // again from the new host): the page shows the announced ones after the listing is re-read.
-    const announced = await waitFor(
-      'every tick instance announced again',
-      async () =>
-        (await shown(page)).services.find((x) => x.service === 'tick')?.instances.length === UNITS.length,
-      { timeoutMs: 60_000, intervalMs: 200 },
-    ).catch(() => false);
-    t.true(announced, JSON.stringify((await shown(page)).services));
-    t.deepEqual(problems, [], 'no script errors in the page');
+    const announced = await until(pages.direct, 'every tick instance announced again', (s) => {
+      const tick = s.services.find((x) => x.service === 'tick');
+      return tick?.instances.length === UNITS.length;
+    });
+    t.is(announced.services.find((x) => x.service === 'tick')?.instances.length, UNITS.length);
+    t.deepEqual(problems, [], 'no script errors in the pages');
     t.log(
-      `lease ${LEASE_TTL_MS} ms; the page showed the failover ${shownMs} ms after the power-off began; ` +
-        `stream reopened: ${JSON.stringify(after.reconnects)}`,
+      `lease ${LEASE_TTL_MS} ms; after the power-off began, the page served by ${watcher.name} showed the failover ` +
+        `after ${directMs} ms, the one through fleetts dashboard after ${proxiedMs} ms (victim ${victim.name}); ` +
+        `streams reopened: direct ${JSON.stringify(after.direct.reconnects)}, proxied ${JSON.stringify(proxiedAfter.reconnects)}`,
     );
   },
 );
