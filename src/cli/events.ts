@@ -43,8 +43,8 @@ export function registerEvents(program: Command, ctx: CliContext): void {
     .addHelpText(
       'after',
       `
-Without -f it prints the cluster's current state as events (hosts, leader, placements, running
-and failed units, service instances, each at the revision it was written) and exits; with -f it
+Without -f it prints the cluster's current state as events (hosts, drains, leader, placements,
+running and failed units, service instances, each at the revision it was written) and exits; with -f it
 goes on with each change as it happens.
 
 Examples:
@@ -188,6 +188,10 @@ function describe(e: ClusterEvent): [string, string] {
         e.machine,
         e.units.length === 0 ? 'lease expired' : `lease expired; it ran ${e.units.join(', ')}`,
       ];
+    case 'host.drained':
+      return [e.machine, 'drained: takes no new units; its units move off'];
+    case 'host.undrained':
+      return [e.machine, 'undrained: takes units again'];
     case 'leader.changed':
       return [e.machine, 'engine leader'];
     case 'service.announced':

@@ -54,6 +54,10 @@ export const clusterEvent = z.discriminatedUnion('kind', [
     /** Units it reported (their statuses went with its lease). */
     units: z.array(z.string()),
   }),
+  /** `fleetts drain`: the host takes no new placements; its units move off (each a unit.moved). */
+  z.object({ kind: z.literal('host.drained'), ...common, machine: z.string() }),
+  /** `fleetts undrain`: the host takes placements again. */
+  z.object({ kind: z.literal('host.undrained'), ...common, machine: z.string() }),
   z.object({ kind: z.literal('leader.changed'), ...common, machine: z.string() }),
   z.object({
     kind: z.literal('service.announced'),
@@ -82,15 +86,17 @@ export type ClusterEventKind = ClusterEvent['kind'];
 const RANK: Readonly<Record<ClusterEventKind, number>> = {
   'host.lost': 0,
   'host.joined': 1,
-  'leader.changed': 2,
-  'unit.unplaced': 3,
-  'unit.moved': 4,
-  'unit.placed': 5,
-  'unit.stopped': 6,
-  'unit.failed': 7,
-  'unit.started': 8,
-  'service.withdrawn': 9,
-  'service.announced': 10,
+  'host.drained': 2,
+  'host.undrained': 3,
+  'leader.changed': 4,
+  'unit.unplaced': 5,
+  'unit.moved': 6,
+  'unit.placed': 7,
+  'unit.stopped': 8,
+  'unit.failed': 9,
+  'unit.started': 10,
+  'service.withdrawn': 11,
+  'service.announced': 12,
 };
 
 /** A key change decoded: what the key names, and its value before and after (undefined: absent or corrupt). */
@@ -137,6 +143,18 @@ export function eventsOfRevision(
       const v = value('machine', c.kv);
       out.push({ kind: 'host.joined', ...at, machine: c.key.machine, ip: v?.ip ?? '' });
     }
+  }
+
+  for (const c of of('drain')) {
+    // An update (the engine's next step of the drain) is no new drain.
+    if (c.deleted) out.push({ kind: 'host.undrained', ...at, machine: c.key.machine });
+    else if (c.prevKv === undefined)
+      out.push({
+        kind: 'host.drained',
+        ...at,
+        time: value('drain', c.kv)?.since ?? observedAt,
+        machine: c.key.machine,
+      });
   }
 
   for (const c of of('leader')) {
@@ -266,6 +284,11 @@ export function eventsOfState(
         const v = value('leader', kv);
         if (v !== undefined)
           out.push({ kind: 'leader.changed', ...base, time: v.since, machine: v.candidate });
+        break;
+      }
+      case 'drain': {
+        const v = value('drain', kv);
+        out.push({ kind: 'host.drained', ...base, time: v?.since ?? observedAt, machine: key.machine });
         break;
       }
       case 'assignment': {

@@ -25,6 +25,7 @@ export class KvEventSource implements ClusterEventSource {
     const { kv, keys, clock } = this.#core;
     const trees = [
       keys.tree('machines'),
+      keys.tree('drains'),
       keys.tree('engine'),
       keys.tree('assignments'),
       keys.tree('statuses'),

@@ -361,6 +361,36 @@ test.serial(
   },
 );
 
+test.serial('a drain and an undrain as events, live and in the state', async (t) => {
+  const env = await setUp();
+  t.teardown(() => env.close());
+  const { keys } = env;
+  await env.txn(put(keys.machine(A), machine('10.0.0.1')));
+  const live = await open(env, '');
+  await live.until('the end of the state', (ms) => ms.some((m) => m.kind === 'stream.synced'));
+  const drainedAt = await env.txn(put(keys.drain(A), encodeValue('drain', { v: 1, since: T })));
+  // The engine's steps rewrite the key: no event.
+  await env.txn(
+    put(keys.drain(A), encodeValue('drain', { v: 1, since: T, moving: [{ unit: web1, services: [] }] })),
+  );
+  const state = await open(env, '?follow=false');
+  await state.ended;
+  t.like(
+    state.messages.find((m) => m.kind === 'host.drained'),
+    { kind: 'host.drained', machine: A, time: T, snapshot: true, revision: drainedAt },
+  );
+  await env.txn({ kind: 'delete', key: keys.drain(A) });
+  await live.until('the undrain', (ms) => ms.some((m) => m.kind === 'host.undrained'));
+  t.deepEqual(live.messages.filter((m) => !('snapshot' in m) && m.kind !== 'stream.synced').map(content), [
+    { kind: 'host.drained', machine: A, revision: drainedAt, id: `${drainedAt}:1` },
+    { kind: 'host.undrained', machine: A, revision: drainedAt + 2, id: `${drainedAt + 2}:1` },
+  ]);
+  const drained = live.messages.find((m) => m.kind === 'host.drained' && !('snapshot' in m));
+  t.is(drained?.kind === 'host.drained' ? drained.time : undefined, T, 'the time the drain was asked for');
+  live.close();
+  await waitFor('every stream to close', () => env.stats.open === 0);
+});
+
 test.serial(
   'compacted history is a 410 that says to start again; bad cursors and no token are refused',
   async (t) => {

@@ -313,3 +313,30 @@ test('cursors and filters', (t) => {
   t.false(eventMatches(joined, { machine: A }));
   t.true(eventMatches(joined, {}));
 });
+
+test('drains: drained when `fleetts drain` writes the key, undrained when it is deleted; the engine’s steps are no events', (t) => {
+  const since = '2026-12-06T03:00:05.000Z';
+  const drain = (more: Partial<StoredValue<'drain'>> = {}) => enc('drain', { v: 1, since, ...more });
+  t.deepEqual(derive([put(keys.drain(A), drain())]), [
+    { kind: 'host.drained', revision: REV, time: since, machine: A },
+  ]);
+  t.deepEqual(
+    derive([put(keys.drain(A), drain({ moving: [{ unit: web, services: ['web'] }] }), drain())]),
+    [],
+    'the engine recording its step',
+  );
+  t.deepEqual(derive([del(keys.drain(A), drain())]), [
+    { kind: 'host.undrained', revision: REV, time: SEEN, machine: A },
+  ]);
+  // The drain and the engine's first move in one revision: the drain comes first.
+  const both = derive([
+    del(keys.assignment(A, web), assignment()),
+    put(keys.assignment(B, web), assignment({ movedFrom: A, reason: 'machine host-a is drained' })),
+    put(keys.drain(A), drain()),
+  ]);
+  t.deepEqual(kinds(both), ['host.drained @host-a', 'unit.moved web@1.unit@host-b']);
+  t.deepEqual(eventsOfState(keys, [kv(keys.drain(A), drain(), { create: 40, mod: 60 })], SEEN), [
+    { kind: 'host.drained', revision: 40, time: since, machine: A, snapshot: true },
+  ]);
+  t.true(eventMatches({ kind: 'host.drained', revision: 1, time: since, machine: A }, { machine: A }));
+});
