@@ -63,6 +63,16 @@ export class ApiClientError extends FleetError {
   }
 }
 
+/**
+ * An error the same request may not get a moment later: fleetd not registered (503, its lease
+ * lapsed under load and it is registering again, or it is starting) or unreachable.
+ */
+export function isTransient(err: unknown): err is FleetError {
+  return (
+    err instanceof FleetError && (err.recoverable || (err instanceof ApiClientError && err.status === 503))
+  );
+}
+
 /** The longest `names=` filter one listing request carries (URL-encoded). */
 const NAMES_PER_URL_CHARS = 6_000;
 

@@ -4,10 +4,10 @@
 import type { Command } from 'commander';
 import type { DrainStatus, MachineEntry, UnitSummary } from '../api/schemas.js';
 import { matchHost } from '../dev/host-match.js';
-import { FleetError, UsageError } from '../lib/errors.js';
+import { UsageError } from '../lib/errors.js';
 import { isMachineId } from '../lib/ids.js';
 import { formatTimeSpan, parseTimeSpan } from '../unit/time-span.js';
-import { ApiClientError, type ApiClient } from './client.js';
+import { isTransient, type ApiClient } from './client.js';
 import { EXIT_FAILED } from './exit-codes.js';
 import { machineCell } from './list-commands.js';
 import type { CliContext } from './main.js';
@@ -142,7 +142,7 @@ async function followDrain(
         outage = false;
         return answer;
       } catch (err) {
-        if (!transient(err) || clock.monotonic() - started >= deadlineMs) throw err;
+        if (!isTransient(err) || clock.monotonic() - started >= deadlineMs) throw err;
         if (!outage) {
           output.progress('');
           output.err(`fleetts: ${err.message} (the drain goes on; asking again)`);
@@ -205,13 +205,6 @@ async function followDrain(
     await clock.sleep(ctx.pollMs, ctx.signal);
     status = await poll(() => client.drainStatus(target.id));
   }
-}
-
-/** An error the same request may not get a moment later: fleetd not registered (503), unreachable. */
-function transient(err: unknown): err is FleetError {
-  return (
-    err instanceof FleetError && (err.recoverable || (err instanceof ApiClientError && err.status === 503))
-  );
 }
 
 /** One line: where a unit that left the drained host is now. */

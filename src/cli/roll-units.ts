@@ -3,7 +3,7 @@
 // and only then goes on to the next batch. Used by `fleetts restart` and `fleetts rollout`.
 import type { Clock } from '../lib/clock.js';
 import { FleetError } from '../lib/errors.js';
-import type { ApiClient } from './client.js';
+import { isTransient, type ApiClient } from './client.js';
 import type { Output } from './output.js';
 import { announcementsOf, assessReady, type ExpectedAnnouncement, type RollTarget } from './rolling-plan.js';
 import { assessUnit, type Progress } from './wait-for-units.js';
@@ -51,33 +51,41 @@ export async function rollBatch(
   o: RollOptions,
 ): Promise<void> {
   const names = batch.map((t) => t.unit);
-  const before = await o.client.listServices();
+  const deadline = o.clock.monotonic() + o.healthTimeoutMs;
+  const ask = asker(deadline, o);
+  const before = await ask(() => o.client.listServices());
   const expected = new Map<string, ExpectedAnnouncement[]>(
     names.map((n) => [n, announcementsOf(n, before.instances)]),
   );
-  const deadline = o.clock.monotonic() + o.healthTimeoutMs;
   let changedAt: number;
   if (change.kind === 'restart') {
-    const stopped = await o.client.putUnits(
-      names.map((name) => ({ name, target: 'loaded' })),
-      { create: false },
+    const stopped = await ask(() =>
+      o.client.putUnits(
+        names.map((name) => ({ name, target: 'loaded' })),
+        { create: false },
+      ),
     );
     changedAt = Math.max(before.revision, ...stopped.map((r) => r.revision ?? 0));
     await waitUntil(
       names,
       deadline,
       o,
+      ask,
       (units) => (name) => assessUnit(units.get(name), 'loaded'),
       'stopped',
     );
-    await o.client.putUnits(
-      names.map((name) => ({ name, target: 'launched' })),
-      { create: false },
+    await ask(() =>
+      o.client.putUnits(
+        names.map((name) => ({ name, target: 'launched' })),
+        { create: false },
+      ),
     );
   } else {
-    const replaced = await o.client.putUnits(
-      names.map((name) => ({ name, text: change.text, target: 'launched' })),
-      { replace: true, create: false },
+    const replaced = await ask(() =>
+      o.client.putUnits(
+        names.map((name) => ({ name, text: change.text, target: 'launched' })),
+        { replace: true, create: false },
+      ),
     );
     changedAt = Math.max(before.revision, ...replaced.map((r) => r.revision ?? 0));
   }
@@ -85,6 +93,7 @@ export async function rollBatch(
     names,
     deadline,
     o,
+    ask,
     (units, services) => (name) =>
       assessReady(units.get(name), expected.get(name) ?? [], services, changedAt),
     'back',
@@ -96,11 +105,41 @@ type Assess = (
   services: Awaited<ReturnType<ApiClient['listServices']>>['instances'],
 ) => (name: string) => Progress;
 
+type Ask = <T>(request: () => Promise<T>) => Promise<T>;
+
+/**
+ * Runs a request, asking again every poll while it fails in a way that may pass (fleetd
+ * registering again after its lease lapsed under load, or restarting) until `deadline`; says so
+ * once per outage on stderr. The units change in the cluster meanwhile; only the CLI's view waits.
+ * Every request of a batch may be repeated: each sets a state, none adds one.
+ */
+function asker(deadline: number, o: RollOptions): Ask {
+  let outage = false;
+  return async <T>(request: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const answer = await request();
+        outage = false;
+        return answer;
+      } catch (err) {
+        if (!isTransient(err) || o.clock.monotonic() >= deadline) throw err;
+        if (!outage) {
+          o.output.progress('');
+          o.output.err(`fleetts: ${err.message} (asking again until --health-timeout)`);
+        }
+        outage = true;
+        await o.clock.sleep(o.pollMs, o.signal);
+      }
+    }
+  };
+}
+
 /** Polls until every unit reached what `assess` checks; throws RollError otherwise. */
 async function waitUntil(
   names: readonly string[],
   deadline: number,
   o: RollOptions,
+  ask: Ask,
   assess: Assess,
   what: 'stopped' | 'back',
 ): Promise<void> {
@@ -108,8 +147,8 @@ async function waitUntil(
   const last = new Map<string, Progress>();
   for (;;) {
     const [units, services] = await Promise.all([
-      o.client.listUnits([...pending]),
-      what === 'back' ? o.client.listServices().then((s) => s.instances) : Promise.resolve([]),
+      ask(() => o.client.listUnits([...pending])),
+      what === 'back' ? ask(() => o.client.listServices()).then((s) => s.instances) : Promise.resolve([]),
     ]);
     const check = assess(new Map(units.map((u) => [u.name, u])), services);
     const problems: { unit: string; reason: string }[] = [];

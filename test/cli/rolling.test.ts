@@ -152,6 +152,38 @@ test('restart of several units is rolling: each is active and announced again be
   );
 });
 
+// Serial: host A refusing requests would fail the concurrent tests' commands.
+test.serial(
+  'fleetd not registered for a while (its lease lapsed under load): a rolling restart asks again and goes on',
+  async (t) => {
+    const { c, names } = await startFarm('rn');
+    const mark = c.b.agent.history.length;
+    const asked = c.registrationOfA.asked;
+    const restart = c.fleetts(['restart', ...names]);
+    await waitFor(
+      'rn@1 stopped, and the restart polling',
+      () => historyOf(c, mark, names).includes('rn@1.unit inactive') && c.registrationOfA.asked >= asked + 3,
+    );
+    c.registrationOfA.registered = false;
+    await waitFor(
+      'the restart to ask again while host A is not registered',
+      () => c.registrationOfA.refused >= 3,
+    );
+    c.registrationOfA.registered = true;
+    const r = await restart;
+    t.is(r.code, 0, r.stderr);
+    t.regex(
+      r.stderr,
+      /^fleetts: fleetd on machine aaaa1111bbbb2222 is not registered in the cluster .+ \(asking again until --health-timeout\)\n$/,
+    );
+    t.deepEqual(
+      historyOf(c, mark, names).filter((h) => /(in)?active$/.test(h)),
+      names.flatMap((n) => [`${n} inactive`, `${n} active`]),
+    );
+    t.regex(r.stdout, /Unit rn@3\.unit active on .+, announced as services\/web\/rn@3\.unit/);
+  },
+);
+
 test('restart --all-at-once stops every unit before starting any (the old behaviour)', async (t) => {
   const { c, names } = await startFarm('ra');
   const mark = c.b.agent.history.length;
