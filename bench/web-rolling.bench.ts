@@ -1,8 +1,11 @@
 // Rolling changes under the web-load benchmark's load (issue 17): the demo's farm on a 3-host dev
 // cluster, ab at 200 concurrent connections through the balancer, and 5 s in, `fleetts restart
 // web@1 web@2 web@3` (rolling), then in a second run `fleetts rollout web@.unit` of a file whose page
-// text changes (WEB_RELEASE). Target: 0 failed and 0 non-2xx. docs/rollout.md.
-// Run alone: `npm run bench -- web-rolling`. BENCH_LOAD_SECONDS sets each load phase (default 60).
+// text changes (WEB_RELEASE), then in a third a rollout of a broken file (Apache's config missing),
+// which must stop after the first instance with exit 1 while the others serve. Target: 0 failed
+// and 0 non-2xx in each. docs/rollout.md.
+// Run alone: `npm run bench -- web-rolling`. BENCH_LOAD_SECONDS sets each load phase (default 60);
+// BENCH_ETCD=external puts etcd outside the hosts (default: members in the hosts, as cloud-config).
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +19,9 @@ const SECONDS = Number(process.env['BENCH_LOAD_SECONDS'] ?? 60);
 const CONCURRENCY = 200;
 const CHANGE_AT_MS = 5_000;
 const WEBS = ['web@1.unit', 'web@2.unit', 'web@3.unit'];
+const ETCD = process.env['BENCH_ETCD'];
+if (ETCD !== undefined && ETCD !== 'hosts' && ETCD !== 'external')
+  throw new Error(`BENCH_ETCD=${ETCD}: use hosts (etcd members in the hosts, the default) or external`);
 
 if (process.getuid?.() !== 0) throw new Error('bench/web-rolling.bench.ts needs root (network namespaces)');
 const progress = (line: string): void => void process.stderr.write(`  · ${line}\n`);
@@ -24,6 +30,8 @@ interface Run {
   readonly what: string;
   readonly ab: AbResult;
   readonly command: CommandOutput;
+  /** The exit the command should have: 1 for the broken file. */
+  readonly expectCode: number;
   readonly tookMs: number;
   /** Whether the command ended before ab did (else the load did not cover it whole). */
   readonly coveredByLoad: boolean;
@@ -41,7 +49,11 @@ const demo = new WebFarmDemo({
 const load = loadavg()[0] ?? NaN;
 const runs: Run[] = [];
 try {
-  await demo.up({ nodes: 3, sharedPath: join(root, 'shared') });
+  await demo.up({
+    nodes: 3,
+    sharedPath: join(root, 'shared'),
+    ...(ETCD === undefined ? {} : { etcd: ETCD }),
+  });
   await demo.installFleetts();
   await demo.prepareSharedStorage();
   await demo.deploy([1, 2, 3]);
@@ -50,19 +62,22 @@ try {
   for (let i = 0; i < 12 && (await demo.probe(12)).failed > 0; i++) await systemClock.sleep(1_000);
 
   runs.push(
-    await underLoad('`fleetts restart web@1 web@2 web@3`', () =>
+    await underLoad('`fleetts restart web@1 web@2 web@3`', 0, () =>
       demo.fleetts(['restart', ...WEBS], { timeoutMs: 600_000 }),
     ),
   );
-  const template = (await readFile(join(demo.paths.units, 'web@.unit'), 'utf8')).replace(
-    /WEB_RELEASE=\S+/,
-    'WEB_RELEASE=2',
-  );
-  const dir = await mkdtemp(join(root, 'units-'));
-  await writeFile(join(dir, 'web@.unit'), template);
+  const dir = await webTemplate({ release: '2' });
   runs.push(
-    await underLoad('`fleetts rollout web@.unit` (WEB_RELEASE 1 → 2: the page changes)', () =>
+    await underLoad('`fleetts rollout web@.unit` (WEB_RELEASE 1 → 2: the page changes)', 0, () =>
       demo.fleetts(['rollout', 'web@.unit'], { cwd: dir, timeoutMs: 600_000 }),
+    ),
+  );
+  const broken = await webTemplate({ release: '3', broken: true });
+  runs.push(
+    await underLoad(
+      '`fleetts rollout web@.unit` of a broken file (WEB_RELEASE 3, Apache config missing)',
+      1,
+      () => demo.fleetts(['rollout', 'web@.unit'], { cwd: broken, timeoutMs: 600_000 }),
     ),
   );
 } finally {
@@ -70,7 +85,23 @@ try {
   await rm(root, { recursive: true, force: true });
 }
 
-async function underLoad(what: string, command: () => Promise<CommandOutput>): Promise<Run> {
+/** web@.unit from shared storage with its WEB_RELEASE set, or its ExecStart broken, in a new directory. */
+async function webTemplate(change: { release: string; broken?: boolean }): Promise<string> {
+  let text = (await readFile(join(demo.paths.units, 'web@.unit'), 'utf8')).replace(
+    /WEB_RELEASE=\S+/,
+    `WEB_RELEASE=${change.release}`,
+  );
+  if (change.broken === true) text = text.replace(/-f \S+apache\.conf/, '-f /nonexistent/apache.conf');
+  const dir = await mkdtemp(join(root, 'units-'));
+  await writeFile(join(dir, 'web@.unit'), text);
+  return dir;
+}
+
+async function underLoad(
+  what: string,
+  expectCode: number,
+  command: () => Promise<CommandOutput>,
+): Promise<Run> {
   const lb = demo.lbAddress();
   if (lb === undefined) throw new Error('no balancer announced');
   progress(`ab through ${lb} for ${SECONDS} s; ${what} at +${CHANGE_AT_MS / 1000} s`);
@@ -86,7 +117,7 @@ async function underLoad(what: string, command: () => Promise<CommandOutput>): P
   const ab = await running;
   progress(`${summary(ab)}; the command took ${fmt(tookMs / 1000, 1)} s (exit ${out.code})`);
   if (out.code !== 0) progress(out.stderr.trim());
-  return { what, ab, command: out, tookMs, coveredByLoad, releases: await releases() };
+  return { what, ab, command: out, expectCode, tookMs, coveredByLoad, releases: await releases() };
 }
 
 /** The release each instance's own Apache serves (its page says it). */
@@ -112,25 +143,30 @@ function summary(r: AbResult): string {
   return `${fmt(r.complete)} requests, ${fmt(r.failed)} failed, ${fmt(r.non2xx)} non-2xx, ${fmt(r.requestsPerSecond)} req/s${bad}`;
 }
 
-if (runs.length !== 2) throw new Error('a load phase did not run');
+if (runs.length !== 3) throw new Error('a load phase did not run');
 const row = (r: Run): string =>
-  `| ${r.what} | exit ${r.command.code}, ${fmt(r.tookMs / 1000, 1)} s${r.coveredByLoad ? '' : ' (outlasted the load)'} | ${fmt(r.ab.complete)} | **${fmt(r.ab.failed)}** | **${fmt(r.ab.non2xx)}** | ${fmt(r.ab.requestsPerSecond)} | ${fmt(r.ab.medianMs)} / ${fmt(r.ab.p99Ms)} / ${fmt(r.ab.longestMs)} ms | ${r.releases.join(', ')} |`;
+  `| ${r.what} | exit ${r.command.code}${r.command.code === r.expectCode ? '' : ` (expected ${r.expectCode})`}, ${fmt(r.tookMs / 1000, 1)} s${r.coveredByLoad ? '' : ' (outlasted the load)'} | ${fmt(r.ab.complete)} | **${fmt(r.ab.failed)}** | **${fmt(r.ab.non2xx)}** | ${fmt(r.ab.requestsPerSecond)} | ${fmt(r.ab.medianMs)} / ${fmt(r.ab.p99Ms)} / ${fmt(r.ab.longestMs)} ms | ${r.releases.join(', ')} |`;
 const md = [
   '### Rolling restart and rollout under load (issue 17)',
   '',
   "The demo's farm (examples/process) on a 3-host dev cluster, the web-load benchmark's load:",
   `ApacheBench through the balancer, ${CONCURRENCY} concurrent connections for ${SECONDS} s, a new connection per`,
-  `request, no retries; ${CHANGE_AT_MS / 1000} s in, the command runs (its own time in the table). Target: 0 failed, 0`,
-  `non-2xx. Shared 2-core machine (load average ${fmt(load, 1)} at the start). docs/rollout.md.`,
+  `request, no retries; ${CHANGE_AT_MS / 1000} s in, the command runs (its own time in the table); etcd`,
+  `${ETCD === 'external' ? 'outside the hosts (BENCH_ETCD=external)' : 'members in the hosts'}. Target: 0 failed, 0 non-2xx; the broken file`,
+  `stops after the first instance with exit 1. Shared 2-core machine (load average ${fmt(load, 1)} at the start). docs/rollout.md.`,
   '',
   '| during the load | command | requests | failed | non-2xx | req/s | median / p99 / longest | release served by web@1, 2, 3 after |',
   '|---|---|---|---|---|---|---|---|',
   ...runs.map(row),
+  ...runs
+    .filter((r) => r.command.code !== 0)
+    .flatMap((r) => ['', `${r.what}, what the command said:`, '', '```', r.command.stderr.trim(), '```']),
 ].join('\n');
 writeSection('web-rolling', md);
 process.stdout.write(md + '\n');
 const failures = runs.reduce(
-  (n, r) => n + (r.ab.exitCode !== 0 ? 1 : 0) + r.ab.failed + r.ab.non2xx + (r.command.code !== 0 ? 1 : 0),
+  (n, r) =>
+    n + (r.ab.exitCode !== 0 ? 1 : 0) + r.ab.failed + r.ab.non2xx + (r.command.code !== r.expectCode ? 1 : 0),
   0,
 );
 if (failures > 0 || runs.some((r) => !Number.isFinite(r.ab.failed))) process.exitCode = 1;
