@@ -5,7 +5,7 @@ import type { TargetState } from '../cluster/types.js';
 import type { Clock } from '../lib/clock.js';
 import type { UnitStatus } from '../cluster/types.js';
 import type { UnitSummary } from '../api/schemas.js';
-import type { ApiClient } from './client.js';
+import { isTransient, type ApiClient } from './client.js';
 import type { Output } from './output.js';
 
 /** Default --block-attempts: one attempt per poll interval, so about a minute with the default. */
@@ -97,8 +97,24 @@ export async function waitForUnits(
   const failingSince = new Map<string, number>();
   const problems: { unit: string; reason: string }[] = [];
   const last = new Map<string, Progress>();
+  let outage = false;
   for (let attempt = 1; pending.size > 0; attempt++) {
-    const units = await o.client.listUnits([...pending.keys()]);
+    let units: Awaited<ReturnType<ApiClient['listUnits']>>;
+    try {
+      units = await o.client.listUnits([...pending.keys()]);
+      outage = false;
+    } catch (err) {
+      // fleetd registering again (its lease lapsed under load) or restarting: the units go on
+      // changing in the cluster; this attempt counts, the next one asks again. Said once per outage.
+      if (!isTransient(err) || (o.attempts > 0 && attempt >= o.attempts)) throw err;
+      if (!outage) {
+        o.output.progress('');
+        o.output.err(`fleetts: ${err.message} (asking again)`);
+      }
+      outage = true;
+      await o.clock.sleep(o.pollMs, o.signal);
+      continue;
+    }
     const byName = new Map(units.map((u) => [u.name, u]));
     for (const [name, want] of pending) {
       const p = assessUnit(byName.get(name), want);

@@ -164,6 +164,33 @@ test('restart stops, waits until stopped, then starts', async (t) => {
   t.is(no.code, 2);
 });
 
+// Serial: host A refusing requests would fail the concurrent tests' commands.
+test.serial(
+  'fleetd not registered for a while (its lease lapsed under load): a blocking start asks again and goes on',
+  async (t) => {
+    const c = await cl();
+    await file('nr.unit', ON_US);
+    const reg = c.registrationOfA;
+    const refusedBefore = reg.refused;
+    // Host A refuses 3 requests once host B runs the unit: the start's wait, never its write.
+    Object.defineProperty(reg, 'registered', {
+      configurable: true,
+      get: () => !(c.b.agent.observed.get('nr.unit')?.active === 'active' && reg.refused < refusedBefore + 3),
+    });
+    t.teardown(() => {
+      Object.defineProperty(reg, 'registered', { configurable: true, writable: true, value: true });
+    });
+    const r = await c.fleetts(['start', 'nr.unit']);
+    t.is(r.code, 0, r.stderr);
+    t.is(reg.refused, refusedBefore + 3);
+    t.regex(
+      r.stderr,
+      /^fleetts: fleetd on machine aaaa1111bbbb2222 is not registered in the cluster .+ \(asking again\)\n$/,
+    );
+    t.regex(r.stdout, /^Unit nr\.unit launched on cccc3333dddd4444/m);
+  },
+);
+
 test('cat returns the submitted bytes exactly', async (t) => {
   const text = '# no trailing newline, CRLF inside\r\n[Service]\nExecStart=/bin/sleep  1000   \n\n\n; end';
   await file('cat.unit', text);
