@@ -1,6 +1,7 @@
 // The Docker runtime: runs `[Container]` units as Docker containers through dockerode. Containers
 // carry fleetts.* labels (unit, hash, machine, runtime instance, config) so that a new fleetd
-// adopts them; Docker's event stream reports changes at once; fleetts, not Docker, restarts them.
+// adopts them; Docker's event stream reports changes at once; fleetts, not Docker, restarts them,
+// also when Docker's health check (HealthCmd= or the image's HEALTHCHECK) calls one unhealthy.
 
 import Dockerode from 'dockerode';
 import type { ContainerInfo, ContainerInspectInfo } from 'dockerode';
@@ -22,6 +23,7 @@ import {
   describeExit,
   observeContainer,
   diedWithDaemon,
+  lastProbe,
   shouldRestart,
   type ObservedContainer,
 } from './docker-state.js';
@@ -59,6 +61,8 @@ interface Tracked {
   failure?: { reason: string; since: string };
   /** FinishedAt of the last exit that Restart= was applied to (or that predates our watch). */
   handledExit?: string;
+  /** StartedAt of the container run whose `unhealthy` was acted on (once per run). */
+  handledUnhealthy?: string;
   /** Monotonic times of automatic restarts, for the start limit. */
   autoStarts: number[];
   /** start/stop in progress: exits are theirs to interpret, not Restart='s. */
@@ -433,6 +437,7 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
       }
     }
     this.#applyRestartPolicy(t, info);
+    this.#onUnhealthy(t, info);
     const o = observeContainer(
       t.config,
       info,
@@ -484,6 +489,59 @@ export class DockerRuntime implements Runtime<ContainerUnitConfig> {
         this.#log('runtime.restart_failed', { unit, err: String(err) }),
       );
     });
+  }
+
+  /**
+   * Docker called the running container unhealthy (its HealthCmd= or its image's HEALTHCHECK failed
+   * Retries times in a row): stop it the usual way, then Restart= decides, as for a process unit
+   * whose [X-Health] check fails (docs/health.md): on-failure, on-abnormal and always restart it
+   * (within the start limit); no, on-success and on-abort leave it failed with the reason.
+   */
+  #onUnhealthy(t: Tracked, info: ContainerInspectInfo | undefined): void {
+    if (info === undefined || info.State.Health?.Status !== 'unhealthy' || !info.State.Running) return;
+    if (t.busy > 0 || t.stopRequested || t.restartTimer !== undefined || this.#closed) return;
+    if (t.handledUnhealthy === info.State.StartedAt) return;
+    t.handledUnhealthy = info.State.StartedAt;
+    const unit = t.config.unit;
+    const reason = `unhealthy: ${lastProbe(info)}`;
+    this.#log('runtime.container_unhealthy', { unit, container: info.Id, reason });
+    void this.#serial(unit, () => this.#stopUnhealthy(t, info.Id, reason)).catch((err: unknown) =>
+      this.#log('runtime.restart_failed', { unit, err: String(err) }),
+    );
+  }
+
+  async #stopUnhealthy(t: Tracked, id: string, reason: string): Promise<void> {
+    if (this.#closed || this.#units.get(t.config.unit) !== t || t.stopRequested || t.containerId !== id)
+      return;
+    const { unit, restart, restartSecMs, startLimitBurst, startLimitIntervalMs } = t.config;
+    t.busy++;
+    try {
+      await this.#stopContainer(t, id);
+      // This exit is the health check's doing: Restart= is applied here, not to the exit's status.
+      const finished = (await this.#inspect(id, unit))?.State.FinishedAt;
+      if (finished !== undefined) t.handledExit = finished;
+      if (restart === 'no' || restart === 'on-success' || restart === 'on-abort') {
+        this.#fail(t, reason);
+        return;
+      }
+      const now = this.#clock.monotonic();
+      t.autoStarts = t.autoStarts.filter((at) => now - at < startLimitIntervalMs);
+      if (startLimitIntervalMs > 0 && startLimitBurst > 0 && t.autoStarts.length >= startLimitBurst) {
+        this.#fail(
+          t,
+          `start-limit-hit: restarted ${startLimitBurst} times within ${startLimitIntervalMs / 1000}s (StartLimitBurst=, StartLimitIntervalSec=); the last stop: ${reason}`,
+        );
+        return;
+      }
+      t.restartTimer = this.#clock.setTimer(restartSecMs, () => {
+        void this.#serial(unit, () => this.#autoRestart(t, id)).catch((err: unknown) =>
+          this.#log('runtime.restart_failed', { unit, err: String(err) }),
+        );
+      });
+    } finally {
+      t.busy--;
+      await this.#refresh(t).catch(() => undefined);
+    }
   }
 
   async #autoRestart(t: Tracked, id: string): Promise<void> {

@@ -10,9 +10,9 @@ import type { ObservedUnit, RestartPolicy } from './runtime.js';
 export type ContainerHealthStatus = 'starting' | 'healthy' | 'unhealthy';
 
 /**
- * ObservedUnit plus the container's health. Health never changes `active`/`sub` (an unhealthy
- * container is still active/running, as in systemd a running service whose checks fail); an
- * unhealthy one carries `reason: "unhealthy: …"` so that UnitStatus shows it too.
+ * ObservedUnit plus the container's health. Health never changes `active`/`sub` here (an unhealthy
+ * container is still active/running until the runtime stops it, docker-runtime.ts); an unhealthy
+ * one carries `reason: "unhealthy: …"` so that UnitStatus shows it too.
  */
 export interface ObservedContainer extends ObservedUnit {
   readonly health?: ContainerHealthStatus;
@@ -195,7 +195,8 @@ function healthOf(info: ContainerInspectInfo): ContainerHealthStatus | undefined
   return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : undefined;
 }
 
-function lastProbe(info: ContainerInspectInfo): string {
+/** The last health probe's verdict: "the health check exited with status 1: …". */
+export function lastProbe(info: ContainerInspectInfo): string {
   const log = info.State.Health?.Log ?? [];
   const last = log[log.length - 1];
   if (last === undefined) return 'the health check fails';

@@ -106,7 +106,7 @@ export function parseUnitSpec(
     throw lineError(
       ctx,
       healthHeader.line,
-      "[X-Health] applies to [Service] units; give a container its check with HealthCmd= in [Container] (or the image's HEALTHCHECK): fleetts shows its health but does not restart on it yet",
+      "[X-Health] applies to [Service] units; give a container its check with HealthCmd= in [Container] (or the image's HEALTHCHECK): Docker runs it, and fleetts restarts an unhealthy container under Restart=",
     );
   return {
     name: parsedName.name,

@@ -17,6 +17,7 @@ import {
   containerUnit,
   ensureDockerAndTestImage,
   removeContainers,
+  TEST_IMAGE,
   testInstance,
   waitFor,
 } from '../helpers/docker.js';
@@ -167,7 +168,7 @@ test('a container survives a SIGKILL of the process that owns the runtime and is
   t.false((await docker.getContainer(id).inspect()).State.Running);
 });
 
-test('health: a passing HealthCmd reports healthy, a failing one unhealthy with the reason, active stays running', async (t) => {
+test('health: a passing HealthCmd reports healthy, a failing one unhealthy with the reason while it still runs', async (t) => {
   // No resync within the test: changes can only arrive through Docker's event stream.
   const { runtime } = newRuntime('health', testInstance('health'), 600_000);
   const unit = containerUnit('health');
@@ -203,6 +204,75 @@ test('health: a passing HealthCmd reports healthy, a failing one unhealthy with 
     sub: 'running',
     reason: 'unhealthy: the health check exited with status 1: no ok file',
   });
+});
+
+// An image whose own HEALTHCHECK passes while /tmp/ok exists; its command creates the file at start.
+const HEALTH_IMAGE = 'fleetts-test-healthcheck:latest';
+const HEALTH_DOCKERFILE = `FROM ${TEST_IMAGE}
+LABEL org.fleetts.test=1
+HEALTHCHECK --interval=1s --timeout=20s --retries=2 CMD test -f /tmp/ok || { echo no ok file; exit 1; }
+CMD ["/bin/sh", "-c", "touch /tmp/ok; echo run; trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+`;
+
+test('an image HEALTHCHECK gone unhealthy restarts the container under Restart=on-failure; healthy again after', async (t) => {
+  execFileSync('docker', ['build', '-q', '-t', HEALTH_IMAGE, '-'], { input: HEALTH_DOCKERFILE });
+  const { runtime } = newRuntime('unhealthy');
+  const unit = containerUnit('unhealthy');
+  const seen: ObservedContainer[] = [];
+  runtime.onChange((o) => o.unit === unit && seen.push(o));
+  await runtime.start(
+    containerConfig(unit, { image: HEALTH_IMAGE, restart: 'on-failure', restartSecMs: 100 }),
+  );
+  const healthy = await waitState(runtime, unit, (o) => o.health === 'healthy', 'healthy', 90_000);
+  const id = healthy.containerId ?? '';
+  const firstStart = await startedAt(id);
+  execFileSync('docker', ['exec', id, 'rm', '/tmp/ok']);
+  const again = await waitFor(
+    'the container restarted and healthy again',
+    async () => {
+      const o = await observed(runtime, unit);
+      return o?.health === 'healthy' && (await startedAt(id)) !== firstStart ? o : undefined;
+    },
+    90_000,
+  );
+  t.like(again, { active: 'active', sub: 'running', containerId: id });
+  t.is(again.reason, undefined);
+  const unhealthyAt = seen.findIndex((o) => o.health === 'unhealthy');
+  t.true(unhealthyAt >= 0, 'reported unhealthy before the restart');
+  t.like(seen[unhealthyAt], { reason: 'unhealthy: the health check exited with status 1: no ok file' });
+  t.true(
+    seen.slice(unhealthyAt).some((o) => o.sub === 'auto-restart'),
+    `went through auto-restart: ${seen.map((o) => o.sub).join(' ')}`,
+  );
+  t.is((await journal(runtime, unit)).filter((l) => l.endsWith(': run')).length, 2, 'started twice');
+});
+
+test('an unhealthy container under Restart=no is stopped and left failed with the reason', async (t) => {
+  const { runtime } = newRuntime('unhealthy-no');
+  const unit = containerUnit('unhealthy-no');
+  await runtime.start(
+    containerConfig(unit, {
+      cmd: ['/bin/sh', '-c', "touch /tmp/ok; trap 'exit 0' TERM; while :; do sleep 0.1; done"],
+      health: {
+        kind: 'command',
+        command: 'test -f /tmp/ok || { echo no ok file; exit 1; }',
+        intervalMs: 200,
+        timeoutMs: 20_000,
+        startPeriodMs: 0,
+        retries: 1,
+      },
+      restart: 'no',
+    }),
+  );
+  const healthy = await waitState(runtime, unit, (o) => o.health === 'healthy', 'healthy', 90_000);
+  execFileSync('docker', ['exec', healthy.containerId ?? '', 'rm', '/tmp/ok']);
+  const failed = await waitState(runtime, unit, (o) => o.active === 'failed', 'failed', 90_000);
+  t.like(failed, {
+    sub: 'failed',
+    reason: 'unhealthy: the health check exited with status 1: no ok file',
+    containerId: healthy.containerId,
+  });
+  t.false((await docker.getContainer(healthy.containerId ?? '').inspect()).State.Running);
 });
 
 test('a missing image fails the unit with a reason that names the image and the build script', async (t) => {
