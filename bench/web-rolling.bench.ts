@@ -4,18 +4,19 @@
 // text changes (WEB_RELEASE), then in a third a rollout of a broken file (Apache's config missing),
 // which must stop after the first instance with exit 1 while the others serve. Target: 0 failed
 // and 0 non-2xx in each. docs/rollout.md.
-// Run alone: `npm run bench -- web-rolling`. BENCH_LOAD_SECONDS sets each load phase (default 60);
+// Run alone: `npm run bench -- web-rolling`. BENCH_LOAD_SECONDS sets each load phase (default 150:
+// each command takes over a minute on the loaded shared machine, and the load must outlast it);
 // BENCH_ETCD=external puts etcd outside the hosts (default: members in the hosts, as cloud-config).
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../src/lib/clock.js';
 import { WebFarmDemo, type CommandOutput } from '../src/demo/web-farm-demo.js';
-import { webPort } from '../src/demo/farm-files.js';
+import { lbPrefix, webPort } from '../src/demo/farm-files.js';
 import { runAb, type AbResult } from '../test/helpers/ab.js';
 import { fmt, writeSection } from './lib.js';
 
-const SECONDS = Number(process.env['BENCH_LOAD_SECONDS'] ?? 60);
+const SECONDS = Number(process.env['BENCH_LOAD_SECONDS'] ?? 150);
 const CONCURRENCY = 200;
 const CHANGE_AT_MS = 5_000;
 const WEBS = ['web@1.unit', 'web@2.unit', 'web@3.unit'];
@@ -36,6 +37,8 @@ interface Run {
   /** Whether the command ended before ab did (else the load did not cover it whole). */
   readonly coveredByLoad: boolean;
   readonly releases: readonly string[];
+  /** What the balancers' nginx logged during the run (error.log on every host), by kind. */
+  readonly nginx: string;
 }
 
 const root = await mkdtemp(join(tmpdir(), 'fleetts-bench-rolling-'));
@@ -105,6 +108,7 @@ async function underLoad(
   const lb = demo.lbAddress();
   if (lb === undefined) throw new Error('no balancer announced');
   progress(`ab through ${lb} for ${SECONDS} s; ${what} at +${CHANGE_AT_MS / 1000} s`);
+  const logsFrom = await nginxLogSizes();
   let abDone = false;
   const running = runAb({ url: `http://${lb}/`, concurrency: CONCURRENCY, seconds: SECONDS }).finally(() => {
     abDone = true;
@@ -117,7 +121,47 @@ async function underLoad(
   const ab = await running;
   progress(`${summary(ab)}; the command took ${fmt(tookMs / 1000, 1)} s (exit ${out.code})`);
   if (out.code !== 0) progress(out.stderr.trim());
-  return { what, ab, command: out, expectCode, tookMs, coveredByLoad, releases: await releases() };
+  const nginx = await nginxLogSince(logsFrom);
+  progress(`nginx: ${nginx}`);
+  return { what, ab, command: out, expectCode, tookMs, coveredByLoad, releases: await releases(), nginx };
+}
+
+function nginxLog(machineId: string): string {
+  return `${lbPrefix(machineId)}error.log`;
+}
+
+async function nginxLogSizes(): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for (const h of demo.plan.hosts)
+    sizes.set(
+      h.machineId,
+      await readFile(nginxLog(h.machineId)).then(
+        (b) => b.length,
+        () => 0,
+      ),
+    );
+  return sizes;
+}
+
+/** The balancers' error.log lines written since `from`, counted by kind ("upstream timed out ×3; …"). */
+async function nginxLogSince(from: ReadonlyMap<string, number>): Promise<string> {
+  const kinds = new Map<string, number>();
+  for (const h of demo.plan.hosts) {
+    const text = await readFile(nginxLog(h.machineId)).then(
+      (b) => b.subarray(from.get(h.machineId) ?? 0).toString(),
+      () => '',
+    );
+    for (const line of text.split('\n')) {
+      if (!/\[(error|warn|crit|alert|emerg)\]/.test(line)) continue;
+      const kind =
+        /\*\d+ (.+?)(?: \(\d+: [^)]*\))?(?: while |,)/.exec(line)?.[1]?.replace(/\d+/g, 'N') ??
+        line.slice(20, 80);
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+  }
+  return kinds.size === 0
+    ? 'no errors or warnings'
+    : [...kinds].map(([k, n]) => `${k} ×${fmt(n)}`).join('; ');
 }
 
 /** The release each instance's own Apache serves (its page says it). */
@@ -158,6 +202,10 @@ const md = [
   '| during the load | command | requests | failed | non-2xx | req/s | median / p99 / longest | release served by web@1, 2, 3 after |',
   '|---|---|---|---|---|---|---|---|',
   ...runs.map(row),
+  '',
+  "What the balancers' nginx logged (error.log on every host, warnings and errors by kind):",
+  '',
+  ...runs.map((r) => `- ${r.what}: ${r.nginx}`),
   ...runs
     .filter((r) => r.command.code !== 0)
     .flatMap((r) => ['', `${r.what}, what the command said:`, '', '```', r.command.stderr.trim(), '```']),
