@@ -1,6 +1,7 @@
 // How one fleetd reaches another's API (to serve a unit's status and journal from the unit's own
 // host). fleetd builds one with the cluster's token or TLS client certificate; tests pass their own.
 import type { SelfLeaseReport } from '../agent/peer-check.js';
+import { connect } from 'node:net';
 import { FleetError } from '../lib/errors.js';
 import {
   parseEndpoint,
@@ -105,14 +106,30 @@ export async function askSelfLease(
   return parsed.data;
 }
 
-/** Whether the peer's fleetd answers at all (any HTTP answer counts): the peer watch's probe. */
-export async function probePeer(
-  client: PeerClient,
-  peer: PeerAddress,
-  options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
-): Promise<void> {
-  const res = await client.get(peer, '/v1/self/lease', options);
-  await readText(res).catch(() => undefined);
+/**
+ * The peer watch's probe: whether the peer's API port accepts a TCP connection (until `signal`
+ * aborts: the watch's timeout). A host that is gone refuses it or never answers; a fleetd that is
+ * alive but too busy to answer HTTP in time (a loaded machine) still has its connection accepted
+ * by its kernel, so it is not taken for dead. Rejects with FleetError `unreachable` otherwise.
+ */
+export function probePeer(peer: PeerAddress, signal: AbortSignal): Promise<void> {
+  const endpoint = parseEndpoint(peer.apiAddress);
+  if (endpoint.kind !== 'tcp')
+    return Promise.reject(new FleetError('unreachable', `${peer.apiAddress} is not a TCP address`));
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(new FleetError('unreachable', `${peer.apiAddress}: probe aborted`));
+    const socket = connect({ host: endpoint.host, port: endpoint.port });
+    const done = (err?: Error): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (err === undefined) resolve();
+      else reject(new FleetError('unreachable', `${peer.apiAddress}: ${err.message}`));
+    };
+    const onAbort = (): void => done(new Error('no connection in time'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => done());
+    socket.once('error', (err) => done(err));
+  });
 }
 
 /** A peer's view of its own peers (GET /v1/self/peers); throws FleetError `unreachable` when none. */

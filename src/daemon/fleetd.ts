@@ -106,7 +106,7 @@ export class Fleetd {
             ? []
             : [{ id: m.id, apiAddress: m.apiAddress, createRevision: m.createRevision }],
         ),
-      probe: (peer, signal) => probePeer(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
+      probe: (peer, signal) => probePeer(peer, signal),
       views: (peer, signal) => askPeerViews(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
       onChange: (dead) => this.#peersChanged(dead),
     });

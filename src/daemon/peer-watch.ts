@@ -1,7 +1,7 @@
 // Peer-confirmed death (docs/control-plane-faults.md#peer-confirmed-death): every fleetd asks each
-// of its peers' fleetd "are you there?" once a second. A peer that has answered nobody for
-// SILENT_MS is dead when a majority of the other hosts, this one and at least one more, find it
-// silent too. The engine then treats it as gone at once, without waiting for its etcd lease: after
+// of its peers "are you there?" once a second (a TCP connection to its API port). A peer that has
+// answered nobody for SILENT_MS is dead when a majority of the other hosts, this one and at least
+// one more, find it silent too. The engine then treats it as gone at once, without waiting for its etcd lease: after
 // an etcd leader change (a power cut of the host that held it), etcd extends every lease by a full
 // TTL, so the lease of a dead host outlives it by far more than its silence does.
 //
