@@ -387,15 +387,26 @@ async function powerOffs(): Promise<PowerOffRun[]> {
   const out: PowerOffRun[] = [];
   for (let i = 0; i < RUNS * 2; i++) {
     const leader = i % 2 === 0;
-    const before = await redeploy();
-    await membersHealthy(plan.etcd.members.length);
-    const statuses = await etcdMemberStatuses(plan.etcd.members, systemClock);
-    const lead = etcdLeader(statuses)?.host;
-    const candidates = plan.hosts.map((h) => h.name).filter((h) => (leader ? h === lead : h !== lead));
-    const host = candidates[i % candidates.length];
-    const victim = plan.hosts.find((h) => h.name === host);
-    if (victim === undefined) throw new Error(`no ${leader ? 'leader' : 'non-leader'} host`);
-    const moving = [...before].filter(([, s]) => String(s.machine) === victim.machineId).map(([u]) => u);
+    // A victim running nothing measures nothing: deploy again until it runs some (3 tries).
+    let before = new Map<string, UnitStatus>();
+    let victim: (typeof plan.hosts)[number] | undefined;
+    let moving: string[] = [];
+    for (let attempt = 0; attempt < 3 && moving.length === 0; attempt++) {
+      before = await redeploy();
+      await membersHealthy(plan.etcd.members.length);
+      const statuses = await etcdMemberStatuses(plan.etcd.members, systemClock);
+      const lead = etcdLeader(statuses)?.host;
+      const candidates = plan.hosts.map((h) => h.name).filter((h) => (leader ? h === lead : h !== lead));
+      const host = candidates[i % candidates.length];
+      victim = plan.hosts.find((h) => h.name === host);
+      if (victim === undefined) throw new Error(`no ${leader ? 'leader' : 'non-leader'} host`);
+      const id = victim.machineId;
+      moving = [...before].filter(([, s]) => String(s.machine) === id).map(([u]) => u);
+      if (moving.length === 0)
+        log(`power-off ${i + 1}: ${victim.name} runs no unit after the redeploy; again`);
+    }
+    if (victim === undefined || moving.length === 0)
+      throw new Error('no victim with units after 3 redeploys');
     const t0 = performance.now();
     await dev.powerOff(victim.name);
     await until(
