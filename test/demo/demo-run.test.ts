@@ -152,7 +152,9 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
       throw new Error(`no suggestion starting with ${prefix} in:\n${suggested.join('\n')}`);
     return c;
   };
-  t.is(suggested.length, 9, suggested.join('\n'));
+  t.is(suggested.length, 10, suggested.join('\n'));
+  // The dashboard server runs until stopped: test/cli/dashboard.test.ts runs it; here its text.
+  t.is(find('fleetts dashboard'), 'fleetts dashboard');
 
   const envLine = find('eval');
   t.is(envLine, `eval "$(fleetts dev env${flag})"`);
