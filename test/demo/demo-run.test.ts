@@ -133,10 +133,11 @@ test.serial('--keep: the whole demo, exit 0, the cluster left up and what to try
 /** The suggested commands, as printed: the first column of the lines after the --keep heading. */
 function hints(): string[] {
   const out = kept?.stdout ?? '';
-  const section = out.slice(out.indexOf('The cluster stays up (--keep)'));
+  const section = out.slice(out.indexOf('The cluster stays up (--keep)')).split('\n');
+  // The commands follow the "As root (…)" line (the dashboard's addresses come before it).
+  const from = section.findIndex((l) => l.trim().startsWith('As root'));
   return section
-    .split('\n')
-    .slice(3)
+    .slice(from + 1)
     .map((l) => l.trim().split(/\s{2,}/)[0] ?? '')
     .filter((c) => c !== '');
 }
@@ -153,6 +154,7 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
     return c;
   };
   t.is(suggested.length, 10, suggested.join('\n'));
+  t.regex(kept?.stdout ?? '', /The live dashboard: http:\/\/10\.213\.\d+\.11:4003\/ui/);
   // The dashboard server runs until stopped: test/cli/dashboard.test.ts runs it; here its text.
   t.is(find('fleetts dashboard'), 'fleetts dashboard');
 
