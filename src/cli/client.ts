@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import type { TargetState } from '../cluster/types.js';
+import type { Clock } from '../lib/clock.js';
 import { FleetError } from '../lib/errors.js';
 import {
   readText,
@@ -41,6 +42,7 @@ import {
 } from '../api/schemas.js';
 import { batchTimeoutMs } from './batch-timeout.js';
 import type { EndpointList } from './endpoint-list.js';
+import type { Output } from './output.js';
 
 export interface ClientOptions {
   /** Tried in order; the one that answered is kept for later requests. */
@@ -71,6 +73,41 @@ export function isTransient(err: unknown): err is FleetError {
   return (
     err instanceof FleetError && (err.recoverable || (err instanceof ApiClientError && err.status === 503))
   );
+}
+
+/**
+ * A way to run requests that asks again every `pollMs` while one fails transiently (isTransient:
+ * fleetd registering again after its lease lapsed under load, or restarting), until `expired()`;
+ * says so once per outage on stderr, followed by `note`. For commands that wait on the cluster
+ * (rolling restart, rollout, drain): the cluster goes on meanwhile, only the CLI's view waits.
+ */
+export function askAgainWhileTransient(o: {
+  readonly clock: Pick<Clock, 'sleep'>;
+  readonly output: Pick<Output, 'progress' | 'err'>;
+  readonly pollMs: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly expired: () => boolean;
+  /** Said after the error, e.g. `asking again until --health-timeout`. */
+  readonly note: string;
+}): <T>(request: () => Promise<T>) => Promise<T> {
+  let outage = false;
+  return async <T>(request: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const answer = await request();
+        outage = false;
+        return answer;
+      } catch (err) {
+        if (!isTransient(err) || o.expired()) throw err;
+        if (!outage) {
+          o.output.progress('');
+          o.output.err(`fleetts: ${err.message} (${o.note})`);
+        }
+        outage = true;
+        await o.clock.sleep(o.pollMs, o.signal);
+      }
+    }
+  };
 }
 
 /** The longest `names=` filter one listing request carries (URL-encoded). */

@@ -7,7 +7,7 @@ import { matchHost } from '../dev/host-match.js';
 import { UsageError } from '../lib/errors.js';
 import { isMachineId } from '../lib/ids.js';
 import { formatTimeSpan, parseTimeSpan } from '../unit/time-span.js';
-import { isTransient, type ApiClient } from './client.js';
+import { askAgainWhileTransient, type ApiClient } from './client.js';
 import { EXIT_FAILED } from './exit-codes.js';
 import { machineCell } from './list-commands.js';
 import type { CliContext } from './main.js';
@@ -129,29 +129,15 @@ async function followDrain(
   const onHost = new Set(first.units);
   let step = '';
   let status = first;
-  let outage = false;
-  /**
-   * `request`, asked again every poll while it fails in a way that may pass (fleetd re-registering
-   * after its lease lapsed under load, or restarting), until the deadline: the drain goes on in
-   * the engine meanwhile. Says so once per outage.
-   */
-  const poll = async <T>(request: () => Promise<T>): Promise<T> => {
-    for (;;) {
-      try {
-        const answer = await request();
-        outage = false;
-        return answer;
-      } catch (err) {
-        if (!isTransient(err) || clock.monotonic() - started >= deadlineMs) throw err;
-        if (!outage) {
-          output.progress('');
-          output.err(`fleetts: ${err.message} (the drain goes on; asking again)`);
-        }
-        outage = true;
-        await clock.sleep(ctx.pollMs, ctx.signal);
-      }
-    }
-  };
+  /** Asked again while fleetd is registering again or restarting: the drain goes on in the engine. */
+  const poll = askAgainWhileTransient({
+    clock,
+    output,
+    pollMs: ctx.pollMs,
+    signal: ctx.signal,
+    expired: () => clock.monotonic() - started >= deadlineMs,
+    note: 'the drain goes on; asking again',
+  });
   /** Prints where each of `units` ended up (once per unit). */
   const report = async (units: readonly string[]): Promise<void> => {
     const left = units.filter((u) => !done.has(u));

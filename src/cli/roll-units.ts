@@ -3,7 +3,7 @@
 // and only then goes on to the next batch. Used by `fleetts restart` and `fleetts rollout`.
 import type { Clock } from '../lib/clock.js';
 import { FleetError } from '../lib/errors.js';
-import { isTransient, type ApiClient } from './client.js';
+import { askAgainWhileTransient, type ApiClient } from './client.js';
 import type { Output } from './output.js';
 import { announcementsOf, assessReady, type ExpectedAnnouncement, type RollTarget } from './rolling-plan.js';
 import { assessUnit, type Progress } from './wait-for-units.js';
@@ -107,31 +107,16 @@ type Assess = (
 
 type Ask = <T>(request: () => Promise<T>) => Promise<T>;
 
-/**
- * Runs a request, asking again every poll while it fails in a way that may pass (fleetd
- * registering again after its lease lapsed under load, or restarting) until `deadline`; says so
- * once per outage on stderr. The units change in the cluster meanwhile; only the CLI's view waits.
- * Every request of a batch may be repeated: each sets a state, none adds one.
- */
+/** Requests asked again while fleetd is registering again or restarting, until `deadline`. */
 function asker(deadline: number, o: RollOptions): Ask {
-  let outage = false;
-  return async <T>(request: () => Promise<T>): Promise<T> => {
-    for (;;) {
-      try {
-        const answer = await request();
-        outage = false;
-        return answer;
-      } catch (err) {
-        if (!isTransient(err) || o.clock.monotonic() >= deadline) throw err;
-        if (!outage) {
-          o.output.progress('');
-          o.output.err(`fleetts: ${err.message} (asking again until --health-timeout)`);
-        }
-        outage = true;
-        await o.clock.sleep(o.pollMs, o.signal);
-      }
-    }
-  };
+  return askAgainWhileTransient({
+    clock: o.clock,
+    output: o.output,
+    pollMs: o.pollMs,
+    signal: o.signal,
+    expired: () => o.clock.monotonic() >= deadline,
+    note: 'asking again until --health-timeout',
+  });
 }
 
 /** Polls until every unit reached what `assess` checks; throws RollError otherwise. */
