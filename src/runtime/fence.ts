@@ -4,7 +4,7 @@
 // so that the units of a fleetd that died (kill -9) stop before its lease can expire (docs/agent.md).
 
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { encodeFence, parseFence, type FenceRecord, type RecordProblem } from './records.js';
+import { encodeFence, parseFence, type FenceRecord, type RecordProblem } from './record-envelope.js';
 
 /** How a fence stop shows in the unit's status reason; the agent starts such a unit again. */
 export const FENCE_REASON_PREFIX = 'fenced:';

@@ -1,7 +1,7 @@
 // The per-unit supervisor process (like containerd-shim or conmon): spawned detached by the process
 // runtime as `node supervisor-main.js <unitDir>`, it runs the unit and outlives fleetd. Protocol in
-// supervisor-protocol.ts, records in records.ts. Imports only node builtins, small modules and zod
-// (for the records), to keep its memory low.
+// supervisor-protocol.ts, records in records.ts. Imports only node builtins and small modules, not
+// zod (record-envelope.ts says why), to keep its start cheap and its memory low.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +11,8 @@ import { JournalWriter } from './journal-writer.js';
 import { identify } from './proc.js';
 import { openProcessTree } from './process-tree.js';
 import { UnitSupervisor } from './supervisor.js';
-import { encodeSupervisorStatus, parseSupervisorConfig, type RecordProblem } from './records.js';
-import { writeFileAtomic, type SupervisorStatus } from './supervisor-protocol.js';
+import { readOwnRecord, SUPERVISOR_CONFIG_RECORD, type RecordProblem } from './record-envelope.js';
+import { writeFileAtomic, type SupervisorConfig, type SupervisorStatus } from './supervisor-protocol.js';
 import { lookupCredentials } from './users.js';
 
 /** How often the fence deadline is read: a small share of the 1.5 s between it and lease expiry. */
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   } catch (err) {
     return fatal(`cannot read ${configPath}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const decoded = parseSupervisorConfig(text, configPath);
+  const decoded = readOwnRecord<SupervisorConfig>(SUPERVISOR_CONFIG_RECORD, text, configPath);
   // The runtime reports the last line of supervisor.log as the unit's failure reason.
   if (!decoded.ok) return fatal(decoded.problem.message);
   const config = decoded.value;
@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   let last: SupervisorStatus | undefined;
   const writeStatus = (s: SupervisorStatus): void => {
     last = s;
-    writeFileAtomic(statusPath, encodeSupervisorStatus(s) + '\n');
+    // Plain JSON: fleetd reads it back through the schema (records.ts parseSupervisorStatus).
+    writeFileAtomic(statusPath, JSON.stringify(s) + '\n');
   };
   const journal = new JournalWriter(join(dir, 'journal.log'), config.journal);
   // pid + start time is unique for this boot: a token no other invocation can carry.

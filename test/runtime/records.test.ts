@@ -181,3 +181,18 @@ test('an unreadable fence counts as no deadline and is reported; a readable one 
   t.is(fenceOverdueMs(path, report), undefined);
   t.is(problems.length, 2);
 });
+
+test('fence.json is checked field by field without a schema library (the supervisors read it)', (t) => {
+  t.regex(
+    problem(parseFence('{"v":1,"until":"soon"}', '/f')).reason,
+    /^until: expected a number ≥ 0 or null, got "soon"/,
+  );
+  t.regex(problem(parseFence('{"v":1,"until":-5}', '/f')).reason, /^until: /);
+  t.deepEqual(
+    ok(parseFence('{"v":1,"until":5,"extra":true}', '/f')),
+    { v: 1, until: 5 },
+    'unknown fields dropped',
+  );
+  t.deepEqual(ok(parseFence('{"v":1,"until":null}', '/f')), { v: 1, until: null });
+  t.throws(() => encodeFence({ v: 1, until: Number.NaN }), { message: /refusing to write an invalid fence/ });
+});
