@@ -376,13 +376,13 @@ export class DevCluster {
    * Pulls the plug: every process in the host's namespace (its etcd member too) is SIGKILLed at
    * once, and addresses added at run time (a floating address) are gone with the host's memory.
    */
-  async powerOff(query: string): Promise<HostPlan> {
+  async powerOff(query: string, options: { readonly onKill?: () => void } = {}): Promise<HostPlan> {
     this.#requireRoot('power-off');
     const state = await this.#state();
     const plan = planCluster(state.input);
     const host = matchHost(plan.hosts, query);
     const ctx = new Applier(state);
-    await this.#killHosts([host]);
+    await this.#killHosts([host], options.onKill);
     await dropRuntimeAddresses(plan, host);
     await ctx.save({
       ...ctx.state,
@@ -744,11 +744,13 @@ export class DevCluster {
   }
 
   /** SIGKILLs every process of these hosts' namespaces (and their children) in one sweep. */
-  async #killHosts(hosts: readonly HostPlan[]): Promise<void> {
+  /** Kills every process of the hosts; `onKill` is called at the moment of the kill (after the pids are found). */
+  async #killHosts(hosts: readonly HostPlan[], onKill?: () => void): Promise<void> {
     const roots: number[] = [];
     for (const h of hosts) roots.push(...(await netnsPids(h.netns)));
     const pids = (await withDescendants(roots)).filter((p) => p !== process.pid);
     const cgroups = await fleettsCgroups(pids);
+    onKill?.();
     await killAll(pids, this.#deps.clock);
     for (const h of hosts) {
       await unmountUnder(h.stateDir);
