@@ -12,6 +12,8 @@
 //     AtMostOnce units stopping (before they start elsewhere), its plain units running on, and
 //     after heal one copy of each unit, nothing else moved.
 // Run alone: `node --import=tsx bench/control-plane-faults.bench.ts [faults|power-off|partition]`.
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { asUnitName, type UnitStatus } from '../src/cluster/types.js';
 import { systemClock } from '../src/lib/clock.js';
 import { DevCluster } from '../src/dev/dev-cluster.js';
@@ -48,6 +50,7 @@ const fencedNames = [1, 2, 3].map((i) => asUnitName(`fenced-${i}.service`));
 const fencedText = `${unitText}\n[X-Fleet]\nAtMostOnce=true\n`;
 
 let plan: ClusterPlan;
+let hostsOfRun: ClusterPlan['hosts'] = [];
 let registry: EtcdRegistry | undefined;
 
 /** unit → its running status (active, with a pid), read from etcd. */
@@ -454,6 +457,7 @@ try {
     ...(topology === undefined ? {} : { etcd: topology }),
   });
   plan = up.plan;
+  hostsOfRun = plan.hosts;
   registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints], requestTimeoutMs: 2_000 });
   await deploy(registry);
   await allRunning();
@@ -462,6 +466,11 @@ try {
   if (only.length === 0 || only.includes('partition')) partitionRows.push(await partitionRun());
 } finally {
   await registry?.close().catch(() => undefined);
+  // BENCH_KEEP_LOGS=<dir>: the fleetd logs of every host are copied there first (for a timeline).
+  const keep = process.env['BENCH_KEEP_LOGS'];
+  if (keep !== undefined)
+    for (const h of hostsOfRun)
+      await cp(join(h.stateDir, 'fleetd.log'), join(keep, h.name, 'fleetd.log')).catch(() => undefined);
   await dev.down({ purge: true });
 }
 
