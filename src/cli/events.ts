@@ -44,8 +44,8 @@ export function registerEvents(program: Command, ctx: CliContext): void {
       'after',
       `
 Without -f it prints the cluster's current state as events (hosts, drains, leader, placements,
-running and failed units, service instances, each at the revision it was written) and exits; with -f it
-goes on with each change as it happens.
+running and failed units, service instances, the last reload of each upstream, each at the revision it
+was written) and exits; with -f it goes on with each change as it happens.
 
 Examples:
   fleetts events                       the state now, as events
@@ -200,5 +200,7 @@ function describe(e: ClusterEvent): [string, string] {
         `${e.service}/${e.instance}`,
         `${e.address}${e.unit === undefined ? '' : ` (${e.unit}${e.machine === undefined ? '' : ` on ${e.machine}`})`}`,
       ];
+    case 'upstream.reloaded':
+      return [e.service, `nginx on ${e.host} reloaded with ${e.servers} server(s)`];
   }
 }

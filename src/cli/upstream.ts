@@ -1,5 +1,6 @@
 // `fleetts upstream`: keeps an nginx upstream file equal to the live instances of a service
-// (discovery/upstream-sync.ts): render, validate with nginx -t, swap atomically, reload nginx.
+// (discovery/upstream-sync.ts): render, validate with nginx -t, swap atomically, reload nginx; each
+// reload recorded in etcd (discovery/reload-recorder.ts) for the event stream.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
@@ -21,6 +22,7 @@ import {
   type UpstreamRenderOptions,
   upstreamName,
 } from '../discovery/render-upstream.js';
+import { ReloadRecorder } from '../discovery/reload-recorder.js';
 import { DEFAULT_DEBOUNCE_MS, UpstreamSync } from '../discovery/upstream-sync.js';
 import type { CliContext } from './main.js';
 import {
@@ -28,6 +30,7 @@ import {
   addMetricsOption,
   commandLogger,
   countFlag,
+  defaultHostname,
   type DiscoveryCommandDeps,
   durationFlag,
   ETCD_OPTIONS_HELP,
@@ -49,7 +52,11 @@ interface UpstreamFlags extends EtcdFlags {
   readonly keepalive: string;
   readonly keepaliveTimeout: string;
   readonly fallbackListen?: string;
+  readonly machine?: string;
 }
+
+/** What a host may be called in `upstreams/<host>/<service>` (as `fleetts floating-address --machine`). */
+const HOST_RE = /^[A-Za-z0-9@._:-]+$/;
 
 export function registerUpstream(program: Command, ctx: CliContext, deps: DiscoveryCommandDeps = {}): void {
   const cmd = program
@@ -89,6 +96,10 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
     .option(
       '--fallback-listen <addr>',
       'where the local 503 server listens (default: unix:/run/fleetts-upstream-NAME.sock)',
+    )
+    .option(
+      '--machine <id>',
+      'the host its reloads are recorded under, upstreams/HOST/SERVICE (default: $FLEETTS_MACHINE_ID, else the hostname)',
     );
   addMetricsOption(addEtcdOptions(cmd))
     .addHelpText(
@@ -117,6 +128,18 @@ Examples:
       const env = deps.env ?? process.env;
       const render = await renderOptions(flags);
       const debounceMs = durationFlag('--debounce', flags.debounce, 0);
+      const host = flags.machine ?? (env['FLEETTS_MACHINE_ID'] || undefined) ?? defaultHostname(deps);
+      if (!HOST_RE.test(host)) {
+        const from =
+          flags.machine !== undefined
+            ? '--machine'
+            : env['FLEETTS_MACHINE_ID']
+              ? '$FLEETTS_MACHINE_ID'
+              : 'the hostname';
+        throw new UsageError(
+          `host '${host}' (from ${from}) may only hold letters, digits and @ . _ : -: give one with --machine`,
+        );
+      }
       const log = commandLogger(flags, deps, 'fleetts-upstream');
       // One Random per run, seeded from entropy: balancers restarted together retry apart.
       const random = deps.random ?? createRandom(entropySeed());
@@ -126,6 +149,7 @@ Examples:
         throw err;
       });
       const stop = stopSignal(deps, ctx.signal);
+      const recorder = new ReloadRecorder({ registry, clock: ctx.clock, log, host, service: flags.service });
       try {
         const sink = new NginxSink({
           out: flags.out,
@@ -143,11 +167,13 @@ Examples:
           render: (instances) => renderUpstream(instances, render),
           sink,
           debounceMs,
+          onReloaded: (reload) => recorder.record(reload),
           ...(served.metrics === undefined ? {} : { metrics: served.metrics }),
         });
         await sync.run(stop.signal);
       } finally {
         stop.dispose();
+        await recorder.close();
         await registry.close();
         await served.close();
       }

@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Random } from '../lib/random.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { SidekickMetrics } from '../metrics/sidekick-metrics.js';
-import type { ServiceInstance, ServiceReader, WatchedSet } from '../registry/registry.js';
+import type { Revision, ServiceInstance, ServiceReader, WatchedSet } from '../registry/registry.js';
 import type { ApplyResult } from './nginx-sink.js';
 import { selectBackends } from './render-upstream.js';
 
@@ -32,6 +32,8 @@ export interface UpstreamSyncDeps {
   readonly render: (instances: readonly ServiceInstance[]) => string;
   readonly sink: { apply(text: string): Promise<ApplyResult> };
   readonly debounceMs?: number;
+  /** Told of each successful reload (ReloadRecorder: the `upstreams/` key); must not throw. */
+  readonly onReloaded?: (reload: { text: string; servers: number; revision: Revision }) => Promise<void>;
   /** Counts renders and reloads by result (`--metrics-listen`, docs/metrics.md). */
   readonly metrics?: Pick<SidekickMetrics, 'upstreamRenders' | 'upstreamReloads'>;
 }
@@ -110,7 +112,7 @@ export class UpstreamSync {
       const text = this.#d.render(set.items);
       const result = await this.#d.sink.apply(text);
       this.#count(result);
-      if (result.kind === 'reloaded')
+      if (result.kind === 'reloaded') {
         log.info(
           {
             event: 'upstream.synced',
@@ -120,6 +122,8 @@ export class UpstreamSync {
           },
           `${service}: ${backends.length} backend(s) live at revision ${set.revision}`,
         );
+        await this.#d.onReloaded?.({ text, servers: backends.length, revision: set.revision });
+      }
       return result.kind !== 'reload_failed';
     } catch (err) {
       this.#d.metrics?.upstreamRenders.inc({ service, result: 'error' });

@@ -77,6 +77,15 @@ export const clusterEvent = z.discriminatedUnion('kind', [
     machine: z.string().optional(),
     unit: z.string().optional(),
   }),
+  /** A `fleetts upstream` on `host` rendered the service's backends and reloaded nginx with them. */
+  z.object({
+    kind: z.literal('upstream.reloaded'),
+    ...common,
+    service: z.string(),
+    host: z.string(),
+    /** Live backends in the file nginx now runs. */
+    servers: z.number().int(),
+  }),
 ]);
 
 export type ClusterEvent = z.infer<typeof clusterEvent>;
@@ -97,6 +106,7 @@ const RANK: Readonly<Record<ClusterEventKind, number>> = {
   'unit.started': 10,
   'service.withdrawn': 11,
   'service.announced': 12,
+  'upstream.reloaded': 13,
 };
 
 /** A key change decoded: what the key names, and its value before and after (undefined: absent or corrupt). */
@@ -258,6 +268,14 @@ export function eventsOfRevision(
       out.push({ kind: 'service.announced', ...at, time: v.since, ...ids, ...serviceFields(v) });
   }
 
+  for (const c of of('upstream')) {
+    // Each reload rewrites the key; its deletion is only the sidekick's lease ending.
+    if (c.deleted) continue;
+    const v = value('upstream', c.kv);
+    if (v !== undefined)
+      out.push({ kind: 'upstream.reloaded', ...at, time: v.reloadedAt, ...upstreamFields(c.key, v) });
+  }
+
   return stableSort(out);
 }
 
@@ -345,6 +363,18 @@ export function eventsOfState(
           });
         break;
       }
+      case 'upstream': {
+        const v = value('upstream', kv);
+        if (v !== undefined)
+          out.push({
+            kind: 'upstream.reloaded',
+            ...base,
+            revision: kv.modRevision,
+            time: v.reloadedAt,
+            ...upstreamFields(key, v),
+          });
+        break;
+      }
       default:
         break;
     }
@@ -411,6 +441,13 @@ const RUNNING: ReadonlySet<string> = new Set(['active', 'activating', 'deactivat
 function value<K extends ValueKind>(kind: K, kv: KeyValue): StoredValue<K> | undefined {
   const decoded = decodeValue(kind, kv.key, kv.value);
   return decoded.ok ? decoded.value : undefined;
+}
+
+function upstreamFields(
+  key: Extract<ParsedKey, { kind: 'upstream' }>,
+  v: StoredValue<'upstream'>,
+): { service: string; host: string; servers: number } {
+  return { service: key.service, host: key.host, servers: v.servers };
 }
 
 function serviceFields(v: StoredValue<'service'>): { address: string; machine?: string; unit?: string } {

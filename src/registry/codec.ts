@@ -112,6 +112,22 @@ export const rolloutValue = z.object({
   startedAt: iso,
 });
 
+/**
+ * `upstreams/<host>/<service>` (under the lease of the `fleetts upstream` that writes it): its last
+ * successful render and reload of nginx. Rewritten on each reload; the event stream's
+ * `upstream.reloaded`.
+ */
+export const upstreamValue = z.object({
+  v: z.literal(1),
+  /** Live backends in the rendered file. */
+  servers: z.number().int().nonnegative(),
+  /** sha256 (hex) of the file nginx was reloaded with. */
+  checksum: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The etcd revision of `services/<service>/` the file was rendered from. */
+  revision: z.number().int().nonnegative(),
+  reloadedAt: iso,
+});
+
 export const codecs = {
   machine: machineValue,
   machineMetadata: machineMetadataValue,
@@ -125,6 +141,7 @@ export const codecs = {
   service: serviceValue,
   claim: claimValue,
   rollout: rolloutValue,
+  upstream: upstreamValue,
 } as const;
 
 export type ValueKind = keyof typeof codecs;
@@ -159,6 +176,7 @@ const MAX_VALUE_BYTES: Readonly<Record<ValueKind, number | undefined>> = {
   service: 16 * 1024,
   claim: 4 * 1024,
   rollout: 6 * MAX_UNIT_FILE_BYTES + 1024,
+  upstream: 4 * 1024,
 };
 
 export type Decoded<T> =

@@ -22,7 +22,8 @@ export type ParsedKey =
   | { readonly kind: 'service'; readonly service: string; readonly instance: string }
   | { readonly kind: 'claim'; readonly unit: UnitName }
   | { readonly kind: 'floating'; readonly address: string }
-  | { readonly kind: 'rollout'; readonly unit: UnitName };
+  | { readonly kind: 'rollout'; readonly unit: UnitName }
+  | { readonly kind: 'upstream'; readonly host: string; readonly service: string };
 
 /** A key range `[start, end)` as etcd ranges and watches take it. */
 export interface KeyRange {
@@ -45,6 +46,7 @@ export const TREES = {
   claims: 'claims/',
   floating: 'floating/',
   rollouts: 'rollouts/',
+  upstreams: 'upstreams/',
 } as const;
 
 export class RegistryKeys {
@@ -106,6 +108,12 @@ export class RegistryKeys {
   /** The rollout record of a template (or unit): its previous file, kept for `rollout --rollback`. */
   rollout(unit: UnitName): string {
     return this.prefix + TREES.rollouts + segment(unit, 'unit name');
+  }
+  /** The last reload of one `fleetts upstream` (under its lease): which host, which service. */
+  upstream(host: string, service: string): string {
+    return (
+      this.prefix + TREES.upstreams + segment(host, 'host name') + '/' + segment(service, 'service name')
+    );
   }
   service(service: string, instance: string): string {
     return this.instancesOf(service).start + segment(instance, 'service instance');
@@ -211,6 +219,9 @@ export class RegistryKeys {
       case 'rollouts':
         parsed = { kind: 'rollout', unit: asUnitName(a) };
         break;
+      case 'upstreams':
+        parsed = { kind: 'upstream', host: a, service: b ?? '' };
+        break;
     }
     return { ok: true, parsed, tree, name };
   }
@@ -249,6 +260,7 @@ const UNIT_SEGMENT: Readonly<Record<TreeName, number | undefined>> = {
   claims: 0,
   floating: undefined,
   rollouts: 0,
+  upstreams: undefined,
 };
 
 /** `machines/` → `machines`, … */
@@ -271,6 +283,7 @@ const SEGMENTS: Readonly<Record<TreeName, number>> = {
   claims: 1,
   floating: 1,
   rollouts: 1,
+  upstreams: 2,
 };
 
 /** The range of every key that starts with `prefix` (etcd's `range_end = prefix + 1`). */

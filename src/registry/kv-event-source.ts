@@ -26,6 +26,7 @@ export class KvEventSource implements ClusterEventSource {
     const trees = [
       keys.tree('machines'),
       keys.tree('drains'),
+      keys.tree('upstreams'),
       keys.tree('engine'),
       keys.tree('assignments'),
       keys.tree('statuses'),

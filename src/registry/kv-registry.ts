@@ -44,6 +44,7 @@ import type {
   Registry,
   RolloutRecord,
   ServiceInstance,
+  UpstreamReload,
   SnapshotOptions,
   StorageUsage,
   Subscription,
@@ -216,6 +217,9 @@ export class KvRegistry implements Registry {
   }
   withdraw(service: string, instance: string, lease?: Pick<LeaseHandle, 'leaseId'>): Promise<void> {
     return this.#services.withdraw(service, instance, lease);
+  }
+  recordUpstreamReload(lease: Pick<LeaseHandle, 'leaseId'>, reload: UpstreamReload): Promise<Revision> {
+    return this.#services.recordUpstreamReload(lease, reload);
   }
   listServiceInstances(service: string): Promise<WatchedSet<ServiceInstance>> {
     return this.#services.listServiceInstances(service);

@@ -1,5 +1,6 @@
 // Discovery over the Kv: kept leases for announcers, `services/<service>/<instance>` written under
-// them, and level-triggered reads of a service's live instances.
+// them (and `upstreams/<host>/<service>`, each upstream's last reload), and level-triggered reads of
+// a service's live instances.
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
 import type { DecodeProblem } from './codec.js';
@@ -19,11 +20,15 @@ import type {
   ServiceLister,
   ServiceReader,
   Subscription,
+  UpstreamReload,
+  UpstreamReporter,
   WatchedSet,
 } from './registry.js';
 import { watchRangeSet } from './watch-range.js';
 
-export class KvServiceStore implements LeaseSource, ServiceAnnouncer, ServiceReader, ServiceLister {
+export class KvServiceStore
+  implements LeaseSource, ServiceAnnouncer, UpstreamReporter, ServiceReader, ServiceLister
+{
   readonly #core: KvCore;
   readonly #kv: Kv;
   readonly #keys: RegistryKeys;
@@ -88,6 +93,22 @@ export class KvServiceStore implements LeaseSource, ServiceAnnouncer, ServiceRea
           lease: lease.leaseId,
         },
       ],
+    });
+    return res.revision;
+  }
+
+  async recordUpstreamReload(lease: Pick<LeaseHandle, 'leaseId'>, reload: UpstreamReload): Promise<Revision> {
+    const value = encodeValue('upstream', {
+      v: 1,
+      servers: reload.servers,
+      checksum: reload.checksum,
+      revision: reload.revision,
+      reloadedAt: reload.reloadedAt,
+    });
+    const key = this.#keys.upstream(reload.host, reload.service);
+    const res = await this.#kv.txn({
+      compare: [],
+      success: [{ kind: 'put', key, value, lease: lease.leaseId }],
     });
     return res.revision;
   }

@@ -470,6 +470,25 @@ export interface ServiceAnnouncer {
   withdraw(service: string, instance: string, lease?: Pick<LeaseHandle, 'leaseId'>): Promise<void>;
 }
 
+/** One reload of nginx by `fleetts upstream`: what it rendered (docs/upstream.md). */
+export interface UpstreamReload {
+  readonly host: string;
+  readonly service: string;
+  /** Live backends in the file. */
+  readonly servers: number;
+  /** sha256 (hex) of the file. */
+  readonly checksum: string;
+  /** The revision of `services/<service>/` it was rendered from. */
+  readonly revision: Revision;
+  readonly reloadedAt: string;
+}
+
+/** Writes of `upstreams/`: each `fleetts upstream` records its reloads under its own lease. */
+export interface UpstreamReporter {
+  /** Puts `upstreams/<host>/<service>` under `lease` (gone with it); the revision of the write. */
+  recordUpstreamReload(lease: Pick<LeaseHandle, 'leaseId'>, reload: UpstreamReload): Promise<Revision>;
+}
+
 /** Reads of `services/`: upstream renderers, Galera members, demo clients. */
 export interface ServiceReader {
   listServiceInstances(service: string): Promise<WatchedSet<ServiceInstance>>;
@@ -550,6 +569,7 @@ export interface Registry
     StatusStore,
     LeaseSource,
     ServiceAnnouncer,
+    UpstreamReporter,
     ServiceReader,
     ServiceLister,
     ClusterWatcher,

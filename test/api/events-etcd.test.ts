@@ -7,6 +7,7 @@ import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { buildApp, type ApiApp } from '../../src/api/build-app.js';
 import { EventStreamStats } from '../../src/api/event-stream.js';
+import { ReloadRecorder } from '../../src/discovery/reload-recorder.js';
 import { NO_LOCAL_UNITS } from '../../src/api/local-units.js';
 import type { EventMessage } from '../../src/api/schemas.js';
 import { eventMessage } from '../../src/api/schemas.js';
@@ -37,6 +38,7 @@ const T = '2026-12-06T03:00:00.000Z';
 
 interface Env {
   readonly keys: RegistryKeys;
+  readonly registry: KvRegistry;
   readonly kv: EtcdKv;
   readonly app: ApiApp;
   readonly url: string;
@@ -71,6 +73,7 @@ async function setUp(): Promise<Env> {
   const { port } = app.server.address() as AddressInfo;
   return {
     keys: new RegistryKeys(prefix),
+    registry,
     kv,
     app,
     url: `http://127.0.0.1:${port}`,
@@ -390,6 +393,53 @@ test.serial('a drain and an undrain as events, live and in the state', async (t)
   live.close();
   await waitFor('every stream to close', () => env.stats.open === 0);
 });
+
+test.serial(
+  'a reload recorded by `fleetts upstream` is upstream.reloaded, live, in the state and in `fleetts events`',
+  async (t) => {
+    const env = await setUp();
+    t.teardown(() => env.close());
+    const clock = { ...systemClock, now: () => Date.parse(T) };
+    const recorder = new ReloadRecorder({
+      registry: env.registry,
+      clock,
+      log: silentLogger,
+      host: 'lb1',
+      service: 'web',
+    });
+    t.teardown(() => recorder.close());
+    const live = await open(env, '');
+    await live.until('the end of the state', (ms) => ms.some((m) => m.kind === 'stream.synced'));
+    await recorder.record({ text: 'upstream web { server 10.0.0.1:80; }\n', servers: 1, revision: 5 });
+    await live.until('the reload', (ms) => ms.some((m) => m.kind === 'upstream.reloaded'));
+    const reloaded = live.messages.find((m) => m.kind === 'upstream.reloaded');
+    t.like(reloaded, { kind: 'upstream.reloaded', service: 'web', host: 'lb1', servers: 1, time: T });
+    t.is(reloaded?.snapshot, undefined);
+    const stored = await env.kv.range(env.keys.upstream('lb1', 'web'));
+    t.not(stored.kvs[0]?.lease, '0', 'under the sidekick’s lease');
+
+    const once = new BufferOutput();
+    t.is(await run(['--endpoint', env.url, '--token', TOKEN, 'events'], once), 0, once.stderr);
+    t.deepEqual(
+      once.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/ {2,}/)),
+      [[T, 'upstream.reloaded', 'web', 'nginx on lb1 reloaded with 1 server(s) (state)']],
+    );
+
+    // The sidekick stopping revokes its lease: the key goes, and with it the state's reload.
+    await recorder.close();
+    const state = await open(env, '?follow=false');
+    await state.ended;
+    t.deepEqual(
+      state.messages.filter((m) => m.kind !== 'stream.synced'),
+      [],
+    );
+    live.close();
+    await waitFor('every stream to close', () => env.stats.open === 0);
+  },
+);
 
 test.serial(
   'compacted history is a 410 that says to start again; bad cursors and no token are refused',

@@ -68,6 +68,10 @@ const usageErrors: readonly [string[], string][] = [
     "upstream name 'a b' may only hold letters, digits, '_', '.' and '-'",
   ],
   [
+    ['upstream', '--service', 'web', '--out', '/tmp/x.conf', '--machine', 'lb/1'],
+    "host 'lb/1' (from --machine) may only hold letters, digits and @ . _ : -: give one with --machine",
+  ],
+  [
     ['upstream', '--service', 'web', '--out', '/tmp/x.conf', '--template', '/nonexistent.tpl'],
     "--template: cannot read /nonexistent.tpl: ENOENT: no such file or directory, open '/nonexistent.tpl'",
   ],

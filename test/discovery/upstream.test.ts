@@ -66,6 +66,8 @@ async function farm(options: { template?: string } = {}): Promise<Farm> {
     nginx.checkCmd,
     '--reload-cmd',
     nginx.reloadCmd,
+    '--machine',
+    'lb1',
   ];
   args.push('--fallback-listen', fallback, '--etcd-endpoints', etcd().endpoint, '--etcd-key-prefix', prefix);
   if (options.template !== undefined) {
@@ -114,6 +116,13 @@ async function synced(f: Farm): Promise<string> {
   });
 }
 
+/** The reloads recorded in etcd (`upstreams/`), as the event stream has them. */
+async function recorded(f: Farm): Promise<{ host: string; service: string; servers: number }[]> {
+  return (await f.registry.eventState()).events.flatMap((e) =>
+    e.kind === 'upstream.reloaded' ? [{ host: e.host, service: e.service, servers: e.servers }] : [],
+  );
+}
+
 async function pages(url: string, n: number): Promise<{ statuses: number[]; bodies: Set<string> }> {
   const statuses: number[] = [];
   const bodies = new Set<string>();
@@ -146,6 +155,11 @@ test.serial(
       text,
       new RegExp(`server ${a.address} ${DEFAULT_SERVER_PARAMS};[^\\n]*\\n {4}server ${b.address} `),
     );
+    // Each reload is recorded under the sidekick's lease, for the event stream (upstream.reloaded).
+    await waitFor('the reload with two servers in etcd', async () =>
+      (await recorded(f)).some((r) => r.servers === 2) ? true : undefined,
+    );
+    t.deepEqual(await recorded(f), [{ host: 'lb1', service: 'web', servers: 2 }]);
     let seen = await pages(f.nginx.url, 6);
     t.deepEqual(seen.statuses, [200, 200, 200, 200, 200, 200]);
     t.deepEqual(seen.bodies, new Set([a.page, b.page]), 'round robin reaches both backends');
@@ -175,6 +189,12 @@ test.serial(
     t.is(res.status, 503);
     t.regex(res.body, /503 Service Unavailable/);
     t.is(f.upstream.events('upstream.invalid').length, 0);
+    await waitFor('the reload with no server in etcd', async () =>
+      (await recorded(f)).some((r) => r.servers === 0) ? true : undefined,
+    );
+    // Stopped, it revokes its lease: its record goes at once.
+    t.is(await f.upstream.stop('SIGTERM'), 0);
+    t.deepEqual(await recorded(f), []);
   },
 );
 
@@ -226,6 +246,7 @@ test.serial(
     t.true(f.upstream.running(), 'still running, waiting for the next change');
     t.is(f.upstream.events('upstream.reloaded').length, 0);
     t.is(await f.nginx.reloads(), 0, 'nginx was never reloaded');
+    t.deepEqual(await recorded(f), [], 'no reload recorded');
     t.is((await httpGet(f.nginx.url)).status, 503, 'nginx still serves the previous configuration');
     t.is(await f.upstream.stop('SIGTERM'), 0);
   },

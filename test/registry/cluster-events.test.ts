@@ -340,3 +340,51 @@ test('drains: drained when `fleetts drain` writes the key, undrained when it is 
   ]);
   t.true(eventMatches({ kind: 'host.drained', revision: 1, time: since, machine: A }, { machine: A }));
 });
+
+test('upstreams: every write of upstreams/<host>/<service> is a reload; its deletion (the sidekick gone) is none', (t) => {
+  const reloadedAt = '2026-12-06T03:00:07.000Z';
+  const reload = (servers: number, at = reloadedAt) =>
+    enc('upstream', { v: 1, servers, checksum: 'a'.repeat(64), revision: 42, reloadedAt: at });
+  const key = keys.upstream('lb1', 'web');
+  t.deepEqual(derive([put(key, reload(3))]), [
+    { kind: 'upstream.reloaded', revision: REV, time: reloadedAt, service: 'web', host: 'lb1', servers: 3 },
+  ]);
+  t.deepEqual(
+    derive([put(key, reload(2, '2026-12-06T03:00:09.000Z'), reload(3))]),
+    [
+      {
+        kind: 'upstream.reloaded',
+        revision: REV,
+        time: '2026-12-06T03:00:09.000Z',
+        service: 'web',
+        host: 'lb1',
+        servers: 2,
+      },
+    ],
+    'a reload after the first rewrites the key',
+  );
+  t.deepEqual(derive([del(key, reload(3))]), [], 'the lease of the sidekick ended');
+  t.deepEqual(derive([put(key, '{"v":1,"servers":-1}')]), [], 'a corrupt value is no event');
+  // The instance that went and the reload without it, in one revision: the withdrawal first.
+  const both = derive([
+    put(key, reload(0)),
+    del(keys.service('web', 'web-1'), enc('service', { v: 1, address: '10.0.0.1:80', since: SEEN })),
+  ]);
+  t.deepEqual(
+    both.map((e) => e.kind),
+    ['service.withdrawn', 'upstream.reloaded'],
+  );
+  t.deepEqual(eventsOfState(keys, [kv(key, reload(3), { create: 40, mod: 60 })], SEEN), [
+    {
+      kind: 'upstream.reloaded',
+      revision: 60,
+      time: reloadedAt,
+      service: 'web',
+      host: 'lb1',
+      servers: 3,
+      snapshot: true,
+    },
+  ]);
+  t.is(keys.parse(key)?.kind, 'upstream');
+  t.is(keys.inspect(`/ev/upstreams/lb1`).ok, false, 'a host without a service');
+});
