@@ -4,7 +4,13 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import type { LeaseHandle, LeaseSource, Revision, UpstreamReporter } from '../registry/registry.js';
+import type {
+  LeaseHandle,
+  LeaseSource,
+  Revision,
+  UpstreamReload,
+  UpstreamReporter,
+} from '../registry/registry.js';
 
 export interface ReloadRecorderDeps {
   readonly registry: LeaseSource & UpstreamReporter;
@@ -21,20 +27,63 @@ export interface ReloadDone {
   readonly revision: Revision;
 }
 
+/**
+ * Writes each reload in the background, one write at a time: the sync loop never waits for etcd
+ * (a slow or unreachable etcd must not delay the next reload of nginx), and reloads that come while
+ * a write is in flight are coalesced into one write of the latest. So a burst of reloads may show
+ * as fewer `upstream.reloaded` events, the last one always with what nginx runs now.
+ */
 export class ReloadRecorder {
   readonly #d: ReloadRecorderDeps;
   #lease: LeaseHandle | undefined;
+  /** The latest reload not yet being written. */
+  #pending: UpstreamReload | undefined;
+  /** The background writer while one runs. */
+  #writer: Promise<void> | undefined;
+  #closed = false;
 
   constructor(deps: ReloadRecorderDeps) {
     this.#d = deps;
   }
 
   /**
-   * Records a reload. Never throws: nginx runs the new file whatever etcd says, so a failed write
-   * is logged and the next reload writes again (on a new lease if this one was lost).
+   * Records a reload (its time: now). Returns at once; never throws: nginx runs the new file
+   * whatever etcd says, so a failed write is logged and the next reload writes again (on a new
+   * lease if this one was lost).
    */
-  async record(reload: ReloadDone): Promise<void> {
-    const { registry, clock, log, host, service } = this.#d;
+  record(reload: ReloadDone): void {
+    if (this.#closed) return;
+    const { clock, host, service } = this.#d;
+    this.#pending = {
+      host,
+      service,
+      servers: reload.servers,
+      checksum: createHash('sha256').update(reload.text).digest('hex'),
+      revision: reload.revision,
+      reloadedAt: new Date(clock.now()).toISOString(),
+    };
+    this.#writer ??= this.#drain();
+  }
+
+  /** Resolves when every reload recorded so far has been written (or its write has failed). */
+  async settled(): Promise<void> {
+    await this.#writer;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (let next = this.#pending; next !== undefined && !this.#closed; next = this.#pending) {
+        this.#pending = undefined;
+        await this.#write(next);
+      }
+    } finally {
+      // In the same turn as the loop's last check: a record() after this starts a new writer.
+      this.#writer = undefined;
+    }
+  }
+
+  async #write(reload: UpstreamReload): Promise<void> {
+    const { registry, log, host, service } = this.#d;
     try {
       if (this.#lease === undefined || this.#lease.signal.aborted) {
         // A lost lease is over; closing it only makes sure.
@@ -42,14 +91,7 @@ export class ReloadRecorder {
         this.#lease = undefined;
         this.#lease = await registry.openLease();
       }
-      await registry.recordUpstreamReload(this.#lease, {
-        host,
-        service,
-        servers: reload.servers,
-        checksum: createHash('sha256').update(reload.text).digest('hex'),
-        revision: reload.revision,
-        reloadedAt: new Date(clock.now()).toISOString(),
-      });
+      await registry.recordUpstreamReload(this.#lease, reload);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       log.warn(
@@ -59,8 +101,11 @@ export class ReloadRecorder {
     }
   }
 
-  /** Revokes the lease: the key goes at once. */
+  /** Lets a write in flight finish, drops any other, and revokes the lease: the key goes at once. */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#pending = undefined;
+    await this.#writer;
     const lease = this.#lease;
     this.#lease = undefined;
     await lease?.close().catch(() => undefined);

@@ -32,8 +32,11 @@ export interface UpstreamSyncDeps {
   readonly render: (instances: readonly ServiceInstance[]) => string;
   readonly sink: { apply(text: string): Promise<ApplyResult> };
   readonly debounceMs?: number;
-  /** Told of each successful reload (ReloadRecorder: the `upstreams/` key); must not throw. */
-  readonly onReloaded?: (reload: { text: string; servers: number; revision: Revision }) => Promise<void>;
+  /**
+   * Told of each successful reload (ReloadRecorder: the `upstreams/` key); must return at once and
+   * not throw: the next reload never waits for it.
+   */
+  readonly onReloaded?: (reload: { text: string; servers: number; revision: Revision }) => void;
   /** Counts renders and reloads by result (`--metrics-listen`, docs/metrics.md). */
   readonly metrics?: Pick<SidekickMetrics, 'upstreamRenders' | 'upstreamReloads'>;
 }
@@ -122,7 +125,7 @@ export class UpstreamSync {
           },
           `${service}: ${backends.length} backend(s) live at revision ${set.revision}`,
         );
-        await this.#d.onReloaded?.({ text, servers: backends.length, revision: set.revision });
+        this.#d.onReloaded?.({ text, servers: backends.length, revision: set.revision });
       }
       return result.kind !== 'reload_failed';
     } catch (err) {

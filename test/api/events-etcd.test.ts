@@ -410,7 +410,7 @@ test.serial(
     t.teardown(() => recorder.close());
     const live = await open(env, '');
     await live.until('the end of the state', (ms) => ms.some((m) => m.kind === 'stream.synced'));
-    await recorder.record({ text: 'upstream web { server 10.0.0.1:80; }\n', servers: 1, revision: 5 });
+    recorder.record({ text: 'upstream web { server 10.0.0.1:80; }\n', servers: 1, revision: 5 });
     await live.until('the reload', (ms) => ms.some((m) => m.kind === 'upstream.reloaded'));
     const reloaded = live.messages.find((m) => m.kind === 'upstream.reloaded');
     t.like(reloaded, { kind: 'upstream.reloaded', service: 'web', host: 'lb1', servers: 1, time: T });

@@ -41,7 +41,9 @@ async function farm(options: { template?: string } = {}): Promise<Farm> {
   const prefix = randomPrefix();
   const registry = createEtcdRegistry({ endpoints: [etcd().endpoint], prefix });
   cleanups.push(() => registry.close());
-  const lease = await registry.openLease({ ttlMs: 10_000 });
+  // The test's announcements: long-lived, so that a starved test process (seen at a load of 22
+  // on 2 cores) does not lose them mid-burst; nothing here tests their expiry.
+  const lease = await registry.openLease({ ttlMs: 60_000 });
   cleanups.push(() => lease.close());
   let fallback = '';
   // nginx needs the upstream before it can start: seed the file `fleetts upstream` writes for no instance.
