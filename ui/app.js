@@ -207,7 +207,7 @@ function hostCard(h) {
   const lost = h.up ? [] : (state.failovers.find((f) => f.machine === h.id)?.units ?? []);
   return el(
     'div',
-    { class: 'card', 'data-host': h.id, 'data-state': h.up ? 'up' : 'down' },
+    { class: 'card', 'data-host': h.id, 'data-state': h.up ? 'up' : 'down', 'data-memory': h.memoryBytes },
     el(
       'h3',
       {},
@@ -219,11 +219,20 @@ function hostCard(h) {
     el(
       'div',
       { class: 'meta' },
-      [h.ip, h.version, h.up ? `${h.units} units` : undefined].filter(Boolean).join(' · '),
+      [h.ip, h.version, h.up ? `${h.units} units` : undefined, memory(h.memoryBytes)]
+        .filter(Boolean)
+        .join(' · '),
     ),
     units.length > 0 ? el('ul', {}, units) : undefined,
     lost.length > 0 ? el('div', { class: 'meta' }, `had: ${lost.join(', ')}`) : undefined,
   );
+}
+
+/** A host's total memory (bytes, from its fleetd) as `15.6 GiB memory`; undefined when not known. */
+function memory(bytes) {
+  if (typeof bytes !== 'number') return undefined;
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB memory` : `${Math.round(bytes / 2 ** 20)} MiB memory`;
 }
 
 function unplacedCard() {
@@ -322,7 +331,9 @@ function eventLine(e) {
           ? `on ${e.machine}${e.reason === undefined ? '' : `: ${e.reason}`}`
           : e.kind === 'host.lost'
             ? e.units.join(', ')
-            : '';
+            : e.kind === 'upstream.reloaded'
+              ? `nginx on ${e.host}: ${e.servers} server(s)`
+              : '';
   const time = clock(e.time);
   return el(
     'li',

@@ -210,6 +210,8 @@ export const machineEntry = z
     apiAddress: z.string().optional(),
     version: z.string(),
     startedAt: iso,
+    /** The host's total memory in bytes, as its fleetd read it at start (absent from older fleetds). */
+    memoryBytes: z.number().int().optional(),
     /** Units assigned to the machine. */
     units: z.number().int(),
     /** Set while the machine is drained (`fleetts drain`): it takes no new placements. */

@@ -68,6 +68,7 @@ export function summarizeMachines(snapshot: ClusterSnapshot): MachineEntry[] {
     ...(m.apiAddress === undefined ? {} : { apiAddress: m.apiAddress }),
     version: m.version,
     startedAt: m.startedAt,
+    ...(m.memoryBytes === undefined ? {} : { memoryBytes: m.memoryBytes }),
     units: counts.get(m.id) ?? 0,
     ...drainOf(snapshot, m.id, counts.get(m.id) ?? 0),
   }));

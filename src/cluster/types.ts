@@ -65,6 +65,8 @@ export interface Machine {
   readonly version: string;
   /** ISO-8601 time the fleetd process started. */
   readonly startedAt: string;
+  /** The host's total memory in bytes, as its fleetd read it at start (unset from older fleetds). */
+  readonly memoryBytes?: number;
 }
 
 /** The desired state of one unit: its file (by hash) and target state, as the user set them. */

@@ -2,6 +2,7 @@
 // serves the API, keeps the host's membership in etcd (re-registering after a loss), runs the
 // engine (leader-elected) and the agent (this host's units on the process and Docker runtimes).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Agent, type AgentPeers } from '../agent/agent.js';
 import { selfLeaseReport, trustedDead, type SelfLeaseReport } from '../agent/peer-check.js';
@@ -320,6 +321,7 @@ export class Fleetd {
         apiAddress: this.#apiAddress(),
         version: VERSION,
         startedAt: new Date(this.#deps.clock.now()).toISOString(),
+        memoryBytes: totalmem(),
       },
       {
         ttlMs: config.leaseTtlMs,

@@ -20,6 +20,8 @@ export const machineValue = z.object({
   apiAddress: z.string().optional(),
   version: z.string(),
   startedAt: iso,
+  /** The host's total memory in bytes (os.totalmem() when fleetd started); optional: older fleetds write none. */
+  memoryBytes: z.number().int().positive().optional(),
 });
 
 export const machineMetadataValue = z.object({ v: z.literal(1), metadata });

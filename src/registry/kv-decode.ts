@@ -164,6 +164,7 @@ export function decodeMachines(
       ...(value.apiAddress === undefined ? {} : { apiAddress: value.apiAddress }),
       version: value.version,
       startedAt: value.startedAt,
+      ...(value.memoryBytes === undefined ? {} : { memoryBytes: value.memoryBytes }),
       createRevision: kv.createRevision,
     });
   }

@@ -60,6 +60,7 @@ export class KvMachineStore implements MachineStore {
       ...(machine.apiAddress === undefined ? {} : { apiAddress: machine.apiAddress }),
       version: machine.version,
       startedAt: machine.startedAt,
+      ...(machine.memoryBytes === undefined ? {} : { memoryBytes: machine.memoryBytes }),
     });
     const leaseOptions: LeaseOptions = { ...this.#core.leaseDefaults, ...options };
     const resumed =
