@@ -110,7 +110,10 @@ export interface AgentPeers {
 }
 
 /** What an agent uses of the registry: its own assignments, unit files, its statuses and run claims. */
-export type AgentRegistry = AssignmentWatcher & UnitFileReader & StatusWriter & ClaimStore;
+export type AgentRegistry = AssignmentWatcher &
+  UnitFileReader &
+  StatusWriter &
+  Pick<ClaimStore, 'claimUnit' | 'releaseUnit'>;
 
 export interface AgentDeps {
   readonly registry: AgentRegistry;

@@ -14,6 +14,7 @@ import type { FleetMetrics } from '../metrics/fleet-metrics.js';
 import type { LeaderTerm, TermEnd } from '../registry/leadership.js';
 import type {
   AssignmentChange,
+  ClaimStore,
   ClusterSnapshot,
   ClusterWatcher,
   ConnectionHealth,
@@ -56,7 +57,12 @@ export const DEFAULT_RECONNECT_GRACE_MS = Math.max(
 );
 
 /** What the engine uses of the registry: it reads snapshots, is woken by watches, and writes fenced plans as leader. */
-export type EngineRegistry = ConnectionHealth & SnapshotReader & ClusterWatcher & LeaderElection & PlanWriter;
+export type EngineRegistry = ConnectionHealth &
+  SnapshotReader &
+  ClusterWatcher &
+  LeaderElection &
+  PlanWriter &
+  Pick<ClaimStore, 'releaseDeadHolder'>;
 
 export interface EngineDeps {
   readonly registry: EngineRegistry;
@@ -133,6 +139,8 @@ export class Engine {
   #wake: Wakeup | undefined;
   /** The dead machines last logged, and the AtMostOnce units last held on them (each logged once). */
   #deadLogged = '';
+  /** The machines this pass treats as dead (peer-confirmed, lease not expired yet). */
+  #gone: ReadonlySet<MachineId> = new Set();
   #deadHoldLogged = '';
   readonly stats: EngineStats = {
     terms: 0,
@@ -457,6 +465,7 @@ export class Engine {
       this.#deps.registry.health.lastFailureAt(),
       this.#deps.clock.monotonic(),
     );
+    this.#gone = new Set();
     if (dead.size === 0) return snapshot;
     // Only the registration found dead (its create revision): one registered since is a new boot.
     const gone = [...dead].flatMap(([m, rev]) => {
@@ -464,6 +473,7 @@ export class Engine {
       return record !== undefined && (rev === undefined || record.createRevision === rev) ? [m] : [];
     });
     if (gone.length === 0) return snapshot;
+    this.#gone = new Set(gone);
     const machines = new Map(snapshot.machines);
     for (const m of gone) machines.delete(m);
     gone.sort();
@@ -475,6 +485,30 @@ export class Engine {
       );
     }
     return { ...snapshot, machines };
+  }
+
+  /**
+   * The run claims of units just moved off machines found dead: their claim lives on the dead
+   * machine's lease, which outlives it; released here, the new host starts the unit at once
+   * instead of when its own peer watch reaches the same verdict (up to a probe round later) or the
+   * lease expires. AtMostOnce units are never among them: they are held on the dead machine.
+   * Best effort: the new host's agent takes the claim over on its own verdict otherwise.
+   */
+  async #releaseDeadClaims(moved: readonly AssignDecision[]): Promise<void> {
+    const gone = this.#gone;
+    const off = moved.filter((d) => d.movedFrom !== undefined && gone.has(d.movedFrom));
+    if (off.length === 0) return;
+    const released = await Promise.all(
+      off.map((d) =>
+        this.#deps.registry.releaseDeadHolder(d.unit, d.movedFrom as MachineId).catch(() => false),
+      ),
+    );
+    const units = off.filter((_, i) => released[i]).map((d) => d.unit);
+    if (units.length > 0)
+      this.#deps.log.info(
+        { event: 'engine.claims_released', units, machines: [...new Set(off.map((d) => d.movedFrom))] },
+        `released the run claims of ${units.join(', ')} held by dead machines, for their new hosts`,
+      );
   }
 
   /** Logs the AtMostOnce units kept on dead machines until their lease expires, once per set. */
@@ -583,6 +617,7 @@ export class Engine {
           { event: 'engine.unit_moved', unit: d.unit, from: d.movedFrom, to: d.machine, reason: d.reason },
           `moved ${d.unit} from ${d.movedFrom ?? '?'} to ${d.machine}: ${d.reason}`,
         );
+      await this.#releaseDeadClaims(moved);
       for (const d of decisions) {
         if (d.kind === 'unschedulable' || (d.kind === 'assign' && d.movedFrom !== undefined)) continue;
         log.debug(

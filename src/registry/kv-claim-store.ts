@@ -53,6 +53,19 @@ export class KvClaimStore implements ClaimStore {
     return { ok: false, holder: holderId };
   }
 
+  async releaseDeadHolder(unit: UnitName, holder: MachineId): Promise<boolean> {
+    const key = this.#keys.claim(unit);
+    const kv = firstKv(await this.#kv.txn({ compare: [], success: [{ kind: 'range', key }] }));
+    if (kv === undefined) return false;
+    const decoded = decodeValue('claim', key, kv.value);
+    if (!decoded.ok || decoded.value.machine !== holder) return false;
+    const res = await this.#kv.txn({
+      compare: [{ target: 'mod', key, op: '==', revision: kv.modRevision }],
+      success: [{ kind: 'delete', key }],
+    });
+    return res.succeeded;
+  }
+
   async releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void> {
     const key = this.#keys.claim(unit);
     await this.#kv.txn({

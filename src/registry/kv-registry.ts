@@ -196,6 +196,9 @@ export class KvRegistry implements Registry {
   releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void> {
     return this.#claims.releaseUnit(lease, unit);
   }
+  releaseDeadHolder(unit: UnitName, holder: MachineId): Promise<boolean> {
+    return this.#claims.releaseDeadHolder(unit, holder);
+  }
 
   // ——— StatusStore ———
   listStatuses(unit?: UnitName): Promise<WatchedSet<UnitStatus>> {

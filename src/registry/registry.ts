@@ -431,6 +431,13 @@ export interface ClaimStore {
   >;
   /** Releases the claim if `lease` holds it (a no-op otherwise). */
   releaseUnit(lease: Pick<LeaseHandle, 'leaseId'>, unit: UnitName): Promise<void>;
+  /**
+   * Deletes the claim of `unit` if `holder` still holds it; true when it did. The engine calls it
+   * for a unit it moved off a machine the peers found dead (daemon/peer-watch.ts), so that the new
+   * host starts it at once instead of waiting for its own verdict or the dead host's lease; never
+   * for an AtMostOnce unit (those stay on the dead machine until its lease expires).
+   */
+  releaseDeadHolder(unit: UnitName, holder: MachineId): Promise<boolean>;
 }
 
 export interface ClaimOptions {

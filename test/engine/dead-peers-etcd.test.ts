@@ -78,7 +78,7 @@ async function setup(disturbed: boolean) {
     for (const m of memberships) m.release();
     await Promise.all(registries.map((r) => r.close().catch(() => undefined)));
   };
-  return { observer, engine, dead, close };
+  return { observer, engine, dead, memberships, close };
 }
 
 async function placement(r: Registry): Promise<Map<string, MachineId>> {
@@ -111,6 +111,11 @@ test.serial(
       const victim = asMachineId('m3');
       const onVictim = [...before].filter(([, m]) => m === victim).map(([u]) => u);
       t.true(onVictim.length > 0, `m3 runs something: ${JSON.stringify([...before])}`);
+      // m3 runs them: it holds their run claims, on its lease, which outlives it.
+      const m3 = s.memberships[2];
+      const m1 = s.memberships[0];
+      if (m3 === undefined || m1 === undefined) return t.fail('three memberships');
+      for (const u of onVictim) t.like(await s.observer.claimUnit(m3, asUnitName(u), victim), { ok: true });
       const record = (await s.observer.listMachines()).items.find((m) => m.id === victim);
       s.dead.set(victim, record?.createRevision);
       s.engine.peersChanged();
@@ -131,6 +136,17 @@ test.serial(
         (await s.observer.listMachines()).items.some((m) => m.id === victim),
         "m3's lease is still alive",
       );
+      // The engine released the claims of the units it moved, so their new hosts start them at
+      // once; the AtMostOnce units' claims stay with m3.
+      for (const u of onVictim) {
+        const unit = asUnitName(u);
+        if (u.startsWith('fenced-'))
+          t.deepEqual(await s.observer.claimUnit(m1, unit, asMachineId('m1')), { ok: false, holder: victim });
+        else
+          await waitFor(`the claim of ${u} released`, async () =>
+            (await s.observer.claimUnit(m1, unit, asMachineId('m1'))).ok ? true : undefined,
+          );
+      }
     } finally {
       await s.close();
     }

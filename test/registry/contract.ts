@@ -871,6 +871,26 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       await m2.close();
     }),
   );
+
+  test(
+    "run claims: the engine releases one held by a machine found dead, and only that holder's",
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: STEADY_LEASE });
+      const m1 = await r.register(machine('m1'));
+      const m2 = await r.register(machine('m2'));
+      const u = asUnitName('web.service');
+      t.false(await r.releaseDeadHolder(u, asMachineId('m1')), 'no claim: nothing released');
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: true });
+      t.false(await r.releaseDeadHolder(u, asMachineId('m3')), 'held by another machine: kept');
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: false, holder: asMachineId('m1') });
+      t.true(await r.releaseDeadHolder(u, asMachineId('m1')));
+      t.deepEqual(await r.claimUnit(m2, u, asMachineId('m2')), { ok: true }, 'free for the new host');
+      t.false(await r.releaseDeadHolder(u, asMachineId('m1')), 'm2 holds it now: kept');
+      t.deepEqual(await r.claimUnit(m1, u, asMachineId('m1')), { ok: false, holder: asMachineId('m2') });
+      await m1.close();
+      await m2.close();
+    }),
+  );
 }
 
 /** Polls `cond`, letting time pass between tries, until it holds or `budgetMs` of time passed. */
