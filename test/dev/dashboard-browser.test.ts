@@ -4,17 +4,21 @@
 // through `fleetts dashboard` (a real CLI process) over the hosts' unix sockets, the victim's
 // first, with the token it printed. A host is powered off: without a reload, each page shows it down, its unit running on
 // another host, and the failover's timeline (host.lost → unit.moved → unit.started); then the
-// unit's service instance announced again. The screenshot the README shows
+// unit's service instance announced again. Before that, each host card shows the host's memory,
+// and a reload recorded by `fleetts upstream` (its upstreams/ key) shows in the event feed. The screenshot the README shows
 // (docs/img/dashboard-failover.png) is the first page's, taken then.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { systemClock } from '../../src/lib/clock.js';
 import { DevCluster } from '../../src/dev/dev-cluster.js';
 import type { ClusterPlan } from '../../src/dev/plan.js';
+import { ReloadRecorder } from '../../src/discovery/reload-recorder.js';
+import { silentLogger } from '../../src/lib/logger.js';
+import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
 import { ROOT, runBin } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -77,9 +81,10 @@ async function dashboard(
 
 /** What the page shows, read from its DOM. */
 interface Shown {
-  hosts: { id: string; state: string; units: { name: string; active: string }[] }[];
+  hosts: { id: string; state: string; memory: number; units: { name: string; active: string }[] }[];
   services: { service: string; instances: string[] }[];
   timeline: { machine: string; rows: { kind: string; subject: string }[] }[];
+  feed: { kind: string; text: string }[];
   loadedAt: number;
   reconnects: string[];
 }
@@ -95,6 +100,7 @@ const READ_PAGE = `(() => {
     hosts: all(document, '#hosts [data-host]').map((h) => ({
       id: h.dataset.host,
       state: h.dataset.state,
+      memory: Number(h.dataset.memory),
       units: all(h, '[data-unit]').map((u) => ({ name: u.dataset.unit, active: u.dataset.active ?? '' })),
     })),
     services: all(document, '[data-service]').map((s) => ({
@@ -105,6 +111,7 @@ const READ_PAGE = `(() => {
       machine: f.dataset.failover,
       rows: all(f, 'tr').map((r) => ({ kind: r.dataset.kind, subject: r.children[2]?.textContent ?? '' })),
     })),
+    feed: all(document, '#events [data-kind]').map((e) => ({ kind: e.dataset.kind, text: e.textContent })),
     loadedAt: window.fleettsDashboard.loadedAt,
     reconnects: window.fleettsDashboard.state.reconnects,
   };
@@ -206,6 +213,29 @@ test.serial(
     t.true(
       before.direct.hosts.find((h) => h.id === victim.machineId)?.units.some((u) => u.name === UNITS[0]),
       JSON.stringify(before.direct.hosts),
+    );
+    // Each host's memory, as its fleetd recorded it (the dev hosts share this machine's memory).
+    t.deepEqual(
+      before.direct.hosts.map((h) => h.memory),
+      hosts.map(() => totalmem()),
+    );
+
+    // A reload recorded as `fleetts upstream` records it (upstreams/lb-test/web) is in the feed.
+    const registry = createEtcdRegistry({ endpoints: [...plan.etcd.endpoints] });
+    t.teardown(() => registry.close());
+    const recorder = new ReloadRecorder({
+      registry,
+      clock: systemClock,
+      log: silentLogger,
+      host: 'lb-test',
+      service: 'web',
+    });
+    t.teardown(() => recorder.close());
+    recorder.record({ text: 'upstream web {}\n', servers: 2, revision: 1 });
+    await until(pages.direct, 'the reload in the event feed', (s) =>
+      s.feed.some(
+        (e) => e.kind === 'upstream.reloaded' && e.text.includes('web  nginx on lb-test: 2 server(s)'),
+      ),
     );
 
     const offAt = Date.now();
