@@ -2,7 +2,8 @@
 // [Service] web farm of examples/process (Apache, nginx, the announce and upstream sidekicks, here
 // with --metrics-listen on each host's address). Every fleetd is scraped through its API socket,
 // the sidekicks on their listeners: the started farm, then a powered-off backend host (failovers
-// observed, machines down, moves, the upstream re-rendered and nginx reloaded).
+// observed, machines down, moves, the upstream re-rendered and nginx reloaded, and each surviving
+// balancer's reload in the event stream as upstream.reloaded).
 import { request } from 'node:http';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -104,13 +105,43 @@ function ipOf(unit: string): string {
   return host.ip;
 }
 
-async function upstreamReloads(t: ExecutionContext): Promise<number> {
+/** The upstream sidekick's renders applied and reloads of nginx done, on the balancer's first host. */
+async function upstreamCounts(): Promise<{ applied: number; reloads: number }> {
   const s = await waitFor('the upstream sidekick’s metrics', () =>
     scrapeHttp(`${ipOf('lb-upstream.unit')}:${UPSTREAM_METRICS_PORT}`),
   );
-  const ok = metricValue(s, 'fleetts_upstream_reloads_total', { service: 'web', result: 'ok' }) ?? 0;
-  t.true((metricValue(s, 'fleetts_upstream_renders_total', { result: 'applied' }) ?? 0) >= 1);
-  return ok;
+  return {
+    applied: metricValue(s, 'fleetts_upstream_renders_total', { service: 'web', result: 'applied' }) ?? 0,
+    reloads: metricValue(s, 'fleetts_upstream_reloads_total', { service: 'web', result: 'ok' }) ?? 0,
+  };
+}
+
+async function upstreamReloads(t: ExecutionContext): Promise<number> {
+  const { applied, reloads } = await upstreamCounts();
+  t.true(applied >= 1);
+  return reloads;
+}
+
+/** The upstream.reloaded events of the event stream's state (GET /v1/events?follow=false). */
+async function upstreamsInState(
+  apiSocket: string,
+): Promise<{ host: string; servers: number; time: string }[]> {
+  const res = await getUnix(apiSocket, '/v1/events?follow=false');
+  if (res.status !== 200) throw new Error(`GET /v1/events answered ${res.status}: ${res.body}`);
+  return res.body
+    .split('\n')
+    .filter((l) => l.startsWith('data:'))
+    .map(
+      (l) =>
+        JSON.parse(l.slice(5)) as {
+          kind: string;
+          service?: string;
+          host: string;
+          servers: number;
+          time: string;
+        },
+    )
+    .filter((e) => e.kind === 'upstream.reloaded' && e.service === 'web');
 }
 
 test.serial('the started farm: units, placements, agent actions, machines and sidekicks', async (t) => {
@@ -153,6 +184,8 @@ test.serial(
     const before = await scrapeFleetds();
     const failoversBefore = total(before, 'fleetts_failover_seconds_count');
     const reloadsBefore = await upstreamReloads(t);
+    const upstreamBefore = await upstreamCounts();
+    const offAt = Date.now();
     const result = await d.failover(victim, { timeoutMs: 60_000 });
     t.true(result.moved.length >= 2, `web and its sidekick moved: ${JSON.stringify(result.moved)}`);
     const after = await waitFor('every moved unit’s failover observed', async () => {
@@ -189,6 +222,34 @@ test.serial(
     await waitFor('nginx reloaded after the failover', async () =>
       (await upstreamReloads(t)) > reloadsBefore ? true : undefined,
     );
-    t.pass();
+    const upstreamAfter = await upstreamCounts();
+    t.true(upstreamAfter.applied > upstreamBefore.applied, 'the upstream re-rendered and applied');
+    t.log(
+      `upstream on the balancer's first host: renders applied ${upstreamBefore.applied} → ${upstreamAfter.applied}, ` +
+        `reloads ${upstreamBefore.reloads} → ${upstreamAfter.reloads}`,
+    );
+
+    // Each surviving balancer's reload is in the event stream (upstreams/<machine>/web), recorded
+    // after the power-off; the victim's record went with its sidekick's lease.
+    const idOf = (name: string): string => d.plan.hosts.find((h) => h.name === name)?.machineId ?? name;
+    const balancers = d.timeline
+      .hostsOf('lb-upstream.unit')
+      .filter((h) => h !== victim)
+      .map(idOf);
+    const survivor = d.plan.hosts.find((h) => h.name !== victim);
+    if (survivor === undefined || balancers.length === 0) return t.fail('no surviving balancer');
+    const reloaded = await waitFor(
+      'each surviving balancer’s reload after the power-off as an event',
+      async () => {
+        const events = await upstreamsInState(survivor.apiSocket);
+        const fresh = balancers.every((id) =>
+          events.some((e) => e.host === id && Date.parse(e.time) >= offAt && e.servers >= 1),
+        );
+        return fresh && !events.some((e) => e.host === idOf(victim)) ? events : undefined;
+      },
+    );
+    t.log(
+      `upstream.reloaded in the state: ${JSON.stringify(reloaded.map((e) => [e.host, e.servers, e.time]))}`,
+    );
   },
 );
