@@ -429,6 +429,8 @@ export function eventMatches(
     const machines = [
       'machine' in event ? event.machine : undefined,
       event.kind === 'unit.moved' ? event.from : undefined,
+      // `fleetts upstream` records under its machine id (FLEETTS_MACHINE_ID) unless told otherwise.
+      event.kind === 'upstream.reloaded' ? event.host : undefined,
     ];
     if (!machines.includes(filter.machine)) return false;
   }

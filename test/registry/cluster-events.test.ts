@@ -312,6 +312,17 @@ test('cursors and filters', (t) => {
   t.false(eventMatches(joined, { unit: isWeb }));
   t.false(eventMatches(joined, { machine: A }));
   t.true(eventMatches(joined, {}));
+  const reloaded: ClusterEvent = {
+    kind: 'upstream.reloaded',
+    revision: 1,
+    time: SEEN,
+    service: 'web',
+    host: A,
+    servers: 2,
+  };
+  t.true(eventMatches(reloaded, { machine: A }), 'a reload names the host of its nginx');
+  t.false(eventMatches(reloaded, { machine: B }));
+  t.false(eventMatches(reloaded, { unit: isWeb }));
 });
 
 test('drains: drained when `fleetts drain` writes the key, undrained when it is deleted; the engine’s steps are no events', (t) => {
