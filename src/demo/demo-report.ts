@@ -179,6 +179,10 @@ export function keepHints(o: {
         `cd ${o.unitsDir ?? 'UNITS'}; fleetts rollout web@.unit`,
         'after changing WEB_RELEASE in web@.unit: a new page, instance by instance (--dry-run first, --rollback to undo)',
       ],
+      [
+        'fleetts drain host3',
+        "move host3's units to the other hosts one at a time: the farm keeps serving (fleetts undrain host3 takes placements again)",
+      ],
       [`fleetts dev power-off host2${o.flag}`, `pull a plug (fleetts dev power-on host2${o.flag} boots it)`],
       [`fleetts dev down${o.flag}`, 'remove everything'],
     ]),

@@ -177,6 +177,10 @@ test('keepHints: every dev command carries the state dir; the balancer address i
   t.regex(text, /fleetts dashboard +the dashboard through the sockets, at http:\/\/127\.0\.0\.1:8080\/ui/);
   t.regex(text, /fleetts restart web@1 web@2 web@3 +restart the backends one at a time/);
   t.regex(text, /cd \/srv\/fleetts\/shared\/units; fleetts rollout web@\.unit +after changing WEB_RELEASE/);
+  t.regex(
+    text,
+    /fleetts drain host3 +move host3's units to the other hosts one at a time.*fleetts undrain host3/,
+  );
   const devLines = text.split('\n').filter((l) => l.includes('fleetts dev '));
   t.is(devLines.length, 3);
   for (const l of devLines) t.regex(l, /fleetts dev [a-z-]+( host2)? --state-dir \/tmp\/s/);

@@ -153,7 +153,7 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
       throw new Error(`no suggestion starting with ${prefix} in:\n${suggested.join('\n')}`);
     return c;
   };
-  t.is(suggested.length, 10, suggested.join('\n'));
+  t.is(suggested.length, 11, suggested.join('\n'));
   t.regex(kept?.stdout ?? '', /The live dashboard: http:\/\/10\.213\.\d+\.11:4003\/ui/);
   // The dashboard server runs until stopped: test/cli/dashboard.test.ts runs it; here its text.
   t.is(find('fleetts dashboard'), 'fleetts dashboard');
@@ -181,10 +181,12 @@ test.serial('every command --keep suggests works against the kept cluster', asyn
   const journal = await shell(find('fleetts journal'));
   t.is(journal.code, 0, journal.stderr);
 
-  // The rolling restart and the rollout are run for real by test/cli/rolling.test.ts; here only
-  // their text is checked (a rollout needs an edited web@.unit).
+  // The rolling restart, the rollout and the drain are run for real on a dev cluster by
+  // test/e2e/rolling.test.ts and test/e2e/drain.test.ts; here only their text is checked (a
+  // rollout needs an edited web@.unit, and a drain moves units for a minute).
   t.is(find('fleetts restart'), 'fleetts restart web@1 web@2 web@3');
   t.regex(find('cd '), /^cd \S+\/units; fleetts rollout web@\.unit$/);
+  t.is(find('fleetts drain'), 'fleetts drain host3');
 
   const powerOff = find('fleetts dev power-off');
   t.is(powerOff, `fleetts dev power-off host2${flag}`);
