@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { FleetError, UsageError } from '../lib/errors.js';
 import { mangleUnitName, parseUnitName } from '../unit/names.js';
 import { unitHash } from '../unit/hash.js';
+import { parseUnitSpec } from '../unit/unit-spec.js';
 import type { UnitSummary } from '../api/schemas.js';
 import type { CliContext } from './main.js';
 import { countFlag, durationFlag } from './discovery-options.js';
@@ -170,6 +171,7 @@ function commonHash(name: string, instances: readonly RollTarget[]): string | un
 async function localFile(ctx: CliContext, arg: string): Promise<{ name: string; text: string }> {
   const [unit] = await readUnitArgs([arg], ctx.cwd);
   if (unit === undefined) throw new UsageError('give the template file to roll out');
+  if (unit.text !== undefined) refuseGlobal(unit.name, unit.text);
   checkTemplate(unit.name);
   if (unit.text === undefined)
     throw new FleetError(
@@ -190,6 +192,30 @@ async function previousFile(ctx: CliContext, arg: string): Promise<{ name: strin
       `${name} has had no rollout, so there is no previous file to roll back to`,
     );
   return { name, text: record.previousText };
+}
+
+/**
+ * A plain global unit is one record, with one file, that every matching host runs: a new file
+ * reaches every host at once (docs/rollout.md, "Global units"), so rollout refuses it and says
+ * what to do instead (a plain unit that is not global gets checkTemplate's advice).
+ */
+function refuseGlobal(name: string, text: string): void {
+  if (parseUnitName(name).kind === 'template') return;
+  let global: boolean;
+  try {
+    global = parseUnitSpec(text, name).placement.global;
+  } catch {
+    return; // not parsed here: checkTemplate refuses the plain unit anyway
+  }
+  if (!global) return;
+  const base = name.replace(/\.unit$/, '');
+  throw new UsageError(
+    `${name} is a global unit (Global=true in [X-Fleet]); rollout cannot replace it one host at a time yet: ` +
+      'every host runs its one record and file, so a new file reaches all of them at once. ' +
+      `To replace it everywhere at once: fleetts start --replace ${name}. ` +
+      'To roll it out host by host: run it as a template with one instance per host ' +
+      `(${base}@.unit with Conflicts=${base}@*.unit instead of Global=true), then fleetts rollout ${base}@.unit`,
+  );
 }
 
 function checkTemplate(name: string): void {

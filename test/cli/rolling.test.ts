@@ -324,6 +324,16 @@ test('rollout: bad input is a clear error', async (t) => {
   const notTemplate = await c.fleetts(['rollout', 'solo.unit']);
   t.is(notTemplate.code, 2);
   t.regex(notTemplate.stderr, /solo\.unit is not a template; rollout replaces the instances of a template/);
+  // A global unit: one record every host runs, so a new file would reach them all at once.
+  await file('everywhere.unit', WEB().replace('MachineMetadata=region=us', 'Global=true'));
+  const global = await c.fleetts(['rollout', 'everywhere.unit']);
+  t.is(global.code, 2);
+  t.is(global.stdout, '');
+  t.regex(
+    global.stderr,
+    /everywhere\.unit is a global unit \(Global=true in \[X-Fleet\]\); rollout cannot replace it one host at a time yet: every host runs its one record and file, so a new file reaches all of them at once\. To replace it everywhere at once: fleetts start --replace everywhere\.unit\. To roll it out host by host: run it as a template with one instance per host \(everywhere@\.unit with Conflicts=everywhere@\*\.unit instead of Global=true\), then fleetts rollout everywhere@\.unit\n$/,
+  );
+  t.is((await c.fleetts(['cat', 'everywhere.unit'])).code, 1, 'nothing was submitted');
   await file('nosuch@.unit', WEB());
   const missing = await c.fleetts(['rollout', 'nosuch@.unit']);
   t.is(missing.code, 1);
@@ -337,5 +347,5 @@ test('rollout: bad input is a clear error', async (t) => {
   const noFile = await c.fleetts(['rollout', 'gone@.unit']);
   t.is(noFile.code, 1);
   t.regex(noFile.stderr, /gone@\.unit: no such file/);
-  for (const x of [notTemplate, missing, noRecord, badN, noFile]) t.notRegex(x.stderr, /\n\s+at /);
+  for (const x of [notTemplate, global, missing, noRecord, badN, noFile]) t.notRegex(x.stderr, /\n\s+at /);
 });
