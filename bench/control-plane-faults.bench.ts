@@ -381,7 +381,10 @@ interface PowerOffRun {
   leader: boolean;
   host: string;
   units: number;
+  /** From the kill to the last of its units active elsewhere, by their statuses' `since`. */
   activeMs: number;
+  /** From the kill to the poller seeing them all active in etcd (every 50 ms, a read may stall). */
+  seenMs: number;
   /** Units of the other hosts moved or restarted (main pid changed) meanwhile. */
   othersTouched: number;
 }
@@ -413,7 +416,13 @@ async function powerOffs(): Promise<PowerOffRun[]> {
     // From the kill itself: finding the host's processes first (`ip netns pids`, /proc) takes the
     // dev cluster 0.1–0.3 s that a real power cut does not.
     let t0 = performance.now();
-    await dev.powerOff(victim.name, { onKill: () => (t0 = performance.now()) });
+    let killedAt = Date.now();
+    await dev.powerOff(victim.name, {
+      onKill: () => {
+        t0 = performance.now();
+        killedAt = Date.now();
+      },
+    });
     await until(
       `${victim.name}'s ${moving.length} units active elsewhere`,
       async () => {
@@ -429,18 +438,23 @@ async function powerOffs(): Promise<PowerOffRun[]> {
       120_000,
       50,
     );
-    const activeMs = performance.now() - t0;
+    const seenMs = performance.now() - t0;
     // The other hosts' units: still on their host, with the same main pid.
     const now = await running();
+    // When each became active on its new host: its status's `since`, written by that host's agent
+    // (one kernel, one wall clock for every host here). The poller's own reads can stall for a
+    // second or two while etcd elects a leader, which would add to the figure what is only the
+    // benchmark's view.
+    const activeMs = Math.max(...moving.map((u) => Date.parse(now.get(u)?.since ?? '') - killedAt));
     const othersTouched = [...before].filter(
       ([u, s]) =>
         String(s.machine) !== victim.machineId &&
         (String(now.get(u)?.machine) !== String(s.machine) || now.get(u)?.pid !== s.pid),
     ).length;
-    out.push({ leader, host: victim.name, units: moving.length, activeMs, othersTouched });
+    out.push({ leader, host: victim.name, units: moving.length, activeMs, seenMs, othersTouched });
     log(
       `power-off ${i + 1}/${RUNS * 2}: ${victim.name} (${leader ? 'etcd leader' : 'not the leader'}), ` +
-        `${moving.length} units active elsewhere after ${fmt(activeMs / 1000, 2)} s, ${othersTouched} of the others moved or restarted`,
+        `${moving.length} units active elsewhere after ${fmt(activeMs / 1000, 2)} s (seen in etcd after ${fmt(seenMs / 1000, 2)} s), ${othersTouched} of the others moved or restarted`,
     );
     await dev.powerOn(victim.name);
   }
@@ -496,21 +510,24 @@ if (faultRows.length > 0)
 if (powerRows.length > 0) {
   const row = (leader: boolean): string => {
     const ms = powerRows.filter((r) => r.leader === leader).map((r) => r.activeMs);
+    const seen = powerRows.filter((r) => r.leader === leader).map((r) => r.seenMs);
     const units = powerRows.filter((r) => r.leader === leader).map((r) => r.units);
     const touched = powerRows.filter((r) => r.leader === leader).reduce((n, r) => n + r.othersTouched, 0);
-    return `| ${leader ? 'holds the etcd leader' : 'does not hold it'} | ${ms.length} | ${Math.min(...units)}–${Math.max(...units)} | ${fmt(median(ms) / 1000, 2)} s | ${fmt(percentile(ms, 95) / 1000, 2)} s | ${fmt(Math.max(...ms) / 1000, 2)} s | ${touched} | median ≤ 6 s, p95 ≤ 8 s |`;
+    return `| ${leader ? 'holds the etcd leader' : 'does not hold it'} | ${ms.length} | ${Math.min(...units)}–${Math.max(...units)} | ${fmt(median(ms) / 1000, 2)} s | ${fmt(percentile(ms, 95) / 1000, 2)} s | ${fmt(Math.max(...ms) / 1000, 2)} s | ${fmt(median(seen) / 1000, 2)} s / ${fmt(percentile(seen, 95) / 1000, 2)} s | ${touched} | median ≤ 6 s, p95 ≤ 8 s |`;
   };
   lines.push(
     '',
     'A host powered off (every process of its namespace SIGKILLed, its etcd member too); time from',
-    'the kill to every unit it ran active on another host, as its status in etcd says (units',
-    'redeployed before each run so that each host runs about a third of them). *Others touched*:',
+    'the kill to every unit it ran active on another host: the latest `since` of their statuses, the',
+    "moment each new host's agent saw its unit active (units redeployed before each run so that each",
+    'host runs about a third of them). *Seen in etcd*: median / p95 of when a poller reading etcd every',
+    '50 ms saw them all (its reads can stall while etcd elects a leader). *Others touched*:',
     'units of the other hosts moved or restarted (main pid changed) meanwhile, over all runs. The',
     'hosts find a dead peer within about 2–2.5 s and, after an etcd disturbance, the engine moves its',
     'units without waiting for its lease (docs/control-plane-faults.md#peer-confirmed-death).',
     '',
-    '| host powered off | runs | its units | median | p95 | max | others touched | target |',
-    '|---|---|---|---|---|---|---|---|',
+    '| host powered off | runs | its units | median | p95 | max | seen in etcd | others touched | target |',
+    '|---|---|---|---|---|---|---|---|---|',
     row(true),
     row(false),
   );
