@@ -65,7 +65,11 @@ export function registerAnnounce(program: Command, ctx: CliContext, deps: Discov
       'time between checks while not announced',
       `${DEFAULT_DOWN_INTERVAL_MS}ms`,
     )
-    .option('--timeout <span>', 'a check that takes longer fails', '1s')
+    .option(
+      '--timeout <span>',
+      'a check that takes longer fails (time this process spent descheduled does not count)',
+      '1s',
+    )
     .option('--ttl <span>', 'lease TTL: how long the key outlives a killed announcer or a dead host', '5s')
     .option('--rise <n>', 'consecutive passes before announcing', '1')
     .option('--fall <n>', 'consecutive failures before withdrawing', '1')

@@ -1,10 +1,11 @@
 // The announcer's health checks: an HTTP GET (2xx/3xx passes) or a TCP connect, each with a short
 // deadline on the injected Clock, one fresh connection per check (a pooled connection would hide
-// a backend that stopped accepting new ones).
+// a backend that stopped accepting new ones). The deadline counts only the time this process could
+// have seen the answer (checkDeadline): a checker starved of CPU must not call a healthy backend down.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import type { Clock } from '../lib/clock.js';
+import type { Clock, Timer } from '../lib/clock.js';
 import { UsageError } from '../lib/errors.js';
 import type { CheckOutcome } from './check-state.js';
 
@@ -56,7 +57,7 @@ function checkHttp(
       controller.abort();
       resolve(outcome);
     };
-    const timer = clock.setTimer(timeoutMs, () =>
+    const timer = checkDeadline(clock, timeoutMs, () =>
       finish({ kind: 'fail', reason: `no answer within ${timeoutMs} ms` }),
     );
     const request = url.startsWith('https:') ? httpsRequest : httpRequest;
@@ -87,7 +88,7 @@ function checkTcp(
       socket.destroy();
       resolve(outcome);
     };
-    const timer = clock.setTimer(timeoutMs, () =>
+    const timer = checkDeadline(clock, timeoutMs, () =>
       finish({ kind: 'fail', reason: `no connection within ${timeoutMs} ms` }),
     );
     socket.once('connect', () => finish({ kind: 'pass', detail: 'connected' }));
@@ -95,4 +96,38 @@ function checkTcp(
       finish({ kind: 'fail', reason: err.code ?? err.message }),
     );
   });
+}
+
+/** A check ends as failed after this many times its timeout, however starved its process was. */
+export const CHECK_STALL_LIMIT = 10;
+
+/**
+ * Calls `onExpire` once this process has been able to run for `timeoutMs` since the call (or after
+ * CHECK_STALL_LIMIT × `timeoutMs` in all). Time the process spent descheduled (a starved host, a
+ * long GC pause) does not count: the backend's answer may have arrived meanwhile, and after such a
+ * stall libuv runs due timers before the I/O that came in, so a plain timer would fail a check that
+ * was answered at once. A short tick notices the stalls: a tick that comes later than asked counts
+ * the excess as stalled. (A restarted backend whose sidekick failed every check so, on a loaded
+ * machine, stayed unannounced for a minute after it served again.)
+ */
+export function checkDeadline(clock: Clock, timeoutMs: number, onExpire: () => void): Timer {
+  const tickMs = Math.min(100, Math.max(10, timeoutMs / 10));
+  const start = clock.monotonic();
+  let last = start;
+  let asked = 0;
+  let stalled = 0;
+  let timer: Timer;
+  const tick = (): void => {
+    const now = clock.monotonic();
+    const late = now - last - asked;
+    if (late > tickMs) stalled += late;
+    last = now;
+    const ran = now - start - stalled;
+    if (ran >= timeoutMs || now - start >= CHECK_STALL_LIMIT * timeoutMs) return onExpire();
+    asked = Math.min(tickMs, timeoutMs - ran);
+    timer = clock.setTimer(asked, tick);
+  };
+  asked = Math.min(tickMs, timeoutMs);
+  timer = clock.setTimer(asked, tick);
+  return { cancel: () => timer.cancel() };
 }
