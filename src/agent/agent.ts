@@ -12,6 +12,7 @@ import type {
   ClaimStore,
   LeaseId,
   Membership,
+  StatusReader,
   StatusWriter,
   Subscription,
   UnitFileReader,
@@ -113,6 +114,7 @@ export interface AgentPeers {
 export type AgentRegistry = AssignmentWatcher &
   UnitFileReader &
   StatusWriter &
+  Pick<StatusReader, 'listStatuses'> &
   Pick<ClaimStore, 'claimUnit' | 'releaseUnit'>;
 
 export interface AgentDeps {
@@ -171,7 +173,9 @@ export class Agent {
   readonly #attempted = new Map<UnitName, UnitHash>();
   readonly #startFailures = new Map<UnitName, { hash: UnitHash; reason: string }>();
   /** What etcd holds for this machine (under #reportedLease). */
-  readonly #reported = new Map<UnitName, UnitStatus>();
+  #reported = new Map<UnitName, UnitStatus>();
+  /** Reported statuses found in etcd rather than written under the current lease: written again. */
+  #inherited = new Set<UnitName>();
   #reportedLease: LeaseId | undefined;
   /** What this host observes now: statuses of assigned units (reported or not). */
   #local = new Map<UnitName, UnitStatus>();
@@ -699,8 +703,25 @@ export class Agent {
   ): Promise<void> {
     const { registry, clock, log } = this.#d;
     if (m.leaseId !== this.#reportedLease) {
-      // Statuses live under the lease: a new one holds none of them yet.
-      this.#reported.clear();
+      // What etcd holds for this machine is what this agent answers for now: statuses left by an
+      // earlier fleetd on this host, under the lease it resumed (a host rebooted within the life
+      // of its lease) or under one that has not expired yet. Those of units no longer here are
+      // deleted below like any other; a unit that moved away while the host was off would
+      // otherwise show as running here until that lease dies.
+      let mine: UnitStatus[];
+      try {
+        mine = (await registry.listStatuses()).items.filter((s) => s.machine === this.#d.machine.id);
+      } catch (err) {
+        log.warn(
+          { event: 'agent.report_failed', failures: 1, err: (err as Error).message },
+          'could not read the statuses this host left in etcd; retrying',
+        );
+        clock.setTimer(RETRY_MS, () => this.#wake.trigger());
+        return;
+      }
+      this.#reported = new Map(mine.map((s) => [s.unit, s]));
+      // They may live under another lease (one about to expire): each is written again, under this one.
+      this.#inherited = new Set(this.#reported.keys());
       this.#reportedLease = m.leaseId;
     }
     const byUnit = new Map(observed.map((o) => [o.unit, o]));
@@ -752,9 +773,11 @@ export class Agent {
     const writes: Promise<unknown>[] = [];
     for (const [unit, status] of local) {
       const prev = this.#reported.get(unit);
-      if (prev !== undefined && JSON.stringify(prev) === JSON.stringify(status)) continue;
+      if (prev !== undefined && !this.#inherited.has(unit) && JSON.stringify(prev) === JSON.stringify(status))
+        continue;
       writes.push(
         registry.putStatus(m, status).then(() => {
+          this.#inherited.delete(unit);
           this.#reported.set(unit, status);
           this.stats.statusWrites++;
         }),
@@ -764,6 +787,7 @@ export class Agent {
       if (local.has(unit) || keep.has(unit)) continue;
       writes.push(
         registry.deleteStatus(unit, this.#d.machine.id).then(() => {
+          this.#inherited.delete(unit);
           this.#reported.delete(unit);
           this.stats.statusDeletes++;
         }),

@@ -137,6 +137,7 @@ function recordingClaims(c: Cluster): { registry: AgentDeps['registry']; claims:
       getUnitFile: (...a) => r.getUnitFile(...a),
       putStatus: (...a) => r.putStatus(...a),
       deleteStatus: (...a) => r.deleteStatus(...a),
+      listStatuses: (...a) => r.listStatuses(...a),
       releaseUnit: (...a) => r.releaseUnit(...a),
       claimUnit: (...a) => {
         claims.push(a[1]);
@@ -280,6 +281,32 @@ test('adoption: a new agent on the same state dir keeps the unit running (same p
   const journal: string[] = [];
   for await (const line of a2.journal(asUnitName('db.unit'), { lines: 100 })) journal.push(line);
   t.is(journal.filter((l) => l.includes('Started (main pid')).length, 1, 'started once');
+});
+
+test('a new agent deletes the statuses an earlier fleetd left for units no longer here, and writes again those still here', async (t) => {
+  // A host rebooted within the life of its lease resumes it: what its previous fleetd reported
+  // lives on under it. web.unit moved away while the host was off; db.unit is still assigned here.
+  const c = await cluster(etcd().endpoint);
+  const host: TestHost = newHost();
+  const first = newRuntime(host).runtime;
+  const a1 = agentFor(c, first);
+  await a1.start();
+  const out = tempDir();
+  await c.assign('db.unit', sleeper(out));
+  await c.assign('web.unit', sleeper(tempDir()));
+  await waitFor('db running', async () => running(await c.status('db.unit')));
+  await waitFor('web running', async () => running(await c.status('web.unit')));
+  await a1.stop(); // fleetd exits; its statuses stay in etcd under its lease
+  await first.close();
+  await c.unassign('web.unit');
+  t.truthy(await c.status('web.unit'), 'the old status of web.unit is still there');
+
+  const a2 = agentFor(c, newRuntime(host).runtime, { resyncMs: 100 });
+  await a2.start();
+  await waitFor('the stale status of web.unit deleted', async () =>
+    (await c.status('web.unit')) === undefined ? true : undefined,
+  );
+  t.truthy(running(await c.status('db.unit')), 'db.unit is still reported running');
 });
 
 /** Time from the last acknowledged keepalive to the moment the unit's process is gone. */
