@@ -163,7 +163,10 @@ class Cluster {
       for (const dir of this.#dirs) stopSupervisors(dir);
       this.raw.close();
       await this.registry.close();
-      await Promise.all(this.#dirs.map((d) => rm(d, { recursive: true, force: true })));
+      // The supervisors just told to stop write their last status meanwhile: rm retries.
+      await Promise.all(
+        this.#dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })),
+      );
     }
   }
 }
