@@ -52,6 +52,10 @@ export interface FleetdDeps {
 }
 
 /** Keepalive period: a third of the TTL at most, and about every second with the default TTL. */
+/** How often ending a dead leader's term is tried again, and how many times (about 10 s in all). */
+const DEPOSE_RETRY_MS = 250;
+const DEPOSE_ATTEMPTS = 40;
+
 export function keepaliveMsFor(ttlMs: number): number {
   return Math.max(500, Math.min(1_000, Math.floor(ttlMs / 3)));
 }
@@ -160,23 +164,36 @@ export class Fleetd {
    * ended so that a live candidate leads at once (its lease would outlive it, docs/control-plane-faults.md).
    */
   #peersChanged(dead: ReadonlySet<MachineId>): void {
-    const { registry, log } = this.#deps;
     this.engine.peersChanged();
-    for (const machine of dead)
-      registry.deposeLeader(machine).then(
-        (ended) => {
-          if (ended)
-            log.warn(
-              { event: 'fleetd.leader_deposed', machine },
-              `ended the engine term of ${machine}: its peers found it dead`,
-            );
-        },
-        (err: unknown) =>
+    for (const machine of dead) this.#depose(machine, 1);
+  }
+
+  /**
+   * Ends the dead machine's engine term if it holds one. The verdict often comes while etcd is
+   * still electing a leader (the dead host held it), when the request fails at once: it is tried
+   * again every DEPOSE_RETRY_MS while the machine stays dead, for as long as its term could last.
+   */
+  #depose(machine: MachineId, attempt: number): void {
+    const { registry, log, clock } = this.#deps;
+    registry.deposeLeader(machine).then(
+      (ended) => {
+        if (ended)
           log.warn(
-            { event: 'fleetd.depose_failed', machine, err },
-            `could not end the term of dead leader ${machine}`,
-          ),
-      );
+            { event: 'fleetd.leader_deposed', machine },
+            `ended the engine term of ${machine}: its peers found it dead`,
+          );
+      },
+      (err: unknown) => {
+        const again =
+          attempt < DEPOSE_ATTEMPTS && !this.#stop.signal.aborted && this.#peerWatch.dead.has(machine);
+        if (attempt === 1 || !again)
+          log.warn(
+            { event: 'fleetd.depose_failed', machine, attempt, err },
+            `could not end the term of dead leader ${machine}${again ? '; trying again' : ''}`,
+          );
+        if (again) clock.setTimer(DEPOSE_RETRY_MS, () => this.#depose(machine, attempt + 1));
+      },
+    );
   }
 
   /** What GET /v1/self/lease answers: this host's lease from local state (docs/fencing.md). */

@@ -425,11 +425,15 @@ export class Engine {
     const graceEnd = this.#graceEnd();
     const now = clock.monotonic();
     const inGrace = now < graceEnd;
+    const dead = new Set<MachineId>(
+      trustedDead(this.#deps.deadMachines?.(), this.#deps.registry.health.lastFailureAt(), now).keys(),
+    );
     // A machine confirmed dead by its peers, while still registered: its AtMostOnce units wait for
     // its lease (its host stops them before it can expire, if it is alive at all); the rest move.
-    // A machine whose lease is gone: everything waits while the reconnect grace runs.
+    // A machine whose lease is gone: everything waits while the reconnect grace runs, unless its
+    // peers found it dead (it is not re-registering: it answers nobody).
     const hold = holdMovesOffAbsentMachines(view, (move, unit) =>
-      registered.has(move.machine) ? unit.placement.atMostOnce === true : inGrace,
+      registered.has(move.machine) ? unit.placement.atMostOnce === true : inGrace && !dead.has(move.machine),
     );
     this.stats.movesHeld = hold.held.length;
     if (hold.held.length === 0) {

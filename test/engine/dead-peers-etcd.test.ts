@@ -34,7 +34,7 @@ function withHealth(
   });
 }
 
-async function setup(disturbed: boolean) {
+async function setup(disturbed: boolean, reconnectGraceMs?: number) {
   const prefix = randomPrefix();
   const registries: Registry[] = [];
   const open = (): Registry => {
@@ -71,6 +71,7 @@ async function setup(disturbed: boolean) {
     candidate: 'e1',
     lease: { ttlMs: 4_000, keepaliveMs: 1_000 },
     deadMachines: () => dead,
+    ...(reconnectGraceMs === undefined ? {} : { reconnectGraceMs }),
   });
   engine.start();
   const close = async (): Promise<void> => {
@@ -186,3 +187,41 @@ test.serial(
     }
   },
 );
+
+for (const peersSayDead of [true, false])
+  test.serial(
+    `a machine whose lease is gone during the reconnect grace: its units ${peersSayDead ? 'move at once when its peers found it dead' : 'wait, as it may be re-registering'}`,
+    async (t) => {
+      // A long grace, running from the engine's election: a host without a lease may only be
+      // re-registering, unless its peers found it dead (the etcd leader's host, powered off).
+      const s = await setup(true, 600_000);
+      try {
+        const before = await submit(s.observer);
+        const victim = asMachineId('m3');
+        const onVictim = [...before].filter(([, m]) => m === victim).map(([u]) => u);
+        const plain = onVictim.filter((u) => u.startsWith('plain-'));
+        t.true(plain.length > 0, `m3 runs a plain unit: ${JSON.stringify([...before])}`);
+        if (peersSayDead) s.dead.set(victim, undefined);
+        await s.memberships[2]?.close(); // its lease ends: m3 is no longer registered
+        await waitFor('m3 gone from the machines', async () =>
+          (await s.observer.listMachines()).items.some((m) => m.id === victim) ? undefined : true,
+        );
+        const passes = s.engine.stats.passes;
+        s.engine.peersChanged();
+        await waitFor('a pass after m3 left', () => (s.engine.stats.passes > passes ? true : undefined));
+        const after = await placement(s.observer);
+        if (peersSayDead) {
+          await waitFor('its plain units moved', async () => {
+            const p = await placement(s.observer);
+            return plain.every((u) => p.get(u) !== undefined && p.get(u) !== victim) ? true : undefined;
+          });
+          t.is(s.engine.stats.movesHeld, 0);
+        } else {
+          for (const u of plain) t.is(after.get(u), victim, `${u} kept on m3 during the grace`);
+          t.true(s.engine.stats.movesHeld > 0);
+        }
+      } finally {
+        await s.close();
+      }
+    },
+  );
