@@ -142,6 +142,14 @@ async function serve(config: DaemonConfig): Promise<number> {
     metrics,
     endpoints: config.etcdEndpoints,
     prefix: config.etcdKeyPrefix,
+    // src/registry/member-gate.ts: members that answer no TCP connect are left out of the choice.
+    onSilentMembers: (silent) =>
+      silent.length === 0
+        ? log.info({ event: 'etcd.members_answering' }, 'every etcd member answers again')
+        : log.warn(
+            { event: 'etcd.members_silent', members: silent },
+            `etcd member(s) ${silent.join(', ')} answer nothing: calls and watches go to the others`,
+          ),
     ...(config.etcdCaFile === undefined
       ? {}
       : {

@@ -13,6 +13,7 @@ import {
   GRPCInvalidArgumentError,
   GRPCResourceExhastedError,
   GRPCUnavailableError,
+  isRecoverableError,
   type ICompare,
   type IDuplexStream,
   type IKeyValue,
@@ -29,7 +30,10 @@ import {
   ExponentialBackoff,
   handleWhen,
   noop,
+  retry,
   type IBackoff,
+  type IDefaultPolicyContext,
+  type IPolicy,
 } from 'cockatiel';
 import type { Clock, Timer } from '../lib/clock.js';
 import type {
@@ -47,6 +51,7 @@ import type {
   WatchHandlers,
   WatchOptions,
 } from './kv.js';
+import { MemberGate, type MemberPolicy } from './member-gate.js';
 import { RegistryError } from './registry-error.js';
 
 export interface EtcdConnectionOptions {
@@ -60,7 +65,18 @@ export interface EtcdConnectionOptions {
   readonly requestTimeoutMs?: number;
   /** etcd's `--max-txn-ops` on the server (default 128). */
   readonly maxTxnOps?: number;
+  /** Told when etcd members fall silent or answer again (member-gate.ts), for the log. */
+  readonly onSilentMembers?: (silent: readonly string[]) => void;
 }
+
+/** A watch that has not opened this long after it asked to suspects a silent member. */
+const WATCH_OPEN_SUSPECT_MS = 2_000;
+/**
+ * A call still unanswered after this long suspects a silent member: etcd answers in milliseconds,
+ * and the probe then finds the member before the call's own deadline (the member's connections are
+ * closed, and etcd3 sends the call again to another member within that deadline).
+ */
+const SLOW_CALL_SUSPECT_MS = 1_500;
 
 export class EtcdKv implements Kv {
   readonly maxTxnOps: number;
@@ -80,6 +96,8 @@ export class EtcdKv implements Kv {
     { resolve: (ttl: number) => void; reject: (e: Error) => void; timer: Timer }[]
   >();
   #closed = false;
+  /** Leaves silent members out of etcd3's choice of member (member-gate.ts). */
+  readonly #gate: MemberGate;
 
   constructor(options: EtcdConnectionOptions, clock: Clock) {
     if (options.endpoints.length === 0) throw new RegistryError('invalid', 'no etcd endpoints configured');
@@ -87,6 +105,14 @@ export class EtcdKv implements Kv {
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
     this.maxTxnOps = options.maxTxnOps ?? 128;
     this.#endpoints = options.endpoints.join(',');
+    this.#gate = new MemberGate(options.endpoints, {
+      clock,
+      onSilent: (endpoints) => this.#closeMembers(endpoints),
+      ...(options.onSilentMembers === undefined ? {} : { onChange: options.onSilentMembers }),
+    });
+    const gated = (endpoint: string, inner?: MemberPolicy): IPolicy<IDefaultPolicyContext> =>
+      // etcd3 calls only execute() on a host's policy.
+      this.#gate.policy(endpoint, inner) as unknown as IPolicy<IDefaultPolicyContext>;
     const config: IOptions = { hosts: [...options.endpoints] };
     if (options.tls !== undefined) {
       const { caFile, certFile, keyFile } = options.tls;
@@ -104,7 +130,14 @@ export class EtcdKv implements Kv {
       // few big (even corrupt) values fail every read of the cluster. etcd bounds what it stores.
       grpcOptions: { 'grpc.max_receive_message_length': -1, ...GRPC_KEEPALIVE },
       faultHandling: {
-        host: () => etcdBreaker(),
+        host: (endpoint) => gated(endpoint, etcdBreaker()),
+        // etcd3's default, less the calls whose deadline is spent: a retry of those fails at once,
+        // on whichever member it picks, and counts against that member's breaker (a call that
+        // waited on a silent member opened the breaker of the member that answers).
+        global: retry(
+          handleWhen((e) => isRecoverableError(e) && !(e instanceof GRPCDeadlineExceededError)),
+          { maxAttempts: 3 },
+        ),
         // A watch stream that broke (its member died) reconnects to another within a second:
         // etcd3's default backoff grew to several seconds after a few refused attempts at the dead
         // member, and every assignment, status and upstream change waited for it.
@@ -119,7 +152,7 @@ export class EtcdKv implements Kv {
     this.#leaseClient = new Etcd3({
       ...config,
       grpcOptions: { 'grpc.use_local_subchannel_pool': 1, ...GRPC_KEEPALIVE },
-      faultHandling: { host: () => noop, global: noop },
+      faultHandling: { host: (endpoint) => gated(endpoint), global: noop },
     });
   }
 
@@ -128,15 +161,18 @@ export class EtcdKv implements Kv {
     end?: string,
     options: { readonly revision?: Revision } = {},
   ): Promise<{ revision: Revision; kvs: readonly KeyValue[] }> {
-    const res = await this.#call('range', () =>
-      this.#client.kv.range(
-        {
-          key: Buffer.from(key),
-          ...(end === undefined ? {} : { range_end: Buffer.from(end) }),
-          ...(options.revision === undefined ? {} : { revision: String(options.revision) }),
-        },
-        this.#deadline(),
-      ),
+    const res = await this.#call(
+      'range',
+      () =>
+        this.#client.kv.range(
+          {
+            key: Buffer.from(key),
+            ...(end === undefined ? {} : { range_end: Buffer.from(end) }),
+            ...(options.revision === undefined ? {} : { revision: String(options.revision) }),
+          },
+          this.#deadline(),
+        ),
+      { hedge: true },
     );
     return { revision: Number(res.header.revision), kvs: res.kvs.map(toKeyValue) };
   }
@@ -185,6 +221,23 @@ export class EtcdKv implements Kv {
       .startRevision(String(startRevision));
     if (options.prevKv === true) builder.withPreviousKV();
     const watcher: Watcher = builder.watcher();
+    // A watch stream that broke, or that does not open, may sit on a silent member.
+    let opening: Timer | undefined;
+    const stopOpening = (): void => {
+      opening?.cancel();
+      opening = undefined;
+    };
+    watcher.on('connecting', () => {
+      stopOpening();
+      opening = this.#clock.setTimer(WATCH_OPEN_SUSPECT_MS, () => {
+        opening = undefined;
+        if (!cancelled) this.#gate.suspect();
+      });
+    });
+    watcher.on('connected', stopOpening);
+    watcher.on('disconnected', () => {
+      if (!cancelled) this.#gate.suspect();
+    });
     watcher.on('data', (res: IWatchResponse) => {
       if (cancelled || res.events.length === 0) return;
       const events: WatchEvent[] = res.events.map((e) => ({
@@ -200,6 +253,7 @@ export class EtcdKv implements Kv {
     watcher.on('error', (error: Error) => {
       if (cancelled) return;
       cancelled = true;
+      stopOpening();
       watcher.cancel().catch(() => undefined);
       handlers.onError(translateEtcdError(error, `watch ${key}`, this.#endpoints));
     });
@@ -207,6 +261,7 @@ export class EtcdKv implements Kv {
       cancel: () => {
         if (cancelled) return;
         cancelled = true;
+        stopOpening();
         watcher.removeAllListeners('data');
         watcher.cancel().catch(() => undefined);
       },
@@ -214,8 +269,11 @@ export class EtcdKv implements Kv {
   }
 
   async leaseGrant(ttlSeconds: number): Promise<LeaseId> {
-    const res = await this.#call('lease grant', () =>
-      this.#leaseClient.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, this.#deadline()),
+    const res = await this.#call(
+      'lease grant',
+      () => this.#leaseClient.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, this.#deadline()),
+      // A second grant when the first one waited on a silent member: the unused lease just expires.
+      { hedge: true },
     );
     return String(res.ID);
   }
@@ -223,6 +281,7 @@ export class EtcdKv implements Kv {
   async leaseKeepAlive(id: LeaseId, options: { timeoutMs: number }): Promise<number> {
     if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
     let stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+    await this.#gate.ready;
     try {
       stream = await this.#keepaliveStream();
     } catch (error) {
@@ -243,8 +302,9 @@ export class EtcdKv implements Kv {
               `etcd at ${this.#endpoints} did not answer a keepalive for lease ${id} within ${options.timeoutMs} ms`,
             ),
           );
-          // A stuck stream is replaced: the next keepalive opens a fresh one.
+          // A stuck stream is replaced: the next keepalive opens a fresh one (on an answering member).
           this.#resetKeepalive(stream);
+          this.#gate.suspect();
         }),
       };
       list.push(entry);
@@ -276,20 +336,68 @@ export class EtcdKv implements Kv {
       () => undefined,
     );
     this.#keepalive = undefined;
+    this.#gate.close();
     this.#client.close();
     this.#leaseClient.close();
+  }
+
+  /**
+   * Closes both clients' connections to these members: a watch or keepalive stream waiting on one
+   * fails, and etcd3 opens it again on a member that answers. etcd3 keeps its per-member connections
+   * private (ConnectionPool.hosts); test/registry/etcd-silent-member.test.ts fails if that changes.
+   */
+  #closeMembers(endpoints: readonly string[]): void {
+    if (this.#closed) return;
+    const wanted = new Set(endpoints.map(withoutScheme));
+    for (const client of [this.#client, this.#leaseClient]) {
+      for (const host of poolHosts(client)) if (wanted.has(host.host)) host.resetAllServices();
+    }
   }
 
   #deadline(): { deadline: number } {
     return { deadline: this.#clock.now() + this.#timeoutMs };
   }
 
-  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /** `hedge`: a read (or a grant), safe to send again while the first attempt may still land. */
+  async #call<T>(what: string, fn: () => Promise<T>, options: { hedge?: boolean } = {}): Promise<T> {
     if (this.#closed) throw new RegistryError('closed', 'the etcd connection was closed');
+    await this.#gate.ready;
+    const falls = this.#gate.falls;
+    const slow = this.#clock.setTimer(SLOW_CALL_SUSPECT_MS, () => this.#gate.suspect());
+    let unsubscribe = (): void => undefined;
     try {
-      return await fn();
+      if (options.hedge !== true) return await fn();
+      // Safe to send twice: when a member is found silent while this waits (most likely on it),
+      // the call goes again to one that answers, and the first answer of the two counts.
+      const first = fn();
+      first.catch(() => undefined);
+      const fell = new Promise<'fell'>((resolve) => {
+        unsubscribe = this.#gate.onFall(() => resolve('fell'));
+      });
+      const early = await Promise.race([first.then(() => 'answered' as const), fell]);
+      if (early === 'answered') return await first;
+      return await Promise.any([first, fn()]).catch((e: unknown) => {
+        throw e instanceof AggregateError ? e.errors.at(-1) : e;
+      });
     } catch (error) {
+      if (!(error instanceof Error) || !isEtcdUnavailable(error))
+        throw translateEtcdError(error, what, this.#endpoints);
+      // A member was found silent while this call waited: it most likely waited on that member.
+      // Once more, with a deadline of its own (fn makes it), on a member that answers. etcd3 itself
+      // sends any call again after such an error, but within the first deadline, already spent;
+      // the outcome of a write that timed out was unknown to its caller either way.
+      if (this.#gate.falls !== falls && !this.#closed) {
+        try {
+          return await fn();
+        } catch (again) {
+          throw translateEtcdError(again, what, this.#endpoints);
+        }
+      }
+      this.#gate.suspect();
       throw translateEtcdError(error, what, this.#endpoints);
+    } finally {
+      slow.cancel();
+      unsubscribe();
     }
   }
 
@@ -315,6 +423,7 @@ export class EtcdKv implements Kv {
     error: unknown,
   ): void {
     this.#resetKeepalive(stream);
+    if (!this.#closed) this.#gate.suspect();
     const translated = translateEtcdError(error, 'lease keepalive', this.#endpoints);
     for (const entries of this.#waiting.values()) {
       for (const entry of entries.splice(0)) {
@@ -355,6 +464,23 @@ export const GRPC_KEEPALIVE = {
   'grpc.keepalive_time_ms': 6_000,
   'grpc.keepalive_timeout_ms': 2_000,
 } as const;
+
+/** etcd3's per-member connections (private in its types: ConnectionPool.hosts), or none. */
+function poolHosts(client: Etcd3): readonly { host: string; resetAllServices(): void }[] {
+  const pool = (client as unknown as { pool?: { hosts?: unknown } }).pool;
+  const hosts = pool?.hosts;
+  if (!Array.isArray(hosts)) return [];
+  return hosts.filter(
+    (h): h is { host: string; resetAllServices(): void } =>
+      typeof (h as { host?: unknown }).host === 'string' &&
+      typeof (h as { resetAllServices?: unknown }).resetAllServices === 'function',
+  );
+}
+
+/** `http://10.0.0.1:2379` → `10.0.0.1:2379`, as etcd3 names its hosts. */
+function withoutScheme(endpoint: string): string {
+  return endpoint.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+}
 
 /**
  * The per-host circuit breaker of data calls: it opens after consecutive failures that mean etcd
