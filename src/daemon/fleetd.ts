@@ -28,6 +28,7 @@ import { isRegistryError } from '../registry/registry-error.js';
 import type { ProcessUnitConfig, Runtime } from '../runtime/runtime.js';
 import { fenceAfterMsOf, type DaemonConfig } from './config.js';
 import { MembershipLoop } from './membership-loop.js';
+import { Backoff } from '../lib/backoff.js';
 
 export interface FleetdDeps {
   readonly config: DaemonConfig;
@@ -228,7 +229,7 @@ export class Fleetd {
     this.#api = await this.#serveApi();
     let first: Membership;
     try {
-      first = await this.#register();
+      first = await this.#firstRegister();
     } catch (err) {
       if (!isRegistryError(err, 'machine_id_taken')) throw await this.#abortStart(err);
       log.warn(
@@ -325,6 +326,33 @@ export class Fleetd {
     const scheme = this.#deps.api?.tls === undefined ? 'http' : 'https';
     const host = publicIp.includes(':') ? `[${publicIp}]` : publicIp;
     return `${scheme}://${host}:${port}`;
+  }
+
+  /**
+   * The first registration, tried again while etcd cannot be reached: a host that boots before its
+   * network is up, or in a cluster cold start before etcd has a quorum, waits for etcd as fleet
+   * did (the membership loop's own retries take over once registered). Other errors end the start.
+   */
+  async #firstRegister(): Promise<Membership> {
+    const { log, clock, random } = this.#deps;
+    const retry = new Backoff({ clock, random, minMs: 500, maxMs: 5_000 });
+    for (;;) {
+      try {
+        return await this.#register();
+      } catch (err) {
+        if (!isRegistryError(err, 'unavailable') || this.#stop.signal.aborted) throw err;
+        const waitMs = retry.next();
+        const fields = {
+          event: 'fleetd.etcd_unreachable',
+          machine: this.machineId,
+          retryInMs: Math.round(waitMs),
+        };
+        if (retry.failures === 1)
+          log.warn(fields, `cannot register yet (${err.message}); trying again until etcd answers`);
+        else log.debug(fields, 'cannot register yet; trying again');
+        await clock.sleep(waitMs, this.#stop.signal);
+      }
+    }
   }
 
   async #register(): Promise<Membership> {
