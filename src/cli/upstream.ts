@@ -23,7 +23,7 @@ import {
   upstreamName,
 } from '../discovery/render-upstream.js';
 import { ReloadRecorder } from '../discovery/reload-recorder.js';
-import { DEFAULT_DEBOUNCE_MS, UpstreamSync } from '../discovery/upstream-sync.js';
+import { DEFAULT_DEBOUNCE_MS, DEFAULT_EMPTY_HOLD_MS, UpstreamSync } from '../discovery/upstream-sync.js';
 import type { CliContext } from './main.js';
 import {
   addEtcdOptions,
@@ -48,6 +48,7 @@ interface UpstreamFlags extends EtcdFlags {
   readonly checkCmd: string;
   readonly reloadCmd: string;
   readonly debounce: string;
+  readonly emptyHold: string;
   readonly serverParams: string;
   readonly keepalive: string;
   readonly keepaliveTimeout: string;
@@ -81,6 +82,11 @@ export function registerUpstream(program: Command, ctx: CliContext, deps: Discov
       '--debounce <span>',
       'changes within this time of the first one go into one reload',
       `${DEFAULT_DEBOUNCE_MS}ms`,
+    )
+    .option(
+      '--empty-hold <span>',
+      'when every instance vanishes at once (an etcd outage revokes every announcer lease together), keep the last ones this long before rendering none (0: at once)',
+      `${DEFAULT_EMPTY_HOLD_MS / 1000}s`,
     )
     .option(
       '--server-params <params>',
@@ -128,6 +134,7 @@ Examples:
       const env = deps.env ?? process.env;
       const render = await renderOptions(flags);
       const debounceMs = durationFlag('--debounce', flags.debounce, 0);
+      const emptyHoldMs = durationFlag('--empty-hold', flags.emptyHold, 0);
       const host = flags.machine ?? (env['FLEETTS_MACHINE_ID'] || undefined) ?? defaultHostname(deps);
       if (!HOST_RE.test(host)) {
         const from =
@@ -167,6 +174,7 @@ Examples:
           render: (instances) => renderUpstream(instances, render),
           sink,
           debounceMs,
+          emptyHoldMs,
           onReloaded: (reload) => recorder.record(reload),
           ...(served.metrics === undefined ? {} : { metrics: served.metrics }),
         });

@@ -16,6 +16,15 @@ import { selectBackends } from './render-upstream.js';
  * goes into one reload. Short, because it adds directly to failover time.
  */
 export const DEFAULT_DEBOUNCE_MS = 100;
+/**
+ * When every instance vanishes at once, the last ones stay in the file this long before none do
+ * (docs/web-farm-load.md#when-every-backend-vanishes-at-once). An etcd outage longer than the
+ * announcers' TTL (etcd frozen, no quorum) revokes every lease at the same moment, and the
+ * announcers announce again within a second or two: rendering the empty set meanwhile turned a
+ * control-plane hiccup into 503s for every request. Backends that really are gone cost nginx a
+ * refused connection each until then (it tries the next, as for any dead server).
+ */
+export const DEFAULT_EMPTY_HOLD_MS = 10_000;
 /** A level-triggered loop re-applies now and then even without events (a no-op when in sync). */
 const RESYNC_MS = 60_000;
 /** Retries of a failed render, write or reload (lib/backoff, jittered); a change wakes it sooner. */
@@ -37,6 +46,8 @@ export interface UpstreamSyncDeps {
    * not throw: the next reload never waits for it.
    */
   readonly onReloaded?: (reload: { text: string; servers: number; revision: Revision }) => void;
+  /** DEFAULT_EMPTY_HOLD_MS unless given; 0 renders an empty set at once. */
+  readonly emptyHoldMs?: number;
   /** Counts renders and reloads by result (`--metrics-listen`, docs/metrics.md). */
   readonly metrics?: Pick<SidekickMetrics, 'upstreamRenders' | 'upstreamReloads'>;
 }
@@ -46,6 +57,10 @@ export class UpstreamSync {
   readonly #wake: Wakeup;
   #latest: WatchedSet<ServiceInstance> | undefined;
   #skipped = '';
+  /** How many backends nginx runs with (the last applied render); undefined before the first. */
+  #shown: number | undefined;
+  /** Since when (monotonic) the set has been empty while the file still holds backends. */
+  #emptySince: number | undefined;
 
   constructor(deps: UpstreamSyncDeps) {
     this.#d = deps;
@@ -74,9 +89,9 @@ export class UpstreamSync {
           if (this.#wake.pending) await this.#wake.wait(0);
         }
         first = false;
-        const ok = await this.#pass();
+        const { ok, wakeInMs } = await this.#pass();
         if (ok) retry.reset();
-        retryMs = ok ? undefined : retry.next();
+        retryMs = ok ? wakeInMs : retry.next();
       }
     } finally {
       sub.close();
@@ -93,11 +108,14 @@ export class UpstreamSync {
     else if (result.kind === 'reload_failed') m.upstreamReloads.inc({ service, result: 'failed' });
   }
 
-  /** One render and apply; false when it should be retried (the reload or a write failed). */
-  async #pass(): Promise<boolean> {
-    const { log, service } = this.#d;
+  /**
+   * One render and apply. `ok` false: try again (the reload or a write failed); `wakeInMs`: pass
+   * again then even without a change (an empty set held back).
+   */
+  async #pass(): Promise<{ ok: boolean; wakeInMs?: number }> {
+    const { log, service, clock } = this.#d;
     const set = this.#latest;
-    if (set === undefined) return true;
+    if (set === undefined) return { ok: true };
     for (const p of set.problems)
       log.warn(
         { event: 'upstream.bad_instance', key: p.key, problem: p.message },
@@ -111,10 +129,45 @@ export class UpstreamSync {
         `left out ${skipped.length} instance(s) of ${service}`,
       );
     this.#skipped = skippedText;
+    const holdMs = this.#d.emptyHoldMs ?? DEFAULT_EMPTY_HOLD_MS;
+    if (backends.length === 0 && (this.#shown ?? 0) > 0 && holdMs > 0) {
+      const now = clock.monotonic();
+      if (this.#emptySince === undefined) {
+        this.#emptySince = now;
+        log.warn(
+          { event: 'upstream.empty_held', service, revision: set.revision, backends: this.#shown, holdMs },
+          `every instance of ${service} vanished at once (revision ${set.revision}): nginx keeps its ${this.#shown} backend(s) for up to ${holdMs} ms, as after an etcd outage every announcer announces again`,
+        );
+      }
+      const left = this.#emptySince + holdMs - now;
+      if (left > 0) return { ok: true, wakeInMs: left };
+      log.warn(
+        {
+          event: 'upstream.empty_released',
+          service,
+          revision: set.revision,
+          heldMs: Math.round(now - this.#emptySince),
+        },
+        `no instance of ${service} came back within ${holdMs} ms: rendering none`,
+      );
+    } else if (this.#emptySince !== undefined && backends.length > 0) {
+      log.info(
+        {
+          event: 'upstream.empty_ended',
+          service,
+          revision: set.revision,
+          heldMs: Math.round(clock.monotonic() - this.#emptySince),
+          backends: backends.length,
+        },
+        `${service}: ${backends.length} instance(s) back; the empty set was never rendered`,
+      );
+    }
+    this.#emptySince = undefined;
     try {
       const text = this.#d.render(set.items);
       const result = await this.#d.sink.apply(text);
       this.#count(result);
+      if (result.kind === 'reloaded' || result.kind === 'unchanged') this.#shown = backends.length;
       if (result.kind === 'reloaded') {
         log.info(
           {
@@ -127,7 +180,7 @@ export class UpstreamSync {
         );
         this.#d.onReloaded?.({ text, servers: backends.length, revision: set.revision });
       }
-      return result.kind !== 'reload_failed';
+      return { ok: result.kind !== 'reload_failed' };
     } catch (err) {
       this.#d.metrics?.upstreamRenders.inc({ service, result: 'error' });
       const message = err instanceof Error ? err.message : String(err);
@@ -135,7 +188,7 @@ export class UpstreamSync {
         { event: 'upstream.apply_failed', err: message },
         `could not apply the upstream of ${service}: ${message}`,
       );
-      return false;
+      return { ok: false };
     }
   }
 }

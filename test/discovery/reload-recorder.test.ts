@@ -1,22 +1,15 @@
 // ReloadRecorder (the `upstreams/` key behind upstream.reloaded) with an in-memory registry whose
 // writes the test holds: nginx reloads never wait for etcd, one write is in flight at a time, and
 // the reloads that come meanwhile are coalesced into one write of the latest.
-import { Writable } from 'node:stream';
 import test from 'ava';
-import { pino } from 'pino';
 import { ReloadRecorder } from '../../src/discovery/reload-recorder.js';
 import { UpstreamSync } from '../../src/discovery/upstream-sync.js';
 import { systemClock } from '../../src/lib/clock.js';
-import { silentLogger, type Logger } from '../../src/lib/logger.js';
+import { silentLogger } from '../../src/lib/logger.js';
 import { createRandom } from '../../src/lib/random.js';
-import type {
-  LeaseHandle,
-  ServiceInstance,
-  ServiceReader,
-  UpstreamReload,
-  WatchedSet,
-} from '../../src/registry/registry.js';
+import type { LeaseHandle, UpstreamReload } from '../../src/registry/registry.js';
 import { waitFor } from '../helpers/wait.js';
+import { capturingLogger, PushedService } from './upstream-fakes.js';
 
 const T = '2026-12-06T12:00:00.000Z';
 const clock = { ...systemClock, now: () => Date.parse(T) };
@@ -65,17 +58,6 @@ class HeldRegistry {
   loseLease(): void {
     this.#lost.abort();
   }
-}
-
-function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { log: pino({ level: 'info' }, stream), lines };
 }
 
 const reload = (servers: number) => ({ text: `servers ${servers}\n`, servers, revision: 10 + servers });
@@ -156,32 +138,6 @@ test('close lets the write in flight finish, drops the rest and records nothing 
     [1],
   );
 });
-
-/** A service whose instance sets the test pushes, as the registry's watch would deliver them. */
-class PushedService implements ServiceReader {
-  #onChange: ((set: WatchedSet<ServiceInstance>) => void) | undefined;
-  #revision = 1;
-  listServiceInstances(): Promise<WatchedSet<ServiceInstance>> {
-    return Promise.reject(new Error('not used'));
-  }
-  watchServiceInstances(
-    _service: string,
-    onChange: (set: WatchedSet<ServiceInstance>) => void,
-  ): Promise<{ close(): void }> {
-    this.#onChange = onChange;
-    this.push(0);
-    return Promise.resolve({ close: () => undefined });
-  }
-  push(n: number): void {
-    const items = Array.from({ length: n }, (_, i) => ({
-      service: 'web',
-      instance: `i${i}`,
-      address: `10.0.0.${i + 1}:80`,
-      since: T,
-    }));
-    this.#onChange?.({ revision: ++this.#revision, items, problems: [] });
-  }
-}
 
 test('nginx is reloaded for each change while the record of an earlier reload is still held', async (t) => {
   const registry = new HeldRegistry();

@@ -7,6 +7,7 @@ import test from 'ava';
 import { DEFAULT_SERVER_PARAMS, renderUpstream } from '../../src/discovery/render-upstream.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/registry/etcd-registry.js';
 import type { LeaseHandle } from '../../src/registry/registry.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
 import {
   httpGet,
@@ -37,7 +38,7 @@ interface Farm {
   expected(): Promise<string>;
 }
 
-async function farm(options: { template?: string } = {}): Promise<Farm> {
+async function farm(options: { template?: string; emptyHold?: string } = {}): Promise<Farm> {
   const prefix = randomPrefix();
   const registry = createEtcdRegistry({ endpoints: [etcd().endpoint], prefix });
   cleanups.push(() => registry.close());
@@ -72,6 +73,7 @@ async function farm(options: { template?: string } = {}): Promise<Farm> {
     'lb1',
   ];
   args.push('--fallback-listen', fallback, '--etcd-endpoints', etcd().endpoint, '--etcd-key-prefix', prefix);
+  if (options.emptyHold !== undefined) args.push('--empty-hold', options.emptyHold);
   if (options.template !== undefined) {
     const file = join(nginx.dir, 'upstream.tpl');
     await writeFile(file, options.template);
@@ -140,7 +142,8 @@ test.serial(
   'renders exactly the live backends; nginx proxies to each; retries past a dead one; 503 page when none',
   async (t) => {
     const [a, b] = [await apache('<p>backend A</p>\n'), await apache('<p>backend B</p>\n')];
-    const f = await farm();
+    // The last one withdrawn is rendered out at once (the next test holds it back, by default).
+    const f = await farm({ emptyHold: '0' });
     await synced(f);
     t.true(f.upstream.running());
 
@@ -251,5 +254,40 @@ test.serial(
     t.deepEqual(await recorded(f), [], 'no reload recorded');
     t.is((await httpGet(f.nginx.url)).status, 503, 'nginx still serves the previous configuration');
     t.is(await f.upstream.stop('SIGTERM'), 0);
+  },
+);
+
+test.serial(
+  'every instance gone at once, their leases revoked by an etcd outage: nginx keeps them until they are back',
+  async (t) => {
+    const a = await apache('<p>backend A</p>\n');
+    const f = await farm();
+    // An announcer's lease (TTL 2 s), kept alive until etcd freezes for longer than that.
+    const lease = await f.registry.openLease({ ttlMs: 2_000 });
+    cleanups.push(() => lease.close());
+    await f.registry.announce(lease, { service: 'web', instance: 'a', address: a.address, since });
+    t.regex(await synced(f), new RegExp(a.address));
+    etcd().freeze();
+    try {
+      await systemClock.sleep(4_000);
+    } finally {
+      etcd().thaw();
+    }
+    await waitFor('the key gone with its lease', async () =>
+      (await f.registry.listServiceInstances('web')).items.length === 0 ? true : undefined,
+    );
+    const held = await f.upstream.waitForEvent('upstream.empty_held');
+    t.is(held['backends'], 1);
+    t.regex(await readFile(f.out, 'utf8'), new RegExp(a.address), 'the file still has the backend');
+    t.is((await httpGet(f.nginx.url)).status, 200, 'nginx still proxies to it');
+    // Its announcer announces again under a new lease, as fleetts announce does after a lost lease.
+    await f.announce('a', a.address);
+    await f.upstream.waitForEvent('upstream.empty_ended');
+    t.is((await httpGet(f.nginx.url)).status, 200);
+    const empty = f.upstream
+      .events('upstream.synced')
+      .filter((e) => Array.isArray(e['backends']) && e['backends'].length === 0);
+    t.deepEqual(empty, [], 'nginx was never reloaded with no backend');
+    t.is(f.upstream.events('upstream.empty_released').length, 0);
   },
 );
