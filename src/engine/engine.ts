@@ -139,8 +139,6 @@ export class Engine {
   #wake: Wakeup | undefined;
   /** The dead machines last logged, and the AtMostOnce units last held on them (each logged once). */
   #deadLogged = '';
-  /** The machines this pass treats as dead (peer-confirmed, lease not expired yet). */
-  #gone: ReadonlySet<MachineId> = new Set();
   #deadHoldLogged = '';
   readonly stats: EngineStats = {
     terms: 0,
@@ -362,12 +360,14 @@ export class Engine {
     moves: number;
     /** Kept whatever the log level: a move is logged at info (an operator's "where did it go?"). */
     moved: readonly AssignDecision[];
+    /** The moves off machines this pass treats as dead: their run claims are released after the write. */
+    movedOffDead: readonly AssignDecision[];
     placed: readonly Placed[];
   } {
     const { log } = this.#deps;
     this.#cache.prune(registeredSnapshot.units);
     const registered = new Set(registeredSnapshot.machines.keys());
-    const snapshot = this.#withoutDeadMachines(registeredSnapshot);
+    const { snapshot, gone } = this.#withoutDeadMachines(registeredSnapshot);
     const built = buildClusterView(snapshot, this.#cache);
     const { invalid } = built;
     const view = this.#holdMoves(built.view, registered);
@@ -394,6 +394,7 @@ export class Engine {
       decisions: log.isLevelEnabled('debug') ? plan.decisions : [],
       moves: moved.length,
       moved,
+      movedOffDead: moved.filter((d) => d.movedFrom !== undefined && gone.has(d.movedFrom)),
       placed:
         this.#metrics === undefined
           ? []
@@ -463,21 +464,23 @@ export class Engine {
    * The snapshot without the machines the peer watch confirmed dead: to the scheduler they are
    * gone, as if their lease had expired (their statuses no longer hold a launch elsewhere).
    */
-  #withoutDeadMachines(snapshot: ClusterSnapshot): ClusterSnapshot {
+  #withoutDeadMachines(snapshot: ClusterSnapshot): {
+    snapshot: ClusterSnapshot;
+    /** The machines this pass treats as dead (peer-confirmed, lease not expired yet). */
+    gone: ReadonlySet<MachineId>;
+  } {
     const dead = trustedDead(
       this.#deps.deadMachines?.(),
       this.#deps.registry.health.lastFailureAt(),
       this.#deps.clock.monotonic(),
     );
-    this.#gone = new Set();
-    if (dead.size === 0) return snapshot;
+    if (dead.size === 0) return { snapshot, gone: new Set() };
     // Only the registration found dead (its create revision): one registered since is a new boot.
     const gone = [...dead].flatMap(([m, rev]) => {
       const record = snapshot.machines.get(m);
       return record !== undefined && (rev === undefined || record.createRevision === rev) ? [m] : [];
     });
-    if (gone.length === 0) return snapshot;
-    this.#gone = new Set(gone);
+    if (gone.length === 0) return { snapshot, gone: new Set() };
     const machines = new Map(snapshot.machines);
     for (const m of gone) machines.delete(m);
     gone.sort();
@@ -488,7 +491,7 @@ export class Engine {
         `treating ${gone.join(', ')} as gone: confirmed dead by its peers, its lease not expired yet`,
       );
     }
-    return { ...snapshot, machines };
+    return { snapshot: { ...snapshot, machines }, gone: new Set(gone) };
   }
 
   /**
@@ -498,9 +501,7 @@ export class Engine {
    * lease expires. AtMostOnce units are never among them: they are held on the dead machine.
    * Best effort: the new host's agent takes the claim over on its own verdict otherwise.
    */
-  async #releaseDeadClaims(moved: readonly AssignDecision[]): Promise<void> {
-    const gone = this.#gone;
-    const off = moved.filter((d) => d.movedFrom !== undefined && gone.has(d.movedFrom));
+  async #releaseDeadClaims(off: readonly AssignDecision[]): Promise<void> {
     if (off.length === 0) return;
     const released = await Promise.all(
       off.map((d) =>
@@ -594,7 +595,7 @@ export class Engine {
     this.stats.passes++;
     this.#reportProblems(snapshot);
     this.#metrics?.statuses(snapshot.statuses, snapshot.units);
-    const { changes, summary, decisions, moves, moved, placed } = this.#plan(snapshot);
+    const { changes, summary, decisions, moves, moved, movedOffDead, placed } = this.#plan(snapshot);
     if (changes.length === 0) {
       this.stats.lastPassMs = clock.monotonic() - started;
       return 'settled';
@@ -621,7 +622,7 @@ export class Engine {
           { event: 'engine.unit_moved', unit: d.unit, from: d.movedFrom, to: d.machine, reason: d.reason },
           `moved ${d.unit} from ${d.movedFrom ?? '?'} to ${d.machine}: ${d.reason}`,
         );
-      await this.#releaseDeadClaims(moved);
+      await this.#releaseDeadClaims(movedOffDead);
       for (const d of decisions) {
         if (d.kind === 'unschedulable' || (d.kind === 'assign' && d.movedFrom !== undefined)) continue;
         log.debug(
