@@ -107,9 +107,10 @@ export class EtcdKv implements Kv {
     this.#endpoints = options.endpoints.join(',');
     this.#gate = new MemberGate(options.endpoints, {
       clock,
-      onSilent: (endpoints) => this.#closeMembers(endpoints),
       ...(options.onSilentMembers === undefined ? {} : { onChange: options.onSilentMembers }),
     });
+    // First of the gate's listeners: the connections are closed before any call is sent again.
+    this.#gate.onFall((fell) => this.#closeMembers(fell));
     const gated = (endpoint: string, inner?: MemberPolicy): IPolicy<IDefaultPolicyContext> =>
       // etcd3 calls only execute() on a host's policy.
       this.#gate.policy(endpoint, inner) as unknown as IPolicy<IDefaultPolicyContext>;

@@ -33,8 +33,6 @@ export interface MemberPolicy {
 export interface MemberGateOptions {
   readonly clock: Clock;
   readonly probe?: MemberProbe;
-  /** Told when members fall silent, to close their connections (streams stuck on them fail). */
-  readonly onSilent?: (endpoints: readonly string[]) => void;
   /** Told of each change, for the log. */
   readonly onChange?: (silent: readonly string[]) => void;
 }
@@ -52,7 +50,7 @@ export class MemberGate {
   #recheck: Timer | undefined;
   #closed = false;
   #falls = 0;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new Set<(fell: readonly string[]) => void>();
 
   /**
    * Resolves once the first round is done: a fresh process (a sidekick that just started) would
@@ -75,8 +73,11 @@ export class MemberGate {
     return this.#falls;
   }
 
-  /** Calls `listener` each time a round finds a member newly silent, until the returned function. */
-  onFall(listener: () => void): () => void {
+  /**
+   * Calls `listener` with the members a round found newly silent, each time, until the returned
+   * function is called; listeners run in the order they subscribed.
+   */
+  onFall(listener: (fell: readonly string[]) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -157,8 +158,7 @@ export class MemberGate {
     if (changed) this.#o.onChange?.(next);
     if (fell.length > 0) {
       this.#falls++;
-      this.#o.onSilent?.(fell);
-      for (const listener of [...this.#listeners]) listener();
+      for (const listener of [...this.#listeners]) listener(fell);
     }
     this.#recheck?.cancel();
     this.#recheck = undefined;

@@ -17,8 +17,8 @@ function gateWith(answering: Set<string>) {
       probed.push(e);
       return Promise.resolve(answering.has(e));
     },
-    onSilent: (eps) => fell.push([...eps]),
   });
+  gate.onFall((eps) => fell.push([...eps]));
   return { clock, gate, probed, fell };
 }
 
