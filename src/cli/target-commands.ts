@@ -8,6 +8,7 @@ import type { ApiClient } from './client.js';
 import { ApiClientError } from './client.js';
 import type { CliContext } from './main.js';
 import { explainNotFound, readUnitArgs, unitNames, type UnitArg } from './unit-args.js';
+import { UnitNews } from './unit-news.js';
 import { DEFAULT_BLOCK_ATTEMPTS, waitForUnits } from './wait-for-units.js';
 import { durationFlag } from './discovery-options.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS, rollBatch, RollError } from './roll-units.js';
@@ -340,14 +341,22 @@ async function block(
       );
     return;
   }
-  const { problems } = await waitForUnits(wants, {
-    client: await ctx.client(),
-    output: ctx.output,
-    clock: ctx.clock,
-    attempts,
-    pollMs: ctx.pollMs,
-    signal: ctx.signal,
-  });
+  const client = await ctx.client();
+  const news = UnitNews.open(client, ctx.clock);
+  let problems: Awaited<ReturnType<typeof waitForUnits>>['problems'];
+  try {
+    ({ problems } = await waitForUnits(wants, {
+      client,
+      output: ctx.output,
+      clock: ctx.clock,
+      attempts,
+      pollMs: ctx.pollMs,
+      signal: ctx.signal,
+      news,
+    }));
+  } finally {
+    news.close();
+  }
   if (problems.length === 0) return;
   const lines = problems.map((p) => `  ${p.unit}: ${p.reason}`).join('\n');
   throw new FleetError(

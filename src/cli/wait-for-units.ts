@@ -7,6 +7,7 @@ import type { UnitStatus } from '../cluster/types.js';
 import type { UnitSummary } from '../api/schemas.js';
 import { isTransient, type ApiClient } from './client.js';
 import type { Output } from './output.js';
+import type { UnitNews } from './unit-news.js';
 
 /** Default --block-attempts: one attempt per poll interval, so about a minute with the default. */
 export const DEFAULT_BLOCK_ATTEMPTS = 120;
@@ -75,6 +76,11 @@ export interface WaitOptions {
   readonly attempts: number;
   readonly pollMs: number;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Wakes the wait between polls when the cluster reports a change (unit-news.ts). An attempt is
+   * still one poll interval: polls made early on news do not use attempts up.
+   */
+  readonly news?: Pick<UnitNews, 'wait'> | undefined;
 }
 
 export interface WaitResult {
@@ -98,7 +104,8 @@ export async function waitForUnits(
   const problems: { unit: string; reason: string }[] = [];
   const last = new Map<string, Progress>();
   let outage = false;
-  for (let attempt = 1; pending.size > 0; attempt++) {
+  let attempt = 1;
+  for (; pending.size > 0;) {
     let units: Awaited<ReturnType<ApiClient['listUnits']>>;
     try {
       units = await o.client.listUnits([...pending.keys()]);
@@ -113,6 +120,7 @@ export async function waitForUnits(
       }
       outage = true;
       await o.clock.sleep(o.pollMs, o.signal);
+      attempt++;
       continue;
     }
     const byName = new Map(units.map((u) => [u.name, u]));
@@ -149,7 +157,9 @@ export async function waitForUnits(
     const first = last.get(names[0] ?? '');
     const detail = first?.kind === 'waiting' ? `: ${names[0]} ${first.detail}` : '';
     o.output.progress(`waiting for ${names.length} unit${names.length === 1 ? '' : 's'}${detail}`);
-    await o.clock.sleep(o.pollMs, o.signal);
+    if (o.news === undefined) await o.clock.sleep(o.pollMs, o.signal);
+    else if ((await o.news.wait(o.pollMs, o.signal)) === 'news') continue;
+    attempt++;
   }
   o.output.progress('');
   problems.sort((a, b) => (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));

@@ -145,7 +145,7 @@ export interface TestCluster {
   /** Runs fleetts in-process against host A's unix socket (unless argv gives --endpoint). */
   fleetts(
     argv: readonly string[],
-    options?: { signal?: AbortSignal; tty?: boolean },
+    options?: { signal?: AbortSignal; tty?: boolean; pollMs?: number },
   ): Promise<{ code: number; stdout: string; stderr: string; progress: string[] }>;
   close(): Promise<void>;
 }
@@ -237,7 +237,7 @@ export async function startTestCluster(etcdEndpoint: string): Promise<TestCluste
         : ['--endpoint', socket, ...argv];
       const code = await run(withEndpoint, out, {
         cwd: dir,
-        pollMs: 100,
+        pollMs: options.pollMs ?? 100,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       return { code, stdout: out.stdout, stderr: out.stderr, progress: out.progressLines };

@@ -45,6 +45,18 @@ async function unitFiles(names: readonly string[]): Promise<FileRow[]> {
   return (JSON.parse(r.stdout) as FileRow[]).filter((row) => names.includes(row.unit));
 }
 
+test('a blocking start learns from the event stream that its units are active, not from its next poll', async (t) => {
+  await file('news@.unit', SERVICE());
+  // One poll at the start (the units are not active yet), then none for 10 minutes: only the
+  // event stream's news can make it ask again. The abort after 60 s fails the test without it.
+  const signal = AbortSignal.timeout(60_000);
+  const r = await (await cl()).fleetts(['start', 'news@1', 'news@2', 'news@3'], { pollMs: 600_000, signal });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /Unit news@1\.unit launched on /);
+  t.regex(r.stdout, /Unit news@3\.unit launched on /);
+  t.is((await (await cl()).fleetts(['destroy', 'news@1', 'news@2', 'news@3'])).code, 0);
+});
+
 test('submit, load, start, stop, unload, destroy over template instances from a local template', async (t) => {
   await file('cyc@.unit', SERVICE());
   const names = ['cyc@1.unit', 'cyc@2.unit'];
