@@ -1,7 +1,7 @@
 // Submitting units and setting their target states (fleetctl's submit/load/start/stop/unload): every
 // unit of a batch is parsed with parseUnitSpec (the one function holding every rule) before anything
 // is written, so a bad file in a batch leaves the cluster unchanged.
-import type { TargetState, UnitName } from '../cluster/types.js';
+import type { TargetState, UnitHash, UnitName } from '../cluster/types.js';
 import { FleetError } from '../lib/errors.js';
 import type { SnapshotReader, StorageUsage, UnitRecord, UnitStore } from '../registry/registry.js';
 import { unitHash } from '../unit/hash.js';
@@ -45,8 +45,7 @@ export async function submitUnits(
     if (seen.has(item.name)) throw new ApiError(400, 'invalid', `unit ${item.name} is given twice`);
     seen.add(item.name);
   }
-  const prepared: Prepared[] = [];
-  for (const item of items) prepared.push(await prepare(registry, item, items, options.create === false));
+  const prepared = await prepareAll(registry, items, options.create === false);
   if (options.create === false) {
     const missing = prepared.filter((p) => p.existing === undefined).map((p) => p.name.name);
     if (missing.length > 0)
@@ -58,9 +57,79 @@ export async function submitUnits(
   }
   if (options.limits !== undefined)
     await checkLimits(registry, prepared, options.replace ?? false, options.limits);
-  const results: PutUnitResult[] = [];
-  for (const p of prepared) results.push(await write(registry, p, options.replace ?? false));
-  return results;
+  const replace = options.replace ?? false;
+  const results: (PutUnitResult | undefined)[] = prepared.map(() => undefined);
+  // New units in as few etcd transactions as it allows (`fleetts start web@{1..100}`: one, where
+  // one each took 100 round trips); then the others (replaced, or a new target) one by one.
+  const fresh = prepared.flatMap((p, i) => (p.existing === undefined ? [{ p, i }] : []));
+  if (fresh.length > 0) {
+    const records = await registry.createUnits(fresh.map(({ p }) => newUnit(p)));
+    for (const [k, { p, i }] of fresh.entries())
+      results[i] = await created(registry, p, newUnit(p).unit.target, records[k]!);
+  }
+  for (const [i, p] of prepared.entries()) results[i] ??= await write(registry, p, replace);
+  return results.map((r) => r!);
+}
+
+/**
+ * Reads what every item needs (its stored unit, its template's file) at once, not one after the
+ * other; a template asked for by many instances is read once. The first bad item, in the batch's
+ * order, is the error.
+ */
+async function prepareAll(
+  registry: SnapshotReader & UnitStore,
+  items: readonly SubmitItem[],
+  mustExist: boolean,
+): Promise<Prepared[]> {
+  const templates = new Map<string, Promise<string | undefined>>();
+  const templateText = (of: UnitName): Promise<string | undefined> => {
+    let text = templates.get(of);
+    if (text === undefined) {
+      text = (async () => {
+        const unit = await aboutUnit(of, () => registry.getUnit(of));
+        return unit === undefined ? undefined : aboutUnit(of, () => registry.getUnitFile(unit.hash));
+      })();
+      templates.set(of, text);
+    }
+    return text;
+  };
+  const settled = await Promise.allSettled(
+    items.map((item) => prepare(registry, item, items, mustExist, templateText)),
+  );
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<Prepared>).value);
+}
+
+function newUnit(p: Prepared): {
+  unit: { name: UnitName; hash: UnitHash; target: TargetState };
+  text: string;
+} {
+  if (p.text === undefined) throw new FleetError('internal', `no text for ${p.name.name}`);
+  return {
+    unit: { name: p.name.name, hash: unitHash(p.text), target: p.target ?? 'inactive' },
+    text: p.text,
+  };
+}
+
+async function created(
+  registry: UnitStore,
+  p: Prepared,
+  target: TargetState,
+  stored: UnitRecord,
+): Promise<PutUnitResult> {
+  let record = stored;
+  // createUnit keeps the stored target of an identical unit submitted concurrently.
+  if (record.target !== target && p.target !== undefined)
+    record = await registry.setTargetState(p.name.name, target, { expectHash: record.hash });
+  return {
+    name: p.name.name,
+    hash: record.hash,
+    target: record.target,
+    outcome: 'created',
+    ...(p.template === undefined ? {} : { template: p.template }),
+    revision: record.modRevision,
+  };
 }
 
 async function prepare(
@@ -68,6 +137,7 @@ async function prepare(
   item: SubmitItem,
   batch: readonly SubmitItem[],
   mustExist: boolean,
+  templateText: (of: UnitName) => Promise<string | undefined>,
 ): Promise<Prepared> {
   const name = parseUnitName(await requestedUnit(registry, item.name));
   if (name.kind === 'template' && item.target !== undefined && item.target !== 'inactive') {
@@ -84,12 +154,7 @@ async function prepare(
     const of = templateOf(name);
     template = of;
     const fromBatch = batch.find((b) => b.name === template)?.text;
-    const templateUnit = of === undefined ? undefined : await aboutUnit(of, () => registry.getUnit(of));
-    text =
-      fromBatch ??
-      (templateUnit === undefined || of === undefined
-        ? undefined
-        : await aboutUnit(of, () => registry.getUnitFile(templateUnit.hash)));
+    text = fromBatch ?? (of === undefined ? undefined : await templateText(of));
     if (text === undefined) {
       const also = template === undefined ? '' : `, and neither is its template ${template}`;
       throw new ApiError(
@@ -104,38 +169,20 @@ async function prepare(
   return { name, existing, text, template, differs, target: item.target };
 }
 
-async function write(
-  registry: SnapshotReader & UnitStore,
-  p: Prepared,
-  replace: boolean,
-): Promise<PutUnitResult> {
+/** A unit already stored: replaced (with --replace, when its file differs), or given its new target. */
+async function write(registry: UnitStore, p: Prepared, replace: boolean): Promise<PutUnitResult> {
   const name = p.name.name;
-  const templateField = p.template === undefined ? {} : { template: p.template };
-  if (p.existing === undefined || (p.differs && replace)) {
+  if (p.existing === undefined) throw new FleetError('internal', `${name} is not stored`);
+  if (p.differs && replace) {
     if (p.text === undefined) throw new FleetError('internal', `no text for ${name}`);
-    const target = p.target ?? p.existing?.target ?? 'inactive';
-    const unit = { name, hash: unitHash(p.text), target };
-    if (p.existing !== undefined) {
-      // One transaction: a kill at any point leaves the old unit or the new one, never neither.
-      const record = await registry.replaceUnit(p.existing, unit, p.text);
-      return {
-        name,
-        hash: record.hash,
-        target: record.target,
-        outcome: 'replaced',
-        revision: record.modRevision,
-      };
-    }
-    let record = await registry.createUnit(unit, p.text);
-    // createUnit keeps the stored target of an identical unit submitted concurrently.
-    if (record.target !== target && p.target !== undefined)
-      record = await registry.setTargetState(name, target, { expectHash: record.hash });
+    const unit = { name, hash: unitHash(p.text), target: p.target ?? p.existing.target };
+    // One transaction: a kill at any point leaves the old unit or the new one, never neither.
+    const record = await registry.replaceUnit(p.existing, unit, p.text);
     return {
       name,
       hash: record.hash,
       target: record.target,
-      outcome: 'created',
-      ...templateField,
+      outcome: 'replaced',
       revision: record.modRevision,
     };
   }

@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { asUnitName } from '../../src/cluster/types.js';
 import { useEtcd } from '../helpers/etcd.js';
 import { startTestCluster, TOKEN, type TestCluster } from './cluster-harness.js';
 
@@ -55,6 +56,22 @@ test('a blocking start learns from the event stream that its units are active, n
   t.regex(r.stdout, /Unit news@1\.unit launched on /);
   t.regex(r.stdout, /Unit news@3\.unit launched on /);
   t.is((await (await cl()).fleetts(['destroy', 'news@1', 'news@2', 'news@3'])).code, 0);
+});
+
+test('100 new instances of a template are stored in one etcd transaction', async (t) => {
+  await file('txn@.unit', SERVICE());
+  const names = Array.from({ length: 100 }, (_, i) => `txn@${i + 1}.unit`);
+  const c = await cl();
+  const r = await c.fleetts(['load', '--no-block', ...names]);
+  t.is(r.code, 0, r.stderr);
+  const revisions = new Set<number>();
+  for (const n of names) {
+    const unit = await c.registry.getUnit(asUnitName(n));
+    t.is(unit?.target, 'loaded', n);
+    if (unit !== undefined) revisions.add(unit.modRevision);
+  }
+  t.is(revisions.size, 1, 'one revision: one transaction');
+  t.is((await c.fleetts(['destroy', ...names])).code, 0);
 });
 
 test('submit, load, start, stop, unload, destroy over template instances from a local template', async (t) => {
