@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asUnitHash, asUnitName, type UnitName } from '../../src/cluster/types.js';
 import { ProcessRuntime, type ProcessRuntimeDeps } from '../../src/runtime/process-runtime.js';
-import type { ExecStep, ObservedUnit, ProcessUnitConfig } from '../../src/runtime/runtime.js';
+import type { ExecStep, ObservedUnit, ProcessUnitConfig, Runtime } from '../../src/runtime/runtime.js';
 import { parseSupervisorStatus } from '../../src/runtime/records.js';
 import type { SupervisorStatus } from '../../src/runtime/supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
@@ -93,13 +93,13 @@ export function newRuntime(
 /** Polls `probe` until it returns a value other than undefined/false; throws after `timeoutMs`. */
 export { waitFor };
 
-export async function observed(runtime: ProcessRuntime, unit: UnitName): Promise<ObservedUnit | undefined> {
+export async function observed(runtime: Runtime, unit: UnitName): Promise<ObservedUnit | undefined> {
   return (await runtime.list()).find((o) => o.unit === unit);
 }
 
 /** Waits until the unit is in `active` (and `sub`, if given). */
 export function waitState(
-  runtime: ProcessRuntime,
+  runtime: Runtime,
   unit: UnitName,
   active: ObservedUnit['active'],
   sub?: string,
@@ -115,7 +115,7 @@ export function waitState(
   );
 }
 
-export async function journalLines(runtime: ProcessRuntime, unit: UnitName, lines = 1000): Promise<string[]> {
+export async function journalLines(runtime: Runtime, unit: UnitName, lines = 1000): Promise<string[]> {
   const out: string[] = [];
   for await (const l of runtime.journal(unit, { lines })) out.push(l);
   return out;

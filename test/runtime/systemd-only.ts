@@ -1,0 +1,75 @@
+// What only the systemd runtime does, beside the contract (contract.ts): units refused with a
+// reason where systemd cannot keep fleetts' promise ([X-Health], AtMostOnce), and units that are
+// ordinary systemd services to an operator. Registered inside the systemd container
+// (fixtures/systemd-contract.ts), reported by systemd-runtime.test.ts.
+
+import type { TestFn } from 'ava';
+import { execFileSync } from 'node:child_process';
+import type { ProcessUnitConfig, Runtime } from '../../src/runtime/runtime.js';
+import type { SystemdRuntime } from '../../src/runtime/systemd-runtime.js';
+import { config, step, unitName, waitState } from './helpers.js';
+
+export interface SystemdHarness {
+  newRuntime(): { runtime: SystemdRuntime & Runtime<ProcessUnitConfig> };
+}
+
+function systemctl(...args: string[]): string {
+  try {
+    return execFileSync('systemctl', args, { encoding: 'utf8' });
+  } catch (err) {
+    return (err as { stdout?: string }).stdout ?? '';
+  }
+}
+
+export function systemdRuntimeTests(test: TestFn, h: SystemdHarness): void {
+  test('systemd: a unit with [X-Health] is refused with a reason, and nothing runs', async (t) => {
+    const { runtime } = h.newRuntime();
+    const unit = unitName('health');
+    await runtime.start(
+      config(unit, {
+        execStart: [step('/bin/sleep', '100')],
+        health: { check: 'tcp://127.0.0.1:1', intervalMs: 100, timeoutMs: 100, retries: 1, startPeriodMs: 0 },
+      }),
+    );
+    const o = await waitState(runtime, unit, 'failed', 'failed');
+    t.regex(o.reason ?? '', /^\[X-Health\] is not supported by the systemd runtime/);
+    t.regex(systemctl('show', '-p', 'LoadState', runtime.systemdName(unit)), /LoadState=not-found/);
+    await runtime.remove(unit);
+  });
+
+  test('systemd: an AtMostOnce unit is refused with a reason', async (t) => {
+    const { runtime } = h.newRuntime();
+    const unit = unitName('amo');
+    await runtime.start({ ...config(unit, { execStart: [step('/bin/sleep', '100')] }), atMostOnce: true });
+    const o = await waitState(runtime, unit, 'failed', 'failed');
+    t.regex(o.reason ?? '', /^AtMostOnce=true is not supported by the systemd runtime/);
+    t.true(o.atMostOnce);
+  });
+
+  test('systemd: a unit is an ordinary service to systemctl, named and described after the fleetts unit', async (t) => {
+    const { runtime } = h.newRuntime();
+    const unit = unitName('visible');
+    const c = config(unit, { execStart: [step('/bin/sleep', '100')] });
+    await runtime.start(c);
+    const o = await waitState(runtime, unit, 'active', 'running');
+    const name = runtime.systemdName(unit);
+    const status = systemctl('status', '--no-pager', name);
+    t.regex(
+      status,
+      new RegExp(`${name.replace(/[.]/g, '\\.')} - fleetts ${unit.replace(/[.]/g, '\\.')} ${c.hash}`),
+    );
+    t.regex(status, /Active: active \(running\)/);
+    t.regex(status, new RegExp(`Main PID: ${o.pid}`));
+    t.regex(systemctl('show', '-p', 'ControlGroup', name), /ControlGroup=\S*\/system\.slice\/fleetts-/);
+    await runtime.stop(unit);
+    t.regex(
+      systemctl('show', '-p', 'LoadState', name),
+      /LoadState=not-found/,
+      'systemd forgot the stopped unit',
+    );
+    t.like(
+      (await runtime.list()).find((x) => x.unit === unit),
+      { active: 'inactive', sub: 'dead' },
+    );
+  });
+}
