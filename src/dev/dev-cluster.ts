@@ -14,6 +14,7 @@ import type { Clock } from '../lib/clock.js';
 import { shellQuote } from '../discovery/run-command.js';
 import { clearDevContext, devContextPath, writeDevContext } from './context.js';
 import { DevError } from './dev-error.js';
+import { FLEETD_NODE_FLAGS } from '../daemon/node-flags.js';
 import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
 import { etcdMemberStatuses, type EtcdMemberStatus } from './etcd-members.js';
 import { matchHost } from './host-match.js';
@@ -94,7 +95,7 @@ export interface DevDeps {
   readonly getuid?: () => number;
   /** Where `up` writes the CLI context (default devContextPath()). */
   readonly contextFile?: string;
-  /** How to run fleetd (default: this Node and <repo>/bin/fleetd.js). */
+  /** How to run fleetd (default: this Node with FLEETD_NODE_FLAGS and <repo>/bin/fleetd.js). */
   readonly fleetdCommand?: readonly string[];
   readonly etcdBinary?: string;
   readonly dockerdBinary?: string;
@@ -611,7 +612,14 @@ export class DevCluster {
   }
 
   #fleetdCommand(): readonly string[] {
-    return this.#deps.fleetdCommand ?? [process.execPath, join(REPO_ROOT, 'bin', 'fleetd.js')];
+    // The flags of bin/fleetd.js's #! line, which running it through `node` bypasses.
+    return (
+      this.#deps.fleetdCommand ?? [
+        process.execPath,
+        ...FLEETD_NODE_FLAGS,
+        join(REPO_ROOT, 'bin', 'fleetd.js'),
+      ]
+    );
   }
 
   async #bootHost(plan: ClusterPlan, host: HostPlan, ctx: Applier): Promise<void> {

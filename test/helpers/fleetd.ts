@@ -16,6 +16,7 @@ export interface TcpFleetd {
   readonly url: string;
   readonly socket: string;
   readonly dir: string;
+  readonly pid: number;
   /** A request with the token (and a JSON body when given). */
   request(method: string, path: string, body?: unknown): Promise<Response>;
   stop(): Promise<void>;
@@ -26,16 +27,19 @@ export async function startTcpFleetd(options: {
   etcdEndpoint: string;
   machineId: string;
   args?: readonly string[];
+  /** Run bin/fleetd.js itself, through its #! line, as an installed fleetd runs (default: `node bin/fleetd.js`). */
+  viaShebang?: boolean;
 }): Promise<TcpFleetd> {
   const dir = await mkdtemp(join(tmpdir(), 'fleetd-tcp-'));
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, `${TEST_TOKEN}\n`);
   const port = await freePort();
   const socket = join(dir, 'fleetd.sock');
+  const bin = `${ROOT}bin/fleetd.js`;
   const child = spawn(
-    process.execPath,
+    options.viaShebang === true ? bin : process.execPath,
     [
-      `${ROOT}bin/fleetd.js`,
+      ...(options.viaShebang === true ? [] : [bin]),
       ...['--etcd-endpoints', options.etcdEndpoint, '--etcd-key-prefix', randomPrefix()],
       ...['--machine-id', options.machineId, '--public-ip', '127.0.0.1', '--state-dir', dir],
       ...['--api-socket', socket, '--api-listen', `127.0.0.1:${port}`],
@@ -69,7 +73,7 @@ export async function startTcpFleetd(options: {
     await stop();
     throw err;
   }
-  return { url, socket, dir, request, stop };
+  return { url, socket, dir, pid: child.pid ?? 0, request, stop };
 }
 
 /** The `{error: {code, message}}` of an API answer; throws if the body has another shape. */
