@@ -126,6 +126,9 @@ export const configSchema = z
       .enum(['auto', 'process', 'docker'], { error: 'must be auto, process or docker' })
       .default('auto'),
     dockerHost: z.string().min(1).optional(),
+    processSupervisor: z
+      .enum(['host', 'per-unit'], { error: 'must be host or per-unit' })
+      .default('per-unit'),
     fencePolicy: z
       .enum(['per-unit', 'stop', 'keep-running'], { error: 'must be per-unit, stop or keep-running' })
       .default('per-unit'),

@@ -52,6 +52,8 @@ const HELP: Record<keyof DaemonConfig, string> = {
   runtime:
     'how [Container] units run: docker, process (no Docker on this host), or auto (Docker if it answers)',
   dockerHost: 'the Docker daemon (default DOCKER_HOST, else unix:///var/run/docker.sock)',
+  processSupervisor:
+    'how process units are supervised: host (one supervisor for every unit, each under a small Perl shim) or per-unit (one Node supervisor each, about 7 MB PSS); units of either kind are adopted',
   fencePolicy:
     'when cut off from etcd: per-unit (default: stop only AtMostOnce=true units, unless every peer lost etcd too), stop (stop every unit) or keep-running (stop nothing: an AtMostOnce unit may run twice)',
   fenceAfterMs:
@@ -205,6 +207,7 @@ async function buildRuntimes(
 ): Promise<FleetdDeps['runtimes']> {
   const process = new ProcessRuntime({
     stateDir: config.stateDir,
+    supervisor: config.processSupervisor,
     log: runtimeEventSink(log, 'process', metrics),
   });
   if (config.runtime === 'process') return { process };

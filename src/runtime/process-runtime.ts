@@ -1,6 +1,8 @@
-// The process runtime: runs `[Service]` units without systemd, one detached supervisor process per
-// unit (supervisor-main.ts) that outlives fleetd. This side spawns supervisors, signals them, and
-// watches their status files; a new fleetd adopts the supervisors an old one left running.
+// The process runtime: runs `[Service]` units without systemd, under supervisors that outlive
+// fleetd: one host supervisor for every unit of the state dir (host-supervisor-main.ts, with a
+// small shim per unit: unit-shim.ts), or one Node supervisor per unit (supervisor-main.ts, fleetts
+// 0.1's way, `supervisor: 'per-unit'`). This side commands them, watches their status files, and
+// adopts what a previous fleetd left running, of either kind (docs/runtime-files.md).
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -31,6 +33,8 @@ import {
   type ProcessUnitConfig,
   type Runtime,
 } from './runtime.js';
+import { HostSupervisorClient } from './host-supervisor-client.js';
+import { PERL } from './unit-shim.js';
 import {
   encodeSupervisorConfig,
   encodeSupervisorStatus,
@@ -64,8 +68,19 @@ export interface ProcessRuntimeDeps {
    * dev) never share one.
    */
   readonly cgroupRoot?: string;
+  /**
+   * How new units are supervised: `host`, one host supervisor for every unit of this
+   * state dir, each unit's main process under a Perl shim; `per-unit`, one Node supervisor per unit
+   * (about 7 MB PSS each; the default). Units of either kind found running are adopted whatever
+   * this says.
+   * `host` needs /usr/bin/perl and a state dir short enough for a unix socket path; without them
+   * the runtime logs `runtime.host_supervisor_unavailable` and runs per-unit supervisors.
+   */
+  readonly supervisor?: 'per-unit' | 'host';
   /** How to run the supervisor; default this Node with dist/runtime/supervisor-main.js (tsx for .ts). */
   readonly supervisorCommand?: { readonly command: string; readonly args: readonly string[] };
+  /** How to run the host supervisor; default this Node with dist/runtime/host-supervisor-main.js. */
+  readonly hostSupervisorCommand?: { readonly command: string; readonly args: readonly string[] };
   /** Backstop re-read of every unit's status, besides inotify (also how soon a dead supervisor is noticed); default 30 s. */
   readonly resyncMs?: number;
   /** How long a new supervisor may take to write its first status; default 15 s. */
@@ -105,6 +120,10 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   readonly #units = new Map<string, Tracked>();
   readonly #listeners = new Set<ChangeListener>();
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #mode: 'per-unit' | 'host';
+  readonly #host: HostSupervisorClient;
+  /** Why the host supervisor could not be started the last time it was tried (cleared when it answers). */
+  #hostFailure: string | undefined;
   #timer: Timer | undefined;
   #closed = false;
 
@@ -120,16 +139,51 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#startTimeoutMs = deps.supervisorStartTimeoutMs ?? 15_000;
     this.#log = deps.log ?? (() => undefined);
     mkdirSync(join(this.#stateDir, 'units'), { recursive: true });
+    this.#host = new HostSupervisorClient({
+      stateDir: this.#stateDir,
+      cgroupRoot: this.#cgroupRoot,
+      tracking: this.#tracking,
+      clock: this.#clock,
+      log: this.#log,
+      ...(deps.hostSupervisorCommand === undefined ? {} : { command: deps.hostSupervisorCommand }),
+      ...(deps.supervisorStartTimeoutMs === undefined
+        ? {}
+        : { startTimeoutMs: deps.supervisorStartTimeoutMs }),
+    });
+    this.#mode = deps.supervisor ?? 'per-unit';
+    if (this.#mode === 'host') {
+      const why = existsSync(PERL)
+        ? HostSupervisorClient.unusable(this.#stateDir)
+        : `${PERL} is missing (the units' shim is a Perl script; install perl-base)`;
+      if (why !== undefined) {
+        this.#log('runtime.host_supervisor_unavailable', { reason: why });
+        this.#mode = 'per-unit';
+      }
+    }
     this.#arm();
+  }
+
+  /** How new units are supervised (`host` unless it was unavailable). */
+  get supervisorMode(): 'per-unit' | 'host' {
+    return this.#mode;
   }
 
   async adopt(): Promise<ObservedUnit[]> {
     const found: ObservedUnit[] = [];
+    const tracked: [string, Tracked][] = [];
+    let orphaned = false;
     for (const name of readdirSync(join(this.#stateDir, 'units')).sort()) {
       const paths = unitPaths(this.#stateDir, name);
       const config = this.#readConfig(paths);
       if (config === undefined) continue;
       const t = this.#track(name, paths, config);
+      tracked.push([name, t]);
+      const status = this.#readStatus(t);
+      if (status?.host === true && !status.done && !isAlive(status.supervisor)) orphaned = true;
+    }
+    // Units whose host supervisor died (with fleetd, or killed): a new one takes them over first.
+    if (orphaned) await this.#ensureHost();
+    for (const [name, t] of tracked) {
       const o = this.#observe(t);
       t.last = JSON.stringify(o);
       t.lastActive = o.active;
@@ -212,12 +266,17 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const unit = config.unit;
     const existing = this.#units.get(unit);
     if (existing !== undefined) {
-      const status = this.#readStatus(existing);
+      let status = this.#readStatus(existing);
+      if (status?.host === true && !status.done && !isAlive(status.supervisor)) {
+        // Its host supervisor died: the next one takes it over (it may still run).
+        await this.#host.ensure();
+        status = this.#readStatus(existing);
+      }
       const running =
         existing.pending !== undefined ||
         (status !== undefined && !status.done && isAlive(status.supervisor));
       if (running && status?.hash === config.hash && status.active !== 'deactivating') return;
-      if (running) await this.#stop(unit);
+      if (running || (status?.host === true && !status.done)) await this.#stop(unit);
     }
     const paths = unitPaths(this.#stateDir, unit);
     refuseNewer(unit, readRecord(paths.status, parseSupervisorStatus));
@@ -235,6 +294,20 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     rmSync(paths.status, { force: true });
     const t = this.#track(unit, paths, supConfig);
     t.config = supConfig;
+    if (this.#mode === 'host') {
+      try {
+        // Answered once the unit's first status is written.
+        const sup = await this.#host.request({ op: 'start', unit });
+        this.#hostFailure = undefined;
+        // A fresh run counts its restarts from 0, however late its first status is read.
+        t.restarts = { of: `${sup.pid}:${sup.startTime}`, count: 0 };
+      } catch (err) {
+        throw new RuntimeError(`cannot start ${unit}: ${errorMessage(err)}`, { unit, cause: err });
+      }
+      this.#log('runtime.unit_handed', { unit, tracking: tracking.kind });
+      this.#refresh(t);
+      return;
+    }
 
     const logFd = openSync(paths.supervisorLog, 'a', 0o640);
     let pid: number;
@@ -271,6 +344,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const t = this.#units.get(unit);
     if (t === undefined) return;
     const status = this.#readStatus(t);
+    if (status?.host === true && !status.done) return this.#stopHosted(t, status);
     const sup = status?.supervisor ?? t.pending;
     if (sup !== undefined && isAlive(sup) && status?.done !== true) {
       process.kill(sup.pid, 'SIGTERM');
@@ -291,24 +365,73 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const after = this.#readStatus(t);
     if (after !== undefined && !after.done && (sup === undefined || !isAlive(sup))) {
       // The supervisor died without finishing: finish for it (kill what is left, record it).
-      for (const pid of unitCgroupPids(t.config.tracking)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      const done: SupervisorStatus = {
-        ...after,
-        active: 'inactive',
-        sub: 'dead',
-        done: true,
-        since: new Date(this.#clock.now()).toISOString(),
-      };
-      delete (done as { mainPid?: number }).mainPid;
-      writeFileAtomic(t.paths.status, encodeSupervisorStatus(done) + '\n');
+      this.#finishFor(t, after);
     }
     this.#refresh(t);
+  }
+
+  /**
+   * Stops a unit of the host supervisor: asks it, then waits for the final status. A host
+   * supervisor that dies meanwhile is started again (it takes the unit over) and asked again.
+   */
+  async #stopHosted(t: Tracked, status: SupervisorStatus): Promise<void> {
+    const unit = status.unit;
+    const c = t.config.unitConfig;
+    const steps = c.execStop.length + c.execStopPost.length + 3;
+    const budget = c.timeoutStopMs > 0 ? steps * c.timeoutStopMs + 10_000 : Infinity;
+    const deadline = this.#clock.monotonic() + budget;
+    let asked: ProcessIdentity | undefined;
+    for (;;) {
+      const now = this.#readStatus(t);
+      if (now === undefined || now.done) break;
+      if (asked === undefined || !isAlive(asked)) {
+        try {
+          asked = await this.#host.request({ op: 'stop', unit });
+        } catch (err) {
+          this.#log('runtime.host_supervisor_failed', { unit, err: errorMessage(err) });
+          asked = undefined;
+        }
+      }
+      if (this.#clock.monotonic() > deadline || asked === undefined) {
+        // Finish for it: kill what is left, record it (as for a per-unit supervisor that died).
+        this.#log('runtime.supervisor_stuck', { unit, pid: asked?.pid ?? status.supervisor.pid });
+        this.#finishFor(t, now);
+        break;
+      }
+      await this.#clock.sleep(25);
+    }
+    this.#refresh(t);
+  }
+
+  /** Kills what is left of a unit whose supervisor is gone or stuck and writes its final status. */
+  #finishFor(t: Tracked, after: SupervisorStatus): void {
+    for (const pid of unitCgroupPids(t.config.tracking)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    const done: SupervisorStatus = {
+      ...after,
+      active: 'inactive',
+      sub: 'dead',
+      done: true,
+      since: new Date(this.#clock.now()).toISOString(),
+    };
+    delete (done as { mainPid?: number }).mainPid;
+    writeFileAtomic(t.paths.status, encodeSupervisorStatus(done) + '\n');
+  }
+
+  /** Starts the host supervisor if it is not running; a failure is kept to report, not thrown. */
+  async #ensureHost(): Promise<void> {
+    try {
+      await this.#host.ensure();
+      this.#hostFailure = undefined;
+    } catch (err) {
+      this.#hostFailure = errorMessage(err);
+      this.#log('runtime.host_supervisor_failed', { err: this.#hostFailure });
+    }
   }
 
   /** config.json, or undefined when it is missing or unreadable (reported: the unit is not adopted). */
@@ -433,12 +556,20 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       ...(status.health === undefined ? {} : { health: status.health }),
     };
     if (status.done || isAlive(status.supervisor)) return base;
+    if (status.host === true && this.#hostFailure === undefined) {
+      // Its host supervisor died; the next one (started now) takes the unit over and rewrites this.
+      void this.#ensureHost().then(() => this.#refresh(t));
+      return base;
+    }
     const { pid: _pid, health: _health, ...rest } = base;
     return {
       ...rest,
       active: 'failed',
       sub: 'failed',
-      reason: `the supervisor (pid ${status.supervisor.pid}) exited unexpectedly: ${tail(t.paths.supervisorLog)}`,
+      reason:
+        status.host === true
+          ? `the host supervisor (pid ${status.supervisor.pid}) exited and cannot be started again: ${this.#hostFailure ?? ''}`
+          : `the supervisor (pid ${status.supervisor.pid}) exited unexpectedly: ${tail(t.paths.supervisorLog)}`,
       lost: true,
     };
   }
@@ -513,6 +644,10 @@ function tail(path: string): string {
   } catch {
     return `no output (see ${path})`;
   }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function iso(clock: Clock): string {

@@ -31,23 +31,53 @@ export interface ProcessTree {
 const SERVICE = 'service';
 const SUPERVISOR = 'supervisor';
 
-/** Builds the tree for the supervisor from the runtime's decision. */
-export function openProcessTree(tracking: TrackingConfig, invocationToken: string): ProcessTree {
-  return tracking.kind === 'proc-scan' ? new ScanTree(tracking, invocationToken) : new CgroupTree(tracking);
+/**
+ * Builds the tree for the supervisor from the runtime's decision. A per-unit supervisor moves
+ * itself into the unit's `supervisor` cgroup; the host supervisor (`host`) lives in a cgroup of
+ * its own beside the units' (hostSupervisorCgroup) and returns there after each spawn.
+ */
+export function openProcessTree(
+  tracking: TrackingConfig,
+  invocationToken: string,
+  options: { readonly host?: boolean } = {},
+): ProcessTree {
+  return tracking.kind === 'proc-scan'
+    ? new ScanTree(tracking, invocationToken)
+    : new CgroupTree(tracking, options.host === true);
 }
+
+/** The cgroup.procs file of a unit's processes, which the host supervisor's shim joins ('' without a cgroup). */
+export function serviceProcsFile(tracking: TrackingConfig): string {
+  return tracking.kind === 'proc-scan' ? '' : join(tracking.path, SERVICE, 'cgroup.procs');
+}
+
+/**
+ * The host supervisor's own cgroup, `<hierarchy>/<root>/.host-supervisor` (no unit name starts
+ * with a dot), in the hierarchy the units' cgroups are made in (proc-scan: none).
+ */
+export function hostSupervisorCgroup(root: string, mode: 'auto' | 'proc-scan'): TrackingConfig {
+  return chooseTracking(root, HOST_SUPERVISOR, mode);
+}
+
+const HOST_SUPERVISOR = '.host-supervisor';
 
 class CgroupTree implements ProcessTree {
   readonly #service: string;
   readonly #supervisor: string;
 
-  constructor(readonly tracking: Extract<TrackingConfig, { kind: 'cgroup1' | 'cgroup2' }>) {
+  constructor(
+    readonly tracking: Extract<TrackingConfig, { kind: 'cgroup1' | 'cgroup2' }>,
+    host: boolean,
+  ) {
     this.#service = join(tracking.path, SERVICE);
-    this.#supervisor = join(tracking.path, SUPERVISOR);
+    this.#supervisor = host ? join(dirname(tracking.path), HOST_SUPERVISOR) : join(tracking.path, SUPERVISOR);
     mkdirSync(this.#service, { recursive: true });
     mkdirSync(this.#supervisor, { recursive: true });
     // The supervisor lives in its own cgroup beside the unit's: out of fleetd's cgroup (stopping
     // fleetd.service must not kill it) and out of the unit's (killing the unit must not kill it).
-    writeFileSync(join(this.#supervisor, 'cgroup.procs'), String(process.pid));
+    // The host supervisor moved there at its start: moving a process costs the kernel an RCU grace
+    // period, too much to repeat for every unit of a burst.
+    if (!host) writeFileSync(join(this.#supervisor, 'cgroup.procs'), String(process.pid));
   }
 
   spawnInside<T>(spawn: () => T): T {

@@ -201,6 +201,8 @@ const supervisorStatusV1: z.ZodType<SupervisorStatus> = z.object({
     .exactOptional(),
   reason: z.string().exactOptional(),
   health: z.enum(['starting', 'healthy', 'unhealthy']).exactOptional(),
+  host: z.literal(true).exactOptional(),
+  invocation: z.string().min(1).exactOptional(),
 });
 
 const supervisorStatusFormat: RecordFormat<SupervisorStatus> = {

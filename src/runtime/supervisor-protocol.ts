@@ -61,6 +61,13 @@ export interface SupervisorStatus {
   readonly restarts: number;
   /** True once the supervisor has nothing left to do and is exiting (inactive or failed). */
   readonly done: boolean;
+  /**
+   * Written by the host supervisor (`supervisor` is then that one, shared by every unit of the
+   * host): a status left not done by one that died is taken over by the next, not lost.
+   */
+  readonly host?: true;
+  /** FLEETTS_INVOCATION_ID of the current run (host supervisor): how the /proc scan finds it again. */
+  readonly invocation?: string;
 }
 
 export interface UnitPaths {
@@ -83,13 +90,18 @@ export function unitPaths(stateDir: string, unit: string): UnitPaths {
   };
 }
 
-/** Writes a file so that readers see the old or the new content, never a torn one. */
-export function writeFileAtomic(path: string, data: string): void {
+/**
+ * Writes a file so that readers see the old or the new content, never a torn one. `durable`:
+ * fsynced before the rename, so that it survives a crash of the host too. The host supervisor's
+ * statuses are not: it writes several per start, for a burst of starts, and after a crash of the
+ * host nothing they describe runs any more (a torn status reads as none, as a missing one does).
+ */
+export function writeFileAtomic(path: string, data: string, durable = true): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

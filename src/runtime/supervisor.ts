@@ -1,6 +1,8 @@
-// The state machine of one unit, run inside its supervisor process (supervisor-main.ts): systemd's
+// The state machine of one unit, run inside its supervisor process (supervisor-main.ts, one per
+// unit) or inside the host supervisor (host-supervisor-main.ts, every unit of the host): systemd's
 // service states — start-pre → start → start-post → running/exited → stop → stop-sigterm →
-// stop-sigkill → stop-post → dead/failed, with auto-restart and the start rate limit.
+// stop-sigkill → stop-post → dead/failed, with auto-restart and the start rate limit. A host
+// supervisor started again resumes a unit where the status it wrote left it (`resume`).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
@@ -26,14 +28,55 @@ export interface UnitSupervisorDeps {
   readonly lookupCredentials: (user: string | undefined, group: string | undefined) => CredentialsResult;
   /** How often to look whether the unit's processes are gone while stopping. */
   readonly pollMs?: number;
+  /**
+   * Runs the main process (ExecStart of a simple/exec unit) other than as a direct child with
+   * pipes: the host supervisor runs it under a shim that outlives it (host-supervisor-main.ts).
+   * Resolves once the process runs (or could not be run), as a direct spawn does.
+   */
+  readonly launchMain?: (spec: LaunchSpec) => Promise<Running | Exit>;
+  /** Where a host supervisor that was started again takes the unit over (absent: a fresh start). */
+  readonly resume?: Resume;
 }
+
+/** What `launchMain` runs: everything resolved, as it would be passed to spawn. */
+export interface LaunchSpec {
+  readonly path: string;
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly credentials?: Credentials;
+  /** The journal identifier of its output (`<unit>[<pid>]` once the pid is known). */
+  readonly unit: string;
+}
+
+/**
+ * The state a unit is taken over in, from the status.json the previous host supervisor wrote:
+ * `running` (its main process, under its shim, still runs or has ended meanwhile), `exited`
+ * (RemainAfterExit with nothing running), `auto-restart` (waiting to start again), or `interrupted`
+ * (in the middle of a start or a stop: what was left runs through the stop, then a start follows
+ * unless it was stopping).
+ */
+export type Resume = {
+  readonly status: Pick<SupervisorStatus, 'since' | 'lastExit' | 'restarts' | 'reason' | 'health'>;
+} & (
+  | { readonly kind: 'running'; readonly main: Running }
+  | { readonly kind: 'exited' }
+  | { readonly kind: 'auto-restart' }
+  /** `main`: its main process still runs (or ran) under its shim, for KillMode=process/mixed. */
+  | { readonly kind: 'interrupted'; readonly stopping: boolean; readonly main?: Running }
+);
 
 type ExecKey = 'ExecStartPre' | 'ExecStart' | 'ExecStartPost' | 'ExecStop' | 'ExecStopPost' | 'ExecReload';
 
 /** How a process ended, or why it never ran. */
-type Exit =
+export type Exit =
   | { readonly kind: 'exited'; readonly code: number }
-  | { readonly kind: 'killed'; readonly signal: string }
+  | {
+      readonly kind: 'killed';
+      readonly signal: string;
+      /** The status is not known (the host supervisor's shim vanished): why, for the journal. */
+      readonly lost?: string;
+    }
   | { readonly kind: 'not-run'; readonly code: number; readonly reason: string };
 
 /** systemd's service results, which Restart= decides on. */
@@ -50,7 +93,7 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 /** After SIGKILL, how long to wait for the processes to vanish before giving up on them. */
 const SIGKILL_WAIT_MS = 5_000;
 
-interface Running {
+export interface Running {
   readonly pid: number;
   readonly exited: Promise<Exit>;
 }
@@ -106,26 +149,42 @@ export class UnitSupervisor {
   /** Runs the unit until it is stopped, or ends (dead or failed) and is not to be restarted. */
   async run(): Promise<SupervisorStatus> {
     const starts: number[] = [];
+    let resume = this.#d.resume;
+    if (resume !== undefined) this.#takeOver(resume);
     for (;;) {
       if (this.#stopped()) return this.#finish({ kind: 'success' });
-      const now = this.#d.clock.monotonic();
-      const { startLimitBurst: burst, startLimitIntervalMs: interval } = this.#c;
-      if (burst > 0 && interval > 0) {
-        while (starts.length > 0 && now - (starts[0] ?? 0) > interval) starts.shift();
-        if (starts.length >= burst) {
-          this.#log('Start request repeated too quickly.');
-          this.#mainPid = undefined;
-          this.#reason = 'start-limit-hit';
-          this.#set('failed', 'failed');
-          return this.#status(true);
+      let outcome: Outcome;
+      if (resume?.kind === 'auto-restart') {
+        outcome = { kind: 'success' }; // straight to the wait before the next start
+      } else if (resume !== undefined) {
+        const r = resume;
+        outcome = await this.#resumeOnce(r);
+        if (r.kind === 'interrupted' && !r.stopping && !this.#stopped()) {
+          resume = undefined;
+          continue; // it never got to run: start it now
         }
+      } else {
+        const now = this.#d.clock.monotonic();
+        const { startLimitBurst: burst, startLimitIntervalMs: interval } = this.#c;
+        if (burst > 0 && interval > 0) {
+          while (starts.length > 0 && now - (starts[0] ?? 0) > interval) starts.shift();
+          if (starts.length >= burst) {
+            this.#log('Start request repeated too quickly.');
+            this.#mainPid = undefined;
+            this.#reason = 'start-limit-hit';
+            this.#set('failed', 'failed');
+            return this.#status(true);
+          }
+        }
+        starts.push(now);
+        outcome = await this.#runOnce();
       }
-      starts.push(now);
-
-      const outcome = await this.#runOnce();
-      if (this.#stopped()) return this.#finish(outcome);
-      if (!this.#shouldRestart(outcome)) return this.#finish(outcome);
-      this.#reason = outcome.kind === 'success' ? undefined : outcome.reason;
+      const wasStopping = resume?.kind === 'interrupted' && resume.stopping;
+      const skipJudging = resume?.kind === 'auto-restart';
+      resume = undefined;
+      if (this.#stopped() || wasStopping) return this.#finish(outcome);
+      if (!skipJudging && !this.#shouldRestart(outcome)) return this.#finish(outcome);
+      if (!skipJudging) this.#reason = outcome.kind === 'success' ? undefined : outcome.reason;
       this.#mainPid = undefined;
       this.#set('activating', 'auto-restart');
       this.#log(`Scheduled restart in ${this.#c.restartSecMs} ms.`);
@@ -137,6 +196,40 @@ export class UnitSupervisor {
       this.#restarts++;
       this.#reason = undefined;
     }
+  }
+
+  /** The state the previous host supervisor left, as this one's own (no status written yet). */
+  #takeOver(r: Resume): void {
+    this.#since = r.status.since;
+    this.#lastExit = r.status.lastExit;
+    this.#restarts = r.status.restarts;
+    this.#reason = r.status.reason;
+    if (r.kind === 'running') {
+      this.#active = 'active';
+      this.#main = r.main;
+      this.#health = r.status.health;
+      this.#noteMain(r.main);
+    } else if (r.kind === 'exited') {
+      this.#active = 'active';
+    } else if (r.kind === 'interrupted') {
+      if (r.stopping) this.#active = 'deactivating';
+      if (r.main !== undefined) {
+        this.#main = r.main;
+        this.#noteMain(r.main);
+      }
+    }
+    this.#log(
+      `Taken over by the host supervisor (${r.kind === 'running' ? `main pid ${r.main.pid}` : r.kind}).`,
+    );
+  }
+
+  /** The rest of a run the previous host supervisor began; the outcome decides the restart. */
+  async #resumeOnce(r: Resume): Promise<Outcome> {
+    if (r.kind === 'interrupted') {
+      // Its control processes died with their supervisor, or were orphaned: stop what is left.
+      return this.#stopSequence(false);
+    }
+    return this.#live({ kind: 'success' }, true, true);
   }
 
   /** One start, the service's life, and its stop; the outcome decides the restart. */
@@ -164,11 +257,17 @@ export class UnitSupervisor {
         started = outcome.kind === 'success';
       }
     }
+    return this.#live(outcome, started);
+  }
+
+  /** The service's life once started (running, or exited and remaining), then its stop. */
+  async #live(startOutcome: Outcome, started: boolean, resumed = false): Promise<Outcome> {
+    let outcome = startOutcome;
     if (outcome.kind === 'success' && !this.#stopped()) {
       const main = this.#main;
       if (main !== undefined) {
         this.#set('active', 'running');
-        this.#log(`Started (main pid ${main.pid}).`);
+        if (!resumed) this.#log(`Started (main pid ${main.pid}).`);
         const watching = new AbortController();
         const unhealthy =
           this.#c.health === undefined ? undefined : this.#watchHealth(this.#c.health, watching.signal);
@@ -351,6 +450,7 @@ export class UnitSupervisor {
         : { kind: 'exit-code', reason: `${key}=${path} exited with status ${exit.code}` };
     } else {
       this.#lastExit = { signal: exit.signal, at };
+      if (exit.lost !== undefined) this.#log(`Main process ${exit.lost}; counted as killed by SIGKILL.`);
       this.#log(`${isMain ? 'Main process' : key} exited, code=killed, status=${exit.signal}`);
       const clean =
         signals.includes(exit.signal) || (this.#c.type !== 'oneshot' && CLEAN_SIGNALS.has(exit.signal));
@@ -430,6 +530,24 @@ export class UnitSupervisor {
     if (resolved.kind === 'error') {
       return { kind: 'not-run', code: 203, reason: `${key}=${step.path}: ${resolved.reason}` };
     }
+    if (key === 'ExecStart' && c.type !== 'oneshot' && this.#d.launchMain !== undefined) {
+      const launched = await this.#d.launchMain({
+        path: resolved.path,
+        argv: argv.length > 0 ? argv : [step.path],
+        cwd,
+        env,
+        unit: c.unit,
+        ...(creds === undefined ? {} : { credentials: creds }),
+      });
+      if ('pid' in launched) {
+        this.#noteMain(launched);
+        return launched;
+      }
+      // The launcher says why it could not run the program; the step is named here, as below.
+      return launched.kind === 'not-run'
+        ? { ...launched, reason: `${key}=${step.path}: ${launched.reason}` }
+        : launched;
+    }
     let child: ChildProcess;
     try {
       child = this.#d.tree.spawnInside(() =>
@@ -455,13 +573,15 @@ export class UnitSupervisor {
         resolve({ kind: 'not-run', code: 203, reason: `${key}=${step.path}: ${describeError(err)}` }),
       );
     });
-    if ('pid' in spawned && key === 'ExecStart' && c.type !== 'oneshot') {
-      this.#mainPid = spawned.pid;
-      void spawned.exited.then(() => {
-        if (this.#mainPid === spawned.pid) this.#mainPid = undefined;
-      });
-    }
+    if ('pid' in spawned && key === 'ExecStart' && c.type !== 'oneshot') this.#noteMain(spawned);
     return spawned;
+  }
+
+  #noteMain(main: Running): void {
+    this.#mainPid = main.pid;
+    void main.exited.then(() => {
+      if (this.#mainPid === main.pid) this.#mainPid = undefined;
+    });
   }
 
   /** Journals the child's output; resolves with its exit (not with its pipes' close: daemons keep them). */
@@ -503,7 +623,8 @@ export class UnitSupervisor {
     const clock = this.#d.clock;
     const started = clock.monotonic();
     let failures = 0;
-    this.#setHealth('starting');
+    // A unit taken over keeps its verdict until the next check.
+    if (this.#health === undefined) this.#setHealth('starting');
     for (;;) {
       try {
         await clock.sleep(h.intervalMs, signal);
@@ -624,7 +745,7 @@ function executableProblem(path: string): string | undefined {
   }
 }
 
-function describeError(err: unknown): string {
+export function describeError(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'ENOENT') return 'no such file or directory';
   if (code === 'EACCES') return 'permission denied';

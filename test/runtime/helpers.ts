@@ -11,6 +11,8 @@ import type { ExecStep, ObservedUnit, ProcessUnitConfig, Runtime } from '../../s
 import { parseSupervisorStatus } from '../../src/runtime/records.js';
 import type { SupervisorStatus } from '../../src/runtime/supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
+import { hostPaths, readHostLock } from '../../src/runtime/host-supervisor-protocol.js';
+import { parseShimRecord } from '../../src/runtime/unit-shim.js';
 import { waitFor } from '../helpers/wait.js';
 
 export const step = (...argv: string[]): ExecStep => ({
@@ -76,6 +78,20 @@ export function newHost(): TestHost {
   return host;
 }
 
+let mode: 'host' | 'per-unit' = 'host';
+
+/**
+ * How the runtimes of this test file supervise their units (ProcessRuntimeDeps.supervisor): a file
+ * that calls this before importing the tests runs them against that kind of supervisor.
+ */
+export function useSupervisor(m: 'host' | 'per-unit'): void {
+  mode = m;
+}
+
+export function supervisorMode(): 'host' | 'per-unit' {
+  return mode;
+}
+
 export function newRuntime(
   host: TestHost = newHost(),
   over: Partial<ProcessRuntimeDeps> = {},
@@ -84,6 +100,7 @@ export function newRuntime(
     stateDir: host.stateDir,
     cgroupRoot: host.cgroupRoot,
     resyncMs: 200,
+    supervisor: mode,
     ...over,
   });
   host.runtimes.push(runtime);
@@ -151,15 +168,23 @@ export async function cleanupHosts(): Promise<void> {
     } catch {
       // nothing started
     }
+    // The host supervisor first, so that it restarts nothing while its units are killed.
+    const hostSupervisor = readHostLock(hostPaths(host.stateDir).lock);
+    if (hostSupervisor !== undefined && isAlive(hostSupervisor)) kill(hostSupervisor.pid);
     for (const name of names) {
       const status = readStatusFile(join(unitsDir, name, 'status.json'));
       if (status !== undefined && isAlive(status.supervisor)) kill(status.supervisor.pid);
-      const token =
-        status === undefined ? undefined : `${status.supervisor.pid}-${status.supervisor.startTime}-`;
-      if (token !== undefined) {
-        for (const pid of listPids()) {
-          if (readText(`/proc/${pid}/environ`).includes(`FLEETTS_INVOCATION_ID=${token}`)) kill(pid);
-        }
+      const tokens =
+        status === undefined
+          ? []
+          : [`${status.supervisor.pid}-${status.supervisor.startTime}-`, status.invocation ?? ''].filter(
+              (x) => x !== '',
+            );
+      const shim = parseShimRecord(readText(join(unitsDir, name, 'main.json')), 'main.json');
+      if (shim.ok && isAlive(shim.value.shim)) kill(shim.value.shim.pid);
+      for (const pid of tokens.length === 0 ? [] : listPids()) {
+        const environ = readText(`/proc/${pid}/environ`);
+        if (tokens.some((token) => environ.includes(`FLEETTS_INVOCATION_ID=${token}`))) kill(pid);
       }
     }
     for (const mount of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids']) {

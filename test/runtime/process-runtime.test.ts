@@ -2,6 +2,8 @@
 // prefixes, restart policies and the start limit, stop timeouts, KillMode=, credentials, journal,
 // adoption), and what only this runtime has: process-tree tracking without a cgroup (/proc scan),
 // journal rotation, adoption across a SIGKILL of the host process, supervisors that die, [X-Health].
+// Run against the host supervisor (helpers' default); process-runtime-per-unit.test.ts runs it
+// against per-unit supervisors.
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -23,6 +25,7 @@ import {
   readText,
   sh,
   step,
+  supervisorMode,
   unitName,
   waitFor,
   waitState,
@@ -94,9 +97,11 @@ test('units outlive a SIGKILLed host process and a new runtime adopts them', asy
   const host = newHost();
   const unit = unitName('adopt');
   const fixture = new URL('./fixtures/adopt-host.ts', import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, host.stateDir, host.cgroupRoot, unit], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fixture, host.stateDir, host.cgroupRoot, unit, supervisorMode()],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const before = await new Promise<ObservedUnit>((resolve, reject) => {
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -134,28 +139,31 @@ test('units outlive a SIGKILLed host process and a new runtime adopts them', asy
   await waitFor('dead reported', () => changes.includes('dead'));
 });
 
-test('a supervisor that dies is reported failed, and stop cleans up after it', async (t) => {
-  const { runtime, host } = newRuntime();
-  const unit = unitName('supdeath');
-  await runtime.start(config(unit, { execStart: [step('/bin/sleep', '100')] }));
-  const running = await waitState(runtime, unit, 'active', 'running');
-  const status = readStatusFile(unitPaths(host.stateDir, unit).status);
-  process.kill(status?.supervisor.pid ?? 0, 'SIGKILL');
-  const o = await waitState(runtime, unit, 'failed');
-  t.regex(o.reason ?? '', /the supervisor \(pid \d+\) exited unexpectedly/);
-  t.true(o.lost, 'a unit whose supervisor died did not end by itself (the agent may start it again)');
-  await runtime.stop(unit);
-  const tracking = (
-    JSON.parse(readText(unitPaths(host.stateDir, unit).config)) as { tracking: { kind: string } }
-  ).tracking.kind;
-  // Without a cgroup, the orphaned main process cannot be found from outside its supervisor.
-  // SIGKILL is delivered asynchronously: give the kernel a moment on a loaded machine.
-  if (tracking !== 'proc-scan') {
-    await waitFor('main process gone', () => !pidAlive(running.pid ?? 0), 5_000).catch(() => undefined);
-    t.false(pidAlive(running.pid ?? 0), `main process left behind (${tracking})`);
-  }
-  t.like(await observed(runtime, unit), { active: 'inactive', sub: 'dead' });
-});
+// The host supervisor's counterpart (started again, it takes the unit over): host-supervisor.test.ts.
+if (supervisorMode() === 'per-unit') {
+  test('a supervisor that dies is reported failed, and stop cleans up after it', async (t) => {
+    const { runtime, host } = newRuntime();
+    const unit = unitName('supdeath');
+    await runtime.start(config(unit, { execStart: [step('/bin/sleep', '100')] }));
+    const running = await waitState(runtime, unit, 'active', 'running');
+    const status = readStatusFile(unitPaths(host.stateDir, unit).status);
+    process.kill(status?.supervisor.pid ?? 0, 'SIGKILL');
+    const o = await waitState(runtime, unit, 'failed');
+    t.regex(o.reason ?? '', /the supervisor \(pid \d+\) exited unexpectedly/);
+    t.true(o.lost, 'a unit whose supervisor died did not end by itself (the agent may start it again)');
+    await runtime.stop(unit);
+    const tracking = (
+      JSON.parse(readText(unitPaths(host.stateDir, unit).config)) as { tracking: { kind: string } }
+    ).tracking.kind;
+    // Without a cgroup, the orphaned main process cannot be found from outside its supervisor.
+    // SIGKILL is delivered asynchronously: give the kernel a moment on a loaded machine.
+    if (tracking !== 'proc-scan') {
+      await waitFor('main process gone', () => !pidAlive(running.pid ?? 0), 5_000).catch(() => undefined);
+      t.false(pidAlive(running.pid ?? 0), `main process left behind (${tracking})`);
+    }
+    t.like(await observed(runtime, unit), { active: 'inactive', sub: 'dead' });
+  });
+}
 
 /** A main process answering HTTP on `port`: 200, or 500 while `sick` exists. */
 function healthServer(port: number, sick: string): ExecStep {
