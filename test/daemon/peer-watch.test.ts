@@ -4,6 +4,7 @@ import test from 'ava';
 import { asMachineId, type MachineId } from '../../src/cluster/types.js';
 import {
   deadVerdict,
+  LIST_EVERY_MS,
   PeerWatch,
   SILENT_MS,
   type PeerViewsReport,
@@ -158,4 +159,43 @@ test('PeerWatch: once it has a peer list, a round does not wait for etcd to answ
   await watch.round(signal);
   t.is(reads, 2, 'one read at a time: the hanging one is not repeated');
   t.deepEqual(changes, [['c']]);
+});
+
+test('PeerWatch: the peer list is read every LIST_EVERY_MS while every peer answers, and every round while one is silent', async (t) => {
+  const clock = new FakeClock();
+  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
+    id: m(id),
+    apiAddress: `http://${id}:4003`,
+    createRevision: 10,
+  }));
+  let reads = 0;
+  const answering = new Set(['b', 'c']);
+  const watch = new PeerWatch({
+    self: m('a'),
+    clock,
+    log: createLogger({ level: 'silent' }),
+    machines: () => {
+      reads++;
+      return Promise.resolve(peers);
+    },
+    probe: (p) => (answering.has(p.id) ? Promise.resolve() : Promise.reject(new Error('no answer'))),
+    views: (w): Promise<PeerViewsReport> =>
+      Promise.resolve({ machine: w.id, peers: [{ machine: 'c', silentForMs: 0 }] }),
+    onChange: () => undefined,
+  });
+  const signal = new AbortController().signal;
+  const rounds = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      await watch.round(signal);
+      await clock.advance(500);
+    }
+  };
+  await rounds(4 * (LIST_EVERY_MS / 500) + 1);
+  t.is(reads, 5, 'once every LIST_EVERY_MS (the first round included)');
+  answering.delete('c');
+  reads = 0;
+  await rounds(1);
+  t.is(reads, 0, 'the round that finds c silent read no list (a fresh one was not due)');
+  await rounds(3);
+  t.is(reads, 3, 'c silent: every round reads the list');
 });
