@@ -144,6 +144,39 @@ test('the default topology: etcd on the hosts from three hosts up, outside them 
   t.deepEqual([1, 2, 3, 5].map(defaultEtcdTopology), ['external', 'external', 'hosts', 'hosts']);
 });
 
+test('30 hosts (`dev up --nodes 30`): three etcd members, the rest clients; one address, namespace and link name each', (t) => {
+  const machineIds = Array.from({ length: 30 }, (_, i) => `m${String(i + 1).padStart(2, '0')}`);
+  const plan = planCluster({
+    ...input,
+    stateDir: '/tmp/dev30',
+    machineIds,
+    etcdTopology: defaultEtcdTopology(machineIds.length),
+  });
+  t.is(plan.hosts.length, 30);
+  t.deepEqual(
+    plan.etcd.members.map((m) => m.host),
+    ['host1', 'host2', 'host3'],
+  );
+  t.deepEqual(
+    plan.etcd.clientUrls,
+    ['11', '12', '13'].map((o) => `http://10.213.7.${o}:2379`),
+  );
+  t.deepEqual([plan.hosts[0]?.ip, plan.hosts[29]?.ip], ['10.213.7.11', '10.213.7.40']);
+  for (const key of ['ip', 'netns', 'veth', 'apiSocket', 'machineId'] as const)
+    t.is(new Set(plan.hosts.map((h) => h[key])).size, 30, `${key} unique`);
+  // IFNAMSIZ: a link name has at most 15 characters.
+  t.true(
+    plan.hosts.every((h) => h.veth.length <= 15),
+    plan.hosts.at(-1)?.veth,
+  );
+  t.deepEqual(longSocketPaths(plan), []);
+  // Every host, client or member, is given the three members.
+  const host30 = plan.hosts[29];
+  if (host30 === undefined) return t.fail();
+  const args = fleetdArgs(plan, host30, parseHelpFlags('--api-socket --runtime'));
+  t.is(args[args.indexOf('--etcd-endpoints') + 1], plan.etcd.clientUrls.join(','));
+});
+
 const fleetdCases: { name: string; help: string; has: string[]; lacks: string[] }[] = [
   {
     name: 'a fleetd without an API flag gets only the flags it knows',
