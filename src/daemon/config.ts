@@ -125,6 +125,9 @@ export const configSchema = z
     runtime: z
       .enum(['auto', 'process', 'docker'], { error: 'must be auto, process or docker' })
       .default('auto'),
+    serviceRuntime: z
+      .enum(['auto', 'process', 'systemd'], { error: 'must be auto, process or systemd' })
+      .default('auto'),
     dockerHost: z.string().min(1).optional(),
     processSupervisor: z
       .enum(['host', 'per-unit'], { error: 'must be host or per-unit' })

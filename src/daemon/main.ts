@@ -1,6 +1,8 @@
 // `fleetd`: reads settings (flags > FLEETTS_* environment > config file > defaults), builds the
 // real adapters and runs until SIGTERM/SIGINT. Errors a user can fix are one line, exit code 2/1.
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { FleetError, UsageError } from '../lib/errors.js';
 import { systemClock } from '../lib/clock.js';
@@ -51,6 +53,8 @@ const HELP: Record<keyof DaemonConfig, string> = {
   apiTlsClientCa: 'CA (PEM) that client certificates of the TCP API must be signed by',
   runtime:
     'how [Container] units run: docker, process (no Docker on this host), or auto (Docker if it answers)',
+  serviceRuntime:
+    'how [Service] units run: systemd (transient systemd services; needs systemd as PID 1), process (fleetts supervisors), or auto (systemd where it is PID 1, else process; docs/systemd-runtime.md)',
   dockerHost: 'the Docker daemon (default DOCKER_HOST, else unix:///var/run/docker.sock)',
   processSupervisor:
     'how process units are supervised: host (one supervisor for every unit, each under a small Perl shim) or per-unit (one Node supervisor each, about 7 MB PSS); units of either kind are adopted',
@@ -205,11 +209,7 @@ async function buildRuntimes(
   log: Logger,
   metrics: FleetMetrics,
 ): Promise<FleetdDeps['runtimes']> {
-  const process = new ProcessRuntime({
-    stateDir: config.stateDir,
-    supervisor: config.processSupervisor,
-    log: runtimeEventSink(log, 'process', metrics),
-  });
+  const process = await buildServiceRuntime(config, log, metrics);
   if (config.runtime === 'process') return { process };
   const dockerHost =
     config.dockerHost ?? globalThis.process.env['DOCKER_HOST'] ?? 'unix:///var/run/docker.sock';
@@ -243,6 +243,65 @@ async function buildRuntimes(
     return { process };
   }
   return { process, container };
+}
+
+/** What runs [Service] units: systemd where it is PID 1 (or when asked), else fleetts' supervisors. */
+async function buildServiceRuntime(
+  config: DaemonConfig,
+  log: Logger,
+  metrics: FleetMetrics,
+): Promise<FleetdDeps['runtimes']['process']> {
+  const sink = runtimeEventSink(log, 'process', metrics);
+  if (config.serviceRuntime !== 'process') {
+    // Loaded only here, as Docker's: a host with the process runtime does not pay for it.
+    const { SystemdRuntime, checkSystemd, systemdIsPid1 } = await import('../runtime/systemd-runtime.js');
+    // Units the process runtime started here still run under its supervisors, which the systemd
+    // runtime cannot adopt: `auto` keeps the process runtime rather than start them a second time.
+    const processUnits = unitsOfProcessRuntime(config.stateDir);
+    if (systemdIsPid1() && (config.serviceRuntime === 'systemd' || processUnits.length === 0)) {
+      await checkSystemd().catch((err: unknown) => {
+        throw new UsageError(`service-runtime ${config.serviceRuntime}: ${(err as Error).message}`);
+      });
+      if (processUnits.length > 0)
+        log.warn(
+          {
+            event: 'fleetd.process_units_left',
+            units: processUnits.slice(0, 10),
+            count: processUnits.length,
+          },
+          `${processUnits.length} units of the process runtime are left in ${config.stateDir}/units; fleetd will not adopt them with the systemd runtime (stop them with --service-runtime process first)`,
+        );
+      log.info(
+        { event: 'fleetd.service_runtime', runtime: 'systemd' },
+        '[Service] units run as transient systemd units',
+      );
+      return new SystemdRuntime({ stateDir: config.stateDir, log: sink });
+    }
+    if (processUnits.length > 0 && systemdIsPid1())
+      log.info(
+        { event: 'fleetd.service_runtime', runtime: 'process', units: processUnits.length },
+        `[Service] units keep running under fleetts' supervisors: ${processUnits.length} of them are in ${config.stateDir}/units (docs/systemd-runtime.md)`,
+      );
+    if (config.serviceRuntime === 'systemd') {
+      throw new UsageError(
+        'service-runtime systemd: systemd is not PID 1 on this host (no /run/systemd/system, or /proc/1/comm is not systemd); use --service-runtime process',
+      );
+    }
+  }
+  return new ProcessRuntime({
+    stateDir: config.stateDir,
+    supervisor: config.processSupervisor,
+    log: sink,
+  });
+}
+
+/** The units the process runtime keeps records of under the state dir (`units/<unit>/`). */
+function unitsOfProcessRuntime(stateDir: string): string[] {
+  try {
+    return readdirSync(join(stateDir, 'units'));
+  } catch {
+    return [];
+  }
 }
 
 async function readApiSecrets(config: DaemonConfig): Promise<NonNullable<FleetdDeps['api']>> {

@@ -10,6 +10,7 @@ type Level = 'debug' | 'info' | 'warn' | 'error';
 export const RUNTIME_EVENT_LEVELS: Readonly<Record<string, Level>> = {
   // The agent already logs agent.unit_started/stopped/removed at info for these steps.
   'runtime.supervisor_spawned': 'debug',
+  'runtime.unit_started': 'debug',
   'runtime.container_created': 'debug',
   'runtime.container_started': 'debug',
   'runtime.container_stopped': 'debug',
@@ -29,6 +30,9 @@ export const RUNTIME_EVENT_LEVELS: Readonly<Record<string, Level>> = {
   'runtime.supervisor_stuck': 'warn',
   'runtime.docker_events_lost': 'warn',
   'runtime.refresh_failed': 'warn',
+  'runtime.poll_failed': 'warn',
+  // The systemd runtime cannot run this unit as asked ([X-Health], AtMostOnce): the unit shows why.
+  'runtime.unit_refused': 'warn',
   // fleetd could not do its part.
   'runtime.restart_failed': 'error',
   'runtime.listener_failed': 'error',

@@ -26,6 +26,8 @@ export const FLEETD_FLAGS: readonly FleetdFlag[] = [
   { flag: '--api-listen', value: (h) => h.apiListen, ifSupported: true },
   { flag: '--api-token-file', value: (_h, p) => p.apiTokenFile, ifSupported: true },
   { flag: '--runtime', value: (_h, p) => p.runtime, ifSupported: true },
+  // Several fleetd on one host share its systemd: the dev cluster keeps fleetts' own supervisors.
+  { flag: '--service-runtime', value: () => 'process', ifSupported: true },
   {
     flag: '--docker-host',
     value: (h) => (h.docker === undefined ? undefined : `unix://${h.docker.socket}`),
