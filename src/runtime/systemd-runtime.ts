@@ -884,7 +884,9 @@ async function* readSystemdJournal(
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
+  // Both made now: the child may close before the lines are all read.
   const failed = new Promise<Error>((ok) => child.once('error', ok));
+  const closed = new Promise<undefined>((ok) => child.once('close', () => ok(undefined)));
   try {
     const rl = createInterface({ input: child.stdout });
     for await (const line of rl) {
@@ -892,10 +894,7 @@ async function* readSystemdJournal(
       const formatted = formatJournalLine(line, systemdUnit, unit);
       if (formatted !== undefined) yield formatted;
     }
-    const err = await Promise.race([
-      failed,
-      new Promise<undefined>((ok) => child.once('close', () => ok(undefined))),
-    ]);
+    const err = await Promise.race([failed, closed]);
     if (err !== undefined)
       throw new RuntimeError(`cannot read the journal of ${unit}: journalctl: ${err.message}`, { unit });
     if (child.exitCode !== null && child.exitCode !== 0 && !options.signal?.aborted && stderr.trim() !== '')
