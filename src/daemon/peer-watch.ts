@@ -1,7 +1,8 @@
 // Peer-confirmed death (docs/control-plane-faults.md#peer-confirmed-death): every fleetd asks each
-// of its peers "are you there?" twice a second (a TCP connection to its API port). A peer that has
-// answered nobody for SILENT_MS is dead when a majority of the other hosts, this one and at least
-// one more, find it silent too. The engine then treats it as gone at once, without waiting for its etcd lease: after
+// of its peers (up to WATCH_PEERS of them, the next in machine-id order) "are you there?" twice a
+// second (a TCP connection to its API port). A peer that has answered nobody for SILENT_MS is dead
+// when a majority of its watchers (the hosts that probe it), this one and at least one more, find
+// it silent too. The engine then treats it as gone at once, without waiting for its etcd lease: after
 // an etcd leader change (a power cut of the host that held it), etcd extends every lease by a full
 // TTL, so the lease of a dead host outlives it by far more than its silence does.
 //
@@ -31,6 +32,37 @@ export const SILENT_MS = 2_000;
  */
 export const LIST_EVERY_MS = 2_000;
 
+/**
+ * How many peers each fleetd probes: the next ones after it in machine-id order (a ring). Every
+ * host is then watched by as many others, the ones before it, and a suspect is judged by those
+ * watchers alone. Up to WATCH_PEERS + 1 hosts every fleetd probes every other one, as before; past
+ * that the probes grow with the hosts, not with their square: at 30 hosts all-to-all was 1,740 TCP
+ * connections a second, enough to saturate 2 cores by itself (docs/memory.md), and is 360 now.
+ */
+export const WATCH_PEERS = 6;
+
+/**
+ * The `k` machines after `id` in the ring of `ids` (sorted, wrapping around): whom `id` watches.
+ * `id` itself is never among them; with fewer than `k` others, all of them.
+ */
+export function ringAfter(id: MachineId, ids: readonly MachineId[], k: number): MachineId[] {
+  const ring = [...new Set([...ids, id])].sort();
+  const at = ring.indexOf(id);
+  const out: MachineId[] = [];
+  for (let i = 1; i < ring.length && out.length < k; i++) out.push(ring[(at + i) % ring.length]!);
+  return out;
+}
+
+/** The `k` machines before `id` in the ring of `ids`: who watches `id`. */
+export function ringBefore(id: MachineId, ids: readonly MachineId[], k: number): MachineId[] {
+  const ring = [...new Set([...ids, id])].sort();
+  const at = ring.indexOf(id);
+  const out: MachineId[] = [];
+  for (let i = 1; i < ring.length && out.length < k; i++)
+    out.push(ring[(at - i + ring.length * 2) % ring.length]!);
+  return out;
+}
+
 /** What GET /v1/self/peers answers: how this fleetd finds each peer it asks. */
 export interface PeerViewsReport {
   readonly machine: string;
@@ -53,8 +85,9 @@ export type DeadVerdict =
 
 /**
  * The rule, for a suspect this host has found silent for SILENT_MS: it is dead when the hosts that
- * find it silent for SILENT_MS (this one included) are at least two and a majority of all the
- * other live hosts (`others`: every registered machine but the suspect, this one included). A
+ * find it silent for SILENT_MS (this one included) are at least two and a majority of the suspect's
+ * watchers (`others`: the live machines that probe it, this one included; with up to WATCH_PEERS + 1
+ * hosts, every registered machine but the suspect). A
  * witness that does not answer, or does not know the suspect, counts against: a host cut off from
  * everyone (it finds every peer silent, and nobody confirms) never declares anyone dead, and two
  * hosts alone cannot tell a dead peer from a cut cable.
@@ -109,6 +142,8 @@ export interface PeerWatchDeps {
   readonly timeoutMs?: number;
   /** Default LIST_EVERY_MS. */
   readonly listEveryMs?: number;
+  /** Default WATCH_PEERS. */
+  readonly watchPeers?: number;
 }
 
 interface Tracked {
@@ -194,9 +229,16 @@ export class PeerWatch {
         clock.sleep(this.#deps.timeoutMs ?? PROBE_TIMEOUT_MS, signal).catch(() => undefined),
       ]);
     const now = clock.monotonic();
-    const ids = new Set(this.#peers.map((p) => p.id));
-    for (const id of this.#tracked.keys()) if (!ids.has(id)) this.#tracked.delete(id);
+    const watched = new Set(
+      ringAfter(
+        this.#deps.self,
+        this.#peers.map((p) => p.id),
+        this.#k,
+      ),
+    );
+    for (const id of this.#tracked.keys()) if (!watched.has(id)) this.#tracked.delete(id);
     for (const peer of this.#peers) {
+      if (!watched.has(peer.id)) continue;
       const t = this.#tracked.get(peer.id);
       // A new registration (a reboot) starts afresh: what was found of the last one is moot.
       if (t === undefined || t.peer.createRevision !== peer.createRevision)
@@ -258,8 +300,15 @@ export class PeerWatch {
     return this.#refreshing;
   }
 
+  get #k(): number {
+    return this.#deps.watchPeers ?? WATCH_PEERS;
+  }
+
+  /** Asks the suspect's other watchers (the hosts before it in the ring) what they find. */
   async #judge(suspect: WatchedPeer, signal: AbortSignal): Promise<DeadVerdict> {
-    const witnesses = this.#peers.filter((p) => p.id !== suspect.id);
+    const ids = [this.#deps.self, ...this.#peers.map((p) => p.id)];
+    const watchers = new Set(ringBefore(suspect.id, ids, this.#k));
+    const witnesses = this.#peers.filter((p) => p.id !== suspect.id && watchers.has(p.id));
     const answers = await Promise.all(
       witnesses.map(async (w): Promise<WitnessAnswer> => {
         try {

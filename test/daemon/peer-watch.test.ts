@@ -6,7 +6,10 @@ import {
   deadVerdict,
   LIST_EVERY_MS,
   PeerWatch,
+  ringAfter,
+  ringBefore,
   SILENT_MS,
+  WATCH_PEERS,
   type PeerViewsReport,
   type WatchedPeer,
 } from '../../src/daemon/peer-watch.js';
@@ -198,4 +201,78 @@ test('PeerWatch: the peer list is read every LIST_EVERY_MS while every peer answ
   t.is(reads, 0, 'the round that finds c silent read no list (a fresh one was not due)');
   await rounds(3);
   t.is(reads, 3, 'c silent: every round reads the list');
+});
+
+test('ringAfter/ringBefore: the next and previous k machines in id order, wrapping; all others when fewer', (t) => {
+  const ids = ['h01', 'h02', 'h03', 'h04', 'h05'].map(m);
+  t.deepEqual(ringAfter(m('h04'), ids, 3), ['h05', 'h01', 'h02'].map(m));
+  t.deepEqual(ringBefore(m('h02'), ids, 3), ['h01', 'h05', 'h04'].map(m));
+  t.deepEqual(ringAfter(m('h01'), ids, 9), ['h02', 'h03', 'h04', 'h05'].map(m));
+  t.deepEqual(ringAfter(m('h09'), ids, 2), ['h01', 'h02'].map(m), 'self not yet listed: placed in the ring');
+});
+
+/** 30 hosts; `self` probes only its WATCH_PEERS successors and asks only the suspect's watchers. */
+function ringHarness(silentPeer: string) {
+  const clock = new FakeClock();
+  const names = Array.from({ length: 30 }, (_, i) => `h${String(i + 1).padStart(2, '0')}`);
+  const peers: WatchedPeer[] = names.map((id) => ({
+    id: m(id),
+    apiAddress: `http://${id}:4003`,
+    createRevision: 1,
+  }));
+  const probed = new Set<string>();
+  const asked = new Set<string>();
+  const changes: string[][] = [];
+  const watch = new PeerWatch({
+    self: m('h01'),
+    clock,
+    log: createLogger({ level: 'silent' }),
+    machines: () => Promise.resolve(peers),
+    probe: (p) => {
+      probed.add(p.id);
+      return p.id === silentPeer ? Promise.reject(new Error('no answer')) : Promise.resolve();
+    },
+    views: (w): Promise<PeerViewsReport> => {
+      asked.add(w.id);
+      // Every host that watches the suspect (it is among its next WATCH_PEERS) finds it silent.
+      const watches = ringAfter(
+        w.id,
+        peers.map((p) => p.id),
+        WATCH_PEERS,
+      ).includes(m(silentPeer));
+      return Promise.resolve({
+        machine: w.id,
+        peers: watches ? [{ machine: silentPeer, silentForMs: SILENT_MS }] : [],
+      });
+    },
+    onChange: (dead) => changes.push([...dead].sort()),
+  });
+  const round = async (): Promise<void> => {
+    await watch.round(new AbortController().signal);
+    await clock.advance(1_000);
+  };
+  return { probed, asked, changes, round, watch };
+}
+
+test('PeerWatch at 30 hosts: probes its WATCH_PEERS successors only, and a suspect is judged by its own watchers', async (t) => {
+  const h = ringHarness('h03');
+  for (let i = 0; i < 4; i++) await h.round();
+  t.deepEqual([...h.probed].sort(), ['h02', 'h03', 'h04', 'h05', 'h06', 'h07']);
+  t.deepEqual(h.changes, [['h03']]);
+  // h03's watchers are h02, h01, h30, h29, h28, h27: this host (h01) asks the five others, no one else.
+  t.deepEqual([...h.asked].sort(), ['h02', 'h27', 'h28', 'h29', 'h30']);
+});
+
+test('PeerWatch at 30 hosts: a silent peer it does not watch is not its to judge', async (t) => {
+  const h = ringHarness('h20');
+  for (let i = 0; i < 5; i++) await h.round();
+  t.false(h.probed.has('h20'));
+  t.deepEqual(h.changes, []);
+  t.deepEqual(
+    h.watch
+      .views()
+      .peers.map((p) => p.machine)
+      .sort(),
+    ['h02', 'h03', 'h04', 'h05', 'h06', 'h07'],
+  );
 });
