@@ -75,6 +75,12 @@ interface Tracked {
   /** Failure details fetched once per failure (keyed by the state change time). */
   failure?: { readonly key: string; readonly reason: string; readonly lastExit?: ObservedUnit['lastExit'] };
   shown?: Shown | undefined;
+  /**
+   * Just handed to systemd: a reading that does not show the unit yet is older than the start
+   * (it is reported activating, not as a unit systemd forgot) unless that reading began after
+   * refresh number `pendingUntil`. Infinity while the start call runs.
+   */
+  pendingUntil?: number;
 }
 
 const SHOW_PROPERTIES = [
@@ -113,6 +119,8 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   readonly #locks = new Map<string, Promise<unknown>>();
   #refreshing: Promise<void> | undefined;
   #nextRefresh: Promise<void> | undefined;
+  /** Readings begun so far (Tracked.pendingUntil). */
+  #refreshSeq = 0;
   #timer: Timer | undefined;
   #soon: Timer | undefined;
   #closed = false;
@@ -239,7 +247,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     rmSync(this.#exitPath(unit), { force: true });
     writeFileAtomic(this.#recordPath(unit), encodeSystemdUnitRecord(record) + '\n');
     // systemd counts NRestarts from 0 for a new unit.
-    const t: Tracked = { record, restarts: 0 };
+    const t: Tracked = { record, restarts: 0, pendingUntil: Infinity };
     this.#units.set(unit, t);
     if (refused !== undefined) {
       this.#log('runtime.unit_refused', { unit, reason: refused });
@@ -248,7 +256,10 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     }
     const args = startTransientArgs(name, config, record, this.#exitPath(unit));
     for (let attempt = 0; ; attempt++) {
-      const r = await run('busctl', args);
+      const r = await run('busctl', args).catch((err: unknown) => {
+        delete t.pendingUntil;
+        throw err;
+      });
       if (r.code === 0) break;
       // Left by an earlier fleetd, or reset and not collected yet (systemd's next GC sweep).
       if (/already exists/.test(r.stderr) && attempt < 50) {
@@ -256,11 +267,16 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
         if (attempt > 0) await this.#clock.sleep(20);
         continue;
       }
-      throw new RuntimeError(
-        `cannot start ${unit}: systemd refused the transient unit ${name}: ${oneLine(r.stderr)}`,
-        { unit },
-      );
+      // A unit systemd will not take (a property it rejects): the unit's failure, not the runtime's.
+      const reason = `systemd refused the transient unit ${name}: ${oneLine(r.stderr)}`;
+      t.record = { ...record, refused: reason };
+      delete t.pendingUntil;
+      writeFileAtomic(this.#recordPath(unit), encodeSystemdUnitRecord(t.record) + '\n');
+      this.#log('runtime.unit_refused', { unit, reason });
+      this.#emit(t);
+      return;
     }
+    t.pendingUntil = this.#refreshSeq;
     this.#log('runtime.unit_started', { unit, systemdUnit: name });
     this.#refreshSoon();
   }
@@ -335,6 +351,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   }
 
   #refreshNow(emit: boolean): Promise<void> {
+    const seq = ++this.#refreshSeq;
     const p = (async () => {
       const tracked = [...this.#units.values()].filter((t) => t.record.refused === undefined);
       const shown = await showUnits(tracked.map((t) => t.record.systemdUnit));
@@ -342,6 +359,8 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
       for (const t of tracked) {
         const s = byId.get(t.record.systemdUnit);
         t.shown = s;
+        if (t.pendingUntil !== undefined && (seq > t.pendingUntil || s?.load === 'loaded'))
+          delete t.pendingUntil;
         if (s !== undefined) await this.#explainFailure(t, s);
       }
       if (emit) for (const t of this.#units.values()) this.#emit(t);
@@ -407,6 +426,8 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     if (r.refused !== undefined)
       return { ...base, active: 'failed', sub: 'failed', since: r.startedAt, reason: r.refused };
     const s = t.shown;
+    if (t.pendingUntil !== undefined && (s === undefined || s.load !== 'loaded'))
+      return { ...base, active: 'activating', sub: 'start-pre', since: r.startedAt };
     if (s === undefined || s.load !== 'loaded') {
       // systemd forgot it: it ended cleanly (or was stopped), and its ExecStopPost left the exit.
       const exit = this.#readExit(r);

@@ -7,7 +7,7 @@ import type { TestFn } from 'ava';
 import { execFileSync } from 'node:child_process';
 import type { ProcessUnitConfig, Runtime } from '../../src/runtime/runtime.js';
 import type { SystemdRuntime } from '../../src/runtime/systemd-runtime.js';
-import { config, step, unitName, waitState } from './helpers.js';
+import { config, step, unitName, waitFor, waitState } from './helpers.js';
 
 export interface SystemdHarness {
   newRuntime(): { runtime: SystemdRuntime & Runtime<ProcessUnitConfig> };
@@ -44,6 +44,44 @@ export function systemdRuntimeTests(test: TestFn, h: SystemdHarness): void {
     const o = await waitState(runtime, unit, 'failed', 'failed');
     t.regex(o.reason ?? '', /^AtMostOnce=true is not supported by the systemd runtime/);
     t.true(o.atMostOnce);
+  });
+
+  test('systemd: a unit systemd will not take is failed with its words, not a stack', async (t) => {
+    const { runtime } = h.newRuntime();
+    const unit = unitName('refused');
+    await runtime.start(
+      config(unit, {
+        execStart: [step('/bin/sleep', '100')],
+        workingDirectory: { path: 'relative/dir', optional: false },
+      }),
+    );
+    const o = await waitState(runtime, unit, 'failed', 'failed');
+    t.regex(o.reason ?? '', /^systemd refused the transient unit .*: .+/);
+    t.log(o.reason);
+  });
+
+  test('systemd: units just started are never reported inactive before systemd shows them', async (t) => {
+    const { runtime } = h.newRuntime();
+    const units = Array.from({ length: 20 }, () => unitName('burst'));
+    const early: string[] = [];
+    const active = new Set<string>();
+    runtime.onChange((o) => {
+      if (o.active === 'active') active.add(o.unit);
+      else if (!active.has(o.unit) && (o.active === 'inactive' || o.active === 'failed'))
+        early.push(`${o.unit} ${o.active}/${o.sub}`);
+    });
+    // Readings of systemd's state run all along, some begun while a start call is in flight.
+    let reading = true;
+    const readings = (async () => {
+      while (reading) await runtime.list();
+    })();
+    await Promise.all(units.map((u) => runtime.start(config(u, { execStart: [step('/bin/sleep', '100')] }))));
+    reading = false;
+    await readings;
+    for (const o of await runtime.list()) if (units.includes(o.unit)) t.not(o.active, 'inactive', o.unit);
+    await waitFor('all active', () => units.every((u) => active.has(u)));
+    t.deepEqual(early, []);
+    await Promise.all(units.map((u) => runtime.remove(u)));
   });
 
   test('systemd: a unit is an ordinary service to systemctl, named and described after the fleetts unit', async (t) => {
