@@ -5,7 +5,7 @@ import type { TargetState, UnitName } from '../cluster/types.js';
 import { FleetError, UnitFileError, UsageError } from '../lib/errors.js';
 import { mangleUnitName } from '../unit/names.js';
 import type { ApiClient } from './client.js';
-import { ApiClientError } from './client.js';
+import { ApiClientError, askAgainWhileTransient } from './client.js';
 import type { CliContext } from './main.js';
 import { explainNotFound, readUnitArgs, unitNames, type UnitArg } from './unit-args.js';
 import { UnitNews } from './unit-news.js';
@@ -143,12 +143,32 @@ export function registerTargetCommands(program: Command, ctx: CliContext): void 
     .action(async (args: string[], o: { raw?: boolean }) => {
       const client = await ctx.client();
       const missing: string[] = [];
+      // fleetd registering again (its lease lapsed under load) or restarting: asked again, for
+      // about as long as a blocking command waits.
+      const deadline = ctx.clock.monotonic() + DEFAULT_BLOCK_ATTEMPTS * ctx.pollMs;
+      const ask = askAgainWhileTransient({
+        clock: ctx.clock,
+        output: ctx.output,
+        pollMs: ctx.pollMs,
+        signal: ctx.signal,
+        expired: () => ctx.clock.monotonic() > deadline,
+        note: 'asking again',
+      });
       for (const name of destroyNames(args, o.raw === true)) {
+        let attempts = 0;
         try {
-          await client.deleteUnit(name);
+          await ask(() => {
+            attempts++;
+            return client.deleteUnit(name);
+          });
           ctx.output.out(`Destroyed ${name}`);
         } catch (err) {
           if (!(err instanceof ApiClientError && err.code === 'not_found')) throw err;
+          // Gone on a second asking: the first one, which seemed to fail, removed it.
+          if (attempts > 1) {
+            ctx.output.out(`Destroyed ${name}`);
+            continue;
+          }
           missing.push(name);
         }
       }

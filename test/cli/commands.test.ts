@@ -220,6 +220,32 @@ test.serial(
   },
 );
 
+test.serial('fleetd not registered for a while: destroy asks again and destroys every unit', async (t) => {
+  const c = await cl();
+  await file('nrd@.unit', ON_US);
+  const names = ['nrd@1.unit', 'nrd@2.unit', 'nrd@3.unit'];
+  t.is((await c.fleetts(['load', '--no-block', ...names])).code, 0);
+  const reg = c.registrationOfA;
+  const refusedBefore = reg.refused;
+  // Host A refuses the first 3 requests of the destroy.
+  Object.defineProperty(reg, 'registered', {
+    configurable: true,
+    get: () => reg.refused >= refusedBefore + 3,
+  });
+  t.teardown(() => {
+    Object.defineProperty(reg, 'registered', { configurable: true, writable: true, value: true });
+  });
+  const r = await c.fleetts(['destroy', ...names]);
+  t.is(r.code, 0, r.stderr);
+  t.is(reg.refused, refusedBefore + 3);
+  t.regex(r.stderr, /is not registered in the cluster .+ \(asking again\)\n$/);
+  t.deepEqual(
+    r.stdout.trim().split('\n'),
+    names.map((n) => `Destroyed ${n}`),
+  );
+  for (const n of names) t.is(await c.registry.getUnit(asUnitName(n)), undefined);
+});
+
 test('cat returns the submitted bytes exactly', async (t) => {
   const text = '# no trailing newline, CRLF inside\r\n[Service]\nExecStart=/bin/sleep  1000   \n\n\n; end';
   await file('cat.unit', text);
