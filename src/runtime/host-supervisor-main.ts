@@ -9,7 +9,7 @@
 // Imports no zod (record-envelope.ts says why).
 
 import { createServer, type Socket } from 'node:net';
-import { chmodSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { fenceOverdueMs, SUPERVISOR_FENCE_REASON } from './fence.js';
@@ -44,6 +44,9 @@ import { lookupCredentials } from './users.js';
 
 /** How often the fence deadline is read: a small share of the 1.5 s between it and lease expiry. */
 const FENCE_CHECK_MS = 200;
+/** How long it stays without any unit before it ends, and how often it looks. */
+const IDLE_EXIT_MS = 30_000;
+const IDLE_CHECK_MS = 1_000;
 
 interface Hosted {
   readonly supervisor: UnitSupervisor;
@@ -93,6 +96,11 @@ class HostSupervisor {
       }
       this.#run(unit, config.value, status.invocation, status);
     }
+  }
+
+  /** No unit to supervise. */
+  idle(): boolean {
+    return this.#units.size === 0;
   }
 
   /** Refuses new starts from now on (the host supervisor is ending). */
@@ -355,7 +363,14 @@ async function main(): Promise<void> {
   host.checkFence();
 
   rmSync(paths.socket, { force: true });
-  const server = createServer((conn) => serve(conn, host));
+  let connections = 0;
+  let idleSince = 0;
+  const server = createServer((conn) => {
+    connections++;
+    idleSince = systemClock.monotonic(); // a runtime is talking to it
+    conn.once('close', () => connections--);
+    serve(conn, host);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(paths.socket, resolve);
@@ -377,6 +392,26 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', leave);
   process.on('SIGINT', leave);
+  // With no unit for IDLE_EXIT_MS (all removed), or its state dir gone (fleetts dev down --purge),
+  // it ends: the runtime starts one again for the next unit. All in one tick, with no connection
+  // open: a command still in the socket's backlog finds it closed, and the runtime sends it again
+  // to a new one.
+  idleSince = systemClock.monotonic();
+  const idleCheck = (): void => {
+    const now = systemClock.monotonic();
+    if (!host.idle() || connections > 0 || leaving) idleSince = now;
+    else if (now - idleSince >= IDLE_EXIT_MS || !existsSync(join(stateDir, 'units'))) {
+      warn(
+        `no unit for ${Math.round(now - idleSince)} ms${existsSync(join(stateDir, 'units')) ? '' : ` and ${stateDir}/units is gone`}: ending`,
+      );
+      server.close();
+      rmSync(paths.socket, { force: true });
+      releaseHostLock(paths.lock, self);
+      process.exit(0);
+    }
+    systemClock.setTimer(IDLE_CHECK_MS, idleCheck);
+  };
+  systemClock.setTimer(IDLE_CHECK_MS, idleCheck);
   process.on('SIGHUP', () => undefined);
   process.on('uncaughtException', (err) => {
     // The units run on under their shims; the next host supervisor takes them over.

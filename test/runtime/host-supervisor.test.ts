@@ -4,7 +4,7 @@
 // gone; one per state dir however many runtimes ask; AtMostOnce units still stop at the fence.
 
 import test from 'ava';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPaths, readHostLock } from '../../src/runtime/host-supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
@@ -210,4 +210,21 @@ test('SIGTERM to the host supervisor stops every unit, then it ends', async (t) 
   for (const u of units) t.like(await observed(runtime, u), { active: 'inactive', sub: 'dead' });
   for (const pid of pids) t.false(pidAlive(pid));
   t.deepEqual(readFileSync(out, 'utf8').trim().split('\n').sort(), [...units].sort(), 'each ExecStop ran');
+});
+
+test('with no unit left it ends by itself; the next start brings one up again', async (t) => {
+  const host = newHost();
+  const { runtime } = newRuntime(host, { supervisor: 'host' });
+  const unit = unitName('idle');
+  await runtime.start(config(unit, { execStart: [step('/bin/sleep', '1000')] }));
+  await waitState(runtime, unit, 'active', 'running');
+  const first = hostSupervisor(host);
+  await runtime.remove(unit);
+  await waitFor('the idle host supervisor gone', () => !isAlive(first), 60_000);
+  t.false(existsSync(hostPaths(host.stateDir).socket), 'its socket removed');
+  const again = unitName('idle-again');
+  await runtime.start(config(again, { execStart: [step('/bin/sleep', '1000')] }));
+  await waitState(runtime, again, 'active', 'running');
+  t.not(hostSupervisor(host).pid, first.pid);
+  await runtime.stop(again);
 });
