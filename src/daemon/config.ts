@@ -129,9 +129,7 @@ export const configSchema = z
       .enum(['auto', 'process', 'systemd'], { error: 'must be auto, process or systemd' })
       .default('auto'),
     dockerHost: z.string().min(1).optional(),
-    processSupervisor: z
-      .enum(['host', 'per-unit'], { error: 'must be host or per-unit' })
-      .default('per-unit'),
+    processSupervisor: z.enum(['host', 'per-unit'], { error: 'must be host or per-unit' }).default('host'),
     fencePolicy: z
       .enum(['per-unit', 'stop', 'keep-running'], { error: 'must be per-unit, stop or keep-running' })
       .default('per-unit'),

@@ -57,7 +57,7 @@ const HELP: Record<keyof DaemonConfig, string> = {
     'how [Service] units run: systemd (transient systemd services; needs systemd as PID 1), process (fleetts supervisors), or auto (systemd where it is PID 1, else process; docs/systemd-runtime.md)',
   dockerHost: 'the Docker daemon (default DOCKER_HOST, else unix:///var/run/docker.sock)',
   processSupervisor:
-    'how process units are supervised: host (one supervisor for every unit, each under a small Perl shim) or per-unit (one Node supervisor each, about 7 MB PSS); units of either kind are adopted',
+    'how process units are supervised: host (default: one supervisor for every unit, each under a small Perl shim) or per-unit (one Node supervisor each, about 7 MB PSS); units of either kind are adopted',
   fencePolicy:
     'when cut off from etcd: per-unit (default: stop only AtMostOnce=true units, unless every peer lost etcd too), stop (stop every unit) or keep-running (stop nothing: an AtMostOnce unit may run twice)',
   fenceAfterMs:

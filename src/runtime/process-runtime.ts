@@ -69,10 +69,9 @@ export interface ProcessRuntimeDeps {
    */
   readonly cgroupRoot?: string;
   /**
-   * How new units are supervised: `host`, one host supervisor for every unit of this
+   * How new units are supervised: `host` (the default), one host supervisor for every unit of this
    * state dir, each unit's main process under a Perl shim; `per-unit`, one Node supervisor per unit
-   * (about 7 MB PSS each; the default). Units of either kind found running are adopted whatever
-   * this says.
+   * (about 7 MB PSS each). Units of either kind found running are adopted whatever this says.
    * `host` needs /usr/bin/perl and a state dir short enough for a unix socket path; without them
    * the runtime logs `runtime.host_supervisor_unavailable` and runs per-unit supervisors.
    */
@@ -150,7 +149,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
         ? {}
         : { startTimeoutMs: deps.supervisorStartTimeoutMs }),
     });
-    this.#mode = deps.supervisor ?? 'per-unit';
+    this.#mode = deps.supervisor ?? 'host';
     if (this.#mode === 'host') {
       const why = existsSync(PERL)
         ? HostSupervisorClient.unusable(this.#stateDir)
