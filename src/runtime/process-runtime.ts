@@ -33,6 +33,7 @@ import {
   type ProcessUnitConfig,
   type Runtime,
 } from './runtime.js';
+import { UnitChanges } from './unit-changes.js';
 import { HostSupervisorClient } from './host-supervisor-client.js';
 import { PERL } from './unit-shim.js';
 import {
@@ -117,7 +118,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   readonly #startTimeoutMs: number;
   readonly #log: (event: string, fields: Record<string, unknown>) => void;
   readonly #units = new Map<string, Tracked>();
-  readonly #listeners = new Set<ChangeListener>();
+  readonly #changes: UnitChanges;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #mode: 'per-unit' | 'host';
   readonly #host: HostSupervisorClient;
@@ -137,6 +138,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#resyncMs = deps.resyncMs ?? 30_000;
     this.#startTimeoutMs = deps.supervisorStartTimeoutMs ?? 15_000;
     this.#log = deps.log ?? (() => undefined);
+    this.#changes = new UnitChanges(this.#log);
     mkdirSync(join(this.#stateDir, 'units'), { recursive: true });
     this.#host = new HostSupervisorClient({
       stateDir: this.#stateDir,
@@ -184,8 +186,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     if (orphaned) await this.#ensureHost();
     for (const [name, t] of tracked) {
       const o = this.#observe(t);
-      t.last = JSON.stringify(o);
-      t.lastActive = o.active;
+      this.#changes.seen(t, o);
       found.push(o);
       this.#log('runtime.unit_adopted', { unit: name, active: o.active, sub: o.sub, pid: o.pid });
     }
@@ -234,8 +235,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   }
 
   onChange(listener: ChangeListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#changes.subscribe(listener);
   }
 
   journal(unit: UnitName, options: JournalOptions = {}): AsyncIterable<string> {
@@ -257,7 +257,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#closed = true;
     this.#timer?.cancel();
     for (const t of this.#units.values()) t.watcher?.close();
-    this.#listeners.clear();
+    this.#changes.clear();
     return Promise.resolve();
   }
 
@@ -489,23 +489,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   #refresh(t: Tracked): void {
     if (this.#closed || !this.#units.has(t.config.unitConfig.unit)) return;
     const o = this.#observe(t);
-    const key = JSON.stringify(o);
-    if (key === t.last) return;
-    t.last = key;
-    if (o.active === 'failed' && t.lastActive !== 'failed')
-      this.#log('runtime.unit_failed', {
-        unit: o.unit,
-        ...(o.reason === undefined ? {} : { reason: o.reason }),
-        ...(o.lastExit === undefined ? {} : { lastExit: o.lastExit }),
-      });
-    t.lastActive = o.active;
-    for (const l of this.#listeners) {
-      try {
-        l(o);
-      } catch (err) {
-        this.#log('runtime.listener_failed', { unit: o.unit, err: String(err) });
-      }
-    }
+    this.#changes.tell(t, o);
   }
 
   #observe(t: Tracked): ObservedUnit {

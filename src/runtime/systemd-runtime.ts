@@ -33,6 +33,7 @@ import {
   type ProcessUnitConfig,
   type Runtime,
 } from './runtime.js';
+import { UnitChanges } from './unit-changes.js';
 import {
   encodeSystemdUnitRecord,
   parseSystemdUnitRecord,
@@ -115,7 +116,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   readonly #pollMs: number;
   readonly #log: (event: string, fields: Record<string, unknown>) => void;
   readonly #units = new Map<string, Tracked>();
-  readonly #listeners = new Set<ChangeListener>();
+  readonly #changes: UnitChanges;
   readonly #locks = new Map<string, Promise<unknown>>();
   #refreshing: Promise<void> | undefined;
   #nextRefresh: Promise<void> | undefined;
@@ -131,6 +132,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     this.#clock = deps.clock ?? systemClock;
     this.#pollMs = deps.pollMs ?? 2000;
     this.#log = deps.log ?? (() => undefined);
+    this.#changes = new UnitChanges(this.#log);
     mkdirSync(this.#dir, { recursive: true });
     this.#arm();
   }
@@ -160,8 +162,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     const found = [...this.#units.values()].map((t) => this.#observe(t));
     for (const t of this.#units.values()) {
       const o = this.#observe(t);
-      t.last = JSON.stringify(o);
-      t.lastActive = o.active;
+      this.#changes.seen(t, o);
       if (t.shown !== undefined) t.restarts = t.shown.nRestarts;
       this.#log('runtime.unit_adopted', { unit: o.unit, active: o.active, sub: o.sub, pid: o.pid });
     }
@@ -194,8 +195,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   }
 
   onChange(listener: ChangeListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#changes.subscribe(listener);
   }
 
   journal(unit: UnitName, options: JournalOptions = {}): AsyncIterable<string> {
@@ -210,7 +210,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     this.#closed = true;
     this.#timer?.cancel();
     this.#soon?.cancel();
-    this.#listeners.clear();
+    this.#changes.clear();
     return Promise.resolve();
   }
 
@@ -384,7 +384,6 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   #emit(t: Tracked): void {
     if (this.#closed || this.#units.get(t.record.unit) !== t) return;
     const o = this.#observe(t);
-    const key = JSON.stringify(o);
     const s = t.shown;
     if (s !== undefined && s.load === 'loaded') {
       const before = t.restarts;
@@ -397,22 +396,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
       // A unit stopped and started again by fleetts counts from systemd's 0.
       t.restarts = s.nRestarts;
     }
-    if (key === t.last) return;
-    t.last = key;
-    if (o.active === 'failed' && t.lastActive !== 'failed')
-      this.#log('runtime.unit_failed', {
-        unit: o.unit,
-        ...(o.reason === undefined ? {} : { reason: o.reason }),
-        ...(o.lastExit === undefined ? {} : { lastExit: o.lastExit }),
-      });
-    t.lastActive = o.active;
-    for (const l of this.#listeners) {
-      try {
-        l(o);
-      } catch (err) {
-        this.#log('runtime.listener_failed', { unit: o.unit, err: String(err) });
-      }
-    }
+    this.#changes.tell(t, o);
   }
 
   #observe(t: Tracked): ObservedUnit {
