@@ -99,6 +99,8 @@ interface Tracked {
   readonly seen: string;
   /** The Restart= restarts last seen in the status of the supervisor `of` (pid:start time). */
   restarts?: { readonly of: string; readonly count: number };
+  /** A start sent to the host supervisor is being answered: its restarts count from 0. */
+  freshRun?: boolean;
   /** The active state last told to listeners (`runtime.unit_failed` is logged on entering failed). */
   lastActive?: string;
   /** The status.json problem last reported, so that a bad file is logged once, not on every read. */
@@ -295,11 +297,15 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     t.config = supConfig;
     if (this.#mode === 'host') {
       try {
+        // A fresh run counts its restarts from 0: a status read while the request waits (the
+        // watcher) is of this run (status.json was removed above) and counts from 0 too.
+        delete t.restarts;
+        t.freshRun = true;
         // Answered once the unit's first status is written.
         const sup = await this.#host.request({ op: 'start', unit });
         this.#hostFailure = undefined;
-        // A fresh run counts its restarts from 0, however late its first status is read.
-        t.restarts = { of: `${sup.pid}:${sup.startTime}`, count: 0 };
+        t.restarts ??= { of: `${sup.pid}:${sup.startTime}`, count: 0 };
+        t.freshRun = false;
       } catch (err) {
         throw new RuntimeError(`cannot start ${unit}: ${errorMessage(err)}`, { unit, cause: err });
       }
@@ -565,7 +571,9 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   #noteRestarts(t: Tracked, status: SupervisorStatus): void {
     const of = `${status.supervisor.pid}:${status.supervisor.startTime}`;
     const spawned = t.pending?.pid === status.supervisor.pid;
-    const before = t.restarts?.of === of ? t.restarts.count : spawned ? 0 : status.restarts;
+    const before =
+      t.restarts?.of === of ? t.restarts.count : spawned || t.freshRun === true ? 0 : status.restarts;
+    t.freshRun = false;
     if (status.restarts > before)
       this.#log('runtime.unit_restarted', {
         unit: status.unit,
