@@ -49,7 +49,11 @@ export interface SystemdRuntimeDeps {
   /** How often every unit's state is read back from systemd (besides right after each action); default 2 s. */
   readonly pollMs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Runs systemctl and busctl; a test may script systemd's answers. Default: the real commands. */
+  readonly run?: CommandRunner;
 }
+
+export type CommandRunner = (command: string, args: readonly string[]) => Promise<RunResult>;
 
 /** What `systemctl show` tells of one unit. */
 interface Shown {
@@ -82,6 +86,8 @@ interface Tracked {
    * refresh number `pendingUntil`. Infinity while the start call runs.
    */
   pendingUntil?: number;
+  /** The number of the refresh `shown` comes from: an older reading that ends later is ignored. */
+  shownSeq?: number;
 }
 
 const SHOW_PROPERTIES = [
@@ -97,6 +103,7 @@ const SHOW_PROPERTIES = [
   'StateChangeTimestamp',
   'Description',
   'NRestarts',
+  'Job',
 ];
 
 /** How soon after an action its unit's state is read back (coalescing a burst of actions). */
@@ -115,6 +122,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   readonly #clock: Clock;
   readonly #pollMs: number;
   readonly #log: (event: string, fields: Record<string, unknown>) => void;
+  readonly #run: CommandRunner;
   readonly #units = new Map<string, Tracked>();
   readonly #changes: UnitChanges;
   readonly #locks = new Map<string, Promise<unknown>>();
@@ -132,6 +140,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     this.#clock = deps.clock ?? systemClock;
     this.#pollMs = deps.pollMs ?? 2000;
     this.#log = deps.log ?? (() => undefined);
+    this.#run = deps.run ?? realRun;
     this.#changes = new UnitChanges(this.#log);
     mkdirSync(this.#dir, { recursive: true });
     this.#arm();
@@ -143,7 +152,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
   }
 
   async adopt(): Promise<ObservedUnit[]> {
-    await checkSystemd();
+    await checkSystemd(this.#run);
     for (const file of readdirSync(this.#dir).sort()) {
       if (!file.endsWith('.json')) continue;
       const path = join(this.#dir, file);
@@ -256,7 +265,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     }
     const args = startTransientArgs(name, config, record, this.#exitPath(unit));
     for (let attempt = 0; ; attempt++) {
-      const r = await run('busctl', args).catch((err: unknown) => {
+      const r = await this.#run('busctl', args).catch((err: unknown) => {
         delete t.pendingUntil;
         throw err;
       });
@@ -285,14 +294,14 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     const t = this.#units.get(unit);
     if (t === undefined) return;
     if (t.record.refused === undefined) {
-      const r = await run('systemctl', ['stop', '--', t.record.systemdUnit]);
+      const r = await this.#run('systemctl', ['stop', '--', t.record.systemdUnit]);
       if (r.code !== 0 && !/not loaded|not found/i.test(r.stderr)) {
         throw new RuntimeError(`cannot stop ${unit} (${t.record.systemdUnit}): ${oneLine(r.stderr)}`, {
           unit,
         });
       }
       // A failed unit stays failed until reset: stopped by fleetts, it is inactive (dead).
-      await run('systemctl', ['reset-failed', '--', t.record.systemdUnit]);
+      await this.#run('systemctl', ['reset-failed', '--', t.record.systemdUnit]);
     }
     const { refused: _refused, ...rest } = t.record;
     t.record = { ...rest, stoppedAt: iso(this.#clock) };
@@ -303,10 +312,10 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
 
   /** Stops and resets whatever unit holds `name`, so that a new transient unit can take it. */
   async #release(name: string): Promise<void> {
-    const [s] = await showUnits([name]);
+    const [s] = await showUnits(this.#run, [name]);
     if (s === undefined || s.load === 'not-found') return;
-    if (isRunning(s.active)) await run('systemctl', ['stop', '--', name]);
-    await run('systemctl', ['reset-failed', '--', name]);
+    if (isRunning(s.active)) await this.#run('systemctl', ['stop', '--', name]);
+    await this.#run('systemctl', ['reset-failed', '--', name]);
   }
 
   #recordPath(unit: string): string {
@@ -319,11 +328,22 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
 
   async #refreshOne(t: Tracked): Promise<void> {
     if (t.record.refused === undefined) {
-      const [s] = await showUnits([t.record.systemdUnit]);
-      t.shown = s;
-      if (s !== undefined) await this.#explainFailure(t, s);
+      const seq = ++this.#refreshSeq;
+      const [s] = await showUnits(this.#run, [t.record.systemdUnit]);
+      if (this.#takeReading(t, seq, s) && s !== undefined) await this.#explainFailure(t, s);
     } else delete t.shown;
     this.#emit(t);
+  }
+
+  /**
+   * Keeps reading `s` of refresh `seq` unless a reading begun later was already kept: two readings
+   * may overlap, and the older one may end last.
+   */
+  #takeReading(t: Tracked, seq: number, s: Shown | undefined): boolean {
+    if (t.shownSeq !== undefined && t.shownSeq > seq) return false;
+    t.shownSeq = seq;
+    t.shown = s;
+    return true;
   }
 
   /** A refresh of every unit shortly, shared by the actions of a burst (one `systemctl show` for all). */
@@ -340,6 +360,8 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
    * reading older than its call. Callers while one runs share the next one.
    */
   #refreshAll(emit: boolean): Promise<void> {
+    // The queued one is still to begin (also between the end of the running one and its start).
+    if (this.#nextRefresh !== undefined) return this.#nextRefresh;
     if (this.#refreshing === undefined) return this.#refreshNow(emit);
     this.#nextRefresh ??= this.#refreshing
       .catch(() => undefined)
@@ -354,11 +376,14 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     const seq = ++this.#refreshSeq;
     const p = (async () => {
       const tracked = [...this.#units.values()].filter((t) => t.record.refused === undefined);
-      const shown = await showUnits(tracked.map((t) => t.record.systemdUnit));
+      const shown = await showUnits(
+        this.#run,
+        tracked.map((t) => t.record.systemdUnit),
+      );
       const byId = new Map(shown.map((s) => [s.id, s]));
       for (const t of tracked) {
         const s = byId.get(t.record.systemdUnit);
-        t.shown = s;
+        if (!this.#takeReading(t, seq, s)) continue;
         if (t.pendingUntil !== undefined && (seq > t.pendingUntil || s?.load === 'loaded'))
           delete t.pendingUntil;
         if (s !== undefined) await this.#explainFailure(t, s);
@@ -376,7 +401,7 @@ export class SystemdRuntime implements Runtime<ProcessUnitConfig> {
     if (s.active !== 'failed') return;
     const key = `${s.since ?? ''} ${s.result}`;
     if (t.failure?.key === key) return;
-    const statuses = await execStatuses(s.id);
+    const statuses = await execStatuses(this.#run, s.id);
     t.failure = { key, ...explain(t.record, s, statuses) };
   }
 
@@ -680,7 +705,7 @@ interface ExecStatus {
 
 const EXEC_KEYS = ['ExecStartPre', 'ExecStart', 'ExecStartPost'] as const;
 
-async function execStatuses(systemdUnit: string): Promise<ExecStatus[]> {
+async function execStatuses(run: CommandRunner, systemdUnit: string): Promise<ExecStatus[]> {
   const r = await run('busctl', [
     '--json=short',
     '--',
@@ -793,7 +818,7 @@ function busEscape(s: string): string {
 }
 
 /** `systemctl show` over `units` (in one call); units systemd does not know come back not-found. */
-async function showUnits(units: readonly string[]): Promise<Shown[]> {
+async function showUnits(run: CommandRunner, units: readonly string[]): Promise<Shown[]> {
   if (units.length === 0) return [];
   const out: Shown[] = [];
   // Long lists in several calls, to stay far below the argument size limit.
@@ -815,11 +840,14 @@ async function showUnits(units: readonly string[]): Promise<Shown[]> {
       }
       const id = kv.get('Id');
       if (id === undefined || id === '') continue;
+      // A unit just handed to systemd is loaded and inactive (dead) until its start job runs: with
+      // a job queued it is on its way up, not a unit that ended.
+      const queued = kv.get('ActiveState') === 'inactive' && /^[1-9]\d*$/.test(kv.get('Job') ?? '');
       out.push({
         id,
         load: kv.get('LoadState') ?? 'not-found',
-        active: kv.get('ActiveState') ?? 'inactive',
-        sub: kv.get('SubState') ?? 'dead',
+        active: queued ? 'activating' : (kv.get('ActiveState') ?? 'inactive'),
+        sub: queued ? 'waiting' : (kv.get('SubState') ?? 'dead'),
         mainPid: Number(kv.get('MainPID') ?? 0) || 0,
         execMainCode: Number(kv.get('ExecMainCode') ?? 0) || 0,
         execMainStatus: Number(kv.get('ExecMainStatus') ?? 0) || 0,
@@ -843,7 +871,7 @@ function timestamp(s: string | undefined): string | undefined {
 }
 
 /** Whether this host runs systemd as PID 1 with a reachable manager; a RuntimeError saying what is missing. */
-export async function checkSystemd(): Promise<void> {
+export async function checkSystemd(run: CommandRunner = realRun): Promise<void> {
   const r = await run('systemctl', ['is-system-running']).catch((err: unknown) => ({
     code: -1,
     stdout: '',
@@ -933,13 +961,13 @@ function formatJournalLine(json: string, systemdUnit: string, unit: string): str
   return `${time} ${unit}[${pid}]: ${text}`;
 }
 
-interface RunResult {
+export interface RunResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-function run(command: string, args: readonly string[]): Promise<RunResult> {
+function realRun(command: string, args: readonly string[]): Promise<RunResult> {
   return new Promise((ok, fail) => {
     execFile(
       command,
