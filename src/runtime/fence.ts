@@ -31,10 +31,17 @@ export function hostMonotonicMs(): number {
  * fsynced: it is rewritten every fraction of a second, and after a host crash nothing runs anyway.
  */
 export function writeFenceDeadline(path: string, remainingMs: number | undefined): void {
-  const body: FenceRecord = {
-    v: 1,
-    until: remainingMs === undefined ? null : hostMonotonicMs() + Math.max(0, remainingMs),
-  };
+  writeFenceUntil(path, fenceUntil(remainingMs));
+}
+
+/** The deadline `remainingMs` from now on the host's monotonic clock (null: none). */
+export function fenceUntil(remainingMs: number | undefined): number | null {
+  return remainingMs === undefined ? null : hostMonotonicMs() + Math.max(0, remainingMs);
+}
+
+/** Writes a deadline already set on the host's monotonic clock (fenceUntil). */
+export function writeFenceUntil(path: string, until: number | null): void {
+  const body: FenceRecord = { v: 1, until };
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, encodeFence(body) + '\n');
   renameSync(tmp, path);

@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import type { UnitName } from '../cluster/types.js';
-import { writeFenceDeadline } from './fence.js';
+import { fenceUntil, writeFenceUntil } from './fence.js';
 import { readJournal } from './journal-reader.js';
 import { identify, isAlive } from './proc.js';
 import { chooseTracking, removeUnitCgroup, unitCgroupPids } from './process-tree.js';
@@ -120,6 +120,8 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   readonly #startTimeoutMs: number;
   readonly #log: (event: string, fields: Record<string, unknown>) => void;
   readonly #units = new Map<string, Tracked>();
+  /** The deadline the agent last set (fenceUntil); undefined until it sets one. */
+  #fenceUntil: number | null | undefined;
   readonly #changes: UnitChanges;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #mode: 'per-unit' | 'host';
@@ -222,9 +224,24 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     });
   }
 
-  /** Writes `<stateDir>/fence.json`, which the supervisor of every AtMostOnce unit watches. */
+  /**
+   * Moves the deadline in `<stateDir>/fence.json`, which the supervisor of every AtMostOnce unit
+   * watches. Only AtMostOnce units read it, so it is written only while one is tracked, and before
+   * one starts: the agent moves it about once a second, and on a host without such units each
+   * write was a tenth of fleetd's idle CPU (docs/memory.md).
+   */
   setFenceDeadline(remainingMs: number | undefined): void {
-    writeFenceDeadline(this.#fencePath(), remainingMs);
+    this.#fenceUntil = fenceUntil(remainingMs);
+    if (this.#tracksAtMostOnce()) this.#writeFence();
+  }
+
+  #tracksAtMostOnce(): boolean {
+    for (const t of this.#units.values()) if (t.config.unitConfig.atMostOnce === true) return true;
+    return false;
+  }
+
+  #writeFence(): void {
+    if (this.#fenceUntil !== undefined) writeFenceUntil(this.#fencePath(), this.#fenceUntil);
   }
 
   #fencePath(): string {
@@ -291,6 +308,8 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       // Only AtMostOnce units stop at the deadline; the others outlive any control-plane outage.
       ...(config.atMostOnce === true ? { fence: { path: this.#fencePath() } } : {}),
     };
+    // The deadline this unit's supervisor will read is the latest one (setFenceDeadline).
+    if (config.atMostOnce === true) this.#writeFence();
     writeFileAtomic(paths.config, encodeSupervisorConfig(supConfig) + '\n');
     rmSync(paths.status, { force: true });
     const t = this.#track(unit, paths, supConfig);

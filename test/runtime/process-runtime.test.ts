@@ -7,7 +7,8 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostMonotonicMs } from '../../src/runtime/fence.js';
 import { join } from 'node:path';
 import type { ExecStep, ObservedUnit } from '../../src/runtime/runtime.js';
 import { freePort } from '../helpers/ports.js';
@@ -273,4 +274,30 @@ test('[X-Health]: failures within StartPeriodSec do not count, as Docker start p
   t.is(healthy.pid, running.pid, 'never restarted');
   t.notRegex((await journalLines(runtime, unit)).join('\n'), /Health check .* failed/);
   await runtime.stop(unit);
+});
+
+test('fence.json is written only while an AtMostOnce unit may read it, and holds the latest deadline when one starts', async (t) => {
+  const { runtime, host } = newRuntime();
+  const fence = join(host.stateDir, 'fence.json');
+  const plain = unitName('plain');
+  await runtime.start(config(plain, { execStart: [step('/bin/sleep', '100')] }));
+  await waitState(runtime, plain, 'active', 'running');
+  runtime.setFenceDeadline(60_000);
+  runtime.setFenceDeadline(120_000);
+  t.false(existsSync(fence), 'no AtMostOnce unit: nothing reads the deadline');
+  const before = hostMonotonicMs();
+  const amo = unitName('amo');
+  await runtime.start({ ...config(amo, { execStart: [step('/bin/sleep', '100')] }), atMostOnce: true });
+  const written = (JSON.parse(readText(fence)) as { until: number }).until;
+  t.true(
+    written >= before + 119_000 && written <= hostMonotonicMs() + 120_000,
+    `until ${written - before} ms ahead`,
+  );
+  await waitState(runtime, amo, 'active', 'running');
+  // While it runs, every move of the deadline is written (its supervisor stops it at the deadline).
+  runtime.setFenceDeadline(30_000);
+  const moved = (JSON.parse(readText(fence)) as { until: number }).until;
+  t.true(moved < written - 60_000);
+  await runtime.remove(amo);
+  await runtime.remove(plain);
 });
