@@ -770,41 +770,41 @@ export class Agent {
     }
     this.#local = local;
 
-    const writes: Promise<unknown>[] = [];
+    // Every change of the pass in one transaction (a burst of starts is a few writes, not one per unit).
+    const puts: UnitStatus[] = [];
     for (const [unit, status] of local) {
       const prev = this.#reported.get(unit);
       if (prev !== undefined && !this.#inherited.has(unit) && JSON.stringify(prev) === JSON.stringify(status))
         continue;
-      writes.push(
-        registry.putStatus(m, status).then(() => {
-          this.#inherited.delete(unit);
-          this.#reported.set(unit, status);
-          this.stats.statusWrites++;
-        }),
-      );
+      puts.push(status);
     }
-    for (const unit of [...this.#reported.keys()]) {
-      if (local.has(unit) || keep.has(unit)) continue;
-      writes.push(
-        registry.deleteStatus(unit, this.#d.machine.id).then(() => {
-          this.#inherited.delete(unit);
-          this.#reported.delete(unit);
-          this.stats.statusDeletes++;
-        }),
+    const gone = [...this.#reported.keys()].filter((unit) => !local.has(unit) && !keep.has(unit));
+    if (puts.length === 0 && gone.length === 0) return;
+    const machine = this.#d.machine.id;
+    try {
+      await registry.writeStatuses(
+        m,
+        puts,
+        gone.map((unit) => ({ unit, machine })),
       );
-    }
-    const failed = (await Promise.allSettled(writes)).filter((r) => r.status === 'rejected');
-    if (failed.length > 0) {
+    } catch (err) {
       log.warn(
-        {
-          event: 'agent.report_failed',
-          failures: failed.length,
-          err: String((failed[0] as PromiseRejectedResult).reason),
-        },
+        { event: 'agent.report_failed', failures: puts.length + gone.length, err: String(err) },
         'could not report unit statuses; retrying',
       );
       clock.setTimer(RETRY_MS, () => this.#wake.trigger());
+      return;
     }
+    for (const status of puts) {
+      this.#inherited.delete(status.unit);
+      this.#reported.set(status.unit, status);
+    }
+    for (const unit of gone) {
+      this.#inherited.delete(unit);
+      this.#reported.delete(unit);
+    }
+    this.stats.statusWrites += puts.length;
+    this.stats.statusDeletes += gone.length;
   }
 
   #statusOf(o: ObservedUnit): UnitStatus {

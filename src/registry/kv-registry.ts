@@ -210,6 +210,13 @@ export class KvRegistry implements Registry {
   deleteStatus(unit: UnitName, machine: MachineId): Promise<void> {
     return this.#statuses.deleteStatus(unit, machine);
   }
+  writeStatuses(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    puts: readonly UnitStatus[],
+    deletes: readonly { readonly unit: UnitName; readonly machine: MachineId }[],
+  ): Promise<void> {
+    return this.#statuses.writeStatuses(lease, puts, deletes);
+  }
 
   // ——— LeaseSource, ServiceAnnouncer, ServiceReader ———
   openLease(options?: LeaseOptions): Promise<LeaseHandle> {

@@ -6,7 +6,7 @@ import { encodeValue } from './codec.js';
 import type { RegistryKeys } from './keys.js';
 import type { KvCore } from './kv-core.js';
 import { decodeStatus } from './kv-decode.js';
-import type { Kv, Revision } from './kv.js';
+import type { Kv, Revision, TxnOp } from './kv.js';
 import type { LeaseHandle, StatusStore, WatchedSet } from './registry.js';
 
 export class KvStatusStore implements StatusStore {
@@ -31,6 +31,30 @@ export class KvStatusStore implements StatusStore {
   }
 
   async putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision> {
+    const res = await this.#kv.txn({ compare: [], success: [this.#putOp(lease, status)] });
+    return res.revision;
+  }
+
+  async writeStatuses(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    puts: readonly UnitStatus[],
+    deletes: readonly { readonly unit: UnitName; readonly machine: MachineId }[],
+  ): Promise<void> {
+    const ops: TxnOp[] = [
+      ...puts.map((s) => this.#putOp(lease, s)),
+      ...deletes.map((d) => ({ kind: 'delete' as const, key: this.#keys.status(d.unit, d.machine) })),
+    ];
+    const batches: TxnOp[][] = [];
+    for (let i = 0; i < ops.length; i += this.#kv.maxTxnOps)
+      batches.push(ops.slice(i, i + this.#kv.maxTxnOps));
+    const results = await Promise.allSettled(
+      batches.map((success) => this.#kv.txn({ compare: [], success })),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  #putOp(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): TxnOp {
     const value = encodeValue('status', {
       v: 1,
       hash: status.hash,
@@ -44,13 +68,7 @@ export class KvStatusStore implements StatusStore {
       ...(status.reason === undefined ? {} : { reason: status.reason }),
       ...(status.health === undefined ? {} : { health: status.health }),
     });
-    const res = await this.#kv.txn({
-      compare: [],
-      success: [
-        { kind: 'put', key: this.#keys.status(status.unit, status.machine), value, lease: lease.leaseId },
-      ],
-    });
-    return res.revision;
+    return { kind: 'put', key: this.#keys.status(status.unit, status.machine), value, lease: lease.leaseId };
   }
 
   async deleteStatus(unit: UnitName, machine: MachineId): Promise<void> {

@@ -452,6 +452,16 @@ export interface ClaimOptions {
 export interface StatusWriter {
   putStatus(lease: Pick<LeaseHandle, 'leaseId'>, status: UnitStatus): Promise<Revision>;
   deleteStatus(unit: UnitName, machine: MachineId): Promise<void>;
+  /**
+   * Puts and deletes many statuses in as few transactions as etcd allows (`maxTxnOps` each): an
+   * agent reports every change of a pass at once. Rejects when any transaction failed; those that
+   * went through stay (each write is idempotent, so the caller writes them all again).
+   */
+  writeStatuses(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    puts: readonly UnitStatus[],
+    deletes: readonly { readonly unit: UnitName; readonly machine: MachineId }[],
+  ): Promise<void>;
 }
 
 /** Observed state as the API reports it. */

@@ -137,6 +137,7 @@ function recordingClaims(c: Cluster): { registry: AgentDeps['registry']; claims:
       getUnitFile: (...a) => r.getUnitFile(...a),
       putStatus: (...a) => r.putStatus(...a),
       deleteStatus: (...a) => r.deleteStatus(...a),
+      writeStatuses: (...a) => r.writeStatuses(...a),
       listStatuses: (...a) => r.listStatuses(...a),
       releaseUnit: (...a) => r.releaseUnit(...a),
       claimUnit: (...a) => {

@@ -266,6 +266,40 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   );
 
   test(
+    'statuses: many puts and deletes in one call, in as many transactions as etcd allows, under the lease',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: STEADY_LEASE });
+      const m = await r.register(machine('m1'));
+      const hash = asUnitHash('ab'.repeat(32));
+      // More than a transaction holds (maxTxnOps, 128 by default).
+      const many = Array.from({ length: 300 }, (_, i) => status(`s${i}.service`, 'm1', hash));
+      await r.writeStatuses(m, many, []);
+      const listed = await r.listStatuses();
+      t.is(listed.items.length, 300);
+      // Other tests share a real etcd's revisions: count the revisions of these keys only.
+      const { kv, prefix } = env.kv();
+      const raw = await kv.range(prefix + 'status/', prefix + 'status0');
+      t.is(raw.kvs.length, 300);
+      const revisions = new Set(raw.kvs.map((x) => x.modRevision));
+      t.true(revisions.size <= 3, `${revisions.size} transactions for 300 puts`);
+      t.true(
+        raw.kvs.every((x) => x.lease === m.leaseId),
+        'under the membership lease',
+      );
+      const changed = many.slice(0, 10).map((s) => ({ ...s, active: 'failed' as const, sub: 'failed' }));
+      await r.writeStatuses(
+        m,
+        changed,
+        many.slice(100).map((s) => ({ unit: s.unit, machine: s.machine })),
+      );
+      const after = await r.listStatuses();
+      t.is(after.items.length, 100);
+      t.is(after.items.filter((s) => s.active === 'failed').length, 10);
+      await m.close();
+    }),
+  );
+
+  test(
     'units: replace writes the new file and record in one step, keeping the target; stale or gone is refused',
     withEnv(async (t, env) => {
       const r = env.connect();
