@@ -34,6 +34,7 @@ import { checkApiToken } from './api-token.js';
 import { ApiError, mapError } from './api-error.js';
 import type { LocalUnits } from './local-units.js';
 import { eventsRoute, type EventStreamOptions, type EventStreamStats } from './event-stream.js';
+import { heartbeatRoute } from './heartbeat-route.js';
 import { buildOpenApi } from './openapi.js';
 import type { PeerClient } from './peer-client.js';
 import { planUnits, type PlanRequest } from './plan-units.js';
@@ -138,7 +139,13 @@ export function buildApp(deps: ApiDeps): ApiApp {
     deps.tls === undefined
       ? Fastify(options())
       : Fastify({ ...options(), serverFactory: httpsFactory(deps.tls) });
-  const routes = apiRoutes(deps);
+  const heartbeat = heartbeatRoute({ clock: deps.clock });
+  const routes = apiRoutes(deps, heartbeat.route);
+  // The watchers' heartbeat connections never end by themselves: the server's close would wait.
+  app.addHook('preClose', (done) => {
+    heartbeat.end();
+    done();
+  });
   const openapi = buildOpenApi(routes);
   const auth = deps.auth ?? { kind: 'none' };
   if (auth.kind === 'token') checkApiToken(auth.token, 'api');
@@ -328,7 +335,10 @@ const UNIT_TREES: readonly TreeName[] = ['units', 'unitFiles', 'assignments', 'u
 const MACHINE_TREES: readonly TreeName[] = ['machines', 'machineMetadata'];
 
 /** Every route of the API, in the order of the OpenAPI document. */
-export function apiRoutes(deps: ApiDeps): RouteSpec[] {
+export function apiRoutes(
+  deps: ApiDeps,
+  heartbeat: RouteSpec = heartbeatRoute({ clock: deps.clock }).route,
+): RouteSpec[] {
   const { registry } = deps;
   const self = asMachineId(String(deps.machineId));
   const hosts = new UnitHosts({
@@ -716,6 +726,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         hosts.localJournal(nameOf(params.name), { lines: query.lines, follow: query.follow }, signal),
     }),
     ...(deps.metrics === undefined ? [] : [metricsRoute(deps.metrics)]),
+    heartbeat,
     eventsRoute({
       source: registry,
       clock: deps.clock,

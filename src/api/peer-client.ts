@@ -153,3 +153,34 @@ export async function askPeerViews(
     throw new FleetError('unreachable', `${peer.apiAddress} answered no peer views: ${text.slice(0, 200)}`);
   return parsed.data;
 }
+
+/**
+ * Listens to the peer's heartbeat (GET /v1/self/heartbeat, api/heartbeat-route.ts): `onBeat` at
+ * each byte it sends. Resolves when the connection ends, rejects with FleetError `unreachable` when
+ * it cannot be opened; aborting `signal` closes it.
+ */
+export async function listenHeartbeat(
+  client: PeerClient,
+  peer: PeerAddress,
+  onBeat: () => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = await client.get(peer, '/v1/self/heartbeat', { signal, timeoutMs: 2_000 });
+  if (res.status !== 200) {
+    const text = await readText(res).catch(() => '');
+    throw new FleetError('unreachable', `${peer.apiAddress} answered ${res.status}: ${text.slice(0, 200)}`);
+  }
+  await new Promise<void>((resolve) => {
+    const end = (): void => {
+      signal.removeEventListener('abort', end);
+      res.body.destroy();
+      resolve();
+    };
+    if (signal.aborted) return end();
+    signal.addEventListener('abort', end, { once: true });
+    res.body.on('data', onBeat);
+    res.body.once('end', end);
+    res.body.once('close', end);
+    res.body.once('error', end);
+  });
+}

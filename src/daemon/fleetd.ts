@@ -10,6 +10,7 @@ import {
   askPeerViews,
   askSelfLease,
   createPeerClient,
+  listenHeartbeat,
   probePeer,
   type PeerClient,
 } from '../api/peer-client.js';
@@ -113,6 +114,7 @@ export class Fleetd {
             : [{ id: m.id, apiAddress: m.apiAddress, createRevision: m.createRevision }],
         ),
       probe: (peer, signal) => probePeer(peer, signal),
+      listen: (peer, onBeat, signal) => listenHeartbeat(this.#peers, peer, onBeat, signal),
       views: (peer, signal) => askPeerViews(this.#peers, peer, { signal, timeoutMs: PROBE_TIMEOUT_MS }),
       onChange: (dead) => this.#peersChanged(dead),
     });

@@ -42,6 +42,17 @@ export const LIST_EVERY_MS = 2_000;
 export const WATCH_PEERS = 6;
 
 /**
+ * A peer's heartbeat (GET /v1/self/heartbeat, a byte every 500 ms on one kept connection) heard
+ * within this long answers for it, and no probe is made: a TCP connection per probe, twice a second
+ * to each watched peer, was the largest part of an idle fleetd's CPU on both ends (docs/memory.md).
+ * A heartbeat later than this (a busy or frozen fleetd, a host gone) brings back the probes, which
+ * the peer's kernel answers: silence is still judged on them alone, as before.
+ */
+export const BEAT_FRESH_MS = 1_000;
+/** How long after a heartbeat connection ended (or could not be opened) it is opened again. */
+export const LISTEN_RETRY_MS = 2_000;
+
+/**
  * The `k` machines after `id` in the ring of `ids` (sorted, wrapping around): whom `id` watches.
  * `id` itself is never among them; with fewer than `k` others, all of them.
  */
@@ -136,6 +147,11 @@ export interface PeerWatchDeps {
   readonly probe: (peer: WatchedPeer, signal: AbortSignal) => Promise<void>;
   /** A witness's views (GET /v1/self/peers); rejects when it does not answer. */
   readonly views: (witness: WatchedPeer, signal: AbortSignal) => Promise<PeerViewsReport>;
+  /**
+   * Listens to the peer's heartbeat: `onBeat` at each beat; settles when the connection ends.
+   * Without it every round probes every watched peer.
+   */
+  readonly listen?: (peer: WatchedPeer, onBeat: () => void, signal: AbortSignal) => Promise<void>;
   /** Called when the set of dead peers changes. */
   readonly onChange: (dead: ReadonlySet<MachineId>) => void;
   readonly intervalMs?: number;
@@ -152,6 +168,17 @@ interface Tracked {
   lastAnswer: number;
   /** Whether the latest probe was answered. */
   answering: boolean;
+  /** The heartbeat connection while it is open (deps.listen). */
+  link?: Link | undefined;
+  /** When (monotonic) the latest heartbeat connection was opened or tried. */
+  linkTriedAt?: number;
+}
+
+interface Link {
+  readonly abort: AbortController;
+  readonly openedAt: number;
+  /** Monotonic time of the latest beat heard, if any. */
+  lastBeat?: number;
 }
 
 export class PeerWatch {
@@ -236,17 +263,29 @@ export class PeerWatch {
         this.#k,
       ),
     );
-    for (const id of this.#tracked.keys()) if (!watched.has(id)) this.#tracked.delete(id);
+    for (const [id, t] of this.#tracked)
+      if (!watched.has(id)) {
+        t.link?.abort.abort();
+        this.#tracked.delete(id);
+      }
     for (const peer of this.#peers) {
       if (!watched.has(peer.id)) continue;
       const t = this.#tracked.get(peer.id);
       // A new registration (a reboot) starts afresh: what was found of the last one is moot.
-      if (t === undefined || t.peer.createRevision !== peer.createRevision)
+      if (t === undefined || t.peer.createRevision !== peer.createRevision) {
+        t?.link?.abort.abort();
         this.#tracked.set(peer.id, { peer, lastAnswer: now, answering: true });
-      else t.peer = peer;
+      } else t.peer = peer;
     }
     await Promise.all(
       [...this.#tracked.values()].map(async (t) => {
+        this.#keepListening(t, now, signal);
+        const beat = t.link?.lastBeat;
+        if (beat !== undefined && now - beat <= BEAT_FRESH_MS) {
+          t.answering = true;
+          t.lastAnswer = Math.max(t.lastAnswer, beat);
+          return;
+        }
         const answered = await this.#withTimeout((s) => this.#deps.probe(t.peer, s), signal).then(
           () => true,
           () => false,
@@ -282,6 +321,35 @@ export class PeerWatch {
     const changed = dead.size !== this.#dead.size || [...dead].some((id) => !this.#dead.has(id));
     this.#dead = dead;
     if (changed) this.#deps.onChange(dead);
+  }
+
+  /**
+   * Keeps a heartbeat connection open to the peer: opened again LISTEN_RETRY_MS after the last one
+   * ended or failed, and closed when it has been silent for SILENT_MS (a host gone leaves a
+   * connection that never ends by itself).
+   */
+  #keepListening(t: Tracked, now: number, signal: AbortSignal): void {
+    const listen = this.#deps.listen;
+    if (listen === undefined || signal.aborted) return;
+    const link = t.link;
+    if (link !== undefined) {
+      if (now - (link.lastBeat ?? link.openedAt) < SILENT_MS) return;
+      link.abort.abort();
+      t.link = undefined;
+    }
+    if (t.linkTriedAt !== undefined && now - t.linkTriedAt < LISTEN_RETRY_MS) return;
+    t.linkTriedAt = now;
+    const abort = new AbortController();
+    const onStop = (): void => abort.abort();
+    signal.addEventListener('abort', onStop, { once: true });
+    const opened: Link = { abort, openedAt: now };
+    t.link = opened;
+    listen(t.peer, () => (opened.lastBeat = this.#deps.clock.monotonic()), abort.signal)
+      .catch(() => undefined)
+      .finally(() => {
+        signal.removeEventListener('abort', onStop);
+        if (t.link === opened) t.link = undefined;
+      });
   }
 
   /** Reads the peer list, one read at a time; a failed read keeps the last list. */

@@ -573,6 +573,7 @@ test('the OpenAPI document covers every route with its schemas and the error sha
     'GET /v1/local/units/{name}/status localUnitStatus',
     'GET /v1/machines listMachines',
     'GET /v1/machines/{id}/drain getDrain',
+    'GET /v1/self/heartbeat selfHeartbeat',
     'GET /v1/self/lease selfLease',
     'GET /v1/self/peers selfPeers',
     'GET /v1/services listServiceInstances',

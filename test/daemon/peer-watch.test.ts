@@ -276,3 +276,105 @@ test('PeerWatch at 30 hosts: a silent peer it does not watch is not its to judge
     ['h02', 'h03', 'h04', 'h05', 'h06', 'h07'],
   );
 });
+
+/** a watches b and c through their heartbeats; `beating` beat, `accepting` answer probes. */
+function heartbeatHarness() {
+  const clock = new FakeClock();
+  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
+    id: m(id),
+    apiAddress: `http://${id}:4003`,
+    createRevision: 10,
+  }));
+  const beating = new Set(['b', 'c']);
+  const accepting = new Set(['b', 'c']);
+  const probes: string[] = [];
+  const opened: string[] = [];
+  const links = new Map<string, { onBeat: () => void; end: () => void }>();
+  const changes: string[][] = [];
+  const watch = new PeerWatch({
+    self: m('a'),
+    clock,
+    log: createLogger({ level: 'silent' }),
+    machines: () => Promise.resolve(peers),
+    probe: (p) => {
+      probes.push(p.id);
+      return accepting.has(p.id) ? Promise.resolve() : Promise.reject(new Error('no answer'));
+    },
+    listen: (p, onBeat, signal) => {
+      opened.push(p.id);
+      if (!accepting.has(p.id)) return Promise.reject(new Error('no connection'));
+      // The first beat comes with the answer's headers, from a fleetd that answers.
+      if (beating.has(p.id)) onBeat();
+      return new Promise<void>((resolve) => {
+        const end = (): void => {
+          links.delete(p.id);
+          resolve();
+        };
+        links.set(p.id, { onBeat, end });
+        signal.addEventListener('abort', end, { once: true });
+      });
+    },
+    views: (w): Promise<PeerViewsReport> =>
+      accepting.has(w.id)
+        ? Promise.resolve({ machine: w.id, peers: [{ machine: 'c', silentForMs: SILENT_MS }] })
+        : Promise.reject(new Error('no answer')),
+    onChange: (dead) => changes.push([...dead].sort()),
+  });
+  // Rounds every 500 ms; each beating peer beats once per round, before it.
+  const round = async (): Promise<void> => {
+    for (const [id, l] of links) if (beating.has(id)) l.onBeat();
+    await watch.round(new AbortController().signal);
+    await clock.advance(500);
+  };
+  return { watch, beating, accepting, probes, opened, links, changes, round };
+}
+
+test('PeerWatch: peers whose heartbeat is heard are not probed; a late heartbeat brings the probes back', async (t) => {
+  const h = heartbeatHarness();
+  for (let i = 0; i < 10; i++) await h.round();
+  t.deepEqual(h.probes, [], 'every peer heard beating: no connection per probe');
+  t.deepEqual(h.opened.sort(), ['b', 'c'], 'one heartbeat connection each, kept');
+  t.deepEqual(
+    h.watch.views().peers.map((p) => p.silentForMs),
+    [0, 0],
+  );
+  // c's fleetd is busy (or frozen): no beats, but its kernel accepts connections.
+  h.beating.delete('c');
+  for (let i = 0; i < 10; i++) await h.round();
+  t.true(h.probes.filter((p) => p === 'c').length >= 6, 'c is probed once its heartbeat is late');
+  t.false(h.probes.includes('b'));
+  t.deepEqual(h.changes, [], 'a peer whose kernel answers is not silent');
+  t.is(h.watch.views().peers.find((p) => p.machine === 'c')?.silentForMs, 0);
+  // Beating again: the probes stop.
+  h.beating.add('c');
+  const before = h.probes.length;
+  for (let i = 0; i < 6; i++) await h.round();
+  t.true(h.probes.length - before <= 3, `${h.probes.length - before} probes after c beat again`);
+});
+
+test('PeerWatch: a host gone with its heartbeat connection open is found silent and dead as fast as with probes alone', async (t) => {
+  const h = heartbeatHarness();
+  for (let i = 0; i < 4; i++) await h.round();
+  // c is powered off: its connection never ends, no beat, no probe answered.
+  h.beating.delete('c');
+  h.accepting.delete('c');
+  let rounds = 0;
+  while (h.changes.length === 0 && rounds < 20) {
+    await h.round();
+    rounds++;
+  }
+  t.deepEqual(h.changes, [['c']]);
+  // Silent from its last beat: SILENT_MS, then the round that judges it (as with probes alone).
+  t.true(rounds * 500 <= SILENT_MS + 1_000, `dead after ${rounds * 500} ms`);
+  t.false(h.links.has('c'), 'the silent connection was closed');
+  const tries = h.opened.filter((p) => p === 'c').length;
+  for (let i = 0; i < 8; i++) await h.round();
+  const again = h.opened.filter((p) => p === 'c').length - tries;
+  t.true(again >= 1 && again <= 2, `${again} connections tried in 4 s (every LISTEN_RETRY_MS)`);
+  // Back: it answers, beats, and is alive again.
+  h.accepting.add('c');
+  h.beating.add('c');
+  for (let i = 0; i < 6; i++) await h.round();
+  t.deepEqual(h.changes.at(-1), []);
+  t.true(h.links.has('c'));
+});
