@@ -45,14 +45,15 @@ test('deadVerdict: this host and a majority of the others must find the suspect 
   t.true(five.reason.includes(`e has answered no fleetd for ${SILENT_MS / 1000} s (this host and b, c)`));
 });
 
+/** Hosts a, b and c, registered at revision 10. */
+function threePeers(): WatchedPeer[] {
+  return ['a', 'b', 'c'].map((id) => ({ id: m(id), apiAddress: `http://${id}:4003`, createRevision: 10 }));
+}
+
 /** a watches b and c; `answering` says who answers; b reports its own view of c. */
 function harness() {
   const clock = new FakeClock();
-  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
-    id: m(id),
-    apiAddress: `http://${id}:4003`,
-    createRevision: 10,
-  }));
+  const peers = threePeers();
   const answering = new Set(['b', 'c']);
   let bSeesC = 0;
   const changes: string[][] = [];
@@ -133,11 +134,7 @@ test('PeerWatch: a dead peer that registers again (a reboot) is a new peer, judg
 
 test('PeerWatch: once it has a peer list, a round does not wait for etcd to answer the next read', async (t) => {
   const clock = new FakeClock();
-  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
-    id: m(id),
-    apiAddress: `http://${id}:4003`,
-    createRevision: 10,
-  }));
+  const peers = threePeers();
   let reads = 0;
   const answering = new Set(['b']);
   const changes: string[][] = [];
@@ -166,11 +163,7 @@ test('PeerWatch: once it has a peer list, a round does not wait for etcd to answ
 
 test('PeerWatch: the peer list is read every LIST_EVERY_MS while every peer answers, and every round while one is silent', async (t) => {
   const clock = new FakeClock();
-  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
-    id: m(id),
-    apiAddress: `http://${id}:4003`,
-    createRevision: 10,
-  }));
+  const peers = threePeers();
   let reads = 0;
   const answering = new Set(['b', 'c']);
   const watch = new PeerWatch({
@@ -280,11 +273,7 @@ test('PeerWatch at 30 hosts: a silent peer it does not watch is not its to judge
 /** a watches b and c through their heartbeats; `beating` beat, `accepting` answer probes. */
 function heartbeatHarness() {
   const clock = new FakeClock();
-  const peers: WatchedPeer[] = ['a', 'b', 'c'].map((id) => ({
-    id: m(id),
-    apiAddress: `http://${id}:4003`,
-    createRevision: 10,
-  }));
+  const peers = threePeers();
   const beating = new Set(['b', 'c']);
   const accepting = new Set(['b', 'c']);
   const probes: string[] = [];
