@@ -7,14 +7,15 @@ import {
   DEFAULT_DEV_STATE_DIR,
   DEFAULT_NODES,
   DEFAULT_SHARED_PATH,
-  DevCluster,
-  type DevDeps,
-} from '../dev/dev-cluster.js';
+} from '../dev/defaults.js';
+// The cluster's code (and the etcd client it uses) is loaded by the dev commands only: every other
+// command of the CLI starts faster without it.
+import type { DevCluster, DevDeps } from '../dev/dev-cluster.js';
 import type { DevRuntime, EtcdTopology } from '../dev/plan.js';
 import { formatTable, type Column } from './table.js';
 import type { CliContext } from './main.js';
 import type { HostStatus } from '../dev/dev-cluster.js';
-import { etcdLeader, type EtcdMemberStatus } from '../dev/etcd-members.js';
+import type { EtcdMemberStatus } from '../dev/etcd-members.js';
 
 interface StateDirOpts {
   readonly stateDir: string;
@@ -42,13 +43,15 @@ Examples:
     new Option('--state-dir <dir>', 'where the cluster keeps its state, logs and shared directory')
       .env('FLEETTS_DEV_STATE_DIR')
       .default(DEFAULT_DEV_STATE_DIR);
-  const cluster = (opts: StateDirOpts): DevCluster =>
-    new DevCluster({
+  const cluster = async (opts: StateDirOpts): Promise<DevCluster> => {
+    const { DevCluster } = await import('../dev/dev-cluster.js');
+    return new DevCluster({
       stateDir: opts.stateDir,
       clock: ctx.clock,
       progress: (line) => ctx.output.err(line),
       ...overrides,
     });
+  };
 
   dev
     .command('up')
@@ -96,7 +99,9 @@ Examples:
           throw new UsageError('--lease-ttl-ms must be at least 2000 (etcd grants leases in whole seconds)');
         // Given flags only: on a running cluster, defaults must not read as a request to change it.
         const given = (name: string): boolean => cmd.getOptionValueSource(name) === 'cli';
-        const result = await cluster(opts).up({
+        const result = await (
+          await cluster(opts)
+        ).up({
           ...(given('nodes') ? { nodes } : {}),
           ...(given('runtime') ? { runtime: opts.runtime } : {}),
           ...(opts.etcd !== undefined ? { etcd: opts.etcd } : {}),
@@ -128,7 +133,7 @@ Examples:
     .addOption(stateDirOption())
     .addOption(new Option('--purge', 'also delete the state dir (machine ids, logs, shared files)'))
     .action(async (opts: StateDirOpts & { purge?: boolean }) => {
-      const c = cluster(opts);
+      const c = await cluster(opts);
       const { removed } = await c.down({ purge: opts.purge === true });
       ctx.output.out(
         removed === 0
@@ -144,7 +149,7 @@ Examples:
     )
     .addOption(stateDirOption())
     .action(async (opts: StateDirOpts) => {
-      const s = await cluster(opts).status();
+      const s = await (await cluster(opts)).status();
       ctx.output.out(
         [
           `cluster:  ${s.phase} (${s.runtime} runtime; state in ${s.stateDir})`,
@@ -162,7 +167,7 @@ Examples:
     .description('print the shell line that points fleetts at the dev cluster')
     .addOption(stateDirOption())
     .action(async (opts: StateDirOpts) => {
-      ctx.output.out(await cluster(opts).env());
+      ctx.output.out(await (await cluster(opts)).env());
     });
 
   const hostCommand = (
@@ -176,7 +181,7 @@ Examples:
       .argument('<host>', 'host name (host2), machine id, or an unambiguous prefix of the id')
       .addOption(stateDirOption())
       .action(async (host: string, opts: StateDirOpts) => {
-        ctx.output.out(await act(cluster(opts), host));
+        ctx.output.out(await act(await cluster(opts), host));
       });
   };
   hostCommand(
@@ -222,7 +227,7 @@ const STATUS_COLUMNS: readonly Column<HostStatus>[] = [
 /** `; leader host2` or `; no leader` (the external member leads itself). */
 function etcdSummary(members: readonly EtcdMemberStatus[]): string {
   if (members.length < 2) return members[0]?.state === 'down' ? '; not answering' : '';
-  const leader = etcdLeader(members);
+  const leader = members.find((m) => m.state === 'leader');
   return leader === undefined ? '; no leader' : `; leader ${leader.host ?? leader.name}`;
 }
 

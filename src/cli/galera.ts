@@ -4,7 +4,7 @@
 // outage. All talk to etcd directly, like `fleetts announce`.
 import type { Command } from 'commander';
 import { UsageError } from '../lib/errors.js';
-import { EtcdKv } from '../registry/etcd-kv.js';
+import type { EtcdKv } from '../registry/etcd-kv.js';
 import { GaleraMember, type MemberSettings } from '../galera/galera-member.js';
 import { CLUSTER_NAME_RE, GaleraStore } from '../galera/galera-store.js';
 import type { MemberLayout, ServerRuntime } from '../galera/mariadbd-command.js';
@@ -104,7 +104,7 @@ Examples:
       const log = commandLogger(flags, deps, 'fleetts-galera');
       const { settings, prefix } = memberSettings(flags, env);
       const registry = await openRegistry(flags, env);
-      const kv = etcdKv(flags, env, ctx);
+      const kv = await etcdKv(flags, env, ctx);
       const stop = stopSignal(deps, ctx.signal);
       try {
         const m = new GaleraMember({ kv, registry, clock: ctx.clock, log, prefix }, settings);
@@ -124,7 +124,7 @@ Examples:
   addEtcdOptions(history).action(async (flags: HistoryFlags) => {
     const env = deps.env ?? process.env;
     const cluster = clusterFlag(flags.cluster);
-    const kv = etcdKv(flags, env, ctx);
+    const kv = await etcdKv(flags, env, ctx);
     try {
       const store = new GaleraStore({
         kv,
@@ -190,7 +190,7 @@ async function withStore(
 ): Promise<void> {
   const env = deps.env ?? process.env;
   const cluster = clusterFlag(flags.cluster);
-  const kv = etcdKv(flags, env, ctx);
+  const kv = await etcdKv(flags, env, ctx);
   try {
     await body(new GaleraStore({ kv, clock: ctx.clock, prefix: etcdConnection(flags, env).prefix, cluster }));
   } finally {
@@ -288,8 +288,12 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** The raw etcd client for the lock's transactions, on the settings openRegistry() validates. */
-function etcdKv(flags: EtcdFlags, env: NodeJS.ProcessEnv, ctx: CliContext): EtcdKv {
+/**
+ * The raw etcd client for the lock's transactions, on the settings openRegistry() validates. Loaded
+ * here, not with the CLI: every other command starts faster without the etcd client.
+ */
+async function etcdKv(flags: EtcdFlags, env: NodeJS.ProcessEnv, ctx: CliContext): Promise<EtcdKv> {
   const { endpoints, tls } = etcdConnection(flags, env);
+  const { EtcdKv } = await import('../registry/etcd-kv.js');
   return new EtcdKv({ endpoints, ...(tls === undefined ? {} : { tls }) }, ctx.clock);
 }

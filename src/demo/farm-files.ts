@@ -1,7 +1,7 @@
 // The web farm's files on shared storage (the "configuration and user files on shared storage" of a
 // real farm): Apache's one configuration for every web@ instance, the site, nginx's configuration and
 // the first upstream file, and the unit files as submitted. Pure: the demo writes what this returns.
-import { DEFAULT_SHARED_PATH } from '../dev/dev-cluster.js';
+import { DEFAULT_SHARED_PATH } from '../dev/defaults.js';
 import { renderUpstream } from '../discovery/render-upstream.js';
 
 /** Where lb-upstream.unit's 503 fallback server listens: loopback is per host, so lbs never clash. */

@@ -3,7 +3,7 @@
 // web-farm-demo.ts, the formatting in demo-report.ts.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DEV_STATE_DIR, DEFAULT_SHARED_PATH } from '../dev/dev-cluster.js';
+import { DEFAULT_DEV_STATE_DIR, DEFAULT_SHARED_PATH } from '../dev/defaults.js';
 import { systemClock } from '../lib/clock.js';
 import { DemoError } from './demo-error.js';
 import { describeFailure, formatFailure, type Aftermath } from './demo-failure.js';

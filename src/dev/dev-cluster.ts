@@ -68,12 +68,19 @@ import {
   withDescendants,
 } from './system.js';
 
-export const DEFAULT_DEV_STATE_DIR = '/var/lib/fleetts-dev';
-/** The path every host (and every unit) sees the shared directory at; NFS on real hosts. */
-export const DEFAULT_SHARED_PATH = '/srv/fleetts/shared';
-export const DEFAULT_NODES = 3;
-/** Short, so that a dead host is noticed quickly in demos; fleetd's minimum is 2000. */
-export const DEFAULT_DEV_LEASE_TTL_MS = 5_000;
+// The defaults live apart (defaults.ts) so that the CLI can show them without loading all this.
+export {
+  DEFAULT_DEV_LEASE_TTL_MS,
+  DEFAULT_DEV_STATE_DIR,
+  DEFAULT_NODES,
+  DEFAULT_SHARED_PATH,
+} from './defaults.js';
+import {
+  DEFAULT_DEV_LEASE_TTL_MS,
+  DEFAULT_DEV_STATE_DIR,
+  DEFAULT_NODES,
+  DEFAULT_SHARED_PATH,
+} from './defaults.js';
 
 /**
  * `hosts` whenever there are hosts for three members: real clusters (the seeds, our cloud-config)
