@@ -335,10 +335,8 @@ const UNIT_TREES: readonly TreeName[] = ['units', 'unitFiles', 'assignments', 'u
 const MACHINE_TREES: readonly TreeName[] = ['machines', 'machineMetadata'];
 
 /** Every route of the API, in the order of the OpenAPI document. */
-export function apiRoutes(
-  deps: ApiDeps,
-  heartbeat: RouteSpec = heartbeatRoute({ clock: deps.clock }).route,
-): RouteSpec[] {
+/** `heartbeat`: the app's GET /v1/self/heartbeat, which buildApp ends when the app closes. */
+export function apiRoutes(deps: ApiDeps, heartbeat: RouteSpec): RouteSpec[] {
   const { registry } = deps;
   const self = asMachineId(String(deps.machineId));
   const hosts = new UnitHosts({
