@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 bash scripts/ensure-deps.sh
-npx tsc -p tsconfig.build.json
+npm run --silent build
 node --import=tsx bench/run.ts "$@"

@@ -23,7 +23,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 if [ ! -f dist/demo/main.js ] || [ -n "$(find src -newer dist/demo/main.js -name '*.ts' -print -quit)" ]; then
   echo "fleetts demo: building (tsc)" >&2
-  npx tsc -p tsconfig.build.json >&2 ||
+  npm run --silent build >&2 ||
     fail "the build failed (the compiler's errors are above): the checkout does not compile; fix it or check out a release"
 fi
 exec node dist/demo/main.js "$@"

@@ -33,7 +33,7 @@ check() {
 check "typecheck" npx tsc -p tsconfig.json --noEmit
 check "lint" npx eslint --max-warnings 0 .
 check "format" npx prettier --check --log-level warn .
-check "build" npx tsc -p tsconfig.build.json
+check "build" npm run --silent build
 
 log "ava"
 # ava's default reporter, counted from its per-test lines. (Its TAP reporter dies with a js-yaml

@@ -2,8 +2,8 @@
 // certificate): used by the CLI's client and by fleetd to reach a peer that runs a unit. node:http
 // rather than fetch, because fetch cannot dial a unix socket or present a client certificate.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { https } from '../lib/lazy-https.js';
 import { FleetError, UsageError } from '../lib/errors.js';
 
 /** Where a fleetd API listens: `unix:///run/fleetts/fleetd.sock`, `http://host:4003`, `https://…`. */
@@ -143,7 +143,7 @@ export function sendRequest(
               { ...common, host: endpoint.host, port: endpoint.port, path: endpoint.base + req.path },
               onResponse,
             )
-          : httpsRequest(
+          : https().request(
               {
                 ...common,
                 host: endpoint.host,

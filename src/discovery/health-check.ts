@@ -3,7 +3,7 @@
 // a backend that stopped accepting new ones). The deadline counts only the time this process could
 // have seen the answer (checkDeadline): a checker starved of CPU must not call a healthy backend down.
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { https } from '../lib/lazy-https.js';
 import { connect } from 'node:net';
 import type { Clock, Timer } from '../lib/clock.js';
 import { UsageError } from '../lib/errors.js';
@@ -60,7 +60,7 @@ function checkHttp(
     const timer = checkDeadline(clock, timeoutMs, () =>
       finish({ kind: 'fail', reason: `no answer within ${timeoutMs} ms` }),
     );
-    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const request = url.startsWith('https:') ? https().request : httpRequest;
     const req = request(url, { method: 'GET', agent: false, signal: controller.signal }, (res) => {
       const status = res.statusCode ?? 0;
       res.resume();
