@@ -3,7 +3,7 @@
 // actions, reports each unit's observed state under the membership lease, and self-fences.
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import type { Clock, Timer } from '../lib/clock.js';
+import { setGridTimer, type Clock, type Timer } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { Wakeup } from '../lib/wakeup.js';
 import type { Assignment, Machine, MachineId, UnitHash, UnitName, UnitStatus } from '../cluster/types.js';
@@ -72,9 +72,18 @@ const RETRY_MS = 2_000;
 const PEER_LIST_REFRESH_MS = 5_000;
 /** Room for a loaded host's timers beyond PEER_TIMEOUT_MS before the first answers count as missing. */
 const CHECK_SLACK_MS = 250;
+/**
+ * The longest the fencing watchdog waits between looks while the lease is renewed and far from its
+ * deadline. It looked every 250 ms, a fifth of an idle fleetd's wakeups (docs/memory.md); now it
+ * looks when a renewal comes in (the supervisors' deadline moves with it), when the lease is lost,
+ * and on this timer (twice as long when the renewals call it), on the timer grid (lib/clock.ts
+ * setGridTimer); every 250 ms from a little before the peer check would start.
+ */
+const IDLE_WATCHDOG_MS = 1_000;
 
 /** What the agent needs of this fleetd's membership: the lease its statuses live under. */
-export type AgentMembership = Pick<Membership, 'leaseId' | 'renewedAt' | 'signal'>;
+export type AgentMembership = Pick<Membership, 'leaseId' | 'renewedAt' | 'signal'> &
+  Partial<Pick<Membership, 'onRenewed'>>;
 
 export type FencingPolicy = 'per-unit' | 'stop' | 'keep-running';
 
@@ -200,6 +209,8 @@ export class Agent {
   /** The peer check of the current outage (keyed by the last renewal it follows). */
   #check: PeerCheck | undefined;
   #watchdog: Timer | undefined;
+  /** Ends the watchdog's subscription to the membership's renewals. */
+  #unfollow: (() => void) | undefined;
   /** Units whose run claim could not be released (etcd unreachable), with the lease that holds it. */
   readonly #unreleased = new Map<UnitName, LeaseId>();
   /** The pass #passSoon asked for (one at a time). */
@@ -214,6 +225,8 @@ export class Agent {
     claimWaits: 0,
     peerChecks: 0,
     keeps: 0,
+    /** Looks of the fencing watchdog at the lease (#tick). */
+    watchdogLooks: 0,
   };
 
   constructor(deps: AgentDeps) {
@@ -285,6 +298,7 @@ export class Agent {
   async stop(options: { readonly stopUnits?: boolean } = {}): Promise<void> {
     this.#stop.abort(new Error('agent stopped'));
     this.#watchdog?.cancel();
+    this.#unfollow?.();
     this.#retryPass?.cancel();
     await this.#running;
     this.#sub?.close();
@@ -375,6 +389,9 @@ export class Agent {
       }
     }
     this.#releaseLeftovers(m, desired);
+    // The peers are read as soon as an AtMostOnce unit runs, not at the watchdog's next look: an
+    // etcd outage right after its start must find them known (docs/fencing.md).
+    if (this.#policy === 'per-unit') this.#refreshPeers(this.#d.clock.monotonic());
     await this.#report(m, desired, observed, actions);
   }
 
@@ -829,11 +846,17 @@ export class Agent {
   /** The watchdog: follows the membership, moves the supervisors' deadline, trips the fence. */
   #tick(): void {
     if (this.#stop.signal.aborted) return;
+    this.stats.watchdogLooks++;
     const { clock, log } = this.#d;
     const now = clock.monotonic();
     const m = this.#d.getMembership();
     if (m !== this.#membership) {
       this.#membership = m;
+      // The watchdog looks at once when the lease is renewed (the supervisors' deadline moves
+      // with it) or lost, and otherwise only on its timer (#tick's end).
+      this.#unfollow?.();
+      this.#unfollow = m?.onRenewed?.(() => this.#tick0());
+      m?.signal.addEventListener('abort', () => queueMicrotask(() => this.#tick0()), { once: true });
       this.#assignmentsFresh = false; // a new membership acts on a fresh read of its assignments
       if (m !== undefined) {
         log.info({ event: 'agent.membership', lease: m.leaseId }, 'agent follows a new membership');
@@ -887,7 +910,21 @@ export class Agent {
       else if (age > this.#deadlineMs) this.#trip(reason);
     }
     const every = this.#d.watchdogMs ?? Math.min(250, this.#deadlineMs / 10);
-    this.#watchdog = clock.setTimer(every, () => this.#tick());
+    // Renewed lately, nothing fenced, no peer check: nothing can be due before the lease nears its
+    // deadline, so the next look may wait up to IDLE_WATCHDOG_MS, and comes every `every` from a
+    // little before the peer check would start. A renewal or a loss ends the wait at once.
+    const calm = live && this.#check === undefined && !this.#detached;
+    const wait = calm
+      ? Math.max(
+          every,
+          Math.min(
+            this.#unfollow === undefined ? IDLE_WATCHDOG_MS : 2 * IDLE_WATCHDOG_MS,
+            since + this.#deadlineMs - PEER_TIMEOUT_MS - every - now,
+          ),
+        )
+      : every;
+    const look = (): void => this.#tick();
+    this.#watchdog = calm ? setGridTimer(clock, wait, look) : clock.setTimer(wait, look);
   }
 
   /**

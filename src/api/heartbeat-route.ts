@@ -4,7 +4,7 @@
 // A connection a probe, twice a second, to each of up to 6 peers, on both ends, was the largest
 // part of an idle fleetd's CPU (docs/memory.md); a beat is one small write on a socket kept open.
 import type { ServerResponse } from 'node:http';
-import type { Clock, Timer } from '../lib/clock.js';
+import { setGridTimer, type Clock, type Timer } from '../lib/clock.js';
 import type { RouteSpec } from './route.js';
 
 /** How often the heartbeat beats; a watcher counts it late after twice this (peer-watch.ts). */
@@ -25,7 +25,7 @@ export function heartbeatRoute(deps: { readonly clock: Clock; readonly everyMs?:
   const beat = (): void => {
     timer = undefined;
     for (const res of listeners) res.write('.');
-    if (listeners.size > 0) timer = deps.clock.setTimer(everyMs, beat);
+    if (listeners.size > 0) timer = setGridTimer(deps.clock, everyMs, beat);
   };
   const route: RouteSpec = {
     method: 'GET',

@@ -8,7 +8,7 @@
 //
 // The rule is pure (deadVerdict); the loop does the asking on the injected Clock.
 import type { MachineId } from '../cluster/types.js';
-import type { Clock } from '../lib/clock.js';
+import { setGridTimer, type Clock, type Timer } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 
 /** How often each peer is asked: a TCP connection, so twice a second costs nothing. */
@@ -172,6 +172,8 @@ interface Tracked {
   link?: Link | undefined;
   /** When (monotonic) the latest heartbeat connection was opened or tried. */
   linkTriedAt?: number;
+  /** Ends the run loop's pause when no beat follows the latest within BEAT_FRESH_MS. */
+  late?: Timer | undefined;
 }
 
 interface Link {
@@ -191,6 +193,8 @@ export class PeerWatch {
   #listed = false;
   /** When (monotonic) the latest read of the list began. */
   #listReadAt = Number.NEGATIVE_INFINITY;
+  /** Ends the run loop's current pause early (a heartbeat turned late). */
+  #wake: (() => void) | undefined;
 
   constructor(deps: PeerWatchDeps) {
     this.#deps = deps;
@@ -222,7 +226,13 @@ export class PeerWatch {
     };
   }
 
-  /** Rounds until `signal` aborts. */
+  /**
+   * Rounds until `signal` aborts: every `intervalMs` while a peer is probed; while every watched
+   * peer's heartbeat is fresh, only when the peer list is due (LIST_EVERY_MS) or a heartbeat turns
+   * late (a timer armed at each beat), whichever comes first. A round twice a second with nothing to
+   * do was a fifth of an idle fleetd's wakeups (docs/memory.md); a late beat still starts the probes
+   * at once, as a round's check of it did.
+   */
   async run(signal: AbortSignal): Promise<void> {
     const interval = this.#deps.intervalMs ?? PROBE_INTERVAL_MS;
     while (!signal.aborted) {
@@ -233,9 +243,52 @@ export class PeerWatch {
         if (signal.aborted) break;
         this.#deps.log.warn({ event: 'fleetd.peer_watch_failed', err }, 'peer watch round failed');
       }
-      const left = interval - (this.#deps.clock.monotonic() - started);
-      await this.#deps.clock.sleep(Math.max(0, left), signal).catch(() => undefined);
+      const now = this.#deps.clock.monotonic();
+      const quiet = this.#quietFor(now);
+      await this.#pause(quiet ?? Math.max(0, interval - (now - started)), quiet !== undefined, signal);
     }
+    for (const t of this.#tracked.values()) t.late?.cancel();
+  }
+
+  /**
+   * How long the next round may wait when there is nothing to ask: every watched peer answered and
+   * beats (no probe is due), so until the peer list is due. `undefined` while any peer is probed.
+   */
+  #quietFor(now: number): number | undefined {
+    if (this.#deps.listen === undefined || !this.#listed) return undefined;
+    for (const t of this.#tracked.values()) {
+      const beat = t.link?.lastBeat;
+      if (!t.answering || beat === undefined || now - beat >= BEAT_FRESH_MS) return undefined;
+    }
+    return this.#listReadAt + (this.#deps.listEveryMs ?? LIST_EVERY_MS) - now;
+  }
+
+  /**
+   * Sleeps `ms` (on the timer grid when `grid`: lib/clock.ts setGridTimer), or less when a heartbeat
+   * turns late meanwhile (#beat).
+   */
+  #pause(ms: number, grid: boolean, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = (): void => {
+        timer.cancel();
+        signal.removeEventListener('abort', done);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      const { clock } = this.#deps;
+      const timer = grid ? setGridTimer(clock, ms, done) : clock.setTimer(ms, done);
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+
+  /** A beat from `t`'s peer: the pause ends if no other beat follows within BEAT_FRESH_MS. */
+  #beat(t: Tracked, link: Link): void {
+    const { clock } = this.#deps;
+    link.lastBeat = clock.monotonic();
+    t.late?.cancel();
+    t.late = clock.setTimer(BEAT_FRESH_MS + 1, () => this.#wake?.());
   }
 
   /**
@@ -266,6 +319,7 @@ export class PeerWatch {
     for (const [id, t] of this.#tracked)
       if (!watched.has(id)) {
         t.link?.abort.abort();
+        t.late?.cancel();
         this.#tracked.delete(id);
       }
     for (const peer of this.#peers) {
@@ -274,6 +328,7 @@ export class PeerWatch {
       // A new registration (a reboot) starts afresh: what was found of the last one is moot.
       if (t === undefined || t.peer.createRevision !== peer.createRevision) {
         t?.link?.abort.abort();
+        t?.late?.cancel();
         this.#tracked.set(peer.id, { peer, lastAnswer: now, answering: true });
       } else t.peer = peer;
     }
@@ -344,7 +399,7 @@ export class PeerWatch {
     signal.addEventListener('abort', onStop, { once: true });
     const opened: Link = { abort, openedAt: now };
     t.link = opened;
-    listen(t.peer, () => (opened.lastBeat = this.#deps.clock.monotonic()), abort.signal)
+    listen(t.peer, () => this.#beat(t, opened), abort.signal)
       .catch(() => undefined)
       .finally(() => {
         signal.removeEventListener('abort', onStop);

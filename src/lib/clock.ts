@@ -120,3 +120,53 @@ export class FakeClock implements Clock {
 export async function flushMicrotasks(turns = 20): Promise<void> {
   for (let i = 0; i < turns; i++) await Promise.resolve();
 }
+
+/** The grid periodic timers are aligned on (setGridTimer). */
+export const TIMER_GRID_MS = 500;
+
+interface GridSlot {
+  readonly timer: Timer;
+  readonly fns: Set<() => void>;
+}
+
+const gridSlots = new WeakMap<Clock, Map<number, GridSlot>>();
+
+/**
+ * Like `clock.setTimer(ms, fn)` for a timer that repeats about every `ms` (≥ TIMER_GRID_MS), but
+ * fired at a multiple of the grid on the clock's monotonic time, by one timer shared with every
+ * other grid timer due then: the periodic work of a process (lease keepalives, heartbeat, fencing
+ * watchdog, peer watch) then wakes it once per grid point instead of once each. An idle fleetd's
+ * CPU was mostly wakeups, not work (docs/memory.md).
+ *
+ * The delay is at most `ms` and more than `ms - grid` when `ms` ≥ 2 × grid; between one and two
+ * grids it may be up to half a grid longer, once, until the timer's period is on the grid.
+ */
+export function setGridTimer(clock: Clock, ms: number, fn: () => void, grid = TIMER_GRID_MS): Timer {
+  if (!(ms >= grid)) return clock.setTimer(ms, fn);
+  const now = clock.monotonic();
+  let at = Math.floor((now + ms) / grid) * grid;
+  if (at - now < grid / 2) at += grid;
+  let slots = gridSlots.get(clock);
+  if (slots === undefined) gridSlots.set(clock, (slots = new Map<number, GridSlot>()));
+  let slot = slots.get(at);
+  if (slot === undefined) {
+    const fns = new Set<() => void>();
+    const timer = clock.setTimer(at - now, () => {
+      slots.delete(at);
+      for (const f of fns) f();
+    });
+    slots.set(at, (slot = { timer, fns }));
+  }
+  const entry = (): void => fn();
+  slot.fns.add(entry);
+  const mine = slot;
+  return {
+    cancel: () => {
+      mine.fns.delete(entry);
+      if (mine.fns.size === 0 && slots.get(at) === mine) {
+        mine.timer.cancel();
+        slots.delete(at);
+      }
+    },
+  };
+}

@@ -9,8 +9,11 @@ export type EtcdOp = 'range' | 'txn' | 'lease_grant' | 'lease_keepalive' | 'leas
 /** Seconds: etcd answers in ms on a healthy cluster, in seconds when it is not. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** How often the event-loop lag metrics sample the loop (prom-client's eventLoopMonitoringPrecision). */
-export const EVENT_LOOP_SAMPLE_MS = 500;
+/**
+ * How often the event-loop lag metrics sample the loop (prom-client's eventLoopMonitoringPrecision):
+ * each sample wakes an idle fleetd (its default, 10 ms, was half of its wakeups; docs/memory.md).
+ */
+export const EVENT_LOOP_SAMPLE_MS = 1_000;
 
 export class ProcessMetrics {
   readonly registry = new Registry();

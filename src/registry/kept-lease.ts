@@ -2,7 +2,7 @@
 // announcements. It tracks when the last acknowledged keepalive was SENT, which bounds from below
 // when etcd can expire the lease, so that holders can self-fence before their keys vanish.
 import type { BackoffOptions } from '../lib/backoff.js';
-import type { Clock, Timer } from '../lib/clock.js';
+import { setGridTimer, type Clock, type Timer } from '../lib/clock.js';
 import type { Kv, LeaseId } from './kv.js';
 import type { LeaseHandle, LeaseLoss, LeaseOptions } from './registry.js';
 import { RegistryError } from './registry-error.js';
@@ -58,6 +58,7 @@ export class KeptLease implements LeaseHandle {
   readonly #clock: Clock;
   readonly #controller = new AbortController();
   readonly #listeners = new Set<(loss: LeaseLoss) => void>();
+  readonly #renewListeners = new Set<() => void>();
   #renewedAt: number;
   #resumedAt: number;
   #timer: Timer | undefined;
@@ -117,6 +118,12 @@ export class KeptLease implements LeaseHandle {
     return this.#renewedAt;
   }
 
+  onRenewed(fn: () => void): () => void {
+    if (this.#ended) return () => undefined;
+    this.#renewListeners.add(fn);
+    return () => this.#renewListeners.delete(fn);
+  }
+
   onLost(fn: (loss: LeaseLoss) => void): () => void {
     if (this.#ended) return () => undefined;
     this.#listeners.add(fn);
@@ -153,6 +160,7 @@ export class KeptLease implements LeaseHandle {
 
   #end(loss: LeaseLoss): void {
     this.#ended = true;
+    this.#renewListeners.clear();
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#controller.abort(loss);
@@ -160,7 +168,9 @@ export class KeptLease implements LeaseHandle {
 
   #schedule(delayMs: number): void {
     if (this.#ended) return;
-    this.#timer = this.#clock.setTimer(Math.max(0, delayMs), () => void this.#renew());
+    // On the timer grid: the membership's and the engine campaign's leases, the heartbeat and the
+    // watchdog then wake the process together (lib/clock.ts setGridTimer).
+    this.#timer = setGridTimer(this.#clock, Math.max(0, delayMs), () => void this.#renew());
   }
 
   async #renew(): Promise<void> {
@@ -174,6 +184,13 @@ export class KeptLease implements LeaseHandle {
       if (ttl <= 0) return this.lose({ kind: 'expired' });
       if (sentAt - this.#renewedAt > LIVE_GAP_PERIODS * this.#keepaliveMs) this.#resumedAt = sentAt;
       this.#renewedAt = Math.max(this.#renewedAt, sentAt);
+      for (const fn of [...this.#renewListeners]) {
+        try {
+          fn();
+        } catch {
+          // A listener's failure is its own; the lease is kept alive regardless.
+        }
+      }
     } catch {
       // Unreachable or slow etcd: keep trying until a whole TTL passes without an acknowledgement.
       if (this.#ended) return;

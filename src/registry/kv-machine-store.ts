@@ -218,6 +218,9 @@ class KvMembership implements Membership {
   renewedAt(): number {
     return this.#lease.renewedAt();
   }
+  onRenewed(fn: () => void): () => void {
+    return this.#lease.onRenewed(fn);
+  }
   onLost(fn: (loss: LeaseLoss) => void): () => void {
     return this.#lease.onLost(fn);
   }

@@ -203,6 +203,8 @@ export interface LeaseHandle {
   readonly signal: AbortSignal;
   /** Calls `fn` once when the lease is lost (not on close); returns an unsubscribe function. */
   onLost(fn: (loss: LeaseLoss) => void): () => void;
+  /** Calls `fn` after each acknowledged keepalive; returns an unsubscribe function. */
+  onRenewed(fn: () => void): () => void;
   /** Stops keepalives and revokes the lease (its keys are deleted at once). Idempotent. */
   close(): Promise<void>;
   /** Stops keepalives without revoking: the keys stay until the lease expires (or is resumed). */

@@ -638,3 +638,29 @@ test('per-unit: the lease renewed again while keeping → the unit ran throughou
   t.deepEqual(w.runtime.calls, ['start once.unit']);
   await w.agent.stop();
 });
+
+test('fencing watchdog: about one look a second while the lease is renewed, one every 250 ms near its deadline', async (t) => {
+  const w = await world();
+  const m = await w.register();
+  await w.agent.start();
+  await w.assign('web.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  const before = w.agent.stats.watchdogLooks;
+  await w.clock.advance(10_000);
+  const renewed = w.agent.stats.watchdogLooks - before;
+  t.true(renewed >= 9 && renewed <= 12, `${renewed} looks in 10 s of renewals (it was 40, every 250 ms)`);
+  t.true((w.runtime.deadlines.at(-1) ?? 0) > 2500, 'the supervisors’ deadline still follows the renewals');
+
+  w.host.setFaults({ dropKeepalives: true });
+  const lastRenewal = m.renewedAt();
+  const from = w.agent.stats.watchdogLooks;
+  await w.until(() => w.runtime.calls.includes('stop web.unit'));
+  const stoppedAt = w.clock.monotonic();
+  t.true(
+    stoppedAt - lastRenewal <= 3500 + 250,
+    `stopped ${stoppedAt - lastRenewal} ms after the last renewal`,
+  );
+  const near = w.agent.stats.watchdogLooks - from;
+  t.true(near >= 4, `${near} looks between the last renewal and the stop`);
+  await w.agent.stop();
+});

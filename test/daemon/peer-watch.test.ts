@@ -3,6 +3,7 @@
 import test from 'ava';
 import { asMachineId, type MachineId } from '../../src/cluster/types.js';
 import {
+  BEAT_FRESH_MS,
   deadVerdict,
   LIST_EVERY_MS,
   PeerWatch,
@@ -315,7 +316,7 @@ function heartbeatHarness() {
     await watch.round(new AbortController().signal);
     await clock.advance(500);
   };
-  return { watch, beating, accepting, probes, opened, links, changes, round };
+  return { watch, clock, beating, accepting, probes, opened, links, changes, round };
 }
 
 test('PeerWatch: peers whose heartbeat is heard are not probed; a late heartbeat brings the probes back', async (t) => {
@@ -366,4 +367,51 @@ test('PeerWatch: a host gone with its heartbeat connection open is found silent 
   for (let i = 0; i < 6; i++) await h.round();
   t.deepEqual(h.changes.at(-1), []);
   t.true(h.links.has('c'));
+});
+
+test('PeerWatch.run: while every peer beats, a round runs only when the peer list is due; a late beat starts the probes at once', async (t) => {
+  const h = heartbeatHarness();
+  const clock = h.clock;
+  const rounds: number[] = [];
+  const round = h.watch.round.bind(h.watch);
+  h.watch.round = (signal) => {
+    rounds.push(clock.monotonic());
+    return round(signal);
+  };
+  const stop = new AbortController();
+  const running = h.watch.run(stop.signal);
+  // The peers beat every 500 ms, as GET /v1/self/heartbeat does.
+  const beatFor = async (ms: number): Promise<void> => {
+    for (let at = 0; at < ms; at += 500) {
+      for (const [id, l] of h.links) if (h.beating.has(id)) l.onBeat();
+      await clock.advance(500);
+    }
+  };
+  await beatFor(2_000); // the links open and the first beats come in
+  const from = rounds.length;
+  await beatFor(20_000);
+  const quiet = rounds.length - from;
+  t.true(quiet >= 8 && quiet <= 12, `${quiet} rounds in 20 s of fresh heartbeats (every LIST_EVERY_MS: 10)`);
+  t.deepEqual(h.probes, [], 'no probe while every peer beats');
+  // c is powered off: no beat, no answer; its connection stays open.
+  h.beating.delete('c');
+  h.accepting.delete('c');
+  const lastBeat = clock.monotonic() - 500;
+  await beatFor(500);
+  await beatFor(500);
+  const firstProbe = rounds.find((r) => r > lastBeat + 1_000);
+  t.truthy(firstProbe);
+  t.true(
+    firstProbe! <= lastBeat + BEAT_FRESH_MS + 1,
+    `the round after c's last beat ran ${firstProbe! - lastBeat} ms after it (BEAT_FRESH_MS ${BEAT_FRESH_MS})`,
+  );
+  t.true(h.probes.includes('c'), 'c is probed once its beat is late');
+  while (h.changes.length === 0 && clock.monotonic() - lastBeat < 10_000) await beatFor(500);
+  t.deepEqual(h.changes, [['c']]);
+  t.true(
+    clock.monotonic() - lastBeat <= SILENT_MS + 1_500,
+    `dead ${clock.monotonic() - lastBeat} ms after its last beat`,
+  );
+  stop.abort();
+  await running;
 });

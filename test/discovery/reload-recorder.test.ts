@@ -33,6 +33,7 @@ class HeldRegistry {
       renewedAt: () => 0,
       resumedAt: () => 0,
       onLost: () => () => undefined,
+      onRenewed: () => () => undefined,
       close: () => Promise.resolve(),
       release: () => undefined,
     });
