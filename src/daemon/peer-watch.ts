@@ -287,6 +287,9 @@ export class PeerWatch {
   #beat(t: Tracked, link: Link): void {
     const { clock } = this.#deps;
     link.lastBeat = clock.monotonic();
+    // A beat is an answer: between the rounds, which may be seconds apart while every peer beats,
+    // the silence of a peer is counted from its last beat, not from the last round that heard it.
+    t.lastAnswer = Math.max(t.lastAnswer, link.lastBeat);
     t.late?.cancel();
     t.late = clock.setTimer(BEAT_FRESH_MS + 1, () => this.#wake?.());
   }

@@ -393,7 +393,11 @@ test('PeerWatch.run: while every peer beats, a round runs only when the peer lis
   const quiet = rounds.length - from;
   t.true(quiet >= 8 && quiet <= 12, `${quiet} rounds in 20 s of fresh heartbeats (every LIST_EVERY_MS: 10)`);
   t.deepEqual(h.probes, [], 'no probe while every peer beats');
-  // c is powered off: no beat, no answer; its connection stays open.
+  // Just after a round, c beats twice more (no round hears them), then is powered off: no beat, no
+  // answer; its connection stays open.
+  const seen = rounds.length;
+  while (rounds.length === seen) await beatFor(500);
+  await beatFor(1_000);
   h.beating.delete('c');
   h.accepting.delete('c');
   const lastBeat = clock.monotonic() - 500;
@@ -406,7 +410,19 @@ test('PeerWatch.run: while every peer beats, a round runs only when the peer lis
     `the round after c's last beat ran ${firstProbe! - lastBeat} ms after it (BEAT_FRESH_MS ${BEAT_FRESH_MS})`,
   );
   t.true(h.probes.includes('c'), 'c is probed once its beat is late');
-  while (h.changes.length === 0 && clock.monotonic() - lastBeat < 10_000) await beatFor(500);
+  // Judged on its silence since its last beat, not since the last round (seconds earlier): found
+  // dead neither before SILENT_MS nor long after.
+  while (h.changes.length === 0 && clock.monotonic() - lastBeat < 10_000) {
+    t.true(
+      clock.monotonic() - lastBeat <= SILENT_MS || h.changes.length === 0,
+      'found dead before it was silent for SILENT_MS',
+    );
+    await clock.advance(50);
+  }
+  t.true(
+    clock.monotonic() - lastBeat >= SILENT_MS,
+    `dead ${clock.monotonic() - lastBeat} ms after its last beat`,
+  );
   t.deepEqual(h.changes, [['c']]);
   t.true(
     clock.monotonic() - lastBeat <= SILENT_MS + 1_500,
