@@ -1,6 +1,8 @@
 // Time as an input (STYLE.md rule 5): the only module that touches Date.now/setTimeout. Real code
 // gets `systemClock`; simulations and pure tests get a `FakeClock` that moves only when told.
 
+import { callAll } from './call-all.js';
+
 export interface Timer {
   cancel(): void;
 }
@@ -153,7 +155,8 @@ export function setGridTimer(clock: Clock, ms: number, fn: () => void, grid = TI
     const fns = new Set<() => void>();
     const timer = clock.setTimer(at - now, () => {
       slots.delete(at);
-      for (const f of fns) f();
+      const failed = callAll(fns);
+      if (failed !== undefined) throw failed.error; // as a timer of its own would have
     });
     slots.set(at, (slot = { timer, fns }));
   }

@@ -2,6 +2,7 @@
 // announcements. It tracks when the last acknowledged keepalive was SENT, which bounds from below
 // when etcd can expire the lease, so that holders can self-fence before their keys vanish.
 import type { BackoffOptions } from '../lib/backoff.js';
+import { callAll } from '../lib/call-all.js';
 import { setGridTimer, type Clock, type Timer } from '../lib/clock.js';
 import type { Kv, LeaseId } from './kv.js';
 import type { LeaseHandle, LeaseLoss, LeaseOptions } from './registry.js';
@@ -184,13 +185,12 @@ export class KeptLease implements LeaseHandle {
       if (ttl <= 0) return this.lose({ kind: 'expired' });
       if (sentAt - this.#renewedAt > LIVE_GAP_PERIODS * this.#keepaliveMs) this.#resumedAt = sentAt;
       this.#renewedAt = Math.max(this.#renewedAt, sentAt);
-      for (const fn of [...this.#renewListeners]) {
-        try {
-          fn();
-        } catch {
-          // A listener's failure is its own; the lease is kept alive regardless.
-        }
-      }
+      // A listener's failure does not stop the keepalives; it is thrown outside, from a microtask.
+      const failed = callAll([...this.#renewListeners]);
+      if (failed !== undefined)
+        queueMicrotask(() => {
+          throw failed.error;
+        });
     } catch {
       // Unreachable or slow etcd: keep trying until a whole TTL passes without an acknowledgement.
       if (this.#ended) return;

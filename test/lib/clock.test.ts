@@ -69,3 +69,15 @@ test('setGridTimer: periodic timers of different periods share their wakeups; a 
   t.false(late);
   t.true(kept);
 });
+
+test('setGridTimer: a callback that throws does not keep the others of its grid point from running', async (t) => {
+  const { clock, fake } = countingClock();
+  const ran: string[] = [];
+  setGridTimer(clock, 1_000, () => ran.push('keepalive'));
+  setGridTimer(clock, 1_000, () => {
+    throw new Error('heartbeat bug');
+  });
+  setGridTimer(clock, 1_000, () => ran.push('watchdog'));
+  await t.throwsAsync(fake.advance(1_000), { message: 'heartbeat bug' });
+  t.deepEqual(ran, ['keepalive', 'watchdog']);
+});
