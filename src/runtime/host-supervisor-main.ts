@@ -32,10 +32,12 @@ import {
   type SupervisorConfig,
   type SupervisorStatus,
 } from './supervisor-protocol.js';
+import { FifoMaker } from './fifo-maker.js';
 import {
   adoptShim,
   launchUnderShim,
   parseShimRecord,
+  PERL,
   shimPaths,
   type ShimContext,
   type ShimRecord,
@@ -61,6 +63,8 @@ class HostSupervisor {
   readonly #stateDir: string;
   readonly #self: ProcessIdentity;
   readonly #units = new Map<string, Hosted>();
+  /** Makes new units' FIFOs (one Perl helper instead of a mkfifo spawn per unit). */
+  readonly #fifos = new FifoMaker(PERL);
   #seq = 0;
   #fenceReported: string | undefined;
   #shuttingDown = false;
@@ -220,6 +224,7 @@ class HostSupervisor {
     const journal = new JournalWriter(paths.journal, config.journal);
     const ctx: ShimContext = {
       unitDir: paths.dir,
+      fifos: this.#fifos,
       journal,
       clock: systemClock,
       cgroupProcs: serviceProcsFile(config.tracking),

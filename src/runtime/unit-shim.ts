@@ -19,8 +19,8 @@ import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, watch
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
 import type { Clock } from '../lib/clock.js';
+import type { FifoMaker } from './fifo-maker.js';
 import { LineSplitter, type JournalWriter } from './journal-writer.js';
 import { identify, isAlive } from './proc.js';
 import { openRecord, recordProblem, type Decoded, type RecordKind } from './record-envelope.js';
@@ -149,6 +149,8 @@ function signalName(n: number): string {
 
 export interface ShimContext {
   readonly unitDir: string;
+  /** Makes the unit's FIFO the first time (one helper per host supervisor). */
+  readonly fifos: Pick<FifoMaker, 'make'>;
   readonly journal: JournalWriter;
   readonly clock: Clock;
   /** The unit's cgroup.procs the shim joins before it forks (empty: /proc-scan tracking). */
@@ -167,9 +169,11 @@ export interface ShimRun extends Running {
 export async function launchUnderShim(spec: LaunchSpec, ctx: ShimContext): Promise<ShimRun | Exit> {
   const paths = shimPaths(ctx.unitDir);
   if (!existsSync(paths.fifo)) {
-    // Node cannot make a FIFO; mkfifo (coreutils) can. Once per unit directory.
-    const made = await new Promise<Error | null>((resolve) =>
-      execFile('mkfifo', ['-m', '0600', paths.fifo], { env: { PATH: '/usr/bin:/bin' } }, resolve),
+    // Node cannot make a FIFO: the host supervisor's one Perl helper does (fifo-maker.ts). Once
+    // per unit directory.
+    const made = await ctx.fifos.make(paths.fifo).then(
+      () => null,
+      (err: unknown) => err,
     );
     if (made !== null)
       return { kind: 'not-run', code: 203, reason: `cannot make ${paths.fifo}: ${describeError(made)}` };
