@@ -20,9 +20,8 @@ while (my $path = <STDIN>) {
 export class FifoMaker {
   readonly #perl: string;
   #child: ChildProcessWithoutNullStreams | undefined;
-  /** Callbacks of the requests sent and not answered yet, in order. */
-  readonly #waiting: ((answer: string) => void)[] = [];
-  #buffered = '';
+  /** The current helper's requests sent and not answered yet, in order (each helper has its own). */
+  #waiting: ((answer: string) => void)[] = [];
 
   constructor(perl = '/usr/bin/perl') {
     this.#perl = perl;
@@ -63,22 +62,24 @@ export class FifoMaker {
   #helper(): ChildProcessWithoutNullStreams {
     if (this.#child !== undefined) return this.#child;
     const child = spawn(this.#perl, ['-e', MKFIFO_SCRIPT], { env: {}, stdio: 'pipe' });
+    const waiting: ((answer: string) => void)[] = [];
     this.#child = child;
-    this.#buffered = '';
+    this.#waiting = waiting;
+    let buffered = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
-      this.#buffered += chunk;
-      for (let nl = this.#buffered.indexOf('\n'); nl >= 0; nl = this.#buffered.indexOf('\n')) {
-        const line = this.#buffered.slice(0, nl);
-        this.#buffered = this.#buffered.slice(nl + 1);
-        this.#waiting.shift()?.(line);
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        waiting.shift()?.(line);
       }
-      if (this.#waiting.length === 0) hold(child, false);
+      if (waiting.length === 0) hold(child, false);
     });
     const gone = (why: string): void => {
       if (this.#child === child) this.#child = undefined;
-      // Requests it did not answer fail; the next request starts a new helper.
-      for (const answer of this.#waiting.splice(0)) answer(why);
+      // Its requests not answered fail; the next request starts a new helper.
+      for (const answer of waiting.splice(0)) answer(why);
     };
     child.once('error', (err) => gone(`the helper ${this.#perl} could not run: ${err.message}`));
     child.once('exit', (code, signal) =>

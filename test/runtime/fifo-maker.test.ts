@@ -47,6 +47,14 @@ test('a helper that died is replaced at the next request; one that cannot run fa
   t.true((await stat(join(dir, 'b.fifo'))).isFIFO());
   t.not(fifos.helperPid, first);
 
+  // Closed with nothing waiting, then asked again: the new helper's answer is not mixed up with
+  // the old one's end.
+  const before = fifos.helperPid;
+  fifos.close();
+  await fifos.make(join(dir, 'd.fifo'));
+  t.not(fifos.helperPid, before);
+  t.true((await stat(join(dir, 'd.fifo'))).isFIFO());
+
   const none = new FifoMaker('/nonexistent/perl');
   await t.throwsAsync(none.make(join(dir, 'c.fifo')), { message: /could not run|ended/ });
 });
