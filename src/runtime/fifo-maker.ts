@@ -100,7 +100,8 @@ function hold(child: ChildProcessWithoutNullStreams, awaited: boolean): void {
   else out.unref?.();
 }
 
-function errnoName(n: number): string | undefined {
+/** The errno's name (`ENOENT`) for its number, as Perl's `$! + 0` gives it. */
+export function errnoName(n: number): string | undefined {
   for (const [name, num] of Object.entries(osConstants.errno)) if (num === n) return name;
   return undefined;
 }

@@ -20,7 +20,7 @@ import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
-import type { FifoMaker } from './fifo-maker.js';
+import { errnoName, type FifoMaker } from './fifo-maker.js';
 import { LineSplitter, type JournalWriter } from './journal-writer.js';
 import { identify, isAlive } from './proc.js';
 import { openRecord, recordProblem, type Decoded, type RecordKind } from './record-envelope.js';
@@ -231,7 +231,7 @@ export async function launchUnderShim(spec: LaunchSpec, ctx: ShimContext): Promi
     drain(output, spec.unit, pidLine === null ? (child.pid ?? 0) : Number(pidLine[1]), ctx.journal);
     const reason =
       errorLine !== null
-        ? describeError({ code: errnoName(Number(errorLine[1])) })
+        ? describeError({ code: errnoName(Number(errorLine[1])) ?? `errno ${errorLine[1]}` })
         : `the shim (${PERL}) did not start it; see the journal`;
     return { kind: 'not-run', code: 203, reason };
   }
@@ -374,9 +374,4 @@ function readReport(stream: NodeJS.ReadableStream | null): Promise<string> {
     stream.once('end', () => resolve(text));
     stream.once('error', () => resolve(text));
   });
-}
-
-function errnoName(n: number): string {
-  for (const [name, num] of Object.entries(osConstants.errno)) if (num === n) return name;
-  return `errno ${n}`;
 }
