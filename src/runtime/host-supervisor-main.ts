@@ -32,7 +32,7 @@ import {
   type SupervisorConfig,
   type SupervisorStatus,
 } from './supervisor-protocol.js';
-import { FifoMaker } from './fifo-maker.js';
+import { ShimLauncher } from './shim-launcher.js';
 import {
   adoptShim,
   launchUnderShim,
@@ -63,8 +63,8 @@ class HostSupervisor {
   readonly #stateDir: string;
   readonly #self: ProcessIdentity;
   readonly #units = new Map<string, Hosted>();
-  /** Makes new units' FIFOs (one Perl helper instead of a mkfifo spawn per unit). */
-  readonly #fifos = new FifoMaker(PERL);
+  /** Makes new units' FIFOs and forks the shims: one Perl helper, no spawn from Node per start. */
+  readonly #launcher = new ShimLauncher(PERL);
   #seq = 0;
   #fenceReported: string | undefined;
   #shuttingDown = false;
@@ -224,7 +224,7 @@ class HostSupervisor {
     const journal = new JournalWriter(paths.journal, config.journal);
     const ctx: ShimContext = {
       unitDir: paths.dir,
-      fifos: this.#fifos,
+      launcher: this.#launcher,
       journal,
       clock: systemClock,
       cgroupProcs: serviceProcsFile(config.tracking),

@@ -1,7 +1,7 @@
 // The shim under which the host supervisor (host-supervisor-main.ts) runs a unit's main process: a
-// few lines of Perl (perl-base is Essential on Debian and Raspberry Pi OS; about 0.4 MB PSS, where
-// a Node supervisor is 7 MB) that fork the main process, wait for it, and write how it ended to a
-// file. It outlives the host supervisor, so that a host supervisor started again adopts running
+// fork of the host supervisor's Perl helper (shim-launcher.ts has its script; perl-base is Essential
+// on Debian and Raspberry Pi OS; about 0.4 MB PSS, where a Node supervisor is 7 MB) that forks the
+// main process, waits for it, and writes how it ended to a file. It outlives the host supervisor, so that a host supervisor started again adopts running
 // units and still learns their exact exit status. Files (docs/runtime-files.md#the-host-supervisor):
 //
 // <unitDir>/main.fifo  the main process's stdout and stderr; the shim holds it open read-write so
@@ -14,13 +14,12 @@
 //                      supervisor ran would die with the pipe
 // <unitDir>/main.json  ShimRecord: which shim runs which main process, written by the host supervisor
 
-import { spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, watch } from 'node:fs';
+import { constants, existsSync, openSync, readFileSync, rmSync, watch } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
-import { errnoName, type FifoMaker } from './fifo-maker.js';
+import { errnoName, type ShimLauncher } from './shim-launcher.js';
 import { LineSplitter, type JournalWriter } from './journal-writer.js';
 import { identify, isAlive } from './proc.js';
 import { openRecord, recordProblem, type Decoded, type RecordKind } from './record-envelope.js';
@@ -29,57 +28,6 @@ import { describeError } from './supervisor.js';
 import type { ProcessIdentity } from './supervisor-protocol.js';
 
 export const PERL = '/usr/bin/perl';
-
-/**
- * fcntl 4 = F_SETFL, 2048 = O_NONBLOCK (x86, ARM and arm64 alike): the FIFO is drained without
- * waiting once the main process is gone.
- *
- * argv: exit-file fifo cgroup.procs-or-empty uid gid path argv0 args…; the environment comes as
- * `NAME=value\0` pairs on stdin (the shim itself runs with an empty one: a unit's PERL5OPT must not
- * reach it). Reports on fd 3: `pid <n>`, or `error <errno>` when exec failed. It ignores the
- * signals a stop sends to the unit's processes (only the main process is the service); the main
- * process gets the default dispositions back before exec.
- */
-export const SHIM_SCRIPT = `
-my ($exit, $fifo, $procs, $uid, $gid, $path, @argv) = @ARGV;
-my @sigs = qw(HUP INT QUIT TERM PIPE USR1 USR2 ALRM CHLD CONT TSTP TTIN TTOU);
-$SIG{$_} = 'IGNORE' for grep { $_ ne 'CHLD' && $_ ne 'CONT' } @sigs;
-my %env; { local $/; my $in = <STDIN>; for (split /\\0/, $in // '') { my ($k, $v) = split /=/, $_, 2; $env{$k} = $v // '' } }
-open(STDIN, '<', '/dev/null');
-%ENV = %env;
-if ($procs ne '') { open(my $c, '>>', $procs) or die "shim: cannot join $procs: $!\\n"; print $c "$$\\n"; close($c) or die "shim: cannot join $procs: $!\\n" }
-open(my $keep, '+<', $fifo) or die "shim: cannot open $fifo: $!\\n";
-open(my $rep, '>&=', 3) or die "shim: no report pipe: $!\\n";
-fcntl($rep, 2, 1);
-my $pid = fork();
-die "shim: fork: $!\\n" unless defined $pid;
-if ($pid == 0) {
-  $SIG{$_} = 'DEFAULT' for @sigs;
-  if ($uid ne '') {
-    require POSIX;
-    $) = "$gid $gid";
-    POSIX::setgid($gid) or do { print $rep 'error ' . ($! + 0) . "\\n"; exit 127 };
-    POSIX::setuid($uid) or do { print $rep 'error ' . ($! + 0) . "\\n"; exit 127 };
-  }
-  exec { $path } @argv;
-  print $rep 'error ' . ($! + 0) . "\\n";
-  close($rep);
-  exit 127;
-}
-print $rep "pid $pid\\n";
-close($rep);
-waitpid($pid, 0);
-my $st = $?;
-fcntl($keep, 4, 2048);
-my ($buf, $left) = ('', '');
-while (sysread($keep, $buf, 65536)) { $left .= $buf }
-if ($left ne '') { my $l; if (open($l, '>>', "$exit.out")) { print $l $left; close($l) } }
-my $how = ($st & 127) ? 'killed ' . ($st & 127) : 'exited ' . ($st >> 8);
-open(my $o, '>', "$exit.tmp") or die "shim: cannot write $exit.tmp: $!\\n";
-print $o "$pid $how\\n";
-close($o) or die "shim: cannot write $exit.tmp: $!\\n";
-rename("$exit.tmp", $exit) or die "shim: cannot rename $exit.tmp: $!\\n";
-`;
 
 export const SHIM_RECORD: RecordKind = { record: 'unit shim (main.json)', current: 1 };
 
@@ -149,8 +97,8 @@ function signalName(n: number): string {
 
 export interface ShimContext {
   readonly unitDir: string;
-  /** Makes the unit's FIFO the first time (one helper per host supervisor). */
-  readonly fifos: Pick<FifoMaker, 'make'>;
+  /** Makes the unit's FIFO the first time and forks its shims (one Perl helper per host supervisor). */
+  readonly launcher: Pick<ShimLauncher, 'make' | 'launch' | 'onEnd'>;
   readonly journal: JournalWriter;
   readonly clock: Clock;
   /** The unit's cgroup.procs the shim joins before it forks (empty: /proc-scan tracking). */
@@ -169,9 +117,9 @@ export interface ShimRun extends Running {
 export async function launchUnderShim(spec: LaunchSpec, ctx: ShimContext): Promise<ShimRun | Exit> {
   const paths = shimPaths(ctx.unitDir);
   if (!existsSync(paths.fifo)) {
-    // Node cannot make a FIFO: the host supervisor's one Perl helper does (fifo-maker.ts). Once
-    // per unit directory.
-    const made = await ctx.fifos.make(paths.fifo).then(
+    // Node cannot make a FIFO: the host supervisor's Perl helper does (shim-launcher.ts). Once per
+    // unit directory.
+    const made = await ctx.launcher.make(paths.fifo).then(
       () => null,
       (err: unknown) => err,
     );
@@ -179,68 +127,77 @@ export async function launchUnderShim(spec: LaunchSpec, ctx: ShimContext): Promi
       return { kind: 'not-run', code: 203, reason: `cannot make ${paths.fifo}: ${describeError(made)}` };
   }
   rmSync(paths.exit, { force: true });
-  const output = openOutput(paths.fifo);
-  output.pause(); // until the main pid is known, for the journal's identifier
-  let writer: number;
+  let output: Socket;
   try {
-    // Blocking (the process's writes must block when the pipe is full); opens at once: a reader is there.
-    writer = openSync(paths.fifo, constants.O_WRONLY);
+    output = openOutput(paths.fifo);
   } catch (err) {
-    output.destroy();
     return { kind: 'not-run', code: 203, reason: `cannot open ${paths.fifo}: ${describeError(err)}` };
   }
-  const creds = spec.credentials;
-  const child = spawn(
-    PERL,
-    [
-      '-e',
-      SHIM_SCRIPT,
-      paths.exit,
-      paths.fifo,
-      ctx.cgroupProcs,
-      creds === undefined ? '' : String(creds.uid),
-      creds === undefined ? '' : String(creds.gid),
-      spec.path,
-      ...spec.argv,
-    ],
-    { cwd: spec.cwd, env: {}, detached: true, stdio: ['pipe', writer, writer, 'pipe'] },
+  output.pause(); // until the main pid is known, for the journal's identifier
+  let shim: ProcessIdentity | undefined;
+  const report = await ctx.launcher.launch(
+    {
+      name: spec.unit,
+      exit: paths.exit,
+      fifo: paths.fifo,
+      cgroupProcs: ctx.cgroupProcs,
+      ...(spec.credentials === undefined ? {} : { credentials: spec.credentials }),
+      cwd: spec.cwd,
+      path: spec.path,
+      argv: spec.argv,
+      env: spec.env,
+    },
+    (pid) => {
+      shim = identify(pid);
+      if (shim !== undefined) ctx.onShim(shim);
+    },
   );
-  const spawned = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', resolve);
-  });
-  closeSync(writer);
-  if (spawned !== undefined) {
-    output.destroy();
-    return { kind: 'not-run', code: 203, reason: `cannot run the shim ${PERL}: ${describeError(spawned)}` };
-  }
-  const shim = identify(child.pid ?? -1);
-  if (shim !== undefined) ctx.onShim(shim);
-  child.stdin?.end(
-    Object.entries(spec.env)
-      .map(([k, v]) => `${k}=${v}\0`)
-      .join(''),
-  );
-  child.stdin?.on('error', () => undefined);
-  const shimExited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const report = await readReport(child.stdio[3] as NodeJS.ReadableStream | null);
-  const pidLine = /^pid (\d+)$/m.exec(report);
-  const errorLine = /^error (\d+)$/m.exec(report);
-  if (pidLine === null || errorLine !== null || shim === undefined) {
-    await shimExited;
-    drain(output, spec.unit, pidLine === null ? (child.pid ?? 0) : Number(pidLine[1]), ctx.journal);
+  if (report.kind !== 'running' || shim === undefined) {
+    // What the shim said before it ended (its die, in the FIFO) goes to the journal.
+    if (report.kind === 'error' && report.shim !== undefined) await shimEnd(report.shim, ctx);
+    drain(output, spec.unit, report.kind === 'running' ? report.main : (report.shim ?? 0), ctx.journal);
     const reason =
-      errorLine !== null
-        ? describeError({ code: errnoName(Number(errorLine[1])) ?? `errno ${errorLine[1]}` })
-        : `the shim (${PERL}) did not start it; see the journal`;
+      report.kind === 'error'
+        ? describeError({ code: errnoName(report.errno) ?? `errno ${report.errno}` })
+        : report.kind === 'failed'
+          ? `cannot run the shim: ${report.why}`
+          : 'the shim did not start it; see the journal';
     return { kind: 'not-run', code: 203, reason };
   }
-  const pid = Number(pidLine[1]);
-  const ended = attachOutput(output, `${spec.unit}[${pid}]`, ctx.journal);
-  const exited = shimExited.then(() =>
-    finish(paths.exit, `${spec.unit}[${pid}]`, pid, child.exitCode, child.signalCode, ended, ctx),
-  );
-  return { pid, shim, exited };
+  const pid = report.main;
+  const ident = `${spec.unit}[${pid}]`;
+  const ended = attachOutput(output, ident, ctx.journal);
+  const running = shim;
+  const exited = new Promise<Exit>((resolve) => {
+    ctx.launcher.onEnd(running.pid, (status) => {
+      if (status === undefined) {
+        // The helper is gone (the shim runs on, now a child of init): watched as an adopted one.
+        resolve(watchShimEnd(paths.exit, running, pid, ident, ended, ctx));
+        return;
+      }
+      const signal = status & 127;
+      resolve(
+        finish(
+          paths.exit,
+          ident,
+          pid,
+          signal === 0 ? status >> 8 : null,
+          signal === 0 ? null : (signalName(signal) as NodeJS.Signals),
+          ended,
+          ctx,
+        ),
+      );
+    });
+  });
+  return { pid, shim: running, exited };
+}
+
+/** Resolves once the helper reaped the shim (or is gone), at most 1 s later. */
+function shimEnd(pid: number, ctx: ShimContext): Promise<void> {
+  return Promise.race([
+    new Promise<void>((resolve) => ctx.launcher.onEnd(pid, () => resolve())),
+    ctx.clock.sleep(1000),
+  ]);
 }
 
 /**
@@ -259,31 +216,55 @@ export function adoptShim(record: ShimRecord, unit: string, ctx: ShimContext): S
       // no output, but the exit status still counts
     }
   }
-  const exited = new Promise<Exit>((resolve) => {
+  const exited = watchShimEnd(
+    paths.exit,
+    record.shim,
+    record.mainPid,
+    `${unit}[${record.mainPid}]`,
+    ended,
+    ctx,
+  );
+  return { pid: record.mainPid, shim: record.shim, exited };
+}
+
+/**
+ * The end of a main process whose shim is not this helper's child (adopted, or its helper gone):
+ * learnt from main.exit through inotify, and from a poll that also finds a shim that died without
+ * writing it.
+ */
+function watchShimEnd(
+  exitPath: string,
+  shim: ProcessIdentity,
+  mainPid: number,
+  ident: string,
+  ended: Promise<void>,
+  ctx: ShimContext,
+): Promise<Exit> {
+  return new Promise<Exit>((resolve) => {
     let timer: ReturnType<Clock['setTimer']> | undefined;
     let watcher: ReturnType<typeof watch> | undefined;
     const look = (): void => {
-      const exit = readShimExit(paths.exit, record.mainPid);
-      if (exit === undefined && isAlive(record.shim)) return;
+      const exit = readShimExit(exitPath, mainPid);
+      if (exit === undefined && isAlive(shim)) return;
       watcher?.close();
       timer?.cancel();
       timer = undefined;
       const settle = (): void => {
-        journalLeftover(paths.exit, `${unit}[${record.mainPid}]`, ctx.journal);
+        journalLeftover(exitPath, ident, ctx.journal);
         resolve(
           exit ??
-            readShimExit(paths.exit, record.mainPid) ?? {
+            readShimExit(exitPath, mainPid) ?? {
               kind: 'killed',
               signal: 'SIGKILL',
-              lost: `its shim (pid ${record.shim.pid}) ended without recording how it ended`,
+              lost: `its shim (pid ${shim.pid}) ended without recording how it ended`,
             },
         );
       };
       void Promise.race([ended, ctx.clock.sleep(100)]).then(settle);
     };
     try {
-      watcher = watch(ctx.unitDir, (_e, file) => {
-        if (file === 'main.exit') look();
+      watcher = watch(dirname(exitPath), (_e, file) => {
+        if (file === basename(exitPath)) look();
       });
       watcher.on('error', () => undefined);
     } catch {
@@ -296,7 +277,6 @@ export function adoptShim(record: ShimRecord, unit: string, ctx: ShimContext): S
     timer = ctx.clock.setTimer(ctx.pollMs ?? 2000, poll);
     look();
   });
-  return { pid: record.mainPid, shim: record.shim, exited };
 }
 
 async function finish(
@@ -363,15 +343,4 @@ function attachOutput(output: Socket, ident: string, journal: JournalWriter): Pr
 /** What a shim that never ran its process said (perl's die goes to the FIFO). */
 function drain(output: Socket, unit: string, pid: number, journal: JournalWriter): void {
   void attachOutput(output, `${unit}[${pid}]`, journal);
-}
-
-function readReport(stream: NodeJS.ReadableStream | null): Promise<string> {
-  if (stream === null) return Promise.resolve('');
-  return new Promise((resolve) => {
-    let text = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => (text += d));
-    stream.once('end', () => resolve(text));
-    stream.once('error', () => resolve(text));
-  });
 }

@@ -151,7 +151,7 @@ test('one host supervisor per state dir, however many runtimes start units at on
   );
   t.deepEqual([...supervisors], [hostSupervisor(host).pid]);
   // Node processes with the state dir on their command line: the host supervisor, and for a moment
-  // a fork of it about to exec a shim, or a second supervisor that lost the lock and is exiting.
+  // for a moment a second supervisor that lost the lock and is exiting.
   const nodes = (): number[] =>
     listPids().filter((pid) => {
       try {
@@ -172,13 +172,17 @@ test('one host supervisor per state dir, however many runtimes start units at on
     },
   ).catch(() => false);
   t.true(settled, `one Node process serves the state dir: the host supervisor (found ${nodes().join(', ')})`);
-  // Each main process runs under a shim: its parent, which is not Node.
+  // Each main process runs under a shim: its parent, which is not Node but a fork of the Perl helper,
+  // named for its unit.
   for (const [i, u] of units.entries()) {
     const r = runtimes[i];
     if (r === undefined) throw new Error('no runtime');
     const o = await waitState(r, u, 'active', 'running');
     const shim = readProcStat(o.pid ?? 0)?.ppid ?? 0;
-    t.regex(readFileSync(`/proc/${shim}/cmdline`, 'latin1'), /^\/usr\/bin\/perl\0-e\0/);
+    t.regex(
+      readFileSync(`/proc/${shim}/cmdline`, 'latin1'),
+      new RegExp(`^fleetts-shim ${u.replace(/\./g, '\\.')}[ \\0]*$`),
+    );
     const pss = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${shim}/smaps_rollup`, 'utf8'))?.[1]);
     t.true(pss > 0 && pss < 2048, `shim PSS ${pss} kB`);
   }
