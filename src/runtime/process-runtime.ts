@@ -101,6 +101,11 @@ interface Tracked {
   restarts?: { readonly of: string; readonly count: number };
   /** A start sent to the host supervisor is being answered: its restarts count from 0. */
   freshRun?: boolean;
+  /**
+   * A start is with the host supervisor and no status.json is written yet: observed as activating
+   * (not inactive, which the agent would report for a unit that is starting).
+   */
+  handing?: boolean;
   /** The active state last told to listeners (`runtime.unit_failed` is logged on entering failed). */
   lastActive?: string;
   /** The status.json problem last reported, so that a bad file is logged once, not on every read. */
@@ -336,8 +341,9 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
         // watcher) is of this run (status.json was removed above) and counts from 0 too.
         delete t.restarts;
         t.freshRun = true;
+        t.handing = true;
         // Answered once the unit's first status is written.
-        const sup = await this.#host.request({ op: 'start', unit });
+        const sup = await this.#host.request({ op: 'start', unit }).finally(() => (t.handing = false));
         this.#hostFailure = undefined;
         t.restarts ??= { of: `${sup.pid}:${sup.startTime}`, count: 0 };
         t.freshRun = false;
@@ -550,7 +556,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     const c = t.config.unitConfig;
     const status = this.#readStatus(t);
     if (status === undefined) {
-      if (t.pending !== undefined && isAlive(t.pending)) {
+      if (t.handing === true || (t.pending !== undefined && isAlive(t.pending))) {
         return {
           unit: c.unit,
           hash: c.hash,
