@@ -10,9 +10,10 @@
 // `run\0<id>\0<name>\0<exit>\0<fifo>\0<procs>\0<uid>\0<gid>\0<cwd>\0<path>\0<argc>\0<argv…>\0<env…>`.
 // Answers (helper and shims to Node), one line each, written whole (shorter than PIPE_BUF):
 //   `<id> ok` | `<id> error <errno>`   the FIFO, or why not
-//   `<id> shim <pid>`                  the shim is forked
-//   `<id> pid <pid>`                   the shim's main process has exec'd
-//   `<id> error <errno>`               it could not (chdir, setgid, setuid or exec failed)
+//   `<id> shim <pid>`                  the shim is forked (written by the helper)
+//   `<id> pid <pid> <shim pid>`        the main process has exec'd (written by the shim, which runs
+//                                      as soon as it is forked: this may come before `shim`)
+//   `<id> error <errno> <shim pid>`    it could not (chdir, setgid, setuid or exec failed)
 //   `end <pid> <wait status>`          a shim ended and was reaped by the helper
 // A shim that ends before it answers (its `die` went to the unit's FIFO) shows as `end` alone.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -47,7 +48,7 @@ sub shim {
   POSIX::setsid();
   open(my $rep, '>&', \\*STDOUT) or POSIX::_exit(127);
   open(STDIN, '<', '/dev/null');
-  my $fail = sub { syswrite($rep, "$id error " . (shift) . "\\n"); POSIX::_exit(127) };
+  my $fail = sub { syswrite($rep, "$id error " . (shift) . " $$\\n"); POSIX::_exit(127) };
   open(my $keep, '+<', $fifo) or $fail->($! + 0);
   open(STDOUT, '>', $fifo) or $fail->($! + 0);
   open(STDERR, '>&', \\*STDOUT) or $fail->($! + 0);
@@ -75,7 +76,7 @@ sub shim {
   my $err = '';
   while (1) { my $n = sysread($er, $err, 16, length $err); last if defined $n && $n == 0; next if !defined $n && $!{EINTR}; last unless defined $n }
   close($er);
-  syswrite($rep, $err eq '' ? "$id pid $main\\n" : "$id error $err\\n");
+  syswrite($rep, $err eq '' ? "$id pid $main $$\\n" : "$id error $err $$\\n");
   close($rep);
   waitpid($main, 0);
   my $st = $?;
@@ -204,21 +205,31 @@ export class ShimLauncher {
       });
     return new Promise<LaunchReport>((resolve) => {
       let shim: number | undefined;
+      // The shim's pid comes from the helper (`shim`) and with the shim's own answer, in either order.
+      const forked = (word: string | undefined): number | undefined => {
+        const pid = Number(word);
+        if (shim === undefined && Number.isInteger(pid) && pid > 0) {
+          shim = pid;
+          onShim(pid);
+        }
+        return shim;
+      };
       this.#request(['run', ...fields], {
         answer: (words) => {
           if (words[0] === 'shim') {
-            shim = Number(words[1]);
-            onShim(shim);
+            forked(words[1]);
             return 'more';
           }
           if (words[0] === 'pid')
-            return resolve({ kind: 'running', shim: shim ?? 0, main: Number(words[1]) });
-          if (words[0] === 'error')
+            return resolve({ kind: 'running', shim: forked(words[2]) ?? 0, main: Number(words[1]) });
+          if (words[0] === 'error') {
+            const pid = forked(words[2]);
             return resolve({
               kind: 'error',
               errno: Number(words[1]),
-              ...(shim === undefined ? {} : { shim }),
+              ...(pid === undefined ? {} : { shim: pid }),
             });
+          }
           // `end` of the shim before its answer
           return resolve({ kind: 'ended', shim: shim ?? 0, status: Number(words[1]) });
         },

@@ -170,10 +170,14 @@ test('50 launches at once: each answered with its own pids', async (t) => {
       unit(launcher, dir, `b@${i}.service`, ['/bin/sh', '-c', `exit ${i}`]),
     ),
   );
-  const reports = await Promise.all(specs.map((s) => launcher.launch(s, () => undefined)));
+  // Each launch hears its shim's pid once, whichever of the helper's and the shim's answers comes first.
+  const heard = specs.map(() => [] as number[]);
+  const reports = await Promise.all(specs.map((s, i) => launcher.launch(s, (pid) => heard[i]!.push(pid))));
   const mains = new Set<number>();
-  for (const r of reports) {
+  for (const [i, r] of reports.entries()) {
     if (r.kind !== 'running') return t.fail(JSON.stringify(r));
+    t.deepEqual(heard[i], [r.shim]);
+    t.true(r.shim > 0);
     mains.add(r.main);
   }
   t.is(mains.size, 50);
