@@ -9,10 +9,23 @@ import { firstKv, type KvCore } from './kv-core.js';
 import type { Kv } from './kv.js';
 import type { ClaimOptions, ClaimStore, LeaseHandle } from './registry.js';
 
+type ClaimResult =
+  { readonly ok: true; readonly takenFrom?: MachineId } | { readonly ok: false; readonly holder: MachineId };
+
+interface AskedClaim {
+  readonly lease: Pick<LeaseHandle, 'leaseId'>;
+  readonly unit: UnitName;
+  readonly machine: MachineId;
+  readonly resolve: (r: ClaimResult) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 export class KvClaimStore implements ClaimStore {
   readonly #kv: Kv;
   readonly #keys: RegistryKeys;
   readonly #clock: Clock;
+  /** Claims asked in this turn of the event loop, sent together at its end (#flush). */
+  #asked: AskedClaim[] | undefined;
 
   constructor(core: KvCore) {
     this.#kv = core.kv;
@@ -20,14 +33,67 @@ export class KvClaimStore implements ClaimStore {
     this.#clock = core.clock;
   }
 
-  async claimUnit(
+  /**
+   * Claims asked together (an agent's burst of starts) go in one transaction that creates them all,
+   * when none exists; otherwise each is asked alone, with the same answers.
+   */
+  claimUnit(
     lease: Pick<LeaseHandle, 'leaseId'>,
     unit: UnitName,
     machine: MachineId,
     options: ClaimOptions = {},
-  ): Promise<
-    { readonly ok: true; readonly takenFrom?: MachineId } | { readonly ok: false; readonly holder: MachineId }
-  > {
+  ): Promise<ClaimResult> {
+    if (options.takeFrom !== undefined) return this.#claimOne(lease, unit, machine, options);
+    return new Promise<ClaimResult>((resolve, reject) => {
+      if (this.#asked === undefined) {
+        this.#asked = [];
+        setImmediate(() => void this.#flush());
+      }
+      this.#asked.push({ lease, unit, machine, resolve, reject });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const asked = this.#asked ?? [];
+    this.#asked = undefined;
+    const units = new Set(asked.map((a) => a.unit));
+    const max = Math.max(1, this.#kv.maxTxnOps);
+    if (asked.length > 1 && units.size === asked.length && asked.length <= max) {
+      const since = new Date(this.#clock.now()).toISOString();
+      const batch = await this.#kv
+        .txn({
+          compare: asked.map((a) => ({
+            target: 'version',
+            key: this.#keys.claim(a.unit),
+            op: '==',
+            version: 0,
+          })),
+          success: asked.map((a) => ({
+            kind: 'put',
+            key: this.#keys.claim(a.unit),
+            value: encodeValue('claim', { v: 1, machine: a.machine, since }),
+            lease: a.lease.leaseId,
+          })),
+        })
+        .then(
+          (res) => res.succeeded,
+          () => false,
+        );
+      if (batch) {
+        for (const a of asked) a.resolve({ ok: true });
+        return;
+      }
+    }
+    // One of them exists already (held here or elsewhere), or too many: each alone.
+    for (const a of asked) this.#claimOne(a.lease, a.unit, a.machine).then(a.resolve, a.reject);
+  }
+
+  async #claimOne(
+    lease: Pick<LeaseHandle, 'leaseId'>,
+    unit: UnitName,
+    machine: MachineId,
+    options: ClaimOptions = {},
+  ): Promise<ClaimResult> {
     const key = this.#keys.claim(unit);
     const value = encodeValue('claim', { v: 1, machine, since: new Date(this.#clock.now()).toISOString() });
     const res = await this.#kv.txn({
@@ -37,7 +103,7 @@ export class KvClaimStore implements ClaimStore {
     });
     if (res.succeeded) return { ok: true };
     const holder = firstKv(res);
-    if (holder === undefined) return this.claimUnit(lease, unit, machine); // released meanwhile
+    if (holder === undefined) return this.#claimOne(lease, unit, machine); // released meanwhile
     if (holder.lease === lease.leaseId) return { ok: true };
     const decoded = decodeValue('claim', key, holder.value);
     const holderId = asMachineId(decoded.ok ? decoded.value.machine : '?');

@@ -878,6 +878,37 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
   );
 
   test(
+    'run claims asked at once (a burst of starts) are answered each as if asked alone',
+    withEnv(async (t, env) => {
+      const r = env.connect({ lease: STEADY_LEASE });
+      const m1 = await r.register(machine('m1'));
+      const m2 = await r.register(machine('m2'));
+      const units = Array.from({ length: 30 }, (_, i) => asUnitName(`b@${i}.service`));
+      // All free: every claim is m1's.
+      t.deepEqual(
+        await Promise.all(units.map((u) => r.claimUnit(m1, u, asMachineId('m1')))),
+        units.map(() => ({ ok: true })),
+      );
+      await Promise.all(units.map((u) => r.releaseUnit(m1, u)));
+      // Two are held already, one by m2 and one by m1 itself.
+      t.deepEqual(await r.claimUnit(m2, units[3]!, asMachineId('m2')), { ok: true });
+      t.deepEqual(await r.claimUnit(m1, units[7]!, asMachineId('m1')), { ok: true });
+      const answers = await Promise.all(units.map((u) => r.claimUnit(m1, u, asMachineId('m1'))));
+      t.deepEqual(
+        answers,
+        units.map((_, i) => (i === 3 ? { ok: false, holder: asMachineId('m2') } : { ok: true })),
+      );
+      // Each is held by the one it was answered to.
+      t.deepEqual(
+        await Promise.all(units.map((u) => r.claimUnit(m2, u, asMachineId('m2')))),
+        units.map((_, i) => (i === 3 ? { ok: true } : { ok: false, holder: asMachineId('m1') })),
+      );
+      await m1.close();
+      await m2.close();
+    }),
+  );
+
+  test(
     'run claims: taken over from a holder the caller says is dead, while its lease lives on',
     withEnv(async (t, env) => {
       const r = env.connect({ lease: STEADY_LEASE });
