@@ -123,6 +123,9 @@ interface Tracked {
  */
 const OBSERVED_FRESH_MS = 1_000;
 
+/** How long a supervisor's liveness read from /proc is reused (#supervisorAlive). */
+const SUPERVISOR_ALIVE_MS = 250;
+
 const DEFAULT_JOURNAL: JournalLimits = { maxBytes: 1024 * 1024, files: 2 };
 
 export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
@@ -136,6 +139,8 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   readonly #startTimeoutMs: number;
   readonly #log: (event: string, fields: Record<string, unknown>) => void;
   readonly #units = new Map<string, Tracked>();
+  /** #supervisorAlive's last readings, by `pid:startTime`. */
+  readonly #alive = new Map<string, { readonly alive: boolean; readonly at: number }>();
   /** The deadline the agent last set (fenceUntil); undefined until it sets one. */
   #fenceUntil: number | null | undefined;
   readonly #changes: UnitChanges;
@@ -593,7 +598,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
       ...(status.reason === undefined ? {} : { reason: status.reason }),
       ...(status.health === undefined ? {} : { health: status.health }),
     };
-    if (status.done || isAlive(status.supervisor)) return base;
+    if (status.done || this.#supervisorAlive(status.supervisor)) return base;
     if (status.host === true && this.#hostFailure === undefined) {
       // Its host supervisor died; the next one (started now) takes the unit over and rewrites this.
       void this.#ensureHost().then(() => this.#refresh(t));
@@ -630,6 +635,23 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
         count: status.restarts - before,
       });
     t.restarts = { of, count: status.restarts };
+  }
+
+  /**
+   * isAlive of a unit's supervisor, read from /proc at most every SUPERVISOR_ALIVE_MS per supervisor:
+   * with the host supervisor, every unit names the same one, and a burst of starts read its /proc
+   * entry at each of the hundreds of status changes (7 % of a fleetd's CPU in the burst). A dead one
+   * is remembered as dead.
+   */
+  #supervisorAlive(id: ProcessIdentity): boolean {
+    const key = `${id.pid}:${id.startTime}`;
+    const now = this.#clock.monotonic();
+    const seen = this.#alive.get(key);
+    if (seen !== undefined && (!seen.alive || now - seen.at < SUPERVISOR_ALIVE_MS)) return seen.alive;
+    const alive = isAlive(id);
+    if (this.#alive.size > 1000) this.#alive.clear();
+    this.#alive.set(key, { alive, at: now });
+    return alive;
   }
 
   #arm(): void {
