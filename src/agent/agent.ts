@@ -57,8 +57,13 @@ export { PEER_RECHECK_MS, FENCE_KEEP_BOUND_MS, MIN_ENGINE_GRACE_MS } from './pee
 /** Watches wake the agent; this only backs them up. */
 export const DEFAULT_AGENT_RESYNC_MS = 30_000;
 /** After a runtime operation failed (the runtime itself could not act), try again after this. */
-/** Units started at once; the rest queue (they are busy, so passes leave them alone). */
-const MAX_CONCURRENT_STARTS = 8;
+/**
+ * Units started at once; the rest queue (they are busy, so passes leave them alone). A start is
+ * mostly waiting (its run claim in etcd, the host supervisor's answer): with 8, a burst of 100 on 3
+ * hosts took 3.4–4.0 s; with 32, 3.0–3.3 s and less CPU (bigger claim and status transactions).
+ * A burst of 500 still does not flood etcd or the host.
+ */
+const MAX_CONCURRENT_STARTS = 32;
 /** How soon a start that waits for another machine's run claim is tried again. */
 const CLAIM_RETRY_MS = 250;
 /**
