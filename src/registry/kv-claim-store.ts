@@ -24,7 +24,7 @@ export class KvClaimStore implements ClaimStore {
   readonly #kv: Kv;
   readonly #keys: RegistryKeys;
   readonly #clock: Clock;
-  /** Claims asked in this turn of the event loop, sent together at its end (#flush). */
+  /** Claims asked since the first of them queued the microtask that sends them together (#flush). */
   #asked: AskedClaim[] | undefined;
 
   constructor(core: KvCore) {
@@ -47,7 +47,9 @@ export class KvClaimStore implements ClaimStore {
     return new Promise<ClaimResult>((resolve, reject) => {
       if (this.#asked === undefined) {
         this.#asked = [];
-        setImmediate(() => void this.#flush());
+        // A microtask, not a timer: the claims of one pass are asked within the same turn (and the
+        // fake clocks of the tests never run real timers).
+        queueMicrotask(() => void this.#flush());
       }
       this.#asked.push({ lease, unit, machine, resolve, reject });
     });
