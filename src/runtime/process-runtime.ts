@@ -110,6 +110,8 @@ interface Tracked {
   lastActive?: string;
   /** The status.json problem last reported, so that a bad file is logged once, not on every read. */
   problem?: string;
+  /** status.json as last read and decoded (#readStatus). */
+  statusRead?: { readonly text: string; readonly value: SupervisorStatus } | undefined;
   /** The latest observation and when (monotonic) it was made; list() reuses it while fresh. */
   observed?: { readonly o: ObservedUnit; readonly at: number } | undefined;
 }
@@ -496,7 +498,17 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
 
   /** status.json, or undefined when it is missing or unreadable (reported once per problem). */
   #readStatus(t: Tracked): SupervisorStatus | undefined {
-    const read = readRecord(t.paths.status, parseSupervisorStatus);
+    let text: string | undefined;
+    try {
+      text = readFileSync(t.paths.status, 'utf8');
+    } catch {
+      text = undefined;
+    }
+    // The same text as last time (a rename seen twice, a resync) is not decoded again.
+    if (text !== undefined && t.statusRead !== undefined && t.statusRead.text === text)
+      return t.statusRead.value;
+    const read = text === undefined ? undefined : parseSupervisorStatus(text, t.paths.status);
+    t.statusRead = text !== undefined && read?.ok === true ? { text, value: read.value } : undefined;
     if (read === undefined || read.ok) {
       delete t.problem;
       return read?.value;
