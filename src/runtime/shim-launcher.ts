@@ -313,7 +313,13 @@ export class ShimLauncher {
       return;
     }
     const id = Number(words[0]);
-    if (words[1] === 'shim') helper.shims.set(Number(words[2]), { request: id });
+    // The shim is known from its first mention: the helper's `shim`, or the shim's own answer, which
+    // may come first (both come before its `end`).
+    const shim = Number(
+      words[1] === 'shim' ? words[2] : words[1] === 'pid' || words[1] === 'error' ? words[3] : NaN,
+    );
+    if (Number.isInteger(shim) && shim > 0 && !helper.shims.has(shim))
+      helper.shims.set(shim, { request: id });
     helper.pending.get(id)?.answer(words.slice(1));
   }
 

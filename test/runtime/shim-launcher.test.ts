@@ -2,7 +2,7 @@
 // (their main process's exit status, output, environment and errors), a helper that died replaced
 // at the next request while the shims it forked run on.
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,4 +223,38 @@ test('a helper that died is replaced at the next request; its shims run on; one 
   t.like(await none.launch(await unit(launcher, dir, 'z.service', ['/bin/true']), () => undefined), {
     kind: 'failed',
   });
+});
+
+test("the shim's answer may come before the helper's `shim` line: the shim is known from either, its end heard once", async (t) => {
+  // A stand-in helper that answers in that order (the real one does when the forked shim runs
+  // before the helper writes its line, as happens under load).
+  const dir = await mkdtemp(join(tmpdir(), 'fleetts-shim-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fake = join(dir, 'perl');
+  writeFileSync(
+    fake,
+    "#!/bin/sh\nprintf '1 pid 555 4242\\n'\nsleep 0.3\nprintf '1 shim 4242\\n'\nsleep 0.3\nprintf 'end 4242 256\\n'\nexec cat >/dev/null\n",
+    { mode: 0o755 },
+  );
+  const launcher = new ShimLauncher(fake);
+  t.teardown(() => launcher.close());
+  const heard: number[] = [];
+  const report = await launcher.launch(
+    {
+      name: 'f.service',
+      exit: join(dir, 'x'),
+      fifo: join(dir, 'f'),
+      cgroupProcs: '',
+      cwd: dir,
+      path: '/bin/true',
+      argv: ['/bin/true'],
+      env: {},
+    },
+    (pid) => heard.push(pid),
+  );
+  t.deepEqual(report, { kind: 'running', shim: 4242, main: 555 });
+  // Asked before the helper's own line came: the end is still heard from the helper.
+  const end = await new Promise<number | undefined>((resolve) => launcher.onEnd(4242, resolve));
+  t.is(end, 256);
+  t.deepEqual(heard, [4242]);
 });
