@@ -56,7 +56,6 @@ export { PEER_RECHECK_MS, FENCE_KEEP_BOUND_MS, MIN_ENGINE_GRACE_MS } from './pee
 
 /** Watches wake the agent; this only backs them up. */
 export const DEFAULT_AGENT_RESYNC_MS = 30_000;
-/** After a runtime operation failed (the runtime itself could not act), try again after this. */
 /**
  * Units started at once; the rest queue (they are busy, so passes leave them alone). A start is
  * mostly waiting (its run claim in etcd, the host supervisor's answer): with 8, a burst of 100 on 3
@@ -72,6 +71,7 @@ const CLAIM_RETRY_MS = 250;
  * dead machine plus the engine's grace), so that the same container starts again.
  */
 export const ADOPTED_KEEP_MS = 30_000;
+/** After a runtime operation failed (the runtime itself could not act), try again after this. */
 const RETRY_MS = 2_000;
 /** How often the list of peers (machines with a live lease) is read while this host runs AtMostOnce units. */
 const PEER_LIST_REFRESH_MS = 5_000;

@@ -1,8 +1,9 @@
 // The shim under which the host supervisor (host-supervisor-main.ts) runs a unit's main process: a
 // fork of the host supervisor's Perl helper (shim-launcher.ts has its script; perl-base is Essential
 // on Debian and Raspberry Pi OS; about 0.4 MB PSS, where a Node supervisor is 7 MB) that forks the
-// main process, waits for it, and writes how it ended to a file. It outlives the host supervisor, so that a host supervisor started again adopts running
-// units and still learns their exact exit status. Files (docs/runtime-files.md#the-host-supervisor):
+// main process, waits for it, and writes how it ended to a file. It outlives the host supervisor,
+// so that a host supervisor started again adopts running units and still learns their exact exit
+// status. Files (docs/runtime-files.md#the-host-supervisor):
 //
 // <unitDir>/main.fifo  the main process's stdout and stderr; the shim holds it open read-write so
 //                      that the process never gets EPIPE while no host supervisor reads it (lines
