@@ -6,6 +6,8 @@ import {
   ADOPTED_KEEP_MS,
   Agent,
   PEER_RECHECK_MS,
+  sameStatus,
+  TRANSIENT_REPORT_MS,
   type AgentMembership,
   type AgentPeers,
   type FencingPolicy,
@@ -217,6 +219,41 @@ test('a change of observed state is reported at once, without a timer', async (t
   await w.clock.advance(5_000);
   t.deepEqual(w.runtime.calls, ['start job.unit']);
   t.like(w.agent.status(asUnitName('job.unit')), { active: 'failed' });
+  await w.agent.stop();
+});
+
+test('a starting or stopping state is reported once it has lasted TRANSIENT_REPORT_MS; one that ends sooner is never written', async (t) => {
+  const w = await world({ resyncMs: 60_000 });
+  await w.register();
+  await w.agent.start();
+  await w.assign('job.unit', SERVICE);
+  await w.until(() => w.agent.stats.statusWrites === 1);
+  const settle = TRANSIENT_REPORT_MS;
+  // A restart that is over within the time: only its end is written.
+  w.runtime.move('job.unit', 'deactivating', 'stop-sigterm');
+  await w.clock.advance(settle / 2);
+  w.runtime.move('job.unit', 'activating', 'start');
+  await w.clock.advance(settle - 1);
+  t.is(w.agent.stats.statusWrites, 1, 'nothing written while it settles');
+  t.like((await w.statuses())[0], { active: 'active', sub: 'running' });
+  w.runtime.move('job.unit', 'active', 'running');
+  await w.clock.advance(0);
+  t.is(w.agent.stats.statusWrites, 2, 'its end is written at once');
+  t.like((await w.statuses())[0], { active: 'active', sub: 'running' });
+  // One that lasts is written when it has lasted the time, by a timer (no other change comes).
+  w.runtime.move('job.unit', 'activating', 'auto-restart');
+  await w.clock.advance(settle - 1);
+  t.is(w.agent.stats.statusWrites, 2);
+  await w.clock.advance(1);
+  t.is(w.agent.stats.statusWrites, 3);
+  t.like((await w.statuses())[0], { active: 'activating', sub: 'auto-restart' });
+  // A new sub-state of a state already written waits its own time.
+  w.runtime.move('job.unit', 'activating', 'start-pre');
+  await w.clock.advance(settle - 1);
+  t.like((await w.statuses())[0], { active: 'activating', sub: 'auto-restart' });
+  await w.clock.advance(1);
+  t.like((await w.statuses())[0], { active: 'activating', sub: 'start-pre' });
+  t.is(w.agent.stats.statusWrites, 4);
   await w.agent.stop();
 });
 
@@ -663,4 +700,39 @@ test('fencing watchdog: about one look a second while the lease is renewed, one 
   const near = w.agent.stats.watchdogLooks - from;
   t.true(near >= 4, `${near} looks between the last renewal and the stop`);
   await w.agent.stop();
+});
+
+test('sameStatus: equal statuses are the same; a difference in any field, lastExit included, is not', (t) => {
+  const base: UnitStatus = {
+    unit: asUnitName('job.unit'),
+    machine: M1,
+    hash: 'h1' as UnitStatus['hash'],
+    load: 'loaded',
+    active: 'active',
+    sub: 'running',
+    since: '2026-12-07T00:00:00.000Z',
+    pid: 7,
+    lastExit: { code: 1, at: '2026-12-06T00:00:00.000Z' },
+  };
+  t.true(sameStatus(base, { ...base, lastExit: { at: '2026-12-06T00:00:00.000Z', code: 1 } }));
+  const changes: Partial<UnitStatus>[] = [
+    { machine: asMachineId('m2') },
+    { hash: 'h2' as UnitStatus['hash'] },
+    { load: 'error' },
+    { active: 'activating' },
+    { sub: 'start' },
+    { since: '2026-12-07T00:00:01.000Z' },
+    { pid: 8 },
+    { containerId: 'c1' },
+    { reason: 'why' },
+    { health: 'healthy' },
+    { lastExit: { code: 2, at: '2026-12-06T00:00:00.000Z' } },
+    { lastExit: { signal: 'SIGKILL', code: 1, at: '2026-12-06T00:00:00.000Z' } },
+    { lastExit: { code: 1, at: '2026-12-06T00:00:01.000Z' } },
+  ];
+  for (const c of changes) t.false(sameStatus(base, { ...base, ...c }), JSON.stringify(c));
+  const { lastExit: _gone, ...noExit } = base;
+  t.false(sameStatus(base, noExit));
+  t.false(sameStatus(noExit, base));
+  t.true(sameStatus(noExit, { ...noExit }));
 });

@@ -82,6 +82,13 @@ export class FakeRuntime implements Runtime<ProcessUnitConfig> {
     });
   }
 
+  /** A change of state by the unit's own machinery (start-pre → start, auto-restart): `since` moves with `active` only. */
+  move(unit: string, active: ObservedUnit['active'], sub: string): void {
+    const o = this.units.get(unit);
+    if (o === undefined) throw new Error(`no unit ${unit}`);
+    this.#set({ ...o, active, sub, since: o.active === active ? o.since : this.#now() });
+  }
+
   async *journal(unit: UnitName): AsyncIterable<string> {
     await Promise.resolve();
     yield `${unit} journal line`;
