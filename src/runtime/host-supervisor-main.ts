@@ -241,10 +241,31 @@ class HostSupervisor {
     const adopted = resume !== undefined && 'main' in resume ? resume.main : undefined;
     if (adopted !== undefined) watchShim(adopted as Running & { shim: ProcessIdentity });
     const hosted: { done: boolean } = { done: false };
-    const writeStatus = (s: SupervisorStatus): void => {
-      if (s.done) hosted.done = true;
+    const write = (s: SupervisorStatus): void => {
       const status = JSON.stringify({ ...s, host: true, invocation: invocationId }) + '\n';
       writeFileAtomic(paths.status, status, false);
+    };
+    // The first status is written at once (fleetd reads it when the start is answered), and so is
+    // the last (done). The others are written once the state machine has stopped moving for this
+    // turn of the event loop: start-post and running follow each other within microtasks, so a
+    // start is three files, not four (each a new inode, read back by fleetd through inotify).
+    let written = false;
+    let later: SupervisorStatus | undefined;
+    const writeStatus = (s: SupervisorStatus): void => {
+      if (s.done) hosted.done = true;
+      if (!written || s.done) {
+        written = true;
+        later = undefined;
+        write(s);
+        return;
+      }
+      if (later === undefined)
+        setImmediate(() => {
+          const last = later;
+          later = undefined;
+          if (last !== undefined) write(last);
+        });
+      later = s;
     };
     const supervisor = new UnitSupervisor({
       config: config.unitConfig,

@@ -4,7 +4,7 @@
 // gone; one per state dir however many runtimes ask; AtMostOnce units still stop at the fence.
 
 import test from 'ava';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPaths, readHostLock } from '../../src/runtime/host-supervisor-protocol.js';
 import { isAlive, listPids, readProcStat } from '../../src/runtime/proc.js';
@@ -242,4 +242,36 @@ test('with no unit left it ends by itself; the next start brings one up again', 
   await waitState(runtime, again, 'active', 'running');
   t.not(hostSupervisor(host).pid, first.pid);
   await runtime.stop(again);
+});
+
+test('a start writes its status file three times, not once per state: start-pre at once, then start, then running', async (t) => {
+  const host = newHost();
+  const { runtime } = newRuntime(host, { supervisor: 'host' });
+  const unit = unitName('counted');
+  // The host supervisor up before the count (its first start is not the one counted).
+  const warm = unitName('warm');
+  await runtime.start(config(warm, { execStart: [step('/bin/sleep', '1000')] }));
+  await waitState(runtime, warm, 'active', 'running');
+  const dir = unitPaths(host.stateDir, unit).dir;
+  mkdirSync(dir, { recursive: true });
+  const events: string[] = [];
+  const watcher = watch(dir, (kind, file) => {
+    if (file === 'status.json') events.push(kind);
+  });
+  try {
+    await runtime.start(config(unit, { execStart: [step('/bin/sleep', '1000')] }));
+    await waitState(runtime, unit, 'active', 'running');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  } finally {
+    watcher.close();
+  }
+  t.log(`status.json events: ${events.join(', ')}`);
+  // Three renames onto it (the runtime's removal of a file that is not there is none).
+  t.true(events.length <= 3, `${events.length} events`);
+  t.like(parseSupervisorStatus(readFileSync(unitPaths(host.stateDir, unit).status, 'utf8'), 'status'), {
+    ok: true,
+    value: { active: 'active', sub: 'running' },
+  });
+  await runtime.stop(unit);
+  await runtime.stop(warm);
 });
