@@ -205,6 +205,9 @@ export class Agent {
   /** What this host observes now: statuses of assigned units (reported or not). */
   #local = new Map<UnitName, UnitStatus>();
   #observed = new Map<UnitName, ObservedEntry>();
+  /** Each runtime's observation as an entry of this agent, and as a status (#list, #report). */
+  readonly #entries = new WeakMap<ObservedUnit, ObservedEntry>();
+  readonly #statuses = new WeakMap<ObservedEntry, UnitStatus>();
   #assignments: readonly Assignment[] = [];
   #assignmentsFresh = false;
   #sub: Subscription | undefined;
@@ -457,7 +460,13 @@ export class Agent {
   async #list(): Promise<ObservedEntry[]> {
     const all: ObservedEntry[] = [];
     for (const [kind, runtime] of this.#runtimeList()) {
-      for (const o of await runtime.list()) all.push({ ...o, runtime: kind });
+      for (const o of await runtime.list()) {
+        // A runtime hands out the same object while a unit does not change (the process runtime
+        // for a second): its entry, and the status made of it (#report), are made once.
+        let entry = this.#entries.get(o);
+        if (entry === undefined) this.#entries.set(o, (entry = { ...o, runtime: kind }));
+        all.push(entry);
+      }
     }
     this.#observed = new Map(all.map((o) => [o.unit, o]));
     return all;
@@ -777,7 +786,9 @@ export class Agent {
       else if (failure !== undefined && failure.hash === d.hash) {
         state = { hash: d.hash, load: 'loaded', active: 'failed', sub: 'failed', reason: failure.reason };
       } else if (o !== undefined) {
-        local.set(d.unit, this.#statusOf(o));
+        let status = this.#statuses.get(o);
+        if (status === undefined) this.#statuses.set(o, (status = this.#statusOf(o)));
+        local.set(d.unit, status);
         continue;
       } else if (this.#busy.has(d.unit)) {
         keep.add(d.unit); // starting: its first observed state follows at once
@@ -815,7 +826,8 @@ export class Agent {
     let settleAt: number | undefined;
     for (const [unit, status] of local) {
       const prev = this.#reported.get(unit);
-      if (prev !== undefined && !this.#inherited.has(unit) && sameStatus(prev, status)) continue;
+      if (prev !== undefined && !this.#inherited.has(unit) && (prev === status || sameStatus(prev, status)))
+        continue;
       const at = this.#settlesAt(status, prev, nowMs);
       if (at > nowMs) {
         settleAt = Math.min(settleAt ?? at, at);

@@ -113,7 +113,8 @@ interface Tracked {
   /** status.json as last read and decoded (#readStatus). */
   statusRead?: { readonly text: string; readonly value: SupervisorStatus } | undefined;
   /** The latest observation and when (monotonic) it was made; list() reuses it while fresh. */
-  observed?: { readonly o: ObservedUnit; readonly at: number } | undefined;
+  /** The last observation, when it was made, and its JSON (an unchanged one is the same object). */
+  observed?: { readonly o: ObservedUnit; readonly at: number; readonly key: string } | undefined;
 }
 
 /**
@@ -558,15 +559,20 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
   #refresh(t: Tracked): void {
     if (this.#closed || !this.#units.has(t.config.unitConfig.unit)) return;
     const o = this.#observe(t);
-    this.#changes.tell(t, o);
+    this.#changes.tell(t, o, t.observed?.key);
   }
 
   #observe(t: Tracked): ObservedUnit {
     const state = this.#observeState(t);
     const o: ObservedUnit =
       t.config.unitConfig.atMostOnce === true ? { ...state, atMostOnce: true as const } : state;
-    t.observed = { o, at: this.#clock.monotonic() };
-    return o;
+    // The same observation as last time is the same object: the agent's pass reuses what it made
+    // of it (its entry and status) instead of making and comparing them again for every unit.
+    const key = JSON.stringify(o);
+    const at = this.#clock.monotonic();
+    const same = t.observed?.key === key ? t.observed.o : o;
+    t.observed = { o: same, at, key };
+    return same;
   }
 
   #observeState(t: Tracked): ObservedUnit {

@@ -33,9 +33,8 @@ export class UnitChanges {
     told.lastActive = o.active;
   }
 
-  /** Tells the listeners of `o` unless it is what they were last told of this unit. */
-  tell(told: ToldState, o: ObservedUnit): void {
-    const key = JSON.stringify(o);
+  /** Tells the listeners of `o` unless it is what they were last told of this unit (`key`: its JSON). */
+  tell(told: ToldState, o: ObservedUnit, key = JSON.stringify(o)): void {
     if (key === told.last) return;
     told.last = key;
     if (o.active === 'failed' && told.lastActive !== 'failed')
