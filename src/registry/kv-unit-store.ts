@@ -16,6 +16,17 @@ import { RegistryError } from './registry-error.js';
 /** How long after a delete or replace the unreferenced unit files are swept (one sweep per burst). */
 export const UNIT_FILE_COLLECT_DELAY_MS = 2_000;
 
+interface PendingRead {
+  readonly name: UnitName;
+  readonly resolve: (record: UnitRecord | undefined) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+function unitRecord(name: UnitName, kv: KeyValue): UnitRecord {
+  const value = decodeOrThrow('unit', kv.key, kv.value);
+  return { name, hash: asUnitHash(value.hash), target: value.target, modRevision: kv.modRevision };
+}
+
 export class KvUnitStore implements UnitStore, RolloutStore {
   readonly #core: KvCore;
   readonly #kv: Kv;
@@ -23,6 +34,8 @@ export class KvUnitStore implements UnitStore, RolloutStore {
   readonly #clock: Clock;
   /** The pending sweep of unreferenced unit files, if any. */
   #collectTimer: Timer | undefined;
+  /** getUnit calls of this turn, read together (#readUnits). */
+  #reads: PendingRead[] | undefined;
 
   constructor(core: KvCore) {
     this.#core = core;
@@ -35,12 +48,52 @@ export class KvUnitStore implements UnitStore, RolloutStore {
     });
   }
 
-  async getUnit(name: UnitName): Promise<UnitRecord | undefined> {
-    const res = await this.#kv.range(this.#keys.unit(name));
-    const kv = res.kvs[0];
-    if (kv === undefined) return undefined;
-    const value = decodeOrThrow('unit', kv.key, kv.value);
-    return { name, hash: asUnitHash(value.hash), target: value.target, modRevision: kv.modRevision };
+  /**
+   * Units asked for within one turn are read in one transaction of ranges (at most maxTxnOps each):
+   * `fleetts start s@{1..100}.service` asks for each instance, and 100 reads were 100 round trips.
+   * Each answer is the one a read of its own would give.
+   */
+  getUnit(name: UnitName): Promise<UnitRecord | undefined> {
+    return new Promise<UnitRecord | undefined>((resolve, reject) => {
+      if (this.#reads === undefined) {
+        this.#reads = [];
+        // A microtask, not a timer: the reads of one request are asked within the same turn (and
+        // the fake clocks of the tests never run real timers).
+        queueMicrotask(() => this.#readUnits());
+      }
+      this.#reads.push({ name, resolve, reject });
+    });
+  }
+
+  #readUnits(): void {
+    const asked = this.#reads ?? [];
+    this.#reads = undefined;
+    const answer = (a: PendingRead, kv: KeyValue | undefined): void => {
+      try {
+        a.resolve(kv === undefined ? undefined : unitRecord(a.name, kv));
+      } catch (err) {
+        a.reject(err);
+      }
+    };
+    if (asked.length === 1) {
+      const a = asked[0]!;
+      this.#kv.range(this.#keys.unit(a.name)).then((res) => answer(a, res.kvs[0]), a.reject);
+      return;
+    }
+    for (const part of chunks(asked, Math.max(1, this.#kv.maxTxnOps))) {
+      this.#kv
+        .txn({ compare: [], success: part.map((a) => ({ kind: 'range', key: this.#keys.unit(a.name) })) })
+        .then(
+          (res) =>
+            part.forEach((a, i) => {
+              const r = res.results[i];
+              answer(a, r?.kind === 'range' ? r.kvs[0] : undefined);
+            }),
+          (err: unknown) => {
+            for (const a of part) a.reject(err);
+          },
+        );
+    }
   }
 
   async getUnitFile(hash: UnitHash): Promise<string | undefined> {

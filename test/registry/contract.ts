@@ -10,6 +10,7 @@ import type {
   LeaseOptions,
   MachineRegistration,
   Registry,
+  UnitRecord,
   Wake,
   WatchedSet,
 } from '../../src/registry/registry.js';
@@ -173,6 +174,28 @@ export function registryContract(test: TestFn, makeEnv: () => Promise<ContractEn
       );
       t.pass();
       sub.close();
+    }),
+  );
+
+  test(
+    'units asked for at once (a start of many instances) are each answered as if asked alone',
+    withEnv(async (t, env) => {
+      const r = env.connect();
+      // More than one transaction holds (etcd's default limit is 128 operations).
+      const stored = Array.from({ length: 140 }, (_, i) => unit(`many@${i}.service`, `text ${i % 3}`));
+      await r.createUnits(stored);
+      await r.setTargetState(stored[5]!.unit.name, 'inactive');
+      const names = [
+        ...stored.map((u) => u.unit.name),
+        ...Array.from({ length: 10 }, (_, i) => asUnitName(`missing@${i}.service`)),
+      ];
+      const together = await Promise.all(names.map((n) => r.getUnit(n)));
+      const alone: (UnitRecord | undefined)[] = [];
+      for (const n of names) alone.push(await r.getUnit(n));
+      t.deepEqual(together, alone);
+      t.is(together.filter((u) => u === undefined).length, 10);
+      t.like(together[5], { name: stored[5]!.unit.name, target: 'inactive' });
+      t.like(together[6], { name: stored[6]!.unit.name, hash: stored[6]!.unit.hash, target: 'launched' });
     }),
   );
 
