@@ -112,8 +112,10 @@ interface Tracked {
   problem?: string;
   /** status.json as last read and decoded (#readStatus). */
   statusRead?: { readonly text: string; readonly value: SupervisorStatus } | undefined;
-  /** The latest observation and when (monotonic) it was made; list() reuses it while fresh. */
-  /** The last observation, when it was made, and its JSON (an unchanged one is the same object). */
+  /**
+   * The latest observation, when (monotonic) it was made, and its JSON: list() reuses it while
+   * fresh, and an unchanged one is the same object (#observe).
+   */
   observed?: { readonly o: ObservedUnit; readonly at: number; readonly key: string } | undefined;
 }
 
