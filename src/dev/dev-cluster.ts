@@ -15,6 +15,7 @@ import { shellQuote } from '../discovery/run-command.js';
 import { clearDevContext, devContextPath, writeDevContext } from './context.js';
 import { DevError } from './dev-error.js';
 import { FLEETD_NODE_FLAGS } from '../daemon/node-flags.js';
+import { defaultCgroupRoot } from '../runtime/process-tree.js';
 import { fleetdArgs, fleetdEnv, parseHelpFlags } from './fleetd-argv.js';
 import { etcdMemberStatuses, type EtcdMemberStatus } from './etcd-members.js';
 import { matchHost } from './host-match.js';
@@ -56,6 +57,7 @@ import {
   type Resource,
 } from './state.js';
 import {
+  cgroupHierarchies,
   fleettsCgroups,
   isRunning,
   killAll,
@@ -320,6 +322,11 @@ export class DevCluster {
       this.#deps.clock,
     );
     await ctx.save({ ...ctx.state, processes: [] });
+    // Their units' cgroups: a host whose plug was pulled cannot remove them itself.
+    const hierarchies = await cgroupHierarchies();
+    await removeCgroupTrees(
+      plan.hosts.flatMap((h) => hierarchies.map((x) => join(x.dir, defaultCgroupRoot(h.stateDir)))),
+    );
 
     let removed = 0;
     for (const r of [...ctx.state.resources].reverse()) {

@@ -198,20 +198,7 @@ export async function unmountUnder(dir: string): Promise<void> {
  * `pids` are in: after a power-off they are empty and are removed, as a reboot would clear them.
  */
 export async function fleettsCgroups(pids: readonly number[]): Promise<string[]> {
-  const mounts = await readFile('/proc/mounts', 'utf8');
-  const hierarchies: { controllers: string; dir: string }[] = [];
-  for (const line of mounts.split('\n')) {
-    const [, target, type, opts] = line.split(' ');
-    if (target === undefined || opts === undefined) continue;
-    if (type === 'cgroup2') hierarchies.push({ controllers: '', dir: unescapeMount(target) });
-    if (type === 'cgroup') {
-      const named = opts.split(',').find((o) => o.startsWith('name='));
-      const ctrls = opts
-        .split(',')
-        .filter((o) => !['rw', 'ro', 'nosuid', 'nodev', 'noexec', 'relatime'].includes(o));
-      hierarchies.push({ controllers: named ?? ctrls.sort().join(','), dir: unescapeMount(target) });
-    }
-  }
+  const hierarchies = await cgroupHierarchies();
   const dirs = new Set<string>();
   for (const pid of pids) {
     let text: string;
@@ -229,6 +216,25 @@ export async function fleettsCgroups(pids: readonly number[]): Promise<string[]>
     }
   }
   return [...dirs];
+}
+
+/** The cgroup hierarchies mounted here: their controllers (v1; '' for v2) and mount points. */
+export async function cgroupHierarchies(): Promise<{ controllers: string; dir: string }[]> {
+  const mounts = await readFile('/proc/mounts', 'utf8');
+  const hierarchies: { controllers: string; dir: string }[] = [];
+  for (const line of mounts.split('\n')) {
+    const [, target, type, opts] = line.split(' ');
+    if (target === undefined || opts === undefined) continue;
+    if (type === 'cgroup2') hierarchies.push({ controllers: '', dir: unescapeMount(target) });
+    if (type === 'cgroup') {
+      const named = opts.split(',').find((o) => o.startsWith('name='));
+      const ctrls = opts
+        .split(',')
+        .filter((o) => !['rw', 'ro', 'nosuid', 'nodev', 'noexec', 'relatime'].includes(o));
+      hierarchies.push({ controllers: named ?? ctrls.sort().join(','), dir: unescapeMount(target) });
+    }
+  }
+  return hierarchies;
 }
 
 /**

@@ -5,7 +5,6 @@
 // adopts what a previous fleetd left running, of either kind (docs/runtime-files.md).
 
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -24,7 +23,7 @@ import type { UnitName } from '../cluster/types.js';
 import { fenceUntil, writeFenceUntil } from './fence.js';
 import { readJournal } from './journal-reader.js';
 import { identify, isAlive } from './proc.js';
-import { chooseTracking, removeUnitCgroup, unitCgroupPids } from './process-tree.js';
+import { chooseTracking, defaultCgroupRoot, removeUnitCgroup, unitCgroupPids } from './process-tree.js';
 import {
   RuntimeError,
   type ChangeListener,
@@ -162,8 +161,7 @@ export class ProcessRuntime implements Runtime<ProcessUnitConfig> {
     this.#clock = deps.clock ?? systemClock;
     this.#journal = deps.journal ?? DEFAULT_JOURNAL;
     this.#tracking = deps.tracking ?? 'auto';
-    this.#cgroupRoot =
-      deps.cgroupRoot ?? `fleetts/${createHash('sha256').update(this.#stateDir).digest('hex').slice(0, 12)}`;
+    this.#cgroupRoot = deps.cgroupRoot ?? defaultCgroupRoot(this.#stateDir);
     this.#command = deps.supervisorCommand ?? defaultSupervisorCommand();
     this.#resyncMs = deps.resyncMs ?? 30_000;
     this.#startTimeoutMs = deps.supervisorStartTimeoutMs ?? 15_000;

@@ -6,7 +6,8 @@
 // both clears its environment and double-forks escapes the fallback; none escapes a cgroup.
 
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
 import { environHas, listPids, readProcStat } from './proc.js';
 import type { TrackingConfig } from './supervisor-protocol.js';
 
@@ -242,6 +243,11 @@ export function unitCgroupPids(tracking: TrackingConfig): number[] {
 interface CgroupMount {
   readonly mountPoint: string;
   readonly version: 1 | 2;
+}
+
+/** Where the units of the runtime keeping its state in `stateDir` get their cgroups (in each hierarchy). */
+export function defaultCgroupRoot(stateDir: string): string {
+  return `fleetts/${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`;
 }
 
 /** cgroup2 mounts first, then v1 hierarchies with the pids controller. */

@@ -1,7 +1,7 @@
 // `fleetts dev` for real: network namespaces, a bridge, etcd and one fleetd per host (2 hosts, a
 // 2 s lease). The tests run in order on one cluster and end with `down`, which must leave nothing.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { readState } from '../../src/dev/state.js';
 import { forwardRule, iptablesRuleExists, linkExists, netnsExists } from '../../src/dev/network.js';
 import { isRunning, mountTargets, netnsPids, processStartTime } from '../../src/dev/system.js';
 import { createEtcdRegistry } from '../../src/registry/etcd-registry.js';
+import { chooseTracking, defaultCgroupRoot } from '../../src/runtime/process-tree.js';
 import { waitFor } from '../helpers/wait.js';
 
 const LEASE_TTL_MS = 2_000;
@@ -281,7 +282,17 @@ test.serial('down: no namespaces, links, iptables rules, mounts or processes are
   const before = await readState(dev.stateDir);
   const processes = before?.processes ?? [];
   t.true(processes.length >= 3, 'etcd and two fleetds were recorded');
+  // A unit's cgroup whose process was killed from outside (`kill -9` of a host's processes, not
+  // dev power-off): nothing runs in it to lead down to it, and the host could not remove it.
+  const host = plan.hosts[0]!;
+  const tracking = chooseTracking(defaultCgroupRoot(host.stateDir), 'left.service', 'auto');
+  if (tracking.kind === 'proc-scan') throw new Error('no writable cgroup hierarchy on this machine');
+  const unit = await startServer(host, 7073);
+  writeFileSync(join(tracking.path, 'cgroup.procs'), String(unit.pid));
+  process.kill(unit.pid, 'SIGKILL');
+  await waitFor('the unit killed', async () => !(await isRunning(unit)), { intervalMs: 50 });
   await dev.down();
+  t.false(existsSync(tracking.path), `${tracking.path} removed`);
   for (const h of plan.hosts) {
     t.false(await netnsExists(h.netns), `${h.netns} removed`);
     t.false(await linkExists(h.veth), `${h.veth} removed`);
