@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Agent, type AgentDeps, type AgentMembership } from '../../src/agent/agent.js';
+import { Agent, TRANSIENT_REPORT_MS, type AgentDeps, type AgentMembership } from '../../src/agent/agent.js';
 import {
   asMachineId,
   asUnitName,
@@ -220,6 +220,43 @@ test('a unit runs with its environment and specifiers; is reported, replaced, an
   // The agent's own view follows on its next pass.
   await waitFor('web@7 forgotten by the agent', () => agent.status(asUnitName('web@7.unit')) === undefined);
   t.is(agent.status(asUnitName('web@7.unit')), undefined);
+});
+
+test('statuses in etcd: a starting state is written only once it has lasted TRANSIENT_REPORT_MS (a slow start shows it, a quick one writes running alone)', async (t) => {
+  const c = await cluster(etcd().endpoint);
+  const { runtime } = newRuntime();
+  const agent = agentFor(c, runtime);
+  await agent.start();
+  const seen = async (unit: string, until: (s: UnitStatus) => boolean): Promise<[UnitStatus, number][]> => {
+    const states: [UnitStatus, number][] = [];
+    await waitFor(
+      `${unit} to settle`,
+      async () => {
+        const s = await c.status(unit);
+        if (s !== undefined && states.at(-1)?.[0].sub !== s.sub) states.push([s, Date.now()]);
+        return s !== undefined && until(s) ? true : undefined;
+      },
+      { intervalMs: 10, timeoutMs: 20_000 },
+    );
+    return states;
+  };
+  const at = ([s, when]: [UnitStatus, number]): number => when - Date.parse(s.since);
+  const transient = (states: [UnitStatus, number][]): [UnitStatus, number][] =>
+    states.filter(([s]) => s.active === 'activating' || s.active === 'deactivating');
+  // Quick: on a quiet machine only `active/running` is ever written. A busy one may take longer
+  // than the time to start it: then a starting state may show, but never sooner than the time.
+  await c.assign('quick.unit', '[Service]\nExecStart=/bin/sleep 1000\n');
+  const quick = await seen('quick.unit', (s) => running(s) !== false);
+  t.log(quick.map(([s, when]) => `${s.active}/${s.sub} ${at([s, when])} ms after since`).join(', '));
+  t.like(quick.at(-1)?.[0], { active: 'active', sub: 'running' });
+  for (const s of transient(quick)) t.true(at(s) >= TRANSIENT_REPORT_MS - 50, `${s[0].sub} written too soon`);
+  // Slow (2 s in ExecStartPre): activating shows, once it has lasted the time.
+  await c.assign('slow.unit', '[Service]\nExecStartPre=/bin/sleep 2\nExecStart=/bin/sleep 1000\n');
+  const slow = await seen('slow.unit', (s) => running(s) !== false);
+  t.log(slow.map(([s, when]) => `${s.active}/${s.sub} ${at([s, when])} ms after since`).join(', '));
+  t.like(slow[0]?.[0], { active: 'activating' });
+  for (const s of transient(slow)) t.true(at(s) >= TRANSIENT_REPORT_MS - 50, `${s[0].sub} written too soon`);
+  t.like(slow.at(-1)?.[0], { active: 'active', sub: 'running' });
 });
 
 test('BindsTo: the sidekick starts after its unit and stops when it fails', async (t) => {
