@@ -28,7 +28,7 @@ import type {
 
 export class KvSnapshotReader implements SnapshotReader {
   readonly #core: KvCore;
-  /** Unit and assignment values decoded by the last snapshot, by key. */
+  /** Unit, assignment and status values decoded by the last snapshot, by key. */
   #decoded = new Map<string, Memo>();
 
   constructor(core: KvCore) {
@@ -78,12 +78,12 @@ export class KvSnapshotReader implements SnapshotReader {
       const a = this.#memo(kv, decoded, 'assignment', () => check(decodeAssignment(k, kv), problems));
       if (a !== undefined) assignments.push(a);
     }
-    this.#decoded = decoded;
     const statuses: UnitStatus[] = [];
     for (const kv of statusKvs ?? []) {
-      const s = decodeStatus(k, kv, problems);
+      const s = this.#memo(kv, decoded, 'status', () => decodeStatus(k, kv, problems));
       if (s !== undefined) statuses.push(s);
     }
+    this.#decoded = decoded;
     const unschedulable = new Map<UnitName, Unschedulable>();
     for (const kv of unschedulableKvs ?? []) {
       const read = readRecord(k, kv, 'unschedulable', 'unschedulable', problems);
@@ -162,6 +162,7 @@ export class KvSnapshotReader implements SnapshotReader {
 interface MemoValues {
   unit: UnitRecord;
   assignment: Assignment;
+  status: UnitStatus;
 }
 interface Memo {
   readonly kind: keyof MemoValues;
