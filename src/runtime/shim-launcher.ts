@@ -28,13 +28,20 @@ import { constants as osConstants } from 'node:os';
  * `<exit>.out`). It ignores the signals a stop sends to the unit's processes (only the main process is
  * the service); the main process gets the default dispositions back before exec. fcntl 4 = F_SETFL,
  * 2048 = O_NONBLOCK (x86, ARM and arm64 alike).
+ *
+ * Perl runs a signal handler between two of its ops, never inside a system call: a SIGCHLD that comes
+ * after its last check and before the helper blocks waits until that call returns. A read of stdin
+ * may block until the next request, so a shim's end went unheard (a CI run hung on a zombie shim).
+ * The loop therefore also reaps on every turn and waits in `select` for at most a second: an end is
+ * heard at once through the handler, or within a second when its signal fell in that gap.
  */
 const HELPER_SCRIPT = `
 use POSIX ();
 my @sigs = qw(HUP INT QUIT TERM PIPE USR1 USR2 ALRM CHLD CONT TSTP TTIN TTOU);
 sub answer { my $l = shift; syswrite(STDOUT, $l) }
 my $chld = POSIX::SigSet->new(POSIX::SIGCHLD());
-$SIG{CHLD} = sub { while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("end $p $?\\n") } };
+sub reap { while ((my $p = waitpid(-1, POSIX::WNOHANG())) > 0) { answer("end $p $?\\n") } }
+$SIG{CHLD} = \\&reap;
 sub shim {
   my ($id, $name, $exit, $fifo, $procs, $uid, $gid, $cwd, $path, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
@@ -92,7 +99,13 @@ sub shim {
   POSIX::_exit(0);
 }
 my $buf = '';
+my $in = '';
+vec($in, fileno(STDIN), 1) = 1;
 while (1) {
+  reap();
+  my $ready = select(my $r = $in, undef, undef, 1);
+  if ($ready < 0) { next if $!{EINTR}; last }
+  next if $ready == 0;
   my $n = sysread(STDIN, $buf, 65536, length $buf);
   if (!defined $n) { next if $!{EINTR}; last }
   last if $n == 0;

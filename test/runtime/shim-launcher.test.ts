@@ -258,3 +258,36 @@ test("the shim's answer may come before the helper's `shim` line: the shim is kn
   t.is(end, 256);
   t.deepEqual(heard, [4242]);
 });
+
+test('a shim whose SIGCHLD the helper never handles is still reaped and its end heard', async (t) => {
+  // Perl runs a handler between ops, not in a system call: a SIGCHLD that came just before the
+  // helper blocked went unhandled until its next request (a CI run hung on that zombie). This wrapper
+  // runs the real helper with its handler replaced by the default disposition, the worst case of
+  // that gap: every end must then be found by the helper's own loop.
+  const dir = await mkdtemp(join(tmpdir(), 'fleetts-shim-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const wrapper = join(dir, 'perl');
+  writeFileSync(
+    wrapper,
+    [
+      '#!/usr/bin/perl',
+      'my ($e, $script) = @ARGV;',
+      '$script =~ s/^\\$SIG\\{CHLD\\} = .*$/\\$SIG{CHLD} = \'DEFAULT\';/m or die "no SIGCHLD handler in the helper\\n";',
+      "exec '/usr/bin/perl', $e, $script;",
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  const launcher = new ShimLauncher(wrapper);
+  t.teardown(() => launcher.close());
+  const ends: number[] = [];
+  for (const i of [1, 2, 3]) {
+    const spec = await unit(launcher, dir, `q@${i}.service`, ['/bin/sh', '-c', `exit ${i}`]);
+    const report = await launcher.launch(spec, (pid) => launcher.onEnd(pid, (s) => ends.push(s ?? -1)));
+    t.is(report.kind, 'running', JSON.stringify(report));
+    // No request follows until this end is heard: only the loop's own reaping can find it.
+    await until(`the end of shim ${i}`, () => ends.length === i, 5_000);
+    t.is(readFileSync(spec.exit, 'utf8').split(' ').slice(1).join(' '), `exited ${i}\n`);
+  }
+  t.deepEqual(ends, [0, 0, 0], 'each shim ended well, reaped by the helper');
+});
