@@ -87,7 +87,21 @@ class Cluster {
     await this.raw.put(this.prefix + key).value(value);
   }
 
+  /**
+   * One API request; a 503 not_registered (fleetd between two memberships: its 2 s lease lapsed on
+   * a loaded machine) is asked again for up to 30 s, as the CLI does.
+   */
   async request(host: Host, method: string, path: string, body?: unknown): Promise<Answer> {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const answer = await this.#requestOnce(host, method, path, body);
+      const code = (answer.body as { error?: { code?: unknown } } | undefined)?.error?.code;
+      if (answer.status !== 503 || code !== 'not_registered' || Date.now() > end) return answer;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async #requestOnce(host: Host, method: string, path: string, body?: unknown): Promise<Answer> {
     const res = await fetch(host.api + path, {
       method,
       headers: {
