@@ -5,7 +5,7 @@ import { UsageError } from '../lib/errors.js';
 import { devContextPath, readDevContext } from '../dev/context.js';
 import type { Endpoint } from '../api/http-transport.js';
 import { DEFAULT_API_ENDPOINT } from '../api/defaults.js';
-import { ApiClient } from './client.js';
+import type { ApiClient } from './client.js';
 import { EndpointList, parseEndpointList } from './endpoint-list.js';
 import type { Output } from './output.js';
 
@@ -77,6 +77,8 @@ export async function clientFromOptions(
   if ((tls.cert === undefined) !== (tls.key === undefined))
     throw new UsageError('--cert-file and --key-file go together: give both or neither');
   const debug = opts.debug === true ? (line: string) => output.err(`debug: ${line}`) : undefined;
+  // The client and its response schemas (zod) load only for a command that talks to fleetd.
+  const { ApiClient } = await import('./client.js');
   return new ApiClient({
     endpoints: new EndpointList(endpoints, debug),
     timeoutMs: Math.round(seconds * 1000),

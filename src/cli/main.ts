@@ -7,23 +7,8 @@ import { VERSION } from '../lib/version.js';
 import type { ApiClient } from './client.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { addGlobalOptions, clientFromOptions, type GlobalOptions } from './global-options.js';
-import { registerListCommands } from './list-commands.js';
 import { type Output, processOutput } from './output.js';
-import { registerTargetCommands } from './target-commands.js';
-import { registerUnitInfoCommands } from './unit-info-commands.js';
-import { registerVerify } from './verify.js';
-import { registerAnnounce } from './announce.js';
-import { registerFloatingAddress } from './floating-address.js';
-import { registerDev } from './dev.js';
-import { registerUpstream } from './upstream.js';
-import { registerGalera } from './galera.js';
-import { registerFtp } from './ftp.js';
-import { registerCloudConfig } from './cloud-config.js';
-import { registerRollout } from './rollout.js';
-import { registerEvents } from './events.js';
-import { registerDashboard } from './dashboard.js';
-import { registerDrainCommands } from './drain-commands.js';
-import { DEFAULT_POLL_MS } from './wait-for-units.js';
+import { DEFAULT_POLL_MS } from './poll.js';
 
 export interface CliContext {
   readonly output: Output;
@@ -40,6 +25,105 @@ export interface CliContext {
   readonly pollMs: number;
 }
 
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * The command groups, in the order help lists them, each loaded on demand: a command imports only
+ * its own group, not the code (and zod schemas) of the other twenty-odd commands, which took about
+ * a third of a command's start (docs/memory.md#cli).
+ */
+const GROUPS = {
+  target: async () => (await import('./target-commands.js')).registerTargetCommands,
+  rollout: async () => (await import('./rollout.js')).registerRollout,
+  list: async () => (await import('./list-commands.js')).registerListCommands,
+  unitInfo: async () => (await import('./unit-info-commands.js')).registerUnitInfoCommands,
+  events: async () => (await import('./events.js')).registerEvents,
+  dashboard: async () => (await import('./dashboard.js')).registerDashboard,
+  verify: async () => (await import('./verify.js')).registerVerify,
+  announce: async () => (await import('./announce.js')).registerAnnounce,
+  upstream: async () => (await import('./upstream.js')).registerUpstream,
+  floatingAddress: async () => (await import('./floating-address.js')).registerFloatingAddress,
+  dev: async () => (await import('./dev.js')).registerDev,
+  galera: async () => (await import('./galera.js')).registerGalera,
+  ftp: async () => (await import('./ftp.js')).registerFtp,
+  cloudConfig: async () => (await import('./cloud-config.js')).registerCloudConfig,
+  drain: async () => (await import('./drain-commands.js')).registerDrainCommands,
+} satisfies Record<string, () => Promise<Register>>;
+
+/** Each top-level command name and alias, and the group that defines it (a test keeps it whole). */
+export const COMMAND_GROUPS: Readonly<Record<string, keyof typeof GROUPS>> = {
+  submit: 'target',
+  load: 'target',
+  start: 'target',
+  stop: 'target',
+  unload: 'target',
+  destroy: 'target',
+  restart: 'target',
+  rollout: 'rollout',
+  'list-units': 'list',
+  'list-unit-files': 'list',
+  'list-machines': 'list',
+  status: 'unitInfo',
+  journal: 'unitInfo',
+  cat: 'unitInfo',
+  plan: 'unitInfo',
+  events: 'events',
+  dashboard: 'dashboard',
+  verify: 'verify',
+  announce: 'announce',
+  upstream: 'upstream',
+  'floating-address': 'floatingAddress',
+  dev: 'dev',
+  galera: 'galera',
+  ftp: 'ftp',
+  'cloud-config': 'cloudConfig',
+  'farm-files': 'cloudConfig',
+  drain: 'drain',
+  undrain: 'drain',
+};
+
+async function loadGroups(only: string | undefined): Promise<Register[]> {
+  // `version` and `--version` are the program's own.
+  if (only === 'version') return [];
+  const group = only === undefined ? undefined : COMMAND_GROUPS[only];
+  const wanted = group === undefined ? Object.values(GROUPS) : [GROUPS[group]];
+  return Promise.all(wanted.map((load) => load()));
+}
+
+/**
+ * The command `argv` runs: its first word that is neither a global option nor an option's value
+ * (`version` for `--version`). Undefined when there is none (help) or it is not certain: every group
+ * is loaded then.
+ */
+export function commandWord(argv: readonly string[]): string | undefined {
+  const takesValue = globalOptionValues();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--' || arg === '-') return undefined;
+    if (arg === '--version' || arg === 'version') return 'version';
+    if (!arg.startsWith('-')) return Object.hasOwn(COMMAND_GROUPS, arg) ? arg : undefined;
+    if (arg.includes('=')) continue;
+    const takes = takesValue.get(arg);
+    if (takes === undefined) return undefined;
+    if (takes) i++;
+  }
+  return undefined;
+}
+
+let globalOptions: Map<string, boolean> | undefined;
+
+/** Each global option's flags, and whether it takes a value. */
+function globalOptionValues(): Map<string, boolean> {
+  if (globalOptions !== undefined) return globalOptions;
+  const probe = new Command();
+  addGlobalOptions(probe);
+  globalOptions = new Map();
+  for (const o of probe.options)
+    for (const flag of [o.long, o.short])
+      if (flag !== undefined) globalOptions.set(flag, o.required || o.optional);
+  return globalOptions;
+}
+
 export interface RunOptions {
   readonly signal?: AbortSignal;
   readonly clock?: Clock;
@@ -47,7 +131,11 @@ export interface RunOptions {
   readonly pollMs?: number;
 }
 
-export function buildProgram(ctx: CliContext): Command {
+/**
+ * The program with every command, or with only the group that defines command `only` (a command
+ * loads only its own code: see COMMAND_GROUPS).
+ */
+export async function buildProgram(ctx: CliContext, only?: string): Promise<Command> {
   const program = new Command('fleetts')
     .description('fleetts: schedule systemd-style units over a cluster of hosts (fleet, on etcd)')
     .version(VERSION, '--version', 'print the fleetts version')
@@ -79,21 +167,7 @@ Environment: FLEETTS_ENDPOINT, FLEETTS_TOKEN, FLEETTS_CA_FILE, FLEETTS_CERT_FILE
     .description('print the fleetts version')
     .action(() => ctx.output.out(VERSION));
 
-  registerTargetCommands(program, ctx);
-  registerRollout(program, ctx);
-  registerListCommands(program, ctx);
-  registerUnitInfoCommands(program, ctx);
-  registerEvents(program, ctx);
-  registerDashboard(program, ctx);
-  registerVerify(program, ctx);
-  registerAnnounce(program, ctx);
-  registerUpstream(program, ctx);
-  registerFloatingAddress(program, ctx);
-  registerDev(program, ctx);
-  registerGalera(program, ctx);
-  registerFtp(program, ctx);
-  registerCloudConfig(program, ctx);
-  registerDrainCommands(program, ctx);
+  for (const register of await loadGroups(only)) register(program, ctx);
   return program;
 }
 
@@ -119,7 +193,7 @@ export async function run(
     signal: options.signal,
     pollMs: options.pollMs ?? DEFAULT_POLL_MS,
   };
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, commandWord(argv));
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;

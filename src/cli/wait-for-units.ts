@@ -11,7 +11,6 @@ import type { UnitNews } from './unit-news.js';
 
 /** Default --block-attempts: one attempt per poll interval, so about a minute with the default. */
 export const DEFAULT_BLOCK_ATTEMPTS = 120;
-export const DEFAULT_POLL_MS = 500;
 /** A failure must hold this long before it counts (a stale status of a unit being restarted). */
 const FAILURE_GRACE_MS = 1_500;
 

@@ -49,6 +49,30 @@ test('bin/fleetts.js runs the bundle, which finds package.json and the examples 
     `modules of dist/cli were loaded beside the bundle:\n${loaded.join('\n')}`,
   );
 
+  // A command loads its own group of commands, not the others (src/cli/main.ts COMMAND_GROUPS).
+  const list = await run(process.execPath, [
+    '--import',
+    register,
+    BIN,
+    'list-units',
+    '--endpoint',
+    'http://127.0.0.1:1',
+  ]).catch((err: { stderr: string; code: number }) => err);
+  t.regex(list.stderr, /cannot reach fleetd at http:\/\/127\.0\.0\.1:1/);
+  const chunks = list.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('LOADED ') && l.includes('/dist/cli-bundle/'))
+    .map((l) => l.slice(l.lastIndexOf('/') + 1));
+  t.true(
+    chunks.some((c) => c.startsWith('list-commands-')),
+    `list-units did not load its group:\n${chunks.join('\n')}`,
+  );
+  for (const other of ['galera-', 'ftp-', 'cloud-config-', 'dev-', 'target-commands-', 'upstream-'])
+    t.false(
+      chunks.some((c) => c.startsWith(other)),
+      `list-units loaded ${other}*:\n${chunks.join('\n')}`,
+    );
+
   // farm-files reads examples/process/*.unit from the package root (new URL('../../', import.meta.url)).
   const out = join(dir, 'farm');
   await run(process.execPath, [BIN, 'farm-files', '--out', out]);

@@ -242,7 +242,7 @@ test.serial('the CLI: status, env, HOST errors and up on a running cluster', asy
       signal: undefined,
       pollMs: 100,
     };
-    const program = buildProgram(ctx);
+    const program = await buildProgram(ctx);
     // Replace the stock `dev` command by one writing this test's context file.
     const stock = program.commands.findIndex((c) => c.name() === 'dev');
     if (stock >= 0) (program.commands as unknown[]).splice(stock, 1);

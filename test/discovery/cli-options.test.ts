@@ -8,7 +8,7 @@ import { registerUpstream } from '../../src/cli/upstream.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { silentLogger } from '../../src/lib/logger.js';
 
-function program(): ReturnType<typeof buildProgram> {
+async function program(): ReturnType<typeof buildProgram> {
   const ctx: CliContext = {
     output: new BufferOutput(),
     exitCode: 0,
@@ -18,7 +18,7 @@ function program(): ReturnType<typeof buildProgram> {
     signal: undefined,
     pollMs: 500,
   };
-  const p = buildProgram(ctx);
+  const p = await buildProgram(ctx);
   const deps = { env: {}, log: silentLogger, signal: AbortSignal.abort() };
   if (!p.commands.some((c) => c.name() === 'announce')) registerAnnounce(p, ctx, deps);
   if (!p.commands.some((c) => c.name() === 'upstream')) registerUpstream(p, ctx, deps);
@@ -78,7 +78,7 @@ const usageErrors: readonly [string[], string][] = [
 ];
 for (const [argv, message] of usageErrors) {
   test(`usage error: ${argv.slice(0, 1).concat(argv.slice(-2)).join(' ')}`, async (t) => {
-    const err = await t.throwsAsync(program().parseAsync(argv, { from: 'user' }));
+    const err = await t.throwsAsync((await program()).parseAsync(argv, { from: 'user' }));
     t.is(err?.message, message);
     t.is((err as { code?: string } | undefined)?.code, 'usage');
   });

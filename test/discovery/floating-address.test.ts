@@ -153,7 +153,7 @@ test('settings: --track takes a tcp:// or http:// check, with its interval, time
   });
 });
 
-function program(): ReturnType<typeof buildProgram> {
+async function program(): ReturnType<typeof buildProgram> {
   const ctx: CliContext = {
     output: new BufferOutput(),
     exitCode: 0,
@@ -164,7 +164,7 @@ function program(): ReturnType<typeof buildProgram> {
     pollMs: 500,
   };
   // main.ts registers floating-address: every case below fails before it reads deps or etcd.
-  const p = buildProgram(ctx);
+  const p = await buildProgram(ctx);
   if (!p.commands.some((c) => c.name() === 'floating-address'))
     registerFloatingAddress(p, ctx, { env: {}, log: silentLogger, signal: AbortSignal.abort() });
   return p;
@@ -210,7 +210,9 @@ const usageErrors: readonly [string[], string][] = [
 ];
 for (const [argv, message] of usageErrors) {
   test(`usage error: ${argv.join(' ')}`, async (t) => {
-    const err = await t.throwsAsync(program().parseAsync(['floating-address', ...argv], { from: 'user' }));
+    const err = await t.throwsAsync(
+      (await program()).parseAsync(['floating-address', ...argv], { from: 'user' }),
+    );
     t.is(err?.message, message);
     t.is((err as { code?: string } | undefined)?.code, 'usage');
   });

@@ -1,0 +1,2 @@
+/** How often a blocking command (start --block, rollout…) asks the cluster, by default. */
+export const DEFAULT_POLL_MS = 500;
