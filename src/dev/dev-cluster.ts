@@ -780,16 +780,6 @@ export class DevCluster {
     const cgroups = await fleettsCgroups(pids);
     onKill?.();
     await killAll(pids, this.#deps.clock);
-    // A process forked between the listing and the kill (an nginx master replacing a worker) would
-    // outlive the power-off, orphaned: the namespaces are listed and killed again until empty.
-    for (let round = 0; round < 10; round++) {
-      const left: number[] = [];
-      for (const h of hosts) left.push(...(await netnsPids(h.netns)));
-      const more = (await withDescendants(left)).filter((p) => p !== process.pid);
-      if (more.length === 0) break;
-      cgroups.push(...(await fleettsCgroups(more)));
-      await killAll(more, this.#deps.clock);
-    }
     for (const h of hosts) {
       await unmountUnder(h.stateDir);
       if (h.docker !== undefined) {
