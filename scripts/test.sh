@@ -39,9 +39,17 @@ log "ava"
 # ava's default reporter, counted from its per-test lines. (Its TAP reporter dies with a js-yaml
 # YAMLException when a failing test's error holds a value YAML cannot dump, and then hides which
 # test failed.) Tests that never finished (a failed hook, a crashed or timed-out worker) count as failures.
+# A run that hangs (a test waiting on something that never comes, past ava's own timeout) is
+# interrupted after FLEETTS_AVA_LIMIT_S (45 min; the whole suite takes about 18): ava then names
+# the tests still pending, and they count as failures, instead of CI's own limit ending the run
+# without a summary line.
 out=$(mktemp)
-NO_COLOR=1 npx ava "$@" 2>&1 | tee "$out"
+limit=${FLEETTS_AVA_LIMIT_S:-2700}
+NO_COLOR=1 timeout -s INT -k 60s "$limit" npx ava "$@" 2>&1 | tee "$out"
 ava_rc=${PIPESTATUS[0]}
+if [ "$ava_rc" -eq 124 ] || [ "$ava_rc" -eq 137 ]; then
+  echo "ava did not finish within ${limit} s and was interrupted: its pending tests count as failures"
+fi
 read -r ava_pass ava_fail skipped < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '
   /^  ✔ / { pass++ }
   /^  ✘ \[(fail|unexpected pass)\]:/ { fail++ }
@@ -50,8 +58,11 @@ read -r ava_pass ava_fail skipped < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '
   /^  [0-9]+ (uncaught exceptions?|unhandled rejections?)$/ { fail += $1 }
   /^  [0-9]+ tests? remained pending after a timeout$/ { fail += $1; pending = 1 }
   /Timed out while running tests/ { timedout = 1 }
+  /Exiting due to SIGINT/ { interrupted = 1 }
+  /^  [0-9]+ tests? were pending in / { pending_in += $1 }
   /exited (due to|with a non-zero exit code)|Internal error/ { fail++ }
-  END { if (timedout && !pending) fail++; print pass + 0, fail + 0, skip + 0 }')
+  END { if (timedout && !pending) fail++; if (interrupted) fail += pending_in > 0 ? pending_in : 1
+        print pass + 0, fail + 0, skip + 0 }')
 rm -f "$out"
 if [ "$ava_rc" -ne 0 ] && [ "$ava_fail" -eq 0 ]; then
   echo "ava exited with status $ava_rc without naming a failed test: counted as a failure"
