@@ -110,18 +110,14 @@ export function commandWord(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
-let globalOptions: Map<string, boolean> | undefined;
-
 /** Each global option's flags, and whether it takes a value. */
 function globalOptionValues(): Map<string, boolean> {
-  if (globalOptions !== undefined) return globalOptions;
   const probe = new Command();
   addGlobalOptions(probe);
-  globalOptions = new Map();
+  const values = new Map<string, boolean>();
   for (const o of probe.options)
-    for (const flag of [o.long, o.short])
-      if (flag !== undefined) globalOptions.set(flag, o.required || o.optional);
-  return globalOptions;
+    for (const flag of [o.long, o.short]) if (flag !== undefined) values.set(flag, o.required || o.optional);
+  return values;
 }
 
 export interface RunOptions {
