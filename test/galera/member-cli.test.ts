@@ -11,7 +11,7 @@ import { systemClock } from '../../src/lib/clock.js';
 import { EtcdKv } from '../../src/registry/etcd-kv.js';
 import { GaleraStore } from '../../src/galera/galera-store.js';
 import { randomPrefix, useEtcd } from '../helpers/etcd.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 
 const etcd = useEtcd(test);
 let root = '';
@@ -106,7 +106,8 @@ test('one real member bootstraps, answers the clustercheck when Synced and stops
   if (process.getuid?.() !== 0) return t.fail('this test runs mariadbd as the mysql user: run it as root');
   const dir = await mkdtemp(join(root, 'real-'));
   await chmod(dir, 0o755);
-  const [port, checkPort, gcommPort] = [await freePort(), await freePort(), await freePort()];
+  // Three distinct ports: three freePort() calls one after the other may return the same one.
+  const [port, checkPort, gcommPort] = await freePorts(3);
   const prefix = randomPrefix();
   const stop = new AbortController();
   const out = capture();
